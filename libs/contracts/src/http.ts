@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { JobStatusSchema, ResultStatusSchema, TargetTypeSchema } from './messages.ts';
+
+/** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
+
+export const ServiceNameEnum = Type.Union(
+  [Type.String({ description: 'Service name, case-insensitive: GeoIP, Ping, RDAP, ReverseDNS' }), Type.Integer({ minimum: 0, maximum: 3 })],
+  { description: 'A service by name (case-insensitive) or number 0-3' },
+);
+
+export const SubmitLookupBodySchema = Type.Object(
+  {
+    target: Type.String({ description: 'An IPv4/IPv6 address or a domain name', examples: ['8.8.8.8'], maxLength: 1024 }),
+    services: Type.Optional(
+      Type.Array(ServiceNameEnum, { minItems: 1, maxItems: 4, description: 'Services to run; omitted means all four' }),
+    ),
+  },
+  { $id: 'SubmitLookupBody', additionalProperties: false },
+);
+export type SubmitLookupBody = Static<typeof SubmitLookupBodySchema>;
+
+export const SubmitLookupAcceptedSchema = Type.Object(
+  { jobId: Type.String({ format: 'uuid' }), statusUrl: Type.String(), message: Type.String() },
+  { $id: 'SubmitLookupAccepted' },
+);
+export type SubmitLookupAccepted = Static<typeof SubmitLookupAcceptedSchema>;
+
+export const ServiceResultSchema = Type.Object(
+  {
+    serviceType: Type.String({ description: 'Service name' }),
+    status: ResultStatusSchema,
+    success: Type.Boolean(),
+    data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    errorMessage: Type.Union([Type.String(), Type.Null()]),
+    completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    durationMs: Type.Union([Type.Number(), Type.Null()]),
+    attempts: Type.Integer(),
+  },
+  { $id: 'ServiceResult' },
+);
+export type ServiceResult = Static<typeof ServiceResultSchema>;
+
+export const JobDocumentSchema = Type.Object(
+  {
+    jobId: Type.String({ format: 'uuid' }),
+    target: Type.String(),
+    targetType: TargetTypeSchema,
+    status: JobStatusSchema,
+    createdAt: Type.String({ format: 'date-time' }),
+    completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    completionPercentage: Type.Integer({ minimum: 0, maximum: 100 }),
+    requestedServices: Type.Array(Type.String(), { description: 'Service names, in request order' }),
+    results: Type.Array(ServiceResultSchema),
+  },
+  { $id: 'JobDocument' },
+);
+export type JobDocument = Static<typeof JobDocumentSchema>;
+
+export const ServiceInfoSchema = Type.Object(
+  { name: Type.String(), value: Type.Integer(), description: Type.String() },
+  { $id: 'ServiceInfo' },
+);
+
+export const ErrorBodySchema = Type.Object(
+  {
+    error: Type.String(),
+    message: Type.Optional(Type.String()),
+    details: Type.Optional(Type.Array(Type.String())),
+    retryAfter: Type.Optional(Type.Integer({ minimum: 0, description: 'Seconds to wait before retrying (429, 503)' })),
+  },
+  { $id: 'ErrorBody', additionalProperties: true },
+);
+export type ErrorBody = Static<typeof ErrorBodySchema>;

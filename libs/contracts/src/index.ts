@@ -1,0 +1,6 @@
+export * from './services.ts';
+export * from './status.ts';
+export * from './target.ts';
+export * from './messages.ts';
+export * from './http.ts';
+export * from './errors.ts';

@@ -1,0 +1,129 @@
+import { Type, type Static, type TSchema, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { RESULT_STATUSES, JOB_STATUSES, TARGET_TYPES } from './status.ts';
+
+export const SCHEMA_VERSION = 1 as const;
+
+/** Routing keys (`entity.event`) on the events exchange, and command routing keys on the commands exchange. */
+export const RoutingKeys = Object.freeze({
+  jobSubmitted: 'job.submitted',
+  taskCompleted: 'task.completed',
+  jobCompleted: 'job.completed',
+  command: (slug: string) => `lookup.${slug}`,
+});
+
+type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
+const literalUnion = <const T extends readonly string[]>(values: T): TUnion<LiteralTuple<T>> =>
+  Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<LiteralTuple<T>>;
+
+export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
+export const TargetTypeSchema = literalUnion(TARGET_TYPES);
+export const ResultStatusSchema = literalUnion(RESULT_STATUSES);
+export const JobStatusSchema = literalUnion(JOB_STATUSES);
+const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
+const IsoDate = Type.String({ minLength: 20, maxLength: 40 });
+
+/** Fields every message carries. `correlationId` is the job id. */
+const Envelope = {
+  messageId: Type.String({ minLength: 1, maxLength: 128 }),
+  correlationId: Uuid,
+  schemaVersion: Type.Literal(SCHEMA_VERSION),
+  occurredAt: IsoDate,
+};
+
+export const JobSubmittedSchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    target: Type.String({ minLength: 1, maxLength: 300 }),
+    targetType: TargetTypeSchema,
+    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: 4, uniqueItems: true }),
+  },
+  { $id: 'JobSubmitted', additionalProperties: true },
+);
+export type JobSubmitted = Static<typeof JobSubmittedSchema>;
+
+export const LookupCommandSchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    target: Type.String({ minLength: 1, maxLength: 300 }),
+    targetType: TargetTypeSchema,
+    serviceType: ServiceTypeSchema,
+    /** 1-based attempt number of this command (retries republish with attempt + 1). */
+    attempt: Type.Integer({ minimum: 1, maximum: 100 }),
+  },
+  { $id: 'LookupCommand', additionalProperties: true },
+);
+export type LookupCommand = Static<typeof LookupCommandSchema>;
+
+export const ResultLocationSchema = Type.Object(
+  { storage: Type.Literal('redis'), key: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false },
+);
+export type ResultLocation = Static<typeof ResultLocationSchema>;
+
+export const TaskCompletedSchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    serviceType: ServiceTypeSchema,
+    status: ResultStatusSchema,
+    success: Type.Boolean(),
+    errorMessage: Type.Union([Type.String({ maxLength: 2000 }), Type.Null()]),
+    durationMs: Type.Number({ minimum: 0 }),
+    attempts: Type.Integer({ minimum: 0, maximum: 100 }),
+    completedAt: IsoDate,
+    /** Where the result document is; null when there is none (e.g. a cancelled task). */
+    location: Type.Union([ResultLocationSchema, Type.Null()]),
+  },
+  { $id: 'TaskCompleted', additionalProperties: true },
+);
+export type TaskCompleted = Static<typeof TaskCompletedSchema>;
+
+export const JobCompletedSchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    status: JobStatusSchema,
+    completedAt: IsoDate,
+  },
+  { $id: 'JobCompleted', additionalProperties: true },
+);
+export type JobCompleted = Static<typeof JobCompletedSchema>;
+
+/** The result document a worker stores at its ResultLocation. */
+export const StoredResultSchema = Type.Object({
+  jobId: Uuid,
+  serviceType: ServiceTypeSchema,
+  status: ResultStatusSchema,
+  success: Type.Boolean(),
+  data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  errorMessage: Type.Union([Type.String(), Type.Null()]),
+  durationMs: Type.Number({ minimum: 0 }),
+  attempts: Type.Integer({ minimum: 0 }),
+  completedAt: IsoDate,
+});
+export type StoredResult = Static<typeof StoredResultSchema>;
+
+export interface Validator<T> {
+  check(value: unknown): value is T;
+  /** Human-readable list of what is wrong (empty when valid). */
+  errors(value: unknown): string[];
+}
+
+/** Compiles a schema once (TypeBox's TypeCompiler); reuse the result, never compile per call. */
+export function compileValidator<S extends TSchema>(schema: S): Validator<Static<S>> {
+  const compiled: TypeCheck<S> = TypeCompiler.Compile(schema);
+  return {
+    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    errors: (value: unknown) => [...compiled.Errors(value)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`),
+  };
+}
+
+export const MessageValidators = Object.freeze({
+  jobSubmitted: compileValidator(JobSubmittedSchema),
+  lookupCommand: compileValidator(LookupCommandSchema),
+  taskCompleted: compileValidator(TaskCompletedSchema),
+  jobCompleted: compileValidator(JobCompletedSchema),
+});

@@ -1,0 +1,19 @@
+export const JOB_STATUSES = ['Pending', 'Processing', 'Completed', 'Cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export const RESULT_STATUSES = ['Succeeded', 'Failed', 'TimedOut', 'Cancelled'] as const;
+export type ResultStatus = (typeof RESULT_STATUSES)[number];
+
+export const TARGET_TYPES = ['IPAddress', 'Domain'] as const;
+export type TargetType = (typeof TARGET_TYPES)[number];
+
+export function isTerminalJobStatus(status: JobStatus): boolean {
+  return status === 'Completed' || status === 'Cancelled';
+}
+
+/** Whole-number percentage of requested services that have an outcome (any outcome counts). */
+export function completionPercentage(requested: number, withOutcome: number): number {
+  if (requested <= 0) return 100;
+  const done = Math.min(Math.max(withOutcome, 0), requested);
+  return Math.floor((done * 100) / requested);
+}

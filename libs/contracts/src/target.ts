@@ -1,0 +1,132 @@
+import { isIPv6 } from 'node:net';
+import { domainToASCII } from 'node:url';
+import type { TargetType } from './status.ts';
+
+export type TargetCheck =
+  | { ok: true; target: string; targetType: TargetType }
+  | { ok: false; error: string };
+
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+const IPV4_RE = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+const ZONE_RE = /^[0-9A-Za-z_.\-]{1,64}$/;
+const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const MAX_INPUT = 1024;
+
+/** Strict dotted-quad: four decimal octets 0-255, no leading zeros, no shorthand ("1.2.3", "0x7f.0.0.1"). */
+export function isStrictIPv4(s: string): boolean {
+  return IPV4_RE.test(s);
+}
+
+/** IPv6 in any RFC 4291 text form, optionally with a zone suffix (`fe80::1%eth0`). */
+export function isIPv6WithZone(s: string): boolean {
+  const pct = s.indexOf('%');
+  if (pct === -1) return isIPv6(s);
+  return isIPv6(s.slice(0, pct)) && ZONE_RE.test(s.slice(pct + 1));
+}
+
+/**
+ * Validates and normalises a lookup target. Input is trimmed first. IP addresses are kept as written
+ * (IPv6 lower-cased); domains are converted to their ASCII (punycode) form, lower-cased, and a single
+ * trailing dot is dropped.
+ */
+export function validateTarget(raw: unknown): TargetCheck {
+  if (typeof raw !== 'string') return { ok: false, error: 'target must be a string' };
+  if (raw.length > MAX_INPUT) return { ok: false, error: `target is longer than ${MAX_INPUT} characters` };
+  const s = raw.trim();
+  if (s.length === 0) return { ok: false, error: 'target is empty' };
+  if (isStrictIPv4(s)) return { ok: true, target: s, targetType: 'IPAddress' };
+  if (s.includes(':')) {
+    return isIPv6WithZone(s)
+      ? { ok: true, target: s.toLowerCase(), targetType: 'IPAddress' }
+      : { ok: false, error: `'${s}' is not a valid IPv6 address` };
+  }
+  return validateDomain(s);
+}
+
+function validateDomain(s: string): TargetCheck {
+  if (/\s/.test(s)) return { ok: false, error: 'target must not contain whitespace' };
+  if (/[/?#@\\]/.test(s)) return { ok: false, error: 'target must be an IP address or a domain name, not a URL' };
+  let name = s;
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name.endsWith('.') || name.startsWith('.') || name.includes('..')) {
+    return { ok: false, error: `'${s}' has an empty label` };
+  }
+  // Anything that looks numeric-dotted but failed the strict IPv4 check is a malformed address, not a domain.
+  if (/^[0-9.]+$/.test(name) || /^0x[0-9a-f]+(\.|$)/i.test(name)) {
+    return { ok: false, error: `'${s}' is not a valid IPv4 address (expected four decimal octets 0-255)` };
+  }
+  const ascii = /^[\x00-\x7f]*$/.test(name) ? name.toLowerCase() : domainToASCII(name);
+  if (!ascii) return { ok: false, error: `'${s}' is not a valid internationalised domain name` };
+  if (ascii.length > 253) return { ok: false, error: 'domain is longer than 253 characters' };
+  const labels = ascii.split('.');
+  if (labels.length < 2) return { ok: false, error: `'${s}' is not a fully qualified domain name (it needs at least two labels)` };
+  for (const label of labels) {
+    if (label.length > 63) return { ok: false, error: `label '${label.slice(0, 20)}...' is longer than 63 characters` };
+    if (!LABEL_RE.test(label)) {
+      return { ok: false, error: `label '${label}' may contain only letters, digits and inner hyphens` };
+    }
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1]!)) return { ok: false, error: 'the top-level domain must not be all digits' };
+  return { ok: true, target: ascii, targetType: 'Domain' };
+}
+
+export type AddressScope = 'public' | 'loopback' | 'private' | 'link-local' | 'reserved' | 'multicast' | 'unspecified';
+
+/**
+ * Classifies an IP literal (v4 or v6, zone allowed). Anything not 'public' is refused as a lookup
+ * target unless ALLOW_PRIVATE_TARGETS is set.
+ */
+export function addressScope(ip: string): AddressScope {
+  const addr = ip.split('%')[0]!.toLowerCase();
+  if (isStrictIPv4(addr)) return ipv4Scope(addr.split('.').map(Number));
+  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
+  if (v4mapped && isStrictIPv4(v4mapped[1]!)) return ipv4Scope(v4mapped[1]!.split('.').map(Number));
+  const words = expandIPv6(addr);
+  if (!words) return 'reserved';
+  if (words.every((w) => w === 0)) return 'unspecified';
+  if (words.slice(0, 7).every((w) => w === 0) && words[7] === 1) return 'loopback';
+  const first = words[0]!;
+  if ((first & 0xff00) === 0xff00) return 'multicast';
+  if ((first & 0xffc0) === 0xfe80) return 'link-local';
+  if ((first & 0xfe00) === 0xfc00) return 'private';
+  if (first === 0x2001 && words[1] === 0x0db8) return 'reserved';
+  if (first === 0x0100 && words.slice(1, 4).every((w) => w === 0)) return 'reserved';
+  if ((first & 0xe000) !== 0x2000) return 'reserved'; // outside global unicast 2000::/3
+  return 'public';
+}
+
+function ipv4Scope([a, b, c]: number[]): AddressScope {
+  if (a === 0) return a === 0 && b === 0 && c === 0 ? 'unspecified' : 'reserved';
+  if (a === 127) return 'loopback';
+  if (a === 10 || (a === 172 && b! >= 16 && b! <= 31) || (a === 192 && b === 168)) return 'private';
+  if (a === 100 && b! >= 64 && b! <= 127) return 'private'; // carrier-grade NAT
+  if (a === 169 && b === 254) return 'link-local';
+  if (a! >= 224 && a! <= 239) return 'multicast';
+  if (a! >= 240) return 'reserved';
+  if (a === 192 && b === 0 && (c === 0 || c === 2)) return 'reserved';
+  if (a === 198 && (b === 18 || b === 19)) return 'reserved';
+  if (a === 198 && b === 51 && c === 100) return 'reserved';
+  if (a === 203 && b === 0 && c === 113) return 'reserved';
+  return 'public';
+}
+
+function expandIPv6(addr: string): number[] | undefined {
+  let s = addr;
+  let tail: number[] = [];
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const o = v4[1]!.split('.').map(Number);
+    tail = [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!];
+    s = s.slice(0, -v4[1]!.length) + '0:0';
+  }
+  const parts = s.split('::');
+  if (parts.length > 2) return undefined;
+  const head = parts[0] ? parts[0].split(':') : [];
+  const rest = parts.length === 2 && parts[1] ? parts[1].split(':') : [];
+  const fill = 8 - head.length - rest.length;
+  if (fill < 0 || (parts.length === 1 && fill !== 0)) return undefined;
+  const words = [...head, ...Array(parts.length === 2 ? fill : 0).fill('0'), ...rest].map((h) => parseInt(h, 16));
+  if (words.length !== 8 || words.some((w) => Number.isNaN(w))) return undefined;
+  if (tail.length) words.splice(6, 2, ...tail);
+  return words;
+}

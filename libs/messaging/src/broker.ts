@@ -1,0 +1,361 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
+import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
+import type { Logger } from '@lookup/logging';
+import { maskUrl } from '@lookup/config';
+import type { Validator } from '@lookup/contracts';
+import { declarations, topology, type Topology } from './topology.ts';
+import { MessagingError } from './errors.ts';
+
+type Connection = Awaited<ReturnType<typeof amqp.connect>>;
+
+export interface BrokerOptions {
+  url: string;
+  namespace: string;
+  logger: Logger;
+  /** Connection name shown in the RabbitMQ console. */
+  name: string;
+  /** Publisher-confirm wait before a publish is reported failed. */
+  publishTimeoutMs?: number;
+  /** Backoff bounds for reconnecting. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export interface PublishOptions {
+  /** Job id: travels as the AMQP correlation id and the `x-job-id` header. */
+  correlationId: string;
+  messageId: string;
+  /** Unroutable messages are returned and the publish fails (default true). */
+  mandatory?: boolean;
+  headers?: Record<string, unknown>;
+  /** Per-message TTL (the retry queue uses it). */
+  expiration?: number;
+}
+
+export interface ReceivedMessage<T> {
+  body: T;
+  raw: ConsumeMessage;
+  queue: string;
+  redelivered: boolean;
+  headers: Record<string, unknown>;
+}
+
+export type MessageHandler<T> = (message: ReceivedMessage<T>) => Promise<void>;
+
+export interface ConsumeOptions<T> {
+  queue: string;
+  /** The message's schema; a function picks one by routing key (a queue that takes several message types). */
+  validator: Validator<T> | ((routingKey: string) => Validator<T> | undefined);
+  prefetch: number;
+  handler: MessageHandler<T>;
+  /**
+   * What to do when the handler throws: 'dead-letter' with a reason, or 'requeue' after `delayMs`.
+   * Defaults: errors whose `retryable` is false are dead-lettered, others requeued after a backoff.
+   */
+  onError?: (err: unknown, message: ReceivedMessage<T>) => { action: 'dead-letter'; reason: string } | { action: 'requeue'; delayMs: number };
+}
+
+interface Consumer {
+  options: ConsumeOptions<any>;
+  channel?: Channel;
+  tag?: string;
+  inFlight: Set<Promise<void>>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One AMQP connection per process, with a confirm channel for publishing and one channel per consumer.
+ * Reconnects with exponential backoff and jitter, re-declares the topology and resumes consumers.
+ * Emits 'connected' and 'disconnected'.
+ */
+export class Broker extends EventEmitter {
+  readonly topology: Topology;
+  private connection?: Connection;
+  private publishChannel?: ConfirmChannel;
+  private readonly consumers: Consumer[] = [];
+  private readonly returned = new Set<string>();
+  private closing = false;
+  private connecting?: Promise<void>;
+  private readonly log: Logger;
+
+  constructor(private readonly options: BrokerOptions) {
+    super();
+    this.topology = topology(options.namespace);
+    this.log = options.logger.child({ component: 'broker' });
+  }
+
+  get ready(): boolean {
+    return !!this.publishChannel && !this.closing;
+  }
+
+  /** Connects (retrying until it succeeds or close() is called) and declares the topology. */
+  async start(): Promise<void> {
+    await this.ensureConnected();
+  }
+
+  private ensureConnected(): Promise<void> {
+    this.connecting ??= this.connectLoop().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connectLoop(): Promise<void> {
+    const min = this.options.reconnectMinMs ?? 1000;
+    const max = this.options.reconnectMaxMs ?? 60_000;
+    for (let attempt = 0; !this.closing; attempt++) {
+      try {
+        await this.connectOnce();
+        return;
+      } catch (err) {
+        const base = Math.min(max, min * 2 ** Math.min(attempt, 10));
+        const delay = Math.round(base / 2 + Math.random() * (base / 2));
+        this.log.warn({ err: (err as Error).message, retryInMs: delay, amqp: maskUrl(this.options.url) }, 'rabbitmq connect failed');
+        await sleep(delay);
+      }
+    }
+    throw new MessagingError('AMQP_CLOSED', 'broker closed while connecting', false);
+  }
+
+  private async connectOnce(): Promise<void> {
+    const url = new URL(this.options.url);
+    if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '15');
+    const connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name } });
+    connection.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq connection error'));
+    connection.on('blocked', (reason: string) => this.log.warn({ reason }, 'rabbitmq connection blocked'));
+    try {
+      const publishChannel = await connection.createConfirmChannel();
+      publishChannel.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq publish channel error'));
+      publishChannel.on('return', (msg: ConsumeMessage) => {
+        if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
+      });
+      await this.declareTopology(publishChannel);
+      this.connection = connection;
+      this.publishChannel = publishChannel;
+      publishChannel.on('close', () => {
+        if (this.publishChannel === publishChannel) this.publishChannel = undefined;
+      });
+      connection.on('close', () => this.onConnectionLost(connection));
+      for (const consumer of this.consumers) await this.startConsumer(consumer);
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+    this.log.info({ amqp: maskUrl(this.options.url) }, 'rabbitmq connected');
+    this.emit('connected');
+  }
+
+  private onConnectionLost(connection: Connection): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    this.publishChannel = undefined;
+    for (const c of this.consumers) c.channel = undefined;
+    if (this.closing) return;
+    this.log.warn('rabbitmq connection lost; reconnecting');
+    this.emit('disconnected');
+    void this.ensureConnected().catch(() => undefined);
+  }
+
+  private async declareTopology(channel: Channel): Promise<void> {
+    const d = declarations(this.options.namespace);
+    for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, { durable: true });
+    for (const q of d.queues) {
+      await channel.assertQueue(q.name, { durable: true, arguments: q.arguments });
+      for (const b of q.bindings) await channel.bindQueue(q.name, b.exchange, b.routingKey);
+    }
+  }
+
+  /**
+   * Publishes a persistent JSON message and resolves when the broker confirms it. Rejects (retryable)
+   * when not connected, nacked, returned as unroutable, or not confirmed within the timeout.
+   */
+  async publish(exchange: string, routingKey: string, body: unknown, options: PublishOptions): Promise<void> {
+    const channel = this.publishChannel;
+    if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    const mandatory = options.mandatory ?? true;
+    const props: Options.Publish = {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: options.messageId,
+      correlationId: options.correlationId,
+      type: routingKey,
+      timestamp: Math.floor(Date.now() / 1000),
+      mandatory,
+      headers: { 'x-job-id': options.correlationId, ...options.headers },
+      expiration: options.expiration === undefined ? undefined : String(options.expiration),
+    };
+    const content = Buffer.from(JSON.stringify(body));
+    const timeoutMs = this.options.publishTimeoutMs ?? 10_000;
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new MessagingError('AMQP_PUBLISH_TIMEOUT', `no publisher confirm within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) return reject(new MessagingError('AMQP_PUBLISH_NACKED', `broker did not accept the message: ${String((err as Error)?.message ?? err)}`));
+        // A mandatory message that no queue took comes back (basic.return) before its confirm.
+        if (mandatory && this.returned.delete(options.messageId)) {
+          return reject(new MessagingError('AMQP_UNROUTABLE', `no queue is bound to ${exchange} with key ${routingKey}`, false));
+        }
+        resolve();
+      };
+      try {
+        channel.publish(exchange, routingKey, content, props, done);
+      } catch (err) {
+        done(err ?? new Error('publish failed'));
+      }
+    });
+  }
+
+  /** Starts consuming a queue (and resumes after every reconnect). Messages are validated before the handler sees them. */
+  async consume<T>(options: ConsumeOptions<T>): Promise<void> {
+    const consumer: Consumer = { options, inFlight: new Set() };
+    this.consumers.push(consumer);
+    if (this.connection) await this.startConsumer(consumer);
+  }
+
+  private async startConsumer(consumer: Consumer): Promise<void> {
+    const connection = this.connection;
+    if (!connection) return;
+    const { queue, prefetch } = consumer.options;
+    const channel = await connection.createChannel();
+    channel.on('error', (err: Error) => this.log.warn({ err: err.message, queue }, 'rabbitmq consumer channel error'));
+    await channel.prefetch(prefetch);
+    consumer.channel = channel;
+    const { consumerTag } = await channel.consume(queue, (msg) => {
+      if (!msg) return; // cancelled by the broker (queue deleted); the reconnect logic re-subscribes
+      const task = this.dispatch(consumer, channel, msg).finally(() => consumer.inFlight.delete(task));
+      consumer.inFlight.add(task);
+    });
+    consumer.tag = consumerTag;
+    this.log.info({ queue, prefetch }, 'consuming');
+  }
+
+  private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage): Promise<void> {
+    const { queue, validator, handler } = consumer.options;
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.content.toString('utf8'));
+    } catch {
+      await this.deadLetter(channel, msg, queue, 'invalid JSON');
+      return;
+    }
+    const schema = typeof validator === 'function' ? validator(msg.fields.routingKey) : validator;
+    if (!schema) {
+      await this.deadLetter(channel, msg, queue, `no schema for routing key '${msg.fields.routingKey}'`);
+      return;
+    }
+    if (!schema.check(body)) {
+      await this.deadLetter(channel, msg, queue, `schema validation failed: ${schema.errors(body).join('; ')}`);
+      return;
+    }
+    const received: ReceivedMessage<unknown> = {
+      body,
+      raw: msg,
+      queue,
+      redelivered: msg.fields.redelivered,
+      headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
+    };
+    try {
+      await handler(received);
+      safeAck(channel, msg);
+    } catch (err) {
+      const decision = consumer.options.onError?.(err, received) ?? defaultErrorDecision(err);
+      if (decision.action === 'dead-letter') {
+        await this.deadLetter(channel, msg, queue, decision.reason);
+      } else {
+        this.log.warn({ err: (err as Error)?.message, queue, jobId: msg.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
+        await sleep(decision.delayMs);
+        safeNack(channel, msg, true);
+      }
+    }
+  }
+
+  /**
+   * Moves a message to the dead-letter queue with the reason in its headers, then acks the original.
+   * If the dead-letter publish is not confirmed the original is requeued, so nothing is lost.
+   */
+  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, reason: string): Promise<void> {
+    this.log.error({ queue, reason, messageId: msg.properties.messageId, jobId: msg.properties.correlationId }, 'dead-lettering message');
+    try {
+      await this.publishRaw(this.topology.exchanges.deadLetter, msg, {
+        'x-dead-letter-reason': reason.slice(0, 2000),
+        'x-original-queue': queue,
+        'x-original-exchange': msg.fields.exchange,
+        'x-original-routing-key': msg.fields.routingKey,
+        'x-dead-lettered-at': new Date().toISOString(),
+      });
+      safeAck(channel, msg);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, queue }, 'dead-letter publish failed; requeueing');
+      await sleep(1000);
+      safeNack(channel, msg, true);
+    }
+  }
+
+  private async publishRaw(exchange: string, msg: ConsumeMessage, extraHeaders: Record<string, unknown>): Promise<void> {
+    const channel = this.publishChannel;
+    if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    const props: Options.Publish = {
+      ...msg.properties,
+      persistent: true,
+      messageId: msg.properties.messageId ?? randomUUID(),
+      headers: { ...(msg.properties.headers ?? {}), ...extraHeaders },
+    };
+    await new Promise<void>((resolve, reject) => {
+      channel.publish(exchange, msg.fields.routingKey, msg.content, props, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Stops taking new messages and waits (up to timeoutMs) for in-flight handlers. */
+  async stopConsuming(timeoutMs = 10_000): Promise<void> {
+    await Promise.all(
+      this.consumers.map(async (c) => {
+        if (c.channel && c.tag) await c.channel.cancel(c.tag).catch(() => undefined);
+      }),
+    );
+    const inFlight = this.consumers.flatMap((c) => [...c.inFlight]);
+    await Promise.race([Promise.allSettled(inFlight), sleep(timeoutMs)]);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const connection = this.connection;
+    this.connection = undefined;
+    this.publishChannel = undefined;
+    if (connection) await connection.close().catch(() => undefined);
+  }
+}
+
+function defaultErrorDecision(err: unknown): { action: 'dead-letter'; reason: string } | { action: 'requeue'; delayMs: number } {
+  const e = err as { retryable?: boolean; message?: string; code?: string };
+  if (e && e.retryable === false) return { action: 'dead-letter', reason: `${e.code ?? 'error'}: ${e.message ?? String(err)}` };
+  return { action: 'requeue', delayMs: 1000 };
+}
+
+function safeAck(channel: Channel, msg: ConsumeMessage): void {
+  try {
+    channel.ack(msg);
+  } catch {
+    // channel already closed: the broker redelivers the message, and handlers are idempotent
+  }
+}
+
+function safeNack(channel: Channel, msg: ConsumeMessage, requeue: boolean): void {
+  try {
+    channel.nack(msg, false, requeue);
+  } catch {
+    // as above
+  }
+}
+
+export function createBroker(options: BrokerOptions): Broker {
+  return new Broker(options);
+}

@@ -1,0 +1,3 @@
+export * from './topology.ts';
+export * from './errors.ts';
+export * from './broker.ts';

@@ -1,0 +1,169 @@
+import {
+  serviceName,
+  completionPercentage,
+  type JobDocument,
+  type JobStatus,
+  type ResultLocation,
+  type ResultStatus,
+  type ServiceResult,
+  type ServiceType,
+  type StoredResult,
+  type TargetType,
+} from '@lookup/contracts';
+import { defineScript, type Redis } from './redis.ts';
+import { keys as makeKeys } from './keys.ts';
+
+export interface NewJob {
+  jobId: string;
+  target: string;
+  targetType: TargetType;
+  services: ServiceType[];
+  createdAt: string;
+}
+
+/** What the saga records per service: the event's metadata and where the data is, never the data. */
+export interface Outcome {
+  status: ResultStatus;
+  success: boolean;
+  errorMessage: string | null;
+  completedAt: string;
+  durationMs: number | null;
+  attempts: number;
+  location: ResultLocation | null;
+}
+
+export interface JobRecord extends NewJob {
+  status: JobStatus;
+  completedAt: string | null;
+  outcomes: Map<ServiceType, Outcome>;
+  notified: boolean;
+}
+
+export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
+
+export interface RecordOutcomeResult {
+  disposition: OutcomeDisposition;
+  /** The job's status after the call ('' when the job does not exist). */
+  status: JobStatus | '';
+  /** Whether job.completed was already published for this job. */
+  notified: boolean;
+}
+
+export interface JobStoreDeps {
+  redis: Redis;
+  namespace: string;
+  ttlSeconds: number;
+}
+
+export type JobStore = ReturnType<typeof createJobStore>;
+
+export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
+  const k = makeKeys(namespace);
+  const recordOutcomeScript = defineScript(redis, 'record_outcome', new URL('./lua/record-outcome.lua', import.meta.url), 1);
+  const markProcessingScript = defineScript(redis, 'mark_processing', new URL('./lua/mark-processing.lua', import.meta.url), 1);
+
+  async function create(job: NewJob): Promise<void> {
+    const key = k.job(job.jobId);
+    // One MULTI: the job appears whole (fields and TTL) or not at all.
+    const res = await redis
+      .multi()
+      .hset(key, {
+        jobId: job.jobId,
+        target: job.target,
+        targetType: job.targetType,
+        status: 'Pending',
+        createdAt: job.createdAt,
+        services: job.services.join(','),
+        total: job.services.length,
+        done: 0,
+      })
+      .expire(key, ttlSeconds)
+      .exec();
+    const failed = res?.find(([err]) => err);
+    if (!res || failed) throw failed?.[0] ?? new Error('job creation transaction aborted');
+  }
+
+  /** Removes a job that was never announced (its job.submitted could not be published). */
+  async function discard(jobId: string): Promise<void> {
+    await redis.del(k.job(jobId));
+  }
+
+  async function getRecord(jobId: string): Promise<JobRecord | undefined> {
+    const h = await redis.hgetall(k.job(jobId));
+    if (!h.jobId) return undefined;
+    const services = h.services ? h.services.split(',').map((s) => Number(s) as ServiceType) : [];
+    const outcomes = new Map<ServiceType, Outcome>();
+    for (const s of services) {
+      const raw = h[`o:${s}`];
+      if (raw) outcomes.set(s, JSON.parse(raw) as Outcome);
+    }
+    return {
+      jobId: h.jobId,
+      target: h.target ?? '',
+      targetType: (h.targetType ?? 'IPAddress') as TargetType,
+      services,
+      createdAt: h.createdAt ?? '',
+      status: (h.status ?? 'Pending') as JobStatus,
+      completedAt: h.completedAt || null,
+      outcomes,
+      notified: h.notified === '1',
+    };
+  }
+
+  /** The job as the HTTP contract shows it: outcomes joined with the result data at their locations. */
+  async function getDocument(jobId: string): Promise<JobDocument | undefined> {
+    const record = await getRecord(jobId);
+    if (!record) return undefined;
+    const located = [...record.outcomes.entries()].filter(([, o]) => o.location);
+    const raw = located.length > 0 ? await redis.mget(...located.map(([, o]) => o.location!.key)) : [];
+    const data = new Map<ServiceType, StoredResult['data']>();
+    located.forEach(([s], i) => {
+      const stored = raw[i] ? (JSON.parse(raw[i]!) as StoredResult) : undefined;
+      data.set(s, stored?.data ?? null);
+    });
+    const results: ServiceResult[] = [];
+    for (const s of record.services) {
+      const o = record.outcomes.get(s);
+      if (!o) continue;
+      results.push({
+        serviceType: serviceName(s),
+        status: o.status,
+        success: o.success,
+        data: data.get(s) ?? null,
+        errorMessage: o.errorMessage,
+        completedAt: o.completedAt,
+        durationMs: o.durationMs,
+        attempts: o.attempts,
+      });
+    }
+    return {
+      jobId: record.jobId,
+      target: record.target,
+      targetType: record.targetType,
+      status: record.status,
+      createdAt: record.createdAt,
+      completedAt: record.completedAt,
+      completionPercentage: completionPercentage(record.services.length, record.outcomes.size),
+      requestedServices: record.services.map(serviceName),
+      results,
+    };
+  }
+
+  async function markProcessing(jobId: string, at: string): Promise<JobStatus | ''> {
+    return (await markProcessingScript([k.job(jobId)], [at])) as JobStatus | '';
+  }
+
+  async function recordOutcome(jobId: string, service: ServiceType, outcome: Outcome, at: string): Promise<RecordOutcomeResult> {
+    const [disposition, status, notified] = (await recordOutcomeScript(
+      [k.job(jobId)],
+      [service, JSON.stringify(outcome), at],
+    )) as [OutcomeDisposition, JobStatus | '', string];
+    return { disposition, status, notified: notified === '1' };
+  }
+
+  async function markNotified(jobId: string): Promise<void> {
+    await redis.hset(k.job(jobId), 'notified', '1');
+  }
+
+  return { create, discard, getRecord, getDocument, markProcessing, recordOutcome, markNotified };
+}

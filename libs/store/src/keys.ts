@@ -1,0 +1,13 @@
+import type { ServiceType } from '@lookup/contracts';
+
+/** Every Redis key of a suite starts with its NAMESPACE, so suites (and tests) can share one Redis. */
+export function keys(namespace: string) {
+  return {
+    prefix: `${namespace}:`,
+    job: (jobId: string) => `${namespace}:job:${jobId}`,
+    result: (jobId: string, service: ServiceType) => `${namespace}:result:${jobId}:${service}`,
+    rateLimit: (tier: string, client: string) => `${namespace}:rl:${tier}:${client}`,
+    deliveries: (queue: string, messageId: string) => `${namespace}:deliveries:${queue}:${messageId}`,
+  };
+}
+export type Keys = ReturnType<typeof keys>;

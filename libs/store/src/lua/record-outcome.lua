@@ -1,0 +1,31 @@
+-- Records one service's outcome on a job, atomically and idempotently.
+-- KEYS[1]  job hash
+-- ARGV[1]  service number (0-3)
+-- ARGV[2]  outcome JSON (status, success, errorMessage, completedAt, durationMs, attempts, location)
+-- ARGV[3]  completion time (ISO 8601) to stamp if this outcome completes the job
+-- Returns { disposition, jobStatus, notified }
+--   disposition: recorded | duplicate | late | missing | unrequested
+-- The first outcome for a service wins (HSETNX): a redelivered or duplicate event never double-counts,
+-- and a finished (Completed/Cancelled) job is never reopened or regressed.
+local job = KEYS[1]
+local status = redis.call('HGET', job, 'status')
+if not status then return { 'missing', '', '' } end
+local notified = redis.call('HGET', job, 'notified') or ''
+local services = ',' .. (redis.call('HGET', job, 'services') or '') .. ','
+if not string.find(services, ',' .. ARGV[1] .. ',', 1, true) then return { 'unrequested', status, notified } end
+if status == 'Completed' or status == 'Cancelled' then
+  if redis.call('HEXISTS', job, 'o:' .. ARGV[1]) == 1 then return { 'duplicate', status, notified } end
+  return { 'late', status, notified }
+end
+if redis.call('HSETNX', job, 'o:' .. ARGV[1], ARGV[2]) == 0 then return { 'duplicate', status, notified } end
+local done = redis.call('HINCRBY', job, 'done', 1)
+local total = tonumber(redis.call('HGET', job, 'total'))
+if done >= total then
+  redis.call('HSET', job, 'status', 'Completed', 'completedAt', ARGV[3])
+  return { 'recorded', 'Completed', notified }
+end
+if status == 'Pending' then
+  redis.call('HSET', job, 'status', 'Processing')
+  status = 'Processing'
+end
+return { 'recorded', status, notified }

@@ -1,0 +1,52 @@
+import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { RoutingKeys } from '@lookup/contracts';
+import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createBroker } from '@lookup/messaging';
+import { createJobStore, createRateLimiter, createRedis } from '@lookup/store';
+import { buildApp } from './app.ts';
+
+const config = loadConfigOrExit();
+const logger = createLogger({ service: 'api', level: config.logLevel });
+logger.info({ config: describeConfig(config) }, 'starting');
+
+// The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
+const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api`, failFast: true });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-api`, publishTimeoutMs: 5_000 });
+void broker.start();
+
+const app = await buildApp({
+  config,
+  logger,
+  jobs: createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds }),
+  rateLimiter: createRateLimiter({
+    redis,
+    namespace: config.namespace,
+    limits: {
+      submitPerMin: config.rateLimitSubmitPerMin,
+      apiPerMin: config.rateLimitApiPerMin,
+      globalPerMin: config.rateLimitGlobalPerMin,
+    },
+  }),
+  publishJobSubmitted: (message) =>
+    broker.publish(broker.topology.exchanges.events, RoutingKeys.jobSubmitted, message, {
+      messageId: message.messageId,
+      correlationId: message.jobId,
+    }),
+  readiness: async () => ({
+    rabbitmq: broker.ready,
+    redis: redis.status === 'ready' && (await redis.ping().then(() => true, () => false)),
+  }),
+});
+
+const shutdown = createShutdown({
+  logger,
+  timeoutMs: config.shutdownTimeoutMs,
+  steps: [
+    { name: 'close http server', run: () => app.close() },
+    { name: 'close broker', run: () => broker.close() },
+    { name: 'close redis', run: () => redis.quit() },
+  ],
+});
+installSignalHandlers(shutdown, logger);
+
+await app.listen({ host: config.apiHost, port: config.apiPort });

@@ -1,0 +1,52 @@
+import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { MessageValidators, RoutingKeys, type JobSubmitted, type TaskCompleted } from '@lookup/contracts';
+import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createBroker, type ReceivedMessage } from '@lookup/messaging';
+import { createJobStore, createRedis } from '@lookup/store';
+import { createSaga } from './saga.ts';
+
+const config = loadConfigOrExit();
+const logger = createLogger({ service: 'saga', level: config.logLevel });
+logger.info({ config: describeConfig(config) }, 'starting');
+
+const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga` });
+const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
+
+const saga = createSaga({
+  jobs,
+  logger,
+  publishCommand: (routingKey, command) =>
+    broker.publish(broker.topology.exchanges.commands, routingKey, command, { messageId: command.messageId, correlationId: command.jobId }),
+  // job.completed is a notification: nobody has to be listening, so it is not mandatory.
+  publishEvent: (routingKey, event) =>
+    broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId, mandatory: false }),
+});
+
+const shutdown = createShutdown({
+  logger,
+  timeoutMs: config.shutdownTimeoutMs,
+  steps: [
+    { name: 'stop consuming', run: () => broker.stopConsuming(config.shutdownTimeoutMs / 2) },
+    { name: 'close broker', run: () => broker.close() },
+    { name: 'close redis', run: () => redis.quit() },
+  ],
+});
+installSignalHandlers(shutdown, logger);
+
+await broker.consume<JobSubmitted | TaskCompleted>({
+  queue: broker.topology.queues.saga,
+  prefetch: config.prefetch,
+  validator: (routingKey) =>
+    routingKey === RoutingKeys.jobSubmitted
+      ? MessageValidators.jobSubmitted
+      : routingKey === RoutingKeys.taskCompleted
+        ? MessageValidators.taskCompleted
+        : undefined,
+  handler: (message) =>
+    message.raw.fields.routingKey === RoutingKeys.jobSubmitted
+      ? saga.onJobSubmitted(message as ReceivedMessage<JobSubmitted>)
+      : saga.onTaskCompleted(message as ReceivedMessage<TaskCompleted>),
+});
+await broker.start();
+logger.info({ queue: broker.topology.queues.saga }, 'saga ready');

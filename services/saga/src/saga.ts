@@ -1,0 +1,112 @@
+import {
+  RoutingKeys,
+  SCHEMA_VERSION,
+  serviceInfo,
+  serviceName,
+  type JobCompleted,
+  type JobSubmitted,
+  type LookupCommand,
+  type TaskCompleted,
+} from '@lookup/contracts';
+import type { Logger } from '@lookup/logging';
+import { PoisonMessageError, type ReceivedMessage } from '@lookup/messaging';
+import type { JobStore } from '@lookup/store';
+
+export interface SagaDeps {
+  jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified'>;
+  publishCommand: (routingKey: string, command: LookupCommand) => Promise<void>;
+  publishEvent: (routingKey: string, event: JobCompleted) => Promise<void>;
+  logger: Logger;
+}
+
+/**
+ * The orchestrator. Stateless between messages: job state lives in Redis and every step is idempotent,
+ * so any number of replicas may consume the saga queue and any message may be redelivered.
+ */
+export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaDeps) {
+  /** job.submitted: mark the job Processing, then send one command per requested service. */
+  async function onJobSubmitted(message: ReceivedMessage<JobSubmitted>): Promise<void> {
+    const ev = message.body;
+    const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId });
+    const status = await jobs.markProcessing(ev.jobId, new Date().toISOString());
+    if (status === '') {
+      // The API discards a job whose announcement it could not confirm; a late confirm lands here.
+      log.warn('job.submitted for a job that does not exist; ignoring');
+      return;
+    }
+    if (status !== 'Processing') {
+      log.info({ status }, 'job already finished; not dispatching');
+      return;
+    }
+    await Promise.all(
+      ev.services.map((service) => {
+        const command: LookupCommand = {
+          messageId: `${ev.jobId}:${service}:1`,
+          correlationId: ev.jobId,
+          schemaVersion: SCHEMA_VERSION,
+          occurredAt: new Date().toISOString(),
+          jobId: ev.jobId,
+          target: ev.target,
+          targetType: ev.targetType,
+          serviceType: service,
+          attempt: 1,
+        };
+        return publishCommand(RoutingKeys.command(serviceInfo(service).slug), command);
+      }),
+    );
+    log.info({ services: ev.services.map(serviceName) }, 'commands dispatched');
+  }
+
+  /** task.completed: record the outcome atomically; announce job.completed once the last one is in. */
+  async function onTaskCompleted(message: ReceivedMessage<TaskCompleted>): Promise<void> {
+    const ev = message.body;
+    const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId, service: serviceName(ev.serviceType) });
+    const result = await jobs.recordOutcome(
+      ev.jobId,
+      ev.serviceType,
+      {
+        status: ev.status,
+        success: ev.success,
+        errorMessage: ev.errorMessage,
+        completedAt: ev.completedAt,
+        durationMs: ev.durationMs,
+        attempts: ev.attempts,
+        location: ev.location,
+      },
+      new Date().toISOString(),
+    );
+    switch (result.disposition) {
+      case 'missing':
+        log.warn('task.completed for a job that does not exist (expired?); ignoring');
+        return;
+      case 'unrequested':
+        throw new PoisonMessageError(`job ${ev.jobId} did not request ${serviceName(ev.serviceType)}`);
+      case 'duplicate':
+        log.debug('duplicate task.completed; already recorded');
+        break;
+      case 'late':
+        log.info({ status: result.status }, 'outcome arrived after the job finished; not recorded');
+        break;
+      case 'recorded':
+        log.info({ status: ev.status, jobStatus: result.status }, 'outcome recorded');
+        break;
+    }
+    // Also on a duplicate: if a previous delivery completed the job but died before announcing it.
+    if (result.status === 'Completed' && !result.notified) {
+      const completed: JobCompleted = {
+        messageId: `${ev.jobId}:completed`,
+        correlationId: ev.jobId,
+        schemaVersion: SCHEMA_VERSION,
+        occurredAt: new Date().toISOString(),
+        jobId: ev.jobId,
+        status: 'Completed',
+        completedAt: new Date().toISOString(),
+      };
+      await publishEvent(RoutingKeys.jobCompleted, completed);
+      await jobs.markNotified(ev.jobId);
+      log.info('job completed');
+    }
+  }
+
+  return { onJobSubmitted, onTaskCompleted };
+}

@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import type { StoredResult } from '@lookup/contracts';
+import { createResultStore, deleteByPrefix } from '@lookup/store';
+import { newNamespace } from './support/namespace.ts';
+import { REDIS_URL } from './support/env.ts';
+
+const ns = newNamespace('results');
+const redis = new Redis(REDIS_URL);
+const store = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
+
+afterAll(async () => {
+  await deleteByPrefix(redis, `${ns}:`);
+  redis.disconnect();
+});
+
+const result = (jobId: string, data: Record<string, unknown>): StoredResult => ({
+  jobId, serviceType: 2, status: 'Succeeded', success: true, data, errorMessage: null, durationMs: 3, attempts: 1, completedAt: new Date().toISOString(),
+});
+
+describe('result store', () => {
+  it('stores under an idempotent per-(job, service) key with a TTL; the first result wins', async () => {
+    const jobId = randomUUID();
+    const first = await store.save(result(jobId, { n: 1 }));
+    expect(first.created).toBe(true);
+    expect(first.location).toEqual({ storage: 'redis', key: `${ns}:result:${jobId}:2` });
+    const ttl = await redis.ttl(first.location.key);
+    expect(ttl).toBeGreaterThan(200);
+    expect(ttl).toBeLessThanOrEqual(300);
+
+    const second = await store.save(result(jobId, { n: 2 }));
+    expect(second.created).toBe(false);
+    expect(second.result.data).toEqual({ n: 1 });
+    expect(JSON.parse((await redis.get(first.location.key))!).data).toEqual({ n: 1 });
+    expect((await store.find(jobId, 2))?.data).toEqual({ n: 1 });
+    expect(await store.find(jobId, 3)).toBeUndefined();
+  });
+
+  it('lets exactly one of many concurrent writers win', async () => {
+    const jobId = randomUUID();
+    const outcomes = await Promise.all(Array.from({ length: 25 }, (_, i) => store.save(result(jobId, { n: i }))));
+    expect(outcomes.filter((o) => o.created)).toHaveLength(1);
+    const winner = outcomes.find((o) => o.created)!.result.data;
+    expect(outcomes.every((o) => JSON.stringify(o.result.data) === JSON.stringify(winner))).toBe(true);
+  });
+});

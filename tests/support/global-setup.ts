@@ -1,0 +1,70 @@
+import { connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import type { TestProject } from 'vitest/node';
+
+const AMQP_URL = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+function reachable(rawUrl: string, defaultPort: number): Promise<boolean> {
+  const u = new URL(rawUrl);
+  return new Promise((resolve) => {
+    const socket = connect({ host: u.hostname, port: Number(u.port) || defaultPort, timeout: 2000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function dockerAvailable(): boolean {
+  try {
+    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Integration tests use RabbitMQ and Redis at AMQP_URL and REDIS_URL. When one does not answer and a
+ * Docker engine is available, it is started with testcontainers; otherwise the run stops with a message.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stops: (() => Promise<unknown>)[] = [];
+  const missing: string[] = [];
+  if (!(await reachable(AMQP_URL, 5672))) missing.push('rabbitmq');
+  if (!(await reachable(REDIS_URL, 6379))) missing.push('redis');
+  if (missing.length > 0) {
+    if (!dockerAvailable()) {
+      throw new Error(
+        `Integration tests need RabbitMQ (${AMQP_URL}) and Redis (${REDIS_URL}); not answering: ${missing.join(', ')}.\n` +
+          'Start them (Debian: `rabbitmq-server -detached` and `redis-server --daemonize yes`), or run ' +
+          '`docker compose up -d rabbitmq redis`, or point AMQP_URL / REDIS_URL at running servers.',
+      );
+    }
+    const { GenericContainer, Wait } = await import('testcontainers');
+    if (missing.includes('rabbitmq')) {
+      const c = await new GenericContainer('rabbitmq:3.13-management')
+        .withExposedPorts(5672)
+        .withWaitStrategy(Wait.forLogMessage('Server startup complete'))
+        .start();
+      process.env.AMQP_URL = `amqp://guest:guest@${c.getHost()}:${c.getMappedPort(5672)}`;
+      stops.push(() => c.stop());
+    }
+    if (missing.includes('redis')) {
+      const c = await new GenericContainer('redis:7-alpine').withExposedPorts(6379).start();
+      process.env.REDIS_URL = `redis://${c.getHost()}:${c.getMappedPort(6379)}`;
+      stops.push(() => c.stop());
+    }
+    project.provide('amqpUrl' as never, process.env.AMQP_URL as never);
+    project.provide('redisUrl' as never, process.env.REDIS_URL as never);
+  }
+  return async () => {
+    for (const stop of stops) await stop();
+  };
+}

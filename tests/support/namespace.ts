@@ -1,0 +1,33 @@
+import { randomBytes } from 'node:crypto';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { declarations } from '@lookup/messaging';
+import { deleteByPrefix } from '@lookup/store';
+import { AMQP_URL, REDIS_URL } from './env.ts';
+
+/** A fresh NAMESPACE per test, so tests share one broker and one Redis without touching each other. */
+export function newNamespace(label = 't'): string {
+  return `${label}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Removes every queue, exchange and Redis key of a namespace (rascal's nuke, for one namespace). */
+export async function cleanupNamespace(namespace: string, extraQueues: string[] = []): Promise<void> {
+  const d = declarations(namespace);
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    for (const q of [...d.queues.map((q) => q.name), ...extraQueues]) await ch.deleteQueue(q);
+    for (const e of d.exchanges) await ch.deleteExchange(e.name);
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  try {
+    await redis.connect();
+    await deleteByPrefix(redis, `${namespace}:`);
+  } finally {
+    redis.disconnect();
+  }
+}

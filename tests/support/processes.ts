@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { REPO_ROOT, AMQP_URL, REDIS_URL } from './env.ts';
+
+/** Entry points, exactly as the `start:<name>` scripts of package.json run them. */
+export const ENTRY_POINTS: Record<string, string> = {
+  api: 'services/api/src/main.ts',
+  saga: 'services/saga/src/main.ts',
+  geoip: 'services/workers/geoip/src/main.ts',
+  ping: 'services/workers/ping/src/main.ts',
+  rdap: 'services/workers/rdap/src/main.ts',
+  'reverse-dns': 'services/workers/reverse-dns/src/main.ts',
+};
+
+const READY_LINE: Record<string, string> = {
+  api: 'Server listening',
+  saga: 'saga ready',
+};
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** Every line the process printed (JSON log lines), for assertions and for debugging a failure. */
+  lines: string[];
+  exited: Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts one service process and resolves once it says it is ready. */
+export async function startService(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
+  const entry = ENTRY_POINTS[name];
+  if (!entry) throw new Error(`unknown service ${name}`);
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, AMQP_URL, REDIS_URL, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const readyText = READY_LINE[name] ?? 'worker ready';
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} not ready after ${timeoutMs} ms:\n${lines.slice(-20).join('\n')}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        lines.push(line);
+        if (line.includes(readyText)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready:\n${lines.slice(-20).join('\n')}`));
+    });
+  });
+  await ready;
+  return { name, child, lines, exited };
+}
+
+/** SIGTERM, then SIGKILL if it has not exited in time. */
+export async function stopService(p: ServiceProcess, timeoutMs = 15_000): Promise<number | null> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return p.child.exitCode;
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  const code = await p.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+export interface Suite {
+  apiUrl: string;
+  namespace: string;
+  processes: ServiceProcess[];
+  stop(): Promise<void>;
+}
+
+/** Starts the named services (all six by default) in one namespace, the API on a free loopback port. */
+export async function startSuite(options: {
+  namespace: string;
+  env?: Record<string, string>;
+  services?: string[];
+}): Promise<Suite> {
+  const port = await freePort();
+  const env = { NAMESPACE: options.namespace, API_HOST: '127.0.0.1', API_PORT: String(port), ...options.env };
+  const names = options.services ?? Object.keys(ENTRY_POINTS);
+  const processes = await Promise.all(names.map((n) => startService(n, env)));
+  return {
+    apiUrl: `http://127.0.0.1:${port}`,
+    namespace: options.namespace,
+    processes,
+    async stop() {
+      await Promise.all(processes.map((p) => stopService(p)));
+    },
+  };
+}
+
+/** Polls until fn returns a value other than undefined, or throws after timeoutMs. */
+export async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
