@@ -1,5 +1,5 @@
 import amqp from 'amqplib';
-import type { ConsumeMessage } from 'amqplib';
+import type { GetMessage } from 'amqplib';
 import { AMQP_URL } from './env.ts';
 
 /** A raw amqplib client for tests: publish anything, read queues directly, never through the code under test. */
@@ -20,8 +20,8 @@ export async function rawAmqp() {
       await channel.waitForConfirms();
     },
     /** Takes every message currently in a queue (acking them), waiting up to timeoutMs for at least `min`. */
-    async drain(queue: string, min = 0, timeoutMs = 10_000): Promise<ConsumeMessage[]> {
-      const out: ConsumeMessage[] = [];
+    async drain(queue: string, min = 0, timeoutMs = 10_000): Promise<GetMessage[]> {
+      const out: GetMessage[] = [];
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const msg = await channel.get(queue, { noAck: true });

@@ -68,7 +68,12 @@ export async function startService(name: string, env: Record<string, string>, ti
       reject(new Error(`${name} exited with ${code} before it was ready:\n${lines.slice(-20).join('\n')}`));
     });
   });
-  await ready;
+  try {
+    await ready;
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   return { name, child, lines, exited };
 }
 
@@ -98,7 +103,14 @@ export async function startSuite(options: {
   const port = await freePort();
   const env = { NAMESPACE: options.namespace, API_HOST: '127.0.0.1', API_PORT: String(port), ...options.env };
   const names = options.services ?? Object.keys(ENTRY_POINTS);
-  const processes = await Promise.all(names.map((n) => startService(n, env)));
+  const started = await Promise.allSettled(names.map((n) => startService(n, env)));
+  const processes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // Leave nothing running behind a failed start.
+    await Promise.all(processes.map((p) => stopService(p)));
+    throw failed.reason;
+  }
   return {
     apiUrl: `http://127.0.0.1:${port}`,
     namespace: options.namespace,

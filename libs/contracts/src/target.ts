@@ -26,8 +26,8 @@ export function isIPv6WithZone(s: string): boolean {
 
 /**
  * Validates and normalises a lookup target. Input is trimmed first. IP addresses are kept as written
- * (IPv6 lower-cased); domains are converted to their ASCII (punycode) form, lower-cased, and a single
- * trailing dot is dropped.
+ * (IPv6 lower-cased, its zone kept as written); domains are converted to their ASCII (punycode) form,
+ * lower-cased, and a single trailing dot is dropped.
  */
 export function validateTarget(raw: unknown): TargetCheck {
   if (typeof raw !== 'string') return { ok: false, error: 'target must be a string' };
@@ -36,9 +36,16 @@ export function validateTarget(raw: unknown): TargetCheck {
   if (s.length === 0) return { ok: false, error: 'target is empty' };
   if (isStrictIPv4(s)) return { ok: true, target: s, targetType: 'IPAddress' };
   if (s.includes(':')) {
-    return isIPv6WithZone(s)
-      ? { ok: true, target: s.toLowerCase(), targetType: 'IPAddress' }
-      : { ok: false, error: `'${s}' is not a valid IPv6 address` };
+    if (isIPv6WithZone(s)) {
+      // Lower-case the address only: a zone is an interface name, and those are case-sensitive.
+      const pct = s.indexOf('%');
+      return { ok: true, target: pct === -1 ? s.toLowerCase() : s.slice(0, pct).toLowerCase() + s.slice(pct), targetType: 'IPAddress' };
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /[/?#@\\]/.test(s)) {
+      return { ok: false, error: 'target must be an IP address or a domain name, not a URL' };
+    }
+    if (/^[^:]+:\d*$/.test(s)) return { ok: false, error: `'${s}' must not include a port` };
+    return { ok: false, error: `'${s}' is not a valid IPv6 address` };
   }
   return validateDomain(s);
 }
@@ -48,15 +55,17 @@ function validateDomain(s: string): TargetCheck {
   if (/[/?#@\\]/.test(s)) return { ok: false, error: 'target must be an IP address or a domain name, not a URL' };
   let name = s;
   if (name.endsWith('.')) name = name.slice(0, -1);
-  if (name.endsWith('.') || name.startsWith('.') || name.includes('..')) {
+  if (name === '' || name.endsWith('.') || name.startsWith('.') || name.includes('..')) {
     return { ok: false, error: `'${s}' has an empty label` };
-  }
-  // Anything that looks numeric-dotted but failed the strict IPv4 check is a malformed address, not a domain.
-  if (/^[0-9.]+$/.test(name) || /^0x[0-9a-f]+(\.|$)/i.test(name)) {
-    return { ok: false, error: `'${s}' is not a valid IPv4 address (expected four decimal octets 0-255)` };
   }
   const ascii = /^[\x00-\x7f]*$/.test(name) ? name.toLowerCase() : domainToASCII(name);
   if (!ascii) return { ok: false, error: `'${s}' is not a valid internationalised domain name` };
+  // A name whose every label is decimal or 0x-hex is an address in inet_aton's loose syntax ('1.2.3',
+  // '0x7f.1', '127.0.0.0x1' all mean an IPv4 address to the system resolver), not a domain: refuse it
+  // rather than let it past the strict IPv4 and private-address checks.
+  if (/^(?:(?:0x[0-9a-f]*|[0-9]+)\.)*(?:0x[0-9a-f]*|[0-9]+)$/i.test(ascii)) {
+    return { ok: false, error: `'${s}' is not a valid IPv4 address (expected four decimal octets 0-255)` };
+  }
   if (ascii.length > 253) return { ok: false, error: 'domain is longer than 253 characters' };
   const labels = ascii.split('.');
   if (labels.length < 2) return { ok: false, error: `'${s}' is not a fully qualified domain name (it needs at least two labels)` };

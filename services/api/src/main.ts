@@ -20,6 +20,7 @@ const app = await buildApp({
   jobs: createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds }),
   rateLimiter: createRateLimiter({
     redis,
+    logger,
     namespace: config.namespace,
     limits: {
       submitPerMin: config.rateLimitSubmitPerMin,

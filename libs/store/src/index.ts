@@ -1,0 +1,5 @@
+export * from './keys.ts';
+export * from './redis.ts';
+export * from './job-store.ts';
+export * from './result-store.ts';
+export * from './rate-limit.ts';

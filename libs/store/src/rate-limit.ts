@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '@lookup/logging';
+import { defineScript, type Redis } from './redis.ts';
+import { keys as makeKeys } from './keys.ts';
+
+/** `submit`: POST /api/lookup. `api`: every other /api route. */
+export type RateLimitTier = 'submit' | 'api';
+
+/** Requests per window (one minute unless `windowMs` says otherwise). 0 disables that bucket. */
+export interface RateLimits {
+  submitPerMin: number;
+  apiPerMin: number;
+  globalPerMin: number;
+}
+
+export interface RateLimitDecision {
+  allowed: boolean;
+  /** Seconds until a retry can succeed (0 when allowed). */
+  retryAfterSeconds: number;
+  /** Limit of the most constrained bucket (0 when every bucket is disabled, or when failing open). */
+  limit: number;
+  /** Requests left in that bucket after this one. */
+  remaining: number;
+}
+
+export interface RateLimiter {
+  check(tier: RateLimitTier, client: string): Promise<RateLimitDecision>;
+}
+
+export interface RateLimiterDeps {
+  redis: Redis;
+  namespace: string;
+  limits: RateLimits;
+  /** Window length; 60 000 ms in production, shorter in tests. */
+  windowMs?: number;
+  /** Segments of the submission tier's sliding window (the seed's 6 segments of 10 s). */
+  submitSegments?: number;
+  /** Where fail-open warnings go. */
+  logger?: Logger;
+  /** Clock override for tests; by default the Redis server's clock, shared by every API replica. */
+  now?: () => number;
+}
+
+const UNLIMITED: RateLimitDecision = Object.freeze({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 });
+const WARN_INTERVAL_MS = 10_000;
+
+/**
+ * Per-client rate limits kept in Redis, so every API replica shares them. One Lua call per request
+ * checks and counts the client's tier bucket and the global bucket together: a request is counted in
+ * both or in neither, so a refused request consumes no quota. Submissions use a sliding window
+ * (`submitSegments` segments), other API calls and the global cap a fixed window. Keys expire on
+ * their own. When Redis cannot answer, the limiter fails open (allows) and logs a warning; the
+ * readiness probe already reports Redis.
+ */
+export function createRateLimiter({
+  redis,
+  namespace,
+  limits,
+  windowMs = 60_000,
+  submitSegments = 6,
+  logger,
+  now,
+}: RateLimiterDeps): RateLimiter {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`rate limit ${name} must be a whole number >= 0, got ${value}`);
+  }
+  if (!Number.isInteger(submitSegments) || submitSegments < 1) throw new RangeError('submitSegments must be >= 1');
+  if (!Number.isInteger(windowMs) || windowMs < submitSegments) throw new RangeError(`windowMs must be an integer >= ${submitSegments}`);
+
+  const k = makeKeys(namespace);
+  const script = defineScript(redis, 'rate_limit', new URL('./lua/rate-limit.lua', import.meta.url), 2);
+  const tiers: Record<RateLimitTier, { limit: number; segments: number }> = {
+    submit: { limit: limits.submitPerMin, segments: submitSegments },
+    api: { limit: limits.apiPerMin, segments: 1 },
+  };
+  const globalKey = k.rateLimit('global', 'all');
+
+  let lastWarn = 0;
+  let suppressed = 0;
+  function warnFailOpen(err: unknown): void {
+    const t = Date.now();
+    if (t - lastWarn < WARN_INTERVAL_MS) {
+      suppressed += 1;
+      return;
+    }
+    logger?.warn(
+      { err: err instanceof Error ? err.message : String(err), suppressed },
+      'rate limiter cannot reach redis; allowing requests (fail open)',
+    );
+    lastWarn = t;
+    suppressed = 0;
+  }
+
+  async function check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
+    const t = tiers[tier];
+    if (!t) throw new RangeError(`unknown rate-limit tier '${String(tier)}'`);
+    if (t.limit === 0 && limits.globalPerMin === 0) return { ...UNLIMITED };
+    let reply: unknown;
+    try {
+      reply = await script(
+        [k.rateLimit(tier, clientId(client)), globalKey],
+        [now ? Math.floor(now()) : '', windowMs, t.limit, t.segments, limits.globalPerMin, 1],
+      );
+    } catch (err) {
+      warnFailOpen(err);
+      return { ...UNLIMITED };
+    }
+    const [allowed, retryMs, limit, remaining] = (reply as (number | string)[]).map(Number) as [number, number, number, number];
+    return {
+      allowed: allowed === 1,
+      retryAfterSeconds: allowed === 1 ? 0 : Math.max(1, Math.ceil(retryMs / 1000)),
+      limit,
+      remaining: Math.max(0, remaining),
+    };
+  }
+
+  return { check };
+}
+
+/** Client ids become part of a Redis key: keep short printable ones, hash anything else. */
+function clientId(client: string): string {
+  if (/^[\x21-\x7e]{1,100}$/.test(client)) return client;
+  return `h-${createHash('sha256').update(client).digest('hex').slice(0, 32)}`;
+}

@@ -1,0 +1,766 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { loadConfig, type Config } from '@lookup/config';
+import type { JobDocument, JobSubmitted } from '@lookup/contracts';
+import { MessageValidators } from '@lookup/contracts';
+import { createLogger } from '@lookup/logging';
+import type { NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import { buildApp } from './app.ts';
+import type { ApiDeps } from './deps.ts';
+
+// ---------------------------------------------------------------------------------------------------------
+// In-memory fakes: no Redis, no RabbitMQ.
+
+class FakeJobs {
+  readonly jobs = new Map<string, NewJob>();
+  readonly documents = new Map<string, JobDocument>();
+  readonly discarded: string[] = [];
+  failCreate = false;
+  failGet = false;
+  async create(job: NewJob): Promise<void> {
+    if (this.failCreate) throw new Error('redis down');
+    this.jobs.set(job.jobId, job);
+  }
+  async discard(jobId: string): Promise<void> {
+    this.discarded.push(jobId);
+    this.jobs.delete(jobId);
+  }
+  async getDocument(jobId: string): Promise<JobDocument | undefined> {
+    if (this.failGet) throw new Error('redis down');
+    return this.documents.get(jobId);
+  }
+}
+
+class FakeLimiter implements RateLimiter {
+  readonly calls: { tier: RateLimitTier; client: string }[] = [];
+  refuse: RateLimitDecision | undefined;
+  throws = false;
+  async check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
+    this.calls.push({ tier, client });
+    if (this.throws) throw new Error('redis down');
+    return this.refuse ?? { allowed: true, retryAfterSeconds: 0, limit: 20, remaining: 19 };
+  }
+}
+
+interface Harness {
+  app: FastifyInstance;
+  jobs: FakeJobs;
+  published: JobSubmitted[];
+  limiter: FakeLimiter;
+  logs: Record<string, unknown>[];
+  deps: ApiDeps;
+  setPublishFails(fails: boolean): void;
+  setReady(ready: { rabbitmq: boolean; redis: boolean }): void;
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  while (apps.length > 0) await apps.pop()!.close();
+});
+
+async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
+  const config: Readonly<Config> = Object.freeze({ ...loadConfig({}), bodyLimitBytes: 1024, ...overrides });
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    service: 'api-test',
+    level: 'info',
+    destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  const jobs = new FakeJobs();
+  const published: JobSubmitted[] = [];
+  const limiter = new FakeLimiter();
+  let publishFails = false;
+  let ready = { rabbitmq: true, redis: true };
+  const deps: ApiDeps = {
+    config,
+    logger,
+    jobs,
+    rateLimiter: limiter,
+    async publishJobSubmitted(message) {
+      if (publishFails) throw new Error('publish not confirmed');
+      published.push(message);
+    },
+    async readiness() {
+      return ready;
+    },
+  };
+  const app = await buildApp(deps);
+  apps.push(app);
+  return {
+    app,
+    jobs,
+    published,
+    limiter,
+    logs,
+    deps,
+    setPublishFails: (f) => void (publishFails = f),
+    setReady: (r) => void (ready = r),
+  };
+}
+
+const post = (app: FastifyInstance, payload: unknown, extra: Partial<InjectOptions> = {}) =>
+  app.inject({ method: 'POST', url: '/api/lookup', payload: payload as InjectOptions['payload'], ...extra });
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('POST /api/lookup accepted', () => {
+  it('answers 202 with jobId, statusUrl, message, Location and X-Job-Id, stores and publishes the job', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.statusCode).toBe(202);
+    const body = res.json();
+    expect(Object.keys(body).sort()).toEqual(['jobId', 'message', 'statusUrl']);
+    expect(body.jobId).toMatch(UUID_RE);
+    expect(body.statusUrl).toBe(`/api/lookup/${body.jobId}`);
+    expect(typeof body.message).toBe('string');
+    expect(res.headers.location).toBe(body.statusUrl);
+    expect(res.headers['x-job-id']).toBe(body.jobId);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+
+    const job = h.jobs.jobs.get(body.jobId)!;
+    expect(job).toMatchObject({ jobId: body.jobId, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3] });
+    expect(Number.isNaN(Date.parse(job.createdAt))).toBe(false);
+
+    expect(h.published).toHaveLength(1);
+    const msg = h.published[0]!;
+    expect(MessageValidators.jobSubmitted.errors(msg)).toEqual([]);
+    expect(msg).toMatchObject({ jobId: body.jobId, correlationId: body.jobId, schemaVersion: 1, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3] });
+    expect(msg.messageId).toMatch(UUID_RE);
+    expect(msg.messageId).not.toBe(body.jobId);
+  });
+
+  it('logs the acceptance with the job id on the line', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 'example.com' });
+    const line = h.logs.find((l) => l.msg === 'job accepted');
+    expect(line).toMatchObject({ jobId: res.json().jobId, target: 'example.com', targetType: 'Domain' });
+  });
+
+  it('takes services by name case-insensitively, by number and as numeric strings, in request order', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 'example.com', services: ['rdap', 'GEOIP', 1, '3'] });
+    expect(res.statusCode).toBe(202);
+    expect(h.jobs.jobs.get(res.json().jobId)!.services).toEqual([2, 0, 1, 3]);
+    expect(h.published[0]!.services).toEqual([2, 0, 1, 3]);
+  });
+
+  it('runs all four services when services is omitted', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 'example.com' });
+    expect(h.jobs.jobs.get(res.json().jobId)!.services).toEqual([0, 1, 2, 3]);
+  });
+
+  it('stores the trimmed target', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '  8.8.4.4 \n' });
+    expect(res.statusCode).toBe(202);
+    expect(h.jobs.jobs.get(res.json().jobId)!.target).toBe('8.8.4.4');
+    expect(h.published[0]!.target).toBe('8.8.4.4');
+  });
+
+  it('converts an IDN to punycode and lower-cases domains', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 'Bücher.DE.' });
+    expect(res.statusCode).toBe(202);
+    expect(h.jobs.jobs.get(res.json().jobId)).toMatchObject({ target: 'xn--bcher-kva.de', targetType: 'Domain' });
+  });
+
+  it('accepts public IPv6 targets', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '2606:4700:4700::1111', services: ['Ping'] });
+    expect(res.statusCode).toBe(202);
+    expect(h.jobs.jobs.get(res.json().jobId)).toMatchObject({ targetType: 'IPAddress', services: [1] });
+  });
+
+  it('accepts application/json with a charset', async () => {
+    const h = await harness();
+    const res = await post(h.app, JSON.stringify({ target: 'example.org' }), { headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(res.statusCode).toBe(202);
+  });
+});
+
+describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)', () => {
+  const invalidTargets: [string, unknown, RegExp][] = [
+    ['empty target', '', /empty/],
+    ['whitespace target', '   \t ', /empty/],
+    ['octet above 255', '256.1.1.1', /IPv4/],
+    ['three octets', '1.2.3', /IPv4/],
+    ['leading zero', '01.2.3.4', /IPv4/],
+    ['five octets', '1.2.3.4.5', /IPv4/],
+    ['hex octet', '0x7f.0.0.1', /IPv4/],
+    ['URL', 'http://example.com/', /URL/],
+    ['URL without scheme', 'example.com/path', /URL/],
+    ['single label', 'localhost', /two labels/],
+    ['label over 63', `${'a'.repeat(64)}.com`, /63/],
+    ['name over 253', `${Array.from({ length: 4 }, () => 'a'.repeat(63)).join('.')}.com`, /253/],
+    ['numeric TLD', 'example.123', /top-level/],
+    ['underscore', 'under_score.com', /letters, digits/],
+    ['bad IPv6', '2001:::1', /IPv6/],
+  ];
+  it.each(invalidTargets)('%s', async (_name, target, message) => {
+    const h = await harness();
+    const res = await post(h.app, { target });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.error).toBe('Invalid target');
+    expect(body.message).toMatch(message);
+    expect(h.jobs.jobs.size).toBe(0);
+    expect(h.published).toHaveLength(0);
+  });
+
+  it('missing target', async () => {
+    const h = await harness();
+    const res = await post(h.app, { services: ['GeoIP'] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'Invalid request body', details: [expect.stringMatching(/required property 'target'/)] });
+  });
+
+  it('wrong types are refused, not coerced', async () => {
+    const h = await harness();
+    for (const payload of [{ target: 8 }, { target: null }, { target: ['8.8.8.8'] }, { target: '8.8.8.8', services: 'GeoIP' }, { target: '8.8.8.8', services: [true] }, { target: '8.8.8.8', services: [1.5] }]) {
+      const res = await post(h.app, payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      const body = res.json();
+      expect(body.error).toBe('Invalid request body');
+      expect(body.details.length).toBeGreaterThan(0);
+      expect(body.details.every((d: unknown) => typeof d === 'string' && d.startsWith('body'))).toBe(true);
+    }
+    expect(h.jobs.jobs.size).toBe(0);
+  });
+
+  it('lists every schema problem in details', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 5, services: [null], colour: 'blue' });
+    expect(res.statusCode).toBe(400);
+    const { details } = res.json();
+    expect(details).toEqual(
+      expect.arrayContaining([
+        'body/target must be string',
+        "body must NOT have additional properties ('colour')",
+        expect.stringMatching(/^body\/services\/0 must be string or must be integer$/),
+      ]),
+    );
+  });
+
+  it('a body that is not an object', async () => {
+    const h = await harness();
+    for (const payload of ['[]', '"8.8.8.8"', '42', 'null']) {
+      const res = await post(h.app, payload, { headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode, payload).toBe(400);
+      expect(res.json().error).toBe('Invalid request body');
+    }
+  });
+
+  it('extra properties', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8', priority: 'high' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().details).toEqual(["body must NOT have additional properties ('priority')"]);
+  });
+
+  it('duplicate services, naming them', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8', services: ['GeoIP', 'geoip'] });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.error).toBe('Invalid services');
+    expect(body.details).toEqual([expect.stringMatching(/services\[1\]: duplicate service "geoip" \(GeoIP/)]);
+    const numeric = await post(h.app, { target: '8.8.8.8', services: [1, 'Ping'] });
+    expect(numeric.statusCode).toBe(400);
+    expect(numeric.json().message).toMatch(/duplicate service "Ping"/);
+  });
+
+  it('unknown services, naming them', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8', services: ['GeoIP', 'Traceroute', 'whois'] });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.error).toBe('Invalid services');
+    expect(body.details).toHaveLength(2);
+    expect(body.details[0]).toMatch(/services\[1\]: unknown service "Traceroute"/);
+    expect(body.details[1]).toMatch(/services\[2\]: unknown service "whois"/);
+    expect(body.message).toMatch(/GeoIP, Ping, RDAP, ReverseDNS/);
+  });
+
+  it('unknown service numbers', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8', services: [4] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().details).toEqual([expect.stringMatching(/^body\/services\/0 .*<= 3/)]);
+  });
+
+  it('an empty services array', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8', services: [] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().details).toEqual([expect.stringMatching(/body\/services must NOT have fewer than 1 items/)]);
+  });
+
+  it('reports a bad target and bad services together', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: 'nope', services: ['Nope'] });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.error).toBe('Invalid request');
+    expect(body.details).toHaveLength(2);
+  });
+
+  it('malformed JSON', async () => {
+    const h = await harness();
+    const res = await post(h.app, '{"target": "8.8.8.8",', { headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'Invalid JSON', message: 'The request body is not valid JSON' });
+  });
+
+  it('prototype poisoning is malformed JSON, not a crash', async () => {
+    const h = await harness();
+    const res = await post(h.app, '{"target":"8.8.8.8","__proto__":{"x":1}}', { headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('Invalid JSON');
+  });
+
+  it('an empty body with a JSON content type', async () => {
+    const h = await harness();
+    const res = await post(h.app, '', { headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'Invalid JSON', message: expect.stringMatching(/empty/) });
+  });
+
+  it('no body at all', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'POST', url: '/api/lookup' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'Invalid request body', details: ['body must be object'] });
+  });
+
+  it('a wrong content type is 415', async () => {
+    const h = await harness();
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x']) {
+      const res = await post(h.app, 'target=8.8.8.8', { headers: { 'content-type': type } });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json()).toMatchObject({ error: 'Unsupported media type', message: expect.stringMatching(/application\/json/) });
+    }
+  });
+
+  it('a body without a content type is 415', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'POST', url: '/api/lookup', payload: Buffer.from('{"target":"8.8.8.8"}') });
+    expect(res.statusCode).toBe(415);
+    expect(res.json()).toEqual({ error: 'Unsupported media type', message: 'The request has a body but no Content-Type; send application/json' });
+  });
+
+  it('an oversized body is 413', async () => {
+    const h = await harness({ bodyLimitBytes: 1024 });
+    const res = await post(h.app, { target: 'example.com', pad: 'x'.repeat(2000) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ error: 'Payload too large', message: 'The request body is larger than 1024 bytes' });
+  });
+
+  it('refuses loopback, private, link-local and reserved addresses, naming ALLOW_PRIVATE_TARGETS', async () => {
+    const h = await harness({ allowPrivateTargets: false });
+    for (const target of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '169.254.169.254', '0.0.0.0', '::1', 'fe80::1%eth0', '::ffff:127.0.0.1', '2001:db8::1', '224.0.0.1']) {
+      const res = await post(h.app, { target });
+      expect(res.statusCode, target).toBe(400);
+      const body = res.json();
+      expect(body.error).toBe('Target not allowed');
+      expect(body.message).toMatch(/ALLOW_PRIVATE_TARGETS/);
+    }
+    expect(h.jobs.jobs.size).toBe(0);
+  });
+
+  it('accepts private addresses when ALLOW_PRIVATE_TARGETS is set', async () => {
+    const h = await harness({ allowPrivateTargets: true });
+    const res = await post(h.app, { target: '127.0.0.1' });
+    expect(res.statusCode).toBe(202);
+    expect(h.jobs.jobs.get(res.json().jobId)!.target).toBe('127.0.0.1');
+  });
+
+  it('never answers 500 to hostile input', async () => {
+    const h = await harness();
+    const payloads = [
+      '{"target": "\\u0000"}', '{"target": "\u202e.com"}', '{"target":"a","services":[{}]}', '{"target":"' + 'a.'.repeat(400) + 'com"}',
+      '{"target": "%00.com"}', '{"target":"8.8.8.8","services":["__proto__"]}', '{"constructor":{"prototype":{}}}', '\uFEFF{}', '{"target":"😀.com"}',
+    ];
+    for (const p of payloads) {
+      const res = await post(h.app, p, { headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode, p).toBeGreaterThanOrEqual(200);
+      expect(res.statusCode, p).toBeLessThan(500);
+      expect(typeof res.json().error === 'string' || res.statusCode === 202, p).toBe(true);
+    }
+  });
+});
+
+describe('POST /api/lookup when a dependency fails', () => {
+  it('publish failure: 503 with Retry-After, and the job is discarded', async () => {
+    const h = await harness();
+    h.setPublishFails(true);
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    const body = res.json();
+    expect(body).toMatchObject({ error: 'Service unavailable', message: expect.stringMatching(/broker/), retryAfter: 5 });
+    expect(h.jobs.discarded).toHaveLength(1);
+    expect(h.jobs.jobs.size).toBe(0);
+    expect(res.headers.location).toBeUndefined();
+    const line = h.logs.find((l) => typeof l.msg === 'string' && (l.msg as string).includes('discarding'));
+    expect(line?.jobId).toBe(h.jobs.discarded[0]);
+  });
+
+  it('Redis failure on create: 503, nothing published', async () => {
+    const h = await harness();
+    h.jobs.failCreate = true;
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.json().error).toBe('Service unavailable');
+    expect(h.published).toHaveLength(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+const JOB_ID = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+
+function sampleDocument(): JobDocument {
+  return {
+    jobId: JOB_ID,
+    target: 'example.com',
+    targetType: 'Domain',
+    status: 'Processing',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    completedAt: null,
+    completionPercentage: 50,
+    requestedServices: ['GeoIP', 'RDAP'],
+    results: [
+      {
+        serviceType: 'GeoIP',
+        status: 'Succeeded',
+        success: true,
+        data: {
+          country: { iso: 'US', names: { en: 'United States' } },
+          location: { latitude: 37.751, longitude: -97.822, accuracyRadius: 1000 },
+          asn: 15169,
+          tags: ['anycast', { kind: 'cdn', weight: 0.5 }],
+          nothing: null,
+          flag: false,
+          deep: { a: { b: { c: { d: [1, [2, [3]]] } } } },
+        },
+        errorMessage: null,
+        completedAt: '2025-01-01T00:00:01.000Z',
+        durationMs: 12.5,
+        attempts: 1,
+      },
+      {
+        serviceType: 'RDAP',
+        status: 'Failed',
+        success: false,
+        data: null,
+        errorMessage: 'registry answered 503',
+        completedAt: '2025-01-01T00:00:02.000Z',
+        durationMs: 900,
+        attempts: 3,
+      },
+    ],
+  };
+}
+
+describe('GET /api/lookup/:jobId', () => {
+  it('answers the job document, data objects with arbitrary nested fields intact', async () => {
+    const h = await harness();
+    const doc = sampleDocument();
+    h.jobs.documents.set(JOB_ID, doc);
+    const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual(doc);
+    expect(res.headers['x-job-id']).toBe(JOB_ID);
+  });
+
+  it('accepts an upper-case id', async () => {
+    const h = await harness();
+    h.jobs.documents.set(JOB_ID, sampleDocument());
+    const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID.toUpperCase()}` });
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('400 for a malformed id', async () => {
+    const h = await harness();
+    for (const id of ['not-a-uuid', '123', `${JOB_ID}x`, `urn:uuid:${JOB_ID}`, 'x'.repeat(300)]) {
+      const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${encodeURIComponent(id)}` });
+      expect(res.statusCode, id).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode, id).toBeLessThan(500);
+      expect(typeof res.json().error).toBe('string');
+    }
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/not-a-uuid' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'Invalid job id', message: "'not-a-uuid' is not a UUID" });
+  });
+
+  it('404 for an unknown id', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/00000000-0000-4000-8000-000000000000' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ error: 'Job not found' });
+  });
+
+  it('503 when the store fails', async () => {
+    const h = await harness();
+    h.jobs.failGet = true;
+    const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.json().error).toBe('Service unavailable');
+  });
+});
+
+describe('GET /api/lookup/services', () => {
+  it('lists the catalogue without slugs', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/services' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.map((s: { name: string; value: number }) => [s.name, s.value])).toEqual([['GeoIP', 0], ['Ping', 1], ['RDAP', 2], ['ReverseDNS', 3]]);
+    for (const s of body) {
+      expect(Object.keys(s).sort()).toEqual(['description', 'name', 'value']);
+      expect(s.description.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('health', () => {
+  it('/health/live answers ok without touching dependencies', async () => {
+    const h = await harness();
+    h.setReady({ rabbitmq: false, redis: false });
+    const res = await h.app.inject({ method: 'GET', url: '/health/live' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/health/ready answers 200 when both answer', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ready', checks: { rabbitmq: 'up', redis: 'up' } });
+  });
+
+  it('/health/ready answers 503 naming the failed dependency', async () => {
+    const h = await harness();
+    h.setReady({ rabbitmq: false, redis: true });
+    let res = await h.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ status: 'not ready', checks: { rabbitmq: 'down', redis: 'up' }, message: 'rabbitmq does not answer' });
+    h.setReady({ rabbitmq: true, redis: false });
+    res = await h.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ checks: { rabbitmq: 'up', redis: 'down' }, error: 'Not ready', message: 'redis does not answer' });
+  });
+
+  it('/health/ready answers 503 when the probe itself throws', async () => {
+    const h = await harness();
+    h.deps.readiness = async () => {
+      throw new Error('boom');
+    };
+    const res = await h.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().checks).toEqual({ rabbitmq: 'down', redis: 'down' });
+  });
+});
+
+describe('rate limits', () => {
+  it('answers 429 with Retry-After and {error, message, retryAfter} when the limiter refuses', async () => {
+    const h = await harness();
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 17, limit: 20, remaining: 0 };
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.statusCode).toBe(429);
+    expect(res.headers['retry-after']).toBe('17');
+    expect(res.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/17/), retryAfter: 17 });
+    expect(h.jobs.jobs.size).toBe(0);
+    expect(h.published).toHaveLength(0);
+  });
+
+  it('answers 429 before reading the body (even an invalid one)', async () => {
+    const h = await harness();
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 3, limit: 20, remaining: 0 };
+    const res = await post(h.app, '{not json', { headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(429);
+  });
+
+  it('uses the submit tier for POST /api/lookup and the api tier elsewhere, keyed by client address', async () => {
+    const h = await harness();
+    await post(h.app, { target: '8.8.8.8' }, { remoteAddress: '203.0.113.9' });
+    await h.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '203.0.113.9' });
+    await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}`, remoteAddress: '203.0.113.10' });
+    await h.app.inject({ method: 'GET', url: '/api/nothing-here' });
+    expect(h.limiter.calls).toEqual([
+      { tier: 'submit', client: 'ip:203.0.113.9' },
+      { tier: 'api', client: 'ip:203.0.113.9' },
+      { tier: 'api', client: 'ip:203.0.113.10' },
+      { tier: 'api', client: 'ip:127.0.0.1' },
+    ]);
+  });
+
+  it('sends X-RateLimit-Limit and X-RateLimit-Remaining on allowed answers', async () => {
+    const h = await harness();
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.headers['x-ratelimit-limit']).toBe('20');
+    expect(res.headers['x-ratelimit-remaining']).toBe('19');
+  });
+
+  it('does not rate limit health and docs routes', async () => {
+    const h = await harness();
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 30, limit: 1, remaining: 0 };
+    for (const url of ['/health/live', '/health/ready', '/swagger/json', '/swagger']) {
+      const res = await h.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBeLessThan(400);
+    }
+    expect(h.limiter.calls).toEqual([]);
+  });
+
+  it('fails open when the limiter throws', async () => {
+    const h = await harness();
+    h.limiter.throws = true;
+    const res = await post(h.app, { target: '8.8.8.8' });
+    expect(res.statusCode).toBe(202);
+    expect(h.logs.some((l) => l.level === 'warn' && String(l.msg).includes('rate limit'))).toBe(true);
+  });
+
+  it('uses X-Forwarded-For only when TRUST_PROXY is set', async () => {
+    const untrusted = await harness({ trustProxy: false });
+    await untrusted.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '198.51.100.7' } });
+    expect(untrusted.limiter.calls[0]!.client).toBe('ip:10.0.0.1');
+    const trusted = await harness({ trustProxy: true });
+    await trusted.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '198.51.100.7' } });
+    expect(trusted.limiter.calls[0]!.client).toBe('ip:198.51.100.7');
+  });
+});
+
+describe('API keys', () => {
+  it('are not required when API_KEYS is unset', async () => {
+    const h = await harness({ apiKeys: [] });
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/services' });
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('are required on every /api route when configured; health and docs stay open', async () => {
+    const h = await harness({ apiKeys: ['k-one', 'k-two'] });
+    const missing = await post(h.app, { target: '8.8.8.8' });
+    expect(missing.statusCode).toBe(401);
+    expect(missing.json()).toMatchObject({ error: 'Unauthorized', message: expect.stringMatching(/X-API-Key/) });
+    const wrong = await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { 'x-api-key': 'k-three' } });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.json().message).toMatch(/not valid/);
+    const unknownRoute = await h.app.inject({ method: 'GET', url: '/api/secret' });
+    expect(unknownRoute.statusCode).toBe(401);
+    expect(h.jobs.jobs.size).toBe(0);
+
+    const byHeader = await post(h.app, { target: '8.8.8.8' }, { headers: { 'x-api-key': 'k-two' } });
+    expect(byHeader.statusCode).toBe(202);
+    const byBearer = await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { authorization: 'Bearer k-one' } });
+    expect(byBearer.statusCode).toBe(200);
+
+    for (const url of ['/health/live', '/health/ready', '/swagger/json']) {
+      expect((await h.app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    }
+  });
+
+  it('cannot be bypassed by percent-encoding the path', async () => {
+    const h = await harness({ apiKeys: ['k-one'] });
+    const res = await h.app.inject({ method: 'GET', url: '/%61pi/lookup/services' });
+    expect(res.statusCode).toBe(401);
+    expect(h.limiter.calls).toHaveLength(1);
+  });
+
+  it('identify the client for rate limits instead of the address, without putting the key in Redis', async () => {
+    const h = await harness({ apiKeys: ['k-one'] });
+    await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { 'x-api-key': 'k-one' }, remoteAddress: '198.51.100.1' });
+    await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { 'x-api-key': 'k-one' }, remoteAddress: '198.51.100.2' });
+    await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { 'x-api-key': 'bad' }, remoteAddress: '198.51.100.3' });
+    const [a, b, c] = h.limiter.calls.map((x) => x.client);
+    expect(a).toMatch(/^key:[0-9a-f]+$/);
+    expect(a).toBe(b);
+    expect(a).not.toContain('k-one');
+    expect(c).toBe('ip:198.51.100.3');
+  });
+});
+
+describe('errors are JSON everywhere', () => {
+  it('unknown route: 404 JSON', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/nope?x=1' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({ error: 'Not found', message: 'No route for GET /nope' });
+  });
+
+  it('wrong method: 405 JSON with Allow', async () => {
+    const h = await harness();
+    let res = await h.app.inject({ method: 'DELETE', url: '/api/lookup' });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.json()).toMatchObject({ error: 'Method not allowed' });
+    res = await h.app.inject({ method: 'PUT', url: `/api/lookup/${JOB_ID}`, payload: {} });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+    res = await h.app.inject({ method: 'POST', url: '/health/live' });
+    expect(res.statusCode).toBe(405);
+  });
+
+  it('a malformed URL: 400 JSON', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/%E0%A4%A' });
+    expect(res.statusCode).toBe(400);
+    expect(typeof res.json().error).toBe('string');
+  });
+
+  it('an unexpected internal error: 500 {error} without a stack trace, logged', async () => {
+    const h = await harness();
+    // Store failures are 503 by design; a document that breaks the response schema is a real bug.
+    h.jobs.getDocument = async () => ({ broken: true }) as unknown as JobDocument;
+    const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'Internal error' });
+    expect(res.body).not.toMatch(/at |stack/);
+    expect(h.logs.some((l) => l.level === 'error')).toBe(true);
+  });
+});
+
+describe('OpenAPI document', () => {
+  it('is served at /swagger/json with every route, tags, summaries and response schemas', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/swagger/json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toMatch(/^3\./);
+    const expected: [string, string, string[]][] = [
+      ['/api/lookup', 'post', ['202', '400', '413', '415', '429', '503']],
+      ['/api/lookup/{jobId}', 'get', ['200', '400', '404', '429', '503']],
+      ['/api/lookup/services', 'get', ['200', '429']],
+      ['/health/live', 'get', ['200']],
+      ['/health/ready', 'get', ['200', '503']],
+    ];
+    for (const [path, method, codes] of expected) {
+      const op = doc.paths[path]?.[method];
+      expect(op, `${method} ${path}`).toBeDefined();
+      expect(op.tags.length).toBeGreaterThan(0);
+      expect(op.summary.length).toBeGreaterThan(0);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(codes));
+    }
+    expect(Object.keys(doc.paths).sort()).toEqual(expected.map(([p]) => p).sort());
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['JobDocument', 'SubmitLookupBody', 'ErrorBody', 'ServiceInfo']));
+    expect(doc.paths['/api/lookup'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/SubmitLookupBody');
+  });
+
+  it('serves Swagger UI at /swagger', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/swagger/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+  });
+
+  it('documents the API-key requirement when keys are configured', async () => {
+    const h = await harness({ apiKeys: ['k'] });
+    const doc = (await h.app.inject({ method: 'GET', url: '/swagger/json' })).json();
+    expect(doc.paths['/api/lookup'].post.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
+    expect(doc.paths['/health/live'].get.security).toBeUndefined();
+  });
+});

@@ -1,0 +1,146 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorBody } from '@lookup/contracts';
+
+/** Every error answer of the API: `{error, message?, details?, retryAfter?}` (invariant 7). */
+export function sendError(
+  reply: FastifyReply,
+  statusCode: number,
+  body: ErrorBody,
+  headers: Record<string, string | number> = {},
+): FastifyReply {
+  for (const [name, value] of Object.entries(headers)) reply.header(name, value);
+  return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
+}
+
+/** 503 for a dependency that is down: the client should retry shortly. */
+export function sendUnavailable(reply: FastifyReply, message: string, retryAfterSeconds = 5): FastifyReply {
+  return sendError(reply, 503, { error: 'Service unavailable', message, retryAfter: retryAfterSeconds }, { 'Retry-After': retryAfterSeconds });
+}
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  schemaPath: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * One line per problem, e.g. `body/target must be string`. The branch errors of an `anyOf` are folded
+ * into one line (`body/services/0 must be string or must be <= 3`) instead of three.
+ */
+export function describeValidation(err: FastifyError): string[] {
+  const context = err.validationContext ?? 'request';
+  const errors = (err.validation ?? []) as unknown as AjvError[];
+  const anyOfs = errors.filter((e) => e.keyword === 'anyOf');
+  const lines: string[] = [];
+  const consumed = new Set<AjvError>();
+  for (const a of anyOfs) {
+    const prefix = `${a.schemaPath}/`;
+    const branches = errors.filter((e) => e !== a && e.instancePath === a.instancePath && e.schemaPath.startsWith(prefix));
+    branches.forEach((b) => consumed.add(b));
+    const messages = [...new Set(branches.map((b) => b.message ?? b.keyword))];
+    lines.push(`${context}${a.instancePath} ${messages.length > 0 ? messages.join(' or ') : (a.message ?? 'is invalid')}`);
+    consumed.add(a);
+  }
+  for (const e of errors) {
+    if (consumed.has(e)) continue;
+    let line = `${context}${e.instancePath} ${e.message ?? `fails ${e.keyword}`}`;
+    if (e.keyword === 'additionalProperties' && typeof e.params?.additionalProperty === 'string') {
+      line += ` ('${e.params.additionalProperty}')`;
+    }
+    lines.push(line);
+  }
+  return [...new Set(lines)];
+}
+
+const VALIDATION_TITLES: Record<string, string> = {
+  body: 'Invalid request body',
+  params: 'Invalid path parameter',
+  querystring: 'Invalid query string',
+  headers: 'Invalid request headers',
+};
+
+/** Maps any error to its JSON answer. Client errors keep their 4xx; anything else is a 500 without details. */
+export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
+  if (err.validation) {
+    const details = describeValidation(err);
+    return sendError(reply, 400, {
+      error: VALIDATION_TITLES[err.validationContext ?? ''] ?? 'Invalid request',
+      message: details[0] ?? err.message,
+      details,
+    });
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = String(request.headers['content-type'] ?? '').trim();
+      return sendError(reply, 415, {
+        error: 'Unsupported media type',
+        message: type
+          ? `Content-Type '${truncate(type, 100)}' is not supported; send application/json`
+          : 'The request has a body but no Content-Type; send application/json',
+      });
+    }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return sendError(reply, 413, {
+        error: 'Payload too large',
+        message: `The request body is larger than ${bodyLimitBytes} bytes`,
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return sendError(reply, 400, { error: 'Invalid JSON', message: 'The request body is empty; send a JSON object' });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return sendError(reply, 400, { error: 'Invalid JSON', message: 'The request body is not valid JSON' });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return sendError(reply, 400, { error: 'Bad request', message: 'Content-Length does not match the length of the body' });
+    default:
+      break;
+  }
+  const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    request.log.info({ code: err.code, statusCode: status }, err.message);
+    return sendError(reply, status, { error: STATUS_CODES[status] ?? 'Bad request', message: err.message });
+  }
+  request.log.error({ err }, 'unexpected error while handling the request');
+  return sendError(reply, 500, { error: 'Internal error' });
+}
+
+const PROBED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/**
+ * One error handler and one not-found handler for the whole app: every error is JSON. A path that exists
+ * under another method answers 405 with an Allow header; an unknown path 404.
+ */
+export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => handleError(err, request, reply, bodyLimitBytes));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = PROBED_METHODS.filter((m) => m !== request.method && app.findRoute({ method: m, url: path }) !== null);
+    if (allowed.length > 0) {
+      return sendError(
+        reply,
+        405,
+        { error: 'Method not allowed', message: `${request.method} is not allowed on ${truncate(path, 200)}; use ${allowed.join(', ')}` },
+        { Allow: allowed.join(', ') },
+      );
+    }
+    return sendError(reply, 404, { error: 'Not found', message: `No route for ${request.method} ${truncate(path, 200)}` });
+  });
+}
+
+/** Errors Fastify raises before routing (malformed URL, over-long path parameter). */
+export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    sendError(reply, 414, { error: 'URI too long', message: 'A path parameter is too long' });
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
+    return;
+  }
+  sendError(reply, 500, { error: 'Internal error' });
+}
+
+export function truncate(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max)}...` : s;
+}

@@ -1,0 +1,54 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import {
+  ErrorBodySchema,
+  JobDocumentSchema,
+  ServiceInfoSchema,
+  ServiceResultSchema,
+  SubmitLookupAcceptedSchema,
+  SubmitLookupBodySchema,
+} from '@lookup/contracts';
+
+/**
+ * Route schemas. The bodies come from @lookup/contracts and are registered once with `addSchema`, so
+ * validation, serialisation and the OpenAPI document (components.schemas) all use the same definitions.
+ */
+export const SHARED_SCHEMAS: readonly TSchema[] = [
+  ErrorBodySchema,
+  SubmitLookupBodySchema,
+  SubmitLookupAcceptedSchema,
+  ServiceResultSchema,
+  JobDocumentSchema,
+  ServiceInfoSchema,
+];
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const UUID_RE = new RegExp(UUID_PATTERN);
+
+export const ErrorRef = Type.Ref(ErrorBodySchema);
+export const SubmitBodyRef = Type.Ref(SubmitLookupBodySchema);
+export const AcceptedRef = Type.Ref(SubmitLookupAcceptedSchema);
+export const JobDocumentRef = Type.Ref(JobDocumentSchema);
+export const ServiceListSchema = Type.Array(Type.Ref(ServiceInfoSchema));
+
+export const JobIdParamsSchema = Type.Object({
+  jobId: Type.String({ format: 'uuid', description: 'The job id returned by POST /api/lookup' }),
+});
+
+export const LiveSchema = Type.Object({ status: Type.Literal('ok') });
+
+const CheckState = Type.Union([Type.Literal('up'), Type.Literal('down')]);
+export const ReadySchema = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not ready')]),
+  checks: Type.Object({ rabbitmq: CheckState, redis: CheckState }),
+  error: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+});
+
+const describe = (description: string) => ({ ...ErrorRef, description });
+
+/** Error answers every /api route can give, besides its own. */
+export const API_ERROR_RESPONSES = {
+  401: describe('Missing or wrong API key (only when API_KEYS is set)'),
+  429: describe('Rate limit exceeded; see the Retry-After header'),
+};
+export { describe as errorResponse };

@@ -1,0 +1,30 @@
+import { ALL_SERVICES, SERVICE_CATALOGUE, parseService, serviceName, type ServiceType } from '@lookup/contracts';
+import { truncate } from './errors.ts';
+
+export type ServicesCheck = { ok: true; services: ServiceType[] } | { ok: false; problems: string[] };
+
+const EXPECTED = `expected one of ${SERVICE_CATALOGUE.map((s) => s.name).join(', ')} or a number 0-${SERVICE_CATALOGUE.length - 1}`;
+
+const show = (entry: unknown) => truncate(JSON.stringify(entry) ?? String(entry), 60);
+
+/**
+ * The request's `services`: omitted means all four, in catalogue order; otherwise each entry is a name
+ * (case-insensitive) or a number, in request order. Unknown and duplicate entries are named in the problems.
+ */
+export function parseServices(input: readonly unknown[] | undefined): ServicesCheck {
+  if (input === undefined) return { ok: true, services: [...ALL_SERVICES] };
+  if (input.length === 0) return { ok: false, problems: [`services must not be empty (omit it to run all four; ${EXPECTED})`] };
+  const problems: string[] = [];
+  const services: ServiceType[] = [];
+  input.forEach((entry, i) => {
+    const service = parseService(entry);
+    if (service === undefined) {
+      problems.push(`services[${i}]: unknown service ${show(entry)} (${EXPECTED})`);
+    } else if (services.includes(service)) {
+      problems.push(`services[${i}]: duplicate service ${show(entry)} (${serviceName(service)} is already requested)`);
+    } else {
+      services.push(service);
+    }
+  });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, services };
+}
