@@ -1,0 +1,85 @@
+import { promises as dns } from 'node:dns';
+import { isIPv4 } from 'node:net';
+import { permanentError, transientError, type LookupError, type TargetType } from '@lookup/contracts';
+
+/** DNS for lookups: a cancellable resolver honouring DNS_SERVERS, and DNS errors classified permanent/transient. */
+
+export interface ResolveInput {
+  target: string;
+  targetType: TargetType;
+  signal: AbortSignal;
+}
+
+export interface ResolvedTarget {
+  /** The address the lookup uses: the target itself, or the first A record (else AAAA) of a domain. */
+  ip: string;
+  family: 4 | 6;
+  /** Set when the target was a domain: the name that was resolved. */
+  resolvedFrom?: string;
+  /** Every A and AAAA address the domain resolved to. */
+  resolvedAddresses?: string[];
+}
+
+export interface ResolverSettings {
+  /** host[:port] list (config.dnsServers); empty means the system's servers. */
+  servers: readonly string[];
+  /** Per-try timeout of one query. */
+  timeoutMs: number;
+}
+
+/** A resolver for one lookup, cancelled when `signal` aborts (a shared one could not be cancelled alone). */
+export function createResolver(settings: ResolverSettings, signal: AbortSignal): dns.Resolver {
+  const resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: 2 });
+  if (settings.servers.length > 0) resolver.setServers([...settings.servers]);
+  signal.addEventListener('abort', () => resolver.cancel(), { once: true });
+  return resolver;
+}
+
+/** An IP target as it is; a domain resolved to A/AAAA records, IPv4 preferred. */
+export async function resolveTarget(input: ResolveInput, settings: ResolverSettings): Promise<ResolvedTarget> {
+  if (input.targetType === 'IPAddress') return { ip: input.target, family: isIPv4(input.target) ? 4 : 6 };
+  if (input.signal.aborted) throw transientError('DNS_ABORTED', `resolving ${input.target} was cancelled`);
+  const resolver = createResolver(settings, input.signal);
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(input.target), resolver.resolve6(input.target)]);
+  const a = v4.status === 'fulfilled' ? v4.value : [];
+  const aaaa = v6.status === 'fulfilled' ? v6.value : [];
+  const first = a[0] ?? aaaa[0];
+  if (first !== undefined) {
+    return { ip: first, family: a[0] !== undefined ? 4 : 6, resolvedFrom: input.target, resolvedAddresses: [...a, ...aaaa] };
+  }
+  const codes = [v4, v6].map((r) => (r.status === 'rejected' ? errorCode(r.reason) : 'ENODATA'));
+  throw resolveError(input.target, codes, input.signal.aborted);
+}
+
+function resolveError(name: string, codes: string[], aborted: boolean): LookupError {
+  if (codes.every((c) => c === 'ENOTFOUND')) {
+    return permanentError('DNS_NXDOMAIN', `${name} does not exist (DNS answered NXDOMAIN)`);
+  }
+  if (codes.every((c) => c === 'ENOTFOUND' || c === 'ENODATA')) {
+    return permanentError('DNS_NO_ADDRESS', `${name} has no A or AAAA records`);
+  }
+  const code = codes.find((c) => c !== 'ENOTFOUND' && c !== 'ENODATA') ?? 'EUNKNOWN';
+  return dnsFailure(`${name} could not be resolved`, code, aborted);
+}
+
+/** A failed DNS query as a LookupError: bad queries are permanent; timeouts, SERVFAIL and the like transient. */
+export function dnsFailure(what: string, code: string, aborted: boolean, cause?: unknown): LookupError {
+  if (aborted || code === 'ECANCELLED') return transientError('DNS_ABORTED', `${what}: cancelled`, cause);
+  if (code === 'EINVAL' || code === 'EBADNAME' || code === 'EBADQUERY') {
+    return permanentError('DNS_BAD_QUERY', `${what}: bad query (${code})`, cause);
+  }
+  const reasons: Record<string, [string, string]> = {
+    ETIMEOUT: ['DNS_TIMEOUT', 'the DNS server did not answer in time'],
+    ESERVFAIL: ['DNS_SERVFAIL', 'the DNS server answered SERVFAIL'],
+    EREFUSED: ['DNS_ERROR', 'the DNS server refused the query'],
+    ECONNREFUSED: ['DNS_ERROR', 'the DNS server could not be contacted'],
+  };
+  const [errCode, text] = reasons[code] ?? ['DNS_ERROR', `DNS error ${code}`];
+  return transientError(errCode, `${what}: ${text}`, cause);
+}
+
+export function errorCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    ? (err as { code: string }).code
+    : 'EUNKNOWN';
+}

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@lookup/config';
+import { createLogger } from '@lookup/logging';
+import type { LookupContext, LookupFn } from '@lookup/worker-kit';
+import type { TargetType } from '@lookup/contracts';
+import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
+import { geoipLookup } from './lookup.ts';
+
+// The database read is offline, so public addresses are fine here; names resolve through the local fixture.
+const logger = createLogger({ service: 'test', level: 'silent' });
+let dnsFixture: DnsFixture;
+let lookup: LookupFn;
+
+const ctx = (target: string, targetType: TargetType = 'IPAddress'): LookupContext => ({
+  jobId: 'job-geoip-test',
+  target,
+  targetType,
+  attempt: 1,
+  signal: new AbortController().signal,
+  logger,
+});
+
+beforeAll(async () => {
+  dnsFixture = await startDnsFixture({
+    records: { a: { 'public.example.test': ['8.8.8.8'] }, aaaa: { 'v6.example.test': ['2001:4860:4860::8888'] } },
+  });
+  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOG_LEVEL: 'silent' });
+  ({ lookup } = await geoipLookup.setup({ config, logger }));
+}, 60_000);
+
+afterAll(async () => {
+  await dnsFixture?.close();
+});
+
+describe('GeoIP lookup', () => {
+  it('locates 8.8.8.8 in the bundled DB-IP database, with attribution', async () => {
+    const data = await lookup(ctx('8.8.8.8'));
+    expect(data).toMatchObject({
+      ip: '8.8.8.8',
+      found: true,
+      countryCode: 'US',
+      country: 'United States',
+      source: 'DB-IP Lite (CC BY 4.0)',
+      attribution: 'IP Geolocation by DB-IP (https://db-ip.com)',
+    });
+    expect(typeof data.latitude).toBe('number');
+    expect(typeof data.longitude).toBe('number');
+    expect(data.prefixLength).toBeGreaterThan(0);
+    expect(data).not.toHaveProperty('resolvedFrom');
+  });
+
+  it('locates an IPv6 address in the IPv6 database', async () => {
+    const data = await lookup(ctx('2001:4860:4860::8888'));
+    expect(data.found).toBe(true);
+    expect(data.countryCode).toMatch(/^[A-Z]{2}$/);
+  });
+
+  it('answers IPv4-mapped IPv6 from the IPv4 database', async () => {
+    const data = await lookup(ctx('::ffff:8.8.8.8'));
+    expect(data).toMatchObject({ ip: '::ffff:8.8.8.8', found: true, countryCode: 'US' });
+  });
+
+  it('reports a loopback address as not found, which is a success', async () => {
+    const data = await lookup(ctx('127.0.0.1'));
+    expect(data).toMatchObject({ ip: '127.0.0.1', found: false, scope: 'loopback', source: 'DB-IP Lite (CC BY 4.0)' });
+    expect(data).not.toHaveProperty('countryCode');
+  });
+
+  it('resolves a domain first and says which address it used', async () => {
+    const data = await lookup(ctx('public.example.test', 'Domain'));
+    expect(data).toMatchObject({ ip: '8.8.8.8', resolvedFrom: 'public.example.test', resolvedAddresses: ['8.8.8.8'], found: true, countryCode: 'US' });
+  });
+
+  it('falls back to AAAA when a domain has no A record', async () => {
+    const data = await lookup(ctx('v6.example.test', 'Domain'));
+    expect(data).toMatchObject({ ip: '2001:4860:4860::8888', resolvedFrom: 'v6.example.test', found: true });
+  });
+
+  it('fails permanently for a domain that does not exist', async () => {
+    await expect(lookup(ctx('no-such-name.example.test', 'Domain'))).rejects.toMatchObject({
+      code: 'DNS_NXDOMAIN',
+      retryable: false,
+      message: expect.stringContaining('NXDOMAIN'),
+    });
+  });
+
+  it('fails permanently for a domain without addresses', async () => {
+    await expect(lookup(ctx('nodata.example.test', 'Domain'))).rejects.toMatchObject({ code: 'DNS_NO_ADDRESS', retryable: false });
+  });
+
+  it('fails transiently when the DNS server answers SERVFAIL', async () => {
+    await expect(lookup(ctx('servfail.example.test', 'Domain'))).rejects.toMatchObject({ code: 'DNS_SERVFAIL', retryable: true });
+  });
+});

@@ -1,0 +1,126 @@
+import { execFile } from 'node:child_process';
+import { ServiceType, transientError } from '@lookup/contracts';
+import { defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
+import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
+import { answered, tcpProbe, type TcpProbeResult } from './tcp-probe.ts';
+
+export interface PingOptions {
+  /** The ping executable (iputils or BusyBox); 'ping' on PATH by default. */
+  pingCommand?: string;
+  /** Ports for the TCP fallback, tried in order until one answers. */
+  tcpPorts?: number[];
+}
+
+interface PingSettings {
+  count: number;
+  timeoutMs: number;
+  command: string;
+  ports: number[];
+}
+
+const PROBE_INTERVAL_S = 0.2; // the smallest interval iputils allows without privileges
+
+/** Ping: ICMP echo through the system ping; a TCP connect probe where ICMP is not permitted. */
+export function createPingLookup(options: PingOptions = {}): LookupService {
+  const command = options.pingCommand ?? 'ping';
+  const ports = options.tcpPorts ?? [443, 80];
+  return defineLookupService({
+    service: ServiceType.Ping,
+    // The TCP fallback may try every port once, then one port per remaining probe.
+    timeoutMs: (config) => Math.max(config.lookupTimeoutMs, (config.pingCount + ports.length) * config.pingTimeoutMs + 2000),
+    async setup({ config }) {
+      const settings: PingSettings = { count: config.pingCount, timeoutMs: config.pingTimeoutMs, command, ports };
+      const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, config.pingTimeoutMs)) };
+      return { lookup: (ctx) => pingTarget(ctx, settings, dns) };
+    },
+  });
+}
+
+export const pingLookup = createPingLookup();
+
+async function pingTarget(ctx: LookupContext, settings: PingSettings, dns: ResolverSettings): Promise<LookupData> {
+  const target = await resolveTarget(ctx, dns);
+  const base = {
+    ip: target.ip,
+    ...(target.resolvedFrom ? { resolvedFrom: target.resolvedFrom, resolvedAddresses: target.resolvedAddresses } : {}),
+  };
+  const icmp = await runIcmp(target, settings, ctx.signal);
+  if ('data' in icmp) return { ...base, ...icmp.data };
+  ctx.logger.debug({ reason: icmp.unavailable }, 'ICMP not available; probing with TCP connect');
+  return { ...base, ...(await runTcp(target.ip, settings, ctx.signal)), icmpUnavailable: icmp.unavailable };
+}
+
+type IcmpOutcome = { data: LookupData } | { unavailable: string };
+
+async function runIcmp(target: ResolvedTarget, s: PingSettings, signal: AbortSignal): Promise<IcmpOutcome> {
+  // Whole seconds: older iputils and BusyBox read -W as an integer.
+  const waitS = Math.max(1, Math.ceil(s.timeoutMs / 1000));
+  const args = ['-n', '-c', String(s.count), '-W', String(waitS), '-i', String(PROBE_INTERVAL_S)];
+  if (target.family === 6) args.push('-6');
+  args.push(target.ip);
+  const budgetMs = (s.count - 1) * PROBE_INTERVAL_S * 1000 + waitS * 1000 + 2000;
+  const run = await execPing(s.command, args, signal, budgetMs);
+  if ('missing' in run) return { unavailable: run.missing };
+  const output = `${run.stdout}\n${run.stderr}`;
+  if (icmpNotPermitted(output)) return { unavailable: firstLine(run.stderr) || 'ICMP is not permitted' };
+  const summary = parsePingOutput(run.stdout);
+  if (summary) return { data: { method: 'icmp', reachable: summary.received > 0, ...summary, rtt: summary.rtt ?? null } };
+  if (/network is unreachable|no route to host/i.test(output)) {
+    const data = { method: 'icmp', reachable: false, transmitted: 0, received: 0, packetLossPercent: 100, rtt: null, probes: [] };
+    return { data: { ...data, error: firstLine(run.stderr) } };
+  }
+  throw transientError('PING_FAILED', `ping exited with code ${run.code}: ${firstLine(run.stderr) || 'no output'}`);
+}
+
+type PingRun = { code: number; stdout: string; stderr: string } | { missing: string };
+
+/** Runs ping; resolves with its output whatever its exit code (1 means no replies, which is a result). */
+function execPing(command: string, args: string[], signal: AbortSignal, timeoutMs: number): Promise<PingRun> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, LC_ALL: 'C' };
+    execFile(command, args, { signal, timeout: timeoutMs, env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (!err) return resolve({ code: 0, stdout, stderr });
+      if (typeof err.code === 'number') return resolve({ code: err.code, stdout, stderr });
+      if (err.code === 'ENOENT' || err.code === 'EACCES') return resolve({ missing: `${command} cannot be run (${err.code})` });
+      if (signal.aborted) return reject(transientError('PING_ABORTED', 'ping was cancelled', err));
+      if (err.killed) return reject(transientError('PING_TIMEOUT', `ping did not finish within ${timeoutMs} ms`, err));
+      reject(transientError('PING_FAILED', `ping could not run: ${err.message}`, err));
+    });
+  });
+}
+
+async function runTcp(ip: string, s: PingSettings, signal: AbortSignal): Promise<LookupData> {
+  const probes: Array<TcpProbeResult & { seq: number }> = [];
+  let ports = s.ports;
+  for (let seq = 1; seq <= s.count; seq += 1) {
+    const result = await probePorts(ip, ports, s.timeoutMs, signal);
+    probes.push({ seq, ...result });
+    ports = [result.port]; // later probes reuse the port that answered (or the last one tried)
+  }
+  const replies = probes.filter(answered) as Array<TcpProbeResult & { timeMs: number }>;
+  return {
+    method: 'tcp',
+    port: replies[0]?.port ?? s.ports[0],
+    reachable: replies.length > 0,
+    transmitted: probes.length,
+    received: replies.length,
+    packetLossPercent: lossPercent(probes.length, replies.length),
+    rtt: rttOf(replies) ?? null,
+    probes,
+  };
+}
+
+async function probePorts(ip: string, ports: number[], timeoutMs: number, signal: AbortSignal): Promise<TcpProbeResult> {
+  let last: TcpProbeResult | undefined;
+  for (const port of ports) {
+    try {
+      last = await tcpProbe(ip, port, timeoutMs, signal);
+    } catch (err) {
+      throw transientError('PING_ABORTED', 'TCP probe was cancelled', err);
+    }
+    if (answered(last)) return last;
+  }
+  return last!;
+}
+
+const firstLine = (s: string) => s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
