@@ -19,8 +19,20 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/**/*.test.ts'],
+          exclude: ['tests/disruptive/**'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Takes the shared RabbitMQ and Redis away for seconds: run alone, after everything else (npm test).
+          name: 'disruptive',
+          include: ['tests/disruptive/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 300_000,
           hookTimeout: 120_000,
         },
       },

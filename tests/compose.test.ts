@@ -168,8 +168,9 @@ describe('scripts/start.mjs', () => {
     );
     writeFileSync(
       path.join(dir, 'a.mjs'),
-      "console.log(JSON.stringify({ level: 30, msg: 'ready', svc: 'a' }));\n" +
-        "process.on('SIGTERM', () => { console.log('stopping'); process.exit(0); });\nsetInterval(() => {}, 1000);\n",
+      // The SIGTERM handler goes in before the ready line: the test sends SIGTERM as soon as it sees that line.
+      "process.on('SIGTERM', () => { console.log('stopping'); process.exit(0); });\n" +
+        "console.log(JSON.stringify({ level: 30, msg: 'ready', svc: 'a' }));\nsetInterval(() => {}, 1000);\n",
     );
     writeFileSync(
       path.join(dir, 'flaky.mjs'),

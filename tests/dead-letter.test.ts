@@ -81,7 +81,7 @@ describe('poison messages', () => {
     // ...and a good job still goes through end to end.
     const jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 600 });
     const good = randomUUID();
-    await jobs.create({ jobId: good, target: '8.8.8.8', targetType: 'IPAddress', services: [0], createdAt: new Date().toISOString() });
+    await jobs.create({ jobId: good, target: '8.8.8.8', targetType: 'IPAddress', services: [0], createdAt: new Date().toISOString(), deadlineAt: Date.now() + 120_000 });
     await amqp.publish(t.exchanges.events, RoutingKeys.jobSubmitted, {
       messageId: randomUUID(), correlationId: good, schemaVersion: SCHEMA_VERSION, occurredAt: new Date().toISOString(),
       jobId: good, target: '8.8.8.8', targetType: 'IPAddress', services: [0],

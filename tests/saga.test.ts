@@ -37,7 +37,7 @@ afterAll(async () => {
 const ALL: ServiceType[] = [0, 1, 2, 3];
 
 async function submit(jobId: string, services: ServiceType[] = ALL) {
-  await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services, createdAt: new Date().toISOString() });
+  await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services, createdAt: new Date().toISOString(), deadlineAt: Date.now() + 120_000 });
   await amqp.publish(t.exchanges.events, RoutingKeys.jobSubmitted, {
     messageId: randomUUID(),
     correlationId: jobId,
@@ -120,7 +120,7 @@ describe('saga', () => {
 
   it('keeps an outcome that arrives before the saga has handled job.submitted', async () => {
     const jobId = randomUUID();
-    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [0, 1], createdAt: new Date().toISOString() });
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [0, 1], createdAt: new Date().toISOString(), deadlineAt: Date.now() + 120_000 });
     await publishCompleted(taskCompleted(jobId, 1));
     await waitFor(async () => ((await jobs.getRecord(jobId))?.outcomes.size === 1 ? true : undefined));
     await amqp.publish(t.exchanges.events, RoutingKeys.jobSubmitted, {
@@ -130,6 +130,9 @@ describe('saga', () => {
     await publishCompleted(taskCompleted(jobId, 0));
     const r = await completedJob(jobId);
     expect([...r.outcomes.keys()].sort()).toEqual([0, 1]);
+    // Take this job's commands out of the queues, so the next test sees only its own.
+    await amqp.drain(t.queues.lookup('geoip'), 1);
+    await amqp.drain(t.queues.lookup('ping'), 1);
   });
 
   it('does not dispatch for a finished job, and ignores events for unknown jobs', async () => {

@@ -12,7 +12,7 @@ export function newNamespace(label = 't'): string {
 
 /** Removes every queue, exchange and Redis key of a namespace (rascal's nuke, for one namespace). */
 export async function cleanupNamespace(namespace: string, extraQueues: string[] = []): Promise<void> {
-  const d = declarations(namespace);
+  const d = declarations(namespace, { maxAttempts: 10 });
   const conn = await amqp.connect(AMQP_URL);
   try {
     const ch = await conn.createChannel();

@@ -10,6 +10,7 @@ export const ENTRY_POINTS: Record<string, string> = {
   ping: 'services/workers/ping/src/main.ts',
   rdap: 'services/workers/rdap/src/main.ts',
   'reverse-dns': 'services/workers/reverse-dns/src/main.ts',
+  'resource-worker': 'services/resource-worker/src/main.ts',
 };
 
 const READY_LINE: Record<string, string> = {
@@ -102,7 +103,7 @@ export async function startSuite(options: {
 }): Promise<Suite> {
   const port = await freePort();
   const env = { NAMESPACE: options.namespace, API_HOST: '127.0.0.1', API_PORT: String(port), ...options.env };
-  const names = options.services ?? Object.keys(ENTRY_POINTS);
+  const names = options.services ?? Object.keys(ENTRY_POINTS).filter((n) => n !== 'resource-worker');
   const started = await Promise.allSettled(names.map((n) => startService(n, env)));
   const processes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -110,6 +111,13 @@ export async function startSuite(options: {
     // Leave nothing running behind a failed start.
     await Promise.all(processes.map((p) => stopService(p)));
     throw failed.reason;
+  }
+  if (names.includes('api')) {
+    // Listening is not ready: the API answers 503 until its broker connection is up.
+    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 30_000).catch(async (err) => {
+      await Promise.all(processes.map((p) => stopService(p)));
+      throw err;
+    });
   }
   return {
     apiUrl: `http://127.0.0.1:${port}`,

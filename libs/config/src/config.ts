@@ -24,6 +24,12 @@ export interface Config {
   resourceDataDir: string;
   resourceHeartbeatMs: number;
   resourceMaxMissed: number;
+  /** How long the API waits for a resource owner's answer before it answers 504. */
+  resourceProxyTimeoutMs: number;
+  /** Largest request body the API forwards to a resource owner. */
+  resourceBodyLimitBytes: number;
+  /** A resource worker's id (unset: generated at start, unique per process). */
+  resourceWorkerId: string | undefined;
   /** How long job documents and results live in Redis. */
   jobTtlSeconds: number;
   /** Messages a consumer may hold unacknowledged. */
@@ -33,6 +39,19 @@ export interface Config {
   pingCount: number;
   pingTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** Highest attempt number of a lookup (1 = no retries); transient failures retry up to it. */
+  retryMaxAttempts: number;
+  /** Backoff before attempt 2; doubles per attempt (with jitter), capped at retryMaxDelayMs. */
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  /** Deliveries of one message before it is dead-lettered as poison (it keeps crashing its consumer). */
+  deliveryLimit: number;
+  /** Time from submission after which every service still missing is recorded TimedOut. */
+  jobDeadlineMs: number;
+  /** How often the deadline sweeper looks for overdue jobs. */
+  deadlineSweepMs: number;
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -125,13 +144,31 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resourceDataDir: read('RESOURCE_DATA_DIR', str, './data/resources'),
     resourceHeartbeatMs: read('RESOURCE_HEARTBEAT_MS', int(50, 600_000), 2000),
     resourceMaxMissed: read('RESOURCE_MAX_MISSED', int(1, 100), 3),
+    resourceProxyTimeoutMs: read('RESOURCE_PROXY_TIMEOUT_MS', int(100, 600_000), 30_000),
+    resourceBodyLimitBytes: read('RESOURCE_BODY_LIMIT_BYTES', int(256, 64 * 1024 * 1024), 1024 * 1024),
+    resourceWorkerId: read<string | undefined>('RESOURCE_WORKER_ID', str, undefined),
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
     pingCount: read('PING_COUNT', int(1, 20), 3),
     pingTimeoutMs: read('PING_TIMEOUT_MS', int(50, 60_000), 2000),
     shutdownTimeoutMs: read('SHUTDOWN_TIMEOUT_MS', int(100, 600_000), 10_000),
+    retryMaxAttempts: read('RETRY_MAX_ATTEMPTS', int(1, 10), 3),
+    retryBaseDelayMs: read('RETRY_BASE_DELAY_MS', int(10, 600_000), 500),
+    retryMaxDelayMs: read('RETRY_MAX_DELAY_MS', int(10, 3_600_000), 30_000),
+    deliveryLimit: read('DELIVERY_LIMIT', int(1, 1000), 5),
+    jobDeadlineMs: 0,
+    deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
+    idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
   };
+  // Default deadline: every attempt of the slowest lookup at its full timeout, the backoffs between them,
+  // and five seconds of slack.
+  const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
+  const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
+  config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
+  if (config.resourceWorkerId !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(config.resourceWorkerId)) {
+    problems.push(`RESOURCE_WORKER_ID must be 1-64 letters, digits, '.', '-' or '_', got '${config.resourceWorkerId}'`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -4,3 +4,4 @@ export * from './target.ts';
 export * from './messages.ts';
 export * from './http.ts';
 export * from './errors.ts';
+export * from './resources.ts';

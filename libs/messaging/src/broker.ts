@@ -21,6 +21,8 @@ export interface BrokerOptions {
   /** Backoff bounds for reconnecting. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** Highest attempt of a command (sizes the retry delay queues); every process of a suite must agree. */
+  maxAttempts?: number;
 }
 
 export interface PublishOptions {
@@ -55,12 +57,20 @@ export interface ConsumeOptions<T> {
    * Defaults: errors whose `retryable` is false are dead-lettered, others requeued after a backoff.
    */
   onError?: (err: unknown, message: ReceivedMessage<T>) => { action: 'dead-letter'; reason: string } | { action: 'requeue'; delayMs: number };
+  /**
+   * Poison guard for messages that crash their consumer: counts deliveries of a redelivered message (the
+   * broker only flags redelivery) and dead-letters it past `max`. `count` returns the delivery number.
+   */
+  deliveryLimit?: { max: number; count: (queue: string, messageId: string) => Promise<number> };
+  /** Called after a message was dead-lettered (e.g. to record the failure on its job). Errors are logged. */
+  onDeadLetter?: (reason: string, message: ConsumeMessage, body: unknown) => Promise<void>;
 }
 
 interface Consumer {
   options: ConsumeOptions<any>;
   channel?: Channel;
   tag?: string;
+  stopped?: boolean;
   inFlight: Set<Promise<void>>;
 }
 
@@ -136,7 +146,10 @@ export class Broker extends EventEmitter {
       this.connection = connection;
       this.publishChannel = publishChannel;
       publishChannel.on('close', () => {
-        if (this.publishChannel === publishChannel) this.publishChannel = undefined;
+        if (this.publishChannel !== publishChannel) return;
+        this.publishChannel = undefined;
+        // A channel closed by a channel-level error while the connection lives: start over on a new connection.
+        if (!this.closing && this.connection === connection) void connection.close().catch(() => undefined);
       });
       connection.on('close', () => this.onConnectionLost(connection));
       for (const consumer of this.consumers) await this.startConsumer(consumer);
@@ -160,7 +173,7 @@ export class Broker extends EventEmitter {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const d = declarations(this.options.namespace);
+    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? 3 });
     for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, { durable: true });
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { durable: true, arguments: q.arguments });
@@ -227,6 +240,11 @@ export class Broker extends EventEmitter {
     const { queue, prefetch } = consumer.options;
     const channel = await connection.createChannel();
     channel.on('error', (err: Error) => this.log.warn({ err: err.message, queue }, 'rabbitmq consumer channel error'));
+    channel.on('close', () => {
+      if (consumer.channel !== channel) return;
+      consumer.channel = undefined;
+      if (!this.closing && this.connection === connection && !consumer.stopped) void connection.close().catch(() => undefined);
+    });
     await channel.prefetch(prefetch);
     consumer.channel = channel;
     const { consumerTag } = await channel.consume(queue, (msg) => {
@@ -239,22 +257,35 @@ export class Broker extends EventEmitter {
   }
 
   private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage): Promise<void> {
-    const { queue, validator, handler } = consumer.options;
+    const { queue, validator, handler, deliveryLimit } = consumer.options;
+    const deadLetter = (reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, reason, consumer, body);
     let body: unknown;
     try {
       body = JSON.parse(msg.content.toString('utf8'));
     } catch {
-      await this.deadLetter(channel, msg, queue, 'invalid JSON');
+      await deadLetter('invalid JSON');
       return;
     }
     const schema = typeof validator === 'function' ? validator(msg.fields.routingKey) : validator;
     if (!schema) {
-      await this.deadLetter(channel, msg, queue, `no schema for routing key '${msg.fields.routingKey}'`);
+      await deadLetter(`no schema for routing key '${msg.fields.routingKey}'`, body);
       return;
     }
     if (!schema.check(body)) {
-      await this.deadLetter(channel, msg, queue, `schema validation failed: ${schema.errors(body).join('; ')}`);
+      await deadLetter(`schema validation failed: ${schema.errors(body).join('; ')}`, body);
       return;
+    }
+    if (deliveryLimit && msg.fields.redelivered && msg.properties.messageId) {
+      let deliveries = 0;
+      try {
+        deliveries = await deliveryLimit.count(queue, String(msg.properties.messageId));
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, queue }, 'could not count deliveries; handling the message');
+      }
+      if (deliveries > deliveryLimit.max) {
+        await deadLetter(`delivery limit exceeded: delivered ${deliveries} times (limit ${deliveryLimit.max}); its consumer may be crashing on it`, body);
+        return;
+      }
     }
     const received: ReceivedMessage<unknown> = {
       body,
@@ -269,7 +300,7 @@ export class Broker extends EventEmitter {
     } catch (err) {
       const decision = consumer.options.onError?.(err, received) ?? defaultErrorDecision(err);
       if (decision.action === 'dead-letter') {
-        await this.deadLetter(channel, msg, queue, decision.reason);
+        await deadLetter(decision.reason, body);
       } else {
         this.log.warn({ err: (err as Error)?.message, queue, jobId: msg.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
         await sleep(decision.delayMs);
@@ -282,7 +313,7 @@ export class Broker extends EventEmitter {
    * Moves a message to the dead-letter queue with the reason in its headers, then acks the original.
    * If the dead-letter publish is not confirmed the original is requeued, so nothing is lost.
    */
-  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, reason: string): Promise<void> {
+  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, reason: string, consumer: Consumer, body?: unknown): Promise<void> {
     this.log.error({ queue, reason, messageId: msg.properties.messageId, jobId: msg.properties.correlationId }, 'dead-lettering message');
     try {
       await this.publishRaw(this.topology.exchanges.deadLetter, msg, {
@@ -292,9 +323,18 @@ export class Broker extends EventEmitter {
         'x-original-routing-key': msg.fields.routingKey,
         'x-dead-lettered-at': new Date().toISOString(),
       });
-      safeAck(channel, msg);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, queue }, 'dead-letter publish failed; requeueing');
+      await sleep(1000);
+      safeNack(channel, msg, true);
+      return;
+    }
+    try {
+      await consumer.options.onDeadLetter?.(reason, msg, body);
+      safeAck(channel, msg);
+    } catch (err) {
+      // The copy is in the dead-letter queue; the follow-up failed, so let the original come back and retry it.
+      this.log.warn({ err: (err as Error).message, queue }, 'dead-letter follow-up failed; requeueing');
       await sleep(1000);
       safeNack(channel, msg, true);
     }
@@ -314,10 +354,24 @@ export class Broker extends EventEmitter {
     });
   }
 
+  /** Runs fn on a fresh confirm channel of this connection, closed afterwards (admin operations). */
+  async withConfirmChannel<T>(fn: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
+    const connection = this.connection;
+    if (!connection) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq admin channel error'));
+    try {
+      return await fn(channel);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
   /** Stops taking new messages and waits (up to timeoutMs) for in-flight handlers. */
   async stopConsuming(timeoutMs = 10_000): Promise<void> {
     await Promise.all(
       this.consumers.map(async (c) => {
+        c.stopped = true;
         if (c.channel && c.tag) await c.channel.cancel(c.tag).catch(() => undefined);
       }),
     );

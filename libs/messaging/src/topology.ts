@@ -17,8 +17,12 @@ export function topology(namespace: string) {
     queues: {
       saga: `${ns}.saga`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
+      /** Where a command waits before its attempt `attempt` (2, 3, ...) runs. */
+      retry: (slug: string, attempt: number) => `${ns}.retry.${slug}.${attempt}`,
       deadLetter: `${ns}.dead-letter`,
     },
+    /** Routing key on the retry exchange for a command's next attempt. */
+    retryKey: (slug: string, attempt: number) => `${slug}.${attempt}`,
   };
 }
 export type Topology = ReturnType<typeof topology>;
@@ -29,9 +33,31 @@ export interface QueueDeclaration {
   arguments?: Record<string, unknown>;
 }
 
-/** The whole topology. Every process declares all of it (idempotent), so no message is published before its queue exists. */
-export function declarations(namespace: string): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
+export interface TopologyOptions {
+  /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
+  maxAttempts: number;
+}
+
+/**
+ * The whole topology. Every process declares all of it (idempotent), so no message is published before its
+ * queue exists.
+ *
+ * Retries wait in the broker, not in a worker: a command whose attempt failed transiently is published to
+ * `<ns>.retry.<slug>.<n>` with a per-message TTL (its backoff, with jitter); when the TTL passes, RabbitMQ
+ * dead-letters it back to the command exchange and the work queue. One delay queue per (service, attempt)
+ * because a queue only expires messages at its head: within one attempt level the delays differ only by
+ * jitter, so no retry waits long behind a slower one. (Quorum queues' delivery limit was the alternative; it
+ * bounds redeliveries but cannot delay them, so a failing dependency would be hammered.)
+ */
+export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: 3 }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
+  const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
+    Array.from({ length: Math.max(0, options.maxAttempts - 1) }, (_, i) => ({
+      name: t.queues.retry(s.slug, i + 2),
+      arguments: { 'x-dead-letter-exchange': t.exchanges.commands, 'x-dead-letter-routing-key': RoutingKeys.command(s.slug) },
+      bindings: [{ exchange: t.exchanges.retry, routingKey: t.retryKey(s.slug, i + 2) }],
+    })),
+  );
   const dlArgs = { 'x-dead-letter-exchange': t.exchanges.deadLetter };
   return {
     exchanges: [
@@ -54,6 +80,7 @@ export function declarations(namespace: string): { exchanges: { name: string; ty
         arguments: dlArgs,
         bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.command(s.slug) }],
       })),
+      ...retryQueues,
       { name: t.queues.deadLetter, bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },
     ],
   };

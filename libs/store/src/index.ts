@@ -3,3 +3,5 @@ export * from './redis.ts';
 export * from './job-store.ts';
 export * from './result-store.ts';
 export * from './rate-limit.ts';
+export * from './delivery-counter.ts';
+export * from './idempotency.ts';

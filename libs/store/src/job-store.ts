@@ -19,6 +19,8 @@ export interface NewJob {
   targetType: TargetType;
   services: ServiceType[];
   createdAt: string;
+  /** When every service still missing is recorded TimedOut (epoch ms). */
+  deadlineAt: number;
 }
 
 /** What the saga records per service: the event's metadata and where the data is, never the data. */
@@ -40,6 +42,8 @@ export interface JobRecord extends NewJob {
 }
 
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
+export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
+export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
 
 export interface RecordOutcomeResult {
   disposition: OutcomeDisposition;
@@ -59,8 +63,10 @@ export type JobStore = ReturnType<typeof createJobStore>;
 
 export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const k = makeKeys(namespace);
-  const recordOutcomeScript = defineScript(redis, 'record_outcome', new URL('./lua/record-outcome.lua', import.meta.url), 1);
+  const recordOutcomeScript = defineScript(redis, 'record_outcome', new URL('./lua/record-outcome.lua', import.meta.url), 2);
   const markProcessingScript = defineScript(redis, 'mark_processing', new URL('./lua/mark-processing.lua', import.meta.url), 1);
+  const expireScript = defineScript(redis, 'expire_job', new URL('./lua/expire-job.lua', import.meta.url), 2);
+  const cancelScript = defineScript(redis, 'cancel_job', new URL('./lua/cancel-job.lua', import.meta.url), 2);
 
   async function create(job: NewJob): Promise<void> {
     const key = k.job(job.jobId);
@@ -76,8 +82,10 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
         services: job.services.join(','),
         total: job.services.length,
         done: 0,
+        deadlineAt: job.deadlineAt,
       })
       .expire(key, ttlSeconds)
+      .zadd(k.deadlines, job.deadlineAt, job.jobId)
       .exec();
     const failed = res?.find(([err]) => err);
     if (!res || failed) throw failed?.[0] ?? new Error('job creation transaction aborted');
@@ -85,7 +93,12 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   /** Removes a job that was never announced (its job.submitted could not be published). */
   async function discard(jobId: string): Promise<void> {
-    await redis.del(k.job(jobId));
+    await redis.multi().del(k.job(jobId)).zrem(k.deadlines, jobId).exec();
+  }
+
+  /** The job's status, or undefined when there is no such job (one HGET: workers check it per command). */
+  async function getStatus(jobId: string): Promise<JobStatus | undefined> {
+    return ((await redis.hget(k.job(jobId), 'status')) ?? undefined) as JobStatus | undefined;
   }
 
   async function getRecord(jobId: string): Promise<JobRecord | undefined> {
@@ -103,6 +116,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       targetType: (h.targetType ?? 'IPAddress') as TargetType,
       services,
       createdAt: h.createdAt ?? '',
+      deadlineAt: Number(h.deadlineAt ?? 0),
       status: (h.status ?? 'Pending') as JobStatus,
       completedAt: h.completedAt || null,
       outcomes,
@@ -155,15 +169,30 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: Outcome, at: string): Promise<RecordOutcomeResult> {
     const [disposition, status, notified] = (await recordOutcomeScript(
-      [k.job(jobId)],
-      [service, JSON.stringify(outcome), at],
+      [k.job(jobId), k.deadlines],
+      [service, JSON.stringify(outcome), at, jobId],
     )) as [OutcomeDisposition, JobStatus | '', string];
     return { disposition, status, notified: notified === '1' };
+  }
+
+  /** Jobs whose deadline has passed (oldest first), for the deadline sweeper. */
+  async function dueJobs(nowMs: number, limit: number): Promise<string[]> {
+    return redis.zrangebyscore(k.deadlines, '-inf', nowMs, 'LIMIT', 0, limit);
+  }
+
+  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean }> {
+    const [disposition, status, notified] = (await expireScript([k.job(jobId), k.deadlines], [jobId, now.toISOString(), now.getTime()])) as [ExpireDisposition, JobStatus | '', string];
+    return { disposition, status, notified: notified === '1' };
+  }
+
+  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
+    const [disposition, status] = (await cancelScript([k.job(jobId), k.deadlines], [jobId, at])) as [CancelDisposition, JobStatus | ''];
+    return { disposition, status };
   }
 
   async function markNotified(jobId: string): Promise<void> {
     await redis.hset(k.job(jobId), 'notified', '1');
   }
 
-  return { create, discard, getRecord, getDocument, markProcessing, recordOutcome, markNotified };
+  return { create, discard, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
 }

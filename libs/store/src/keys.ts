@@ -8,6 +8,9 @@ export function keys(namespace: string) {
     result: (jobId: string, service: ServiceType) => `${namespace}:result:${jobId}:${service}`,
     rateLimit: (tier: string, client: string) => `${namespace}:rl:${tier}:${client}`,
     deliveries: (queue: string, messageId: string) => `${namespace}:deliveries:${queue}:${messageId}`,
+    /** Sorted set of unfinished jobs scored by deadline (epoch ms). */
+    deadlines: `${namespace}:deadlines`,
+    idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
   };
 }
 export type Keys = ReturnType<typeof keys>;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   RoutingKeys,
   SCHEMA_VERSION,
@@ -12,51 +11,78 @@ import {
 import type { Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
-import type { ResultStore } from '@lookup/store';
+import type { JobStore, ResultStore } from '@lookup/store';
 import type { LookupFn } from './types.ts';
-import { runLookup, type AttemptPolicy } from './run-lookup.ts';
+import { backoffMs, runAttempt, type AttemptPolicy } from './run-lookup.ts';
 
 export interface CommandHandlerDeps {
   service: ServiceType;
   lookup: LookupFn;
   results: Pick<ResultStore, 'save' | 'find' | 'locate'>;
+  jobs: Pick<JobStore, 'getStatus'>;
   publishEvent: (routingKey: string, event: TaskCompleted) => Promise<void>;
+  /** Sends the command back through the broker's delay queue for its next attempt. */
+  publishRetry: (command: LookupCommand, delayMs: number) => Promise<void>;
   policy: AttemptPolicy;
   logger: Logger;
   stopSignal?: AbortSignal;
 }
 
 /**
- * One command: run the lookup, store the result (first writer wins), publish task.completed with the
- * result's location, and only then return (the caller acks). A redelivered command whose result is
- * already stored skips the lookup and re-announces the stored result.
+ * One command, one attempt: run the lookup; on a transient failure with attempts left, hand the command to
+ * the broker's delay queue for the next attempt; otherwise store the result (first writer wins), publish
+ * task.completed with its location, and only then return (the caller acks). Commands of cancelled or
+ * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, lookup, results, publishEvent, policy, logger, stopSignal } = deps;
+  const { service, lookup, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal } = deps;
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
-    const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, service: serviceName(service) });
+    const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, service: serviceName(service), attempt: cmd.attempt });
     if (cmd.serviceType !== service) {
       throw new PoisonMessageError(`command for service ${cmd.serviceType} reached the ${serviceName(service)} worker`);
     }
-    if (message.redelivered) {
-      const existing = await results.find(cmd.jobId, service);
-      if (existing) {
-        log.info('redelivered command already has a stored result; re-announcing it');
-        await publishEvent(RoutingKeys.taskCompleted, eventFor(existing, results.locate(cmd.jobId, service), cmd));
-        return;
-      }
+    // One round trip (ioredis pipelines commands issued in the same tick).
+    const [status, existing] = await Promise.all([
+      jobs.getStatus(cmd.jobId),
+      message.redelivered || cmd.attempt > 1 ? results.find(cmd.jobId, service) : undefined,
+    ]);
+    if (status === undefined) {
+      log.warn('command for a job that no longer exists; skipping');
+      return;
     }
-    const outcome = await runLookup(lookup, { ...cmd, firstAttempt: cmd.attempt }, policy, log, stopSignal);
+    if (status === 'Cancelled' || status === 'Completed') {
+      log.info({ status }, 'job already finished; skipping the lookup');
+      return;
+    }
+    if (existing) {
+      log.info('a result is already stored for this task; re-announcing it');
+      await publishEvent(RoutingKeys.taskCompleted, eventFor(existing, results.locate(cmd.jobId, service), cmd));
+      return;
+    }
+
+    const outcome = await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal);
+    if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
+      const delayMs = backoffMs(policy, cmd.attempt + 1);
+      const next: LookupCommand = {
+        ...cmd,
+        messageId: `${cmd.jobId}:${service}:${cmd.attempt + 1}`,
+        occurredAt: new Date().toISOString(),
+        attempt: cmd.attempt + 1,
+      };
+      await publishRetry(next, delayMs);
+      log.info({ err: outcome.errorMessage, retryInMs: delayMs, nextAttempt: next.attempt }, 'lookup attempt failed; retry scheduled');
+      return;
+    }
     const stored: StoredResult = {
       jobId: cmd.jobId,
       serviceType: service,
-      status: outcome.status,
-      success: outcome.status === 'Succeeded',
-      data: outcome.data,
-      errorMessage: outcome.errorMessage,
+      status: outcome.ok ? 'Succeeded' : outcome.timedOut ? 'TimedOut' : 'Failed',
+      success: outcome.ok,
+      data: outcome.ok ? outcome.data : null,
+      errorMessage: outcome.ok ? null : outcome.errorMessage,
       durationMs: outcome.durationMs,
-      attempts: outcome.attempts,
+      attempts: cmd.attempt,
       completedAt: new Date().toISOString(),
     };
     const saved = await results.save(stored);
@@ -66,9 +92,9 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
   };
 }
 
-function eventFor(result: StoredResult, location: ResultLocation, cmd: LookupCommand): TaskCompleted {
+export function eventFor(result: StoredResult, location: ResultLocation | null, cmd: { jobId: string }): TaskCompleted {
   return {
-    messageId: randomUUID(),
+    messageId: `${cmd.jobId}:${result.serviceType}:done`,
     correlationId: cmd.jobId,
     schemaVersion: SCHEMA_VERSION,
     occurredAt: new Date().toISOString(),

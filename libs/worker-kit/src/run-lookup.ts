@@ -1,74 +1,74 @@
-import { errorMessage, isCodedError, type ResultStatus } from '@lookup/contracts';
+import { errorMessage, isCodedError } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import type { LookupData, LookupFn } from './types.ts';
 
 export interface AttemptPolicy {
+  /** Upper bound of one attempt. */
   timeoutMs: number;
+  /** Highest attempt number; transient failures before it are retried. */
   maxAttempts: number;
-  /** First backoff; doubles each attempt, with full jitter, capped at maxBackoffMs. */
+  /** Backoff before attempt 2; doubles per attempt, capped at maxBackoffMs, with jitter. */
   baseBackoffMs: number;
   maxBackoffMs: number;
 }
 
-export interface LookupOutcome {
-  status: ResultStatus;
-  data: LookupData | null;
-  errorMessage: string | null;
-  attempts: number;
-  durationMs: number;
-}
+export type AttemptOutcome =
+  | { ok: true; data: LookupData; durationMs: number }
+  | { ok: false; retryable: boolean; timedOut: boolean; errorMessage: string; durationMs: number };
 
 class AttemptTimeout extends Error {
   readonly code = 'LOOKUP_TIMEOUT';
   readonly retryable = true;
 }
 
+export class WorkerStopping extends Error {
+  readonly code = 'WORKER_STOPPING';
+  readonly retryable = true;
+}
+
 /**
- * Runs a lookup with a per-attempt timeout. Transient errors (and timeouts) are retried with exponential
- * backoff and jitter up to maxAttempts; permanent ones (retryable: false) fail at once.
+ * Runs one attempt of a lookup under a timeout. Errors are classified: a LookupError says whether it is
+ * retryable; timeouts and unexpected errors are transient. Throws WorkerStopping if the worker shuts down
+ * meanwhile (the command is then left unacked and redelivered).
  */
-export async function runLookup(
+export async function runAttempt(
   lookup: LookupFn,
-  input: { jobId: string; target: string; targetType: 'IPAddress' | 'Domain'; firstAttempt: number },
-  policy: AttemptPolicy,
+  input: { jobId: string; target: string; targetType: 'IPAddress' | 'Domain'; attempt: number },
+  timeoutMs: number,
   logger: Logger,
   stopSignal?: AbortSignal,
-): Promise<LookupOutcome> {
+): Promise<AttemptOutcome> {
   const started = performance.now();
-  let attempt = input.firstAttempt;
-  for (;;) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${policy.timeoutMs} ms`)), policy.timeoutMs);
-    const onStop = () => controller.abort(new Error('worker is shutting down'));
-    stopSignal?.addEventListener('abort', onStop, { once: true });
-    try {
-      const data = await Promise.race([
-        lookup({ ...input, attempt, signal: controller.signal, logger }),
-        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })),
-      ]);
-      return { status: 'Succeeded', data, errorMessage: null, attempts: attempt, durationMs: elapsed(started) };
-    } catch (err) {
-      const timedOut = err instanceof AttemptTimeout;
-      const retryable = timedOut || !isCodedError(err) || err.retryable;
-      if (stopSignal?.aborted) throw err; // shutting down: leave the command unacked so it is redelivered
-      if (!retryable || attempt >= policy.maxAttempts) {
-        return {
-          status: timedOut ? 'TimedOut' : 'Failed',
-          data: null,
-          errorMessage: errorMessage(err),
-          attempts: attempt,
-          durationMs: elapsed(started),
-        };
-      }
-      const delay = Math.round(Math.random() * Math.min(policy.maxBackoffMs, policy.baseBackoffMs * 2 ** (attempt - 1)));
-      logger.info({ attempt, retryInMs: delay, err: errorMessage(err) }, 'lookup attempt failed; retrying');
-      await new Promise((r) => setTimeout(r, delay));
-      attempt++;
-    } finally {
-      clearTimeout(timer);
-      stopSignal?.removeEventListener('abort', onStop);
-    }
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
+  const onStop = () => controller.abort(new WorkerStopping('worker is shutting down'));
+  stopSignal?.addEventListener('abort', onStop, { once: true });
+  try {
+    const data = await Promise.race([
+      lookup({ ...input, signal: controller.signal, logger }),
+      new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })),
+    ]);
+    return { ok: true, data, durationMs: elapsed(started) };
+  } catch (err) {
+    if (err instanceof WorkerStopping || stopSignal?.aborted) throw new WorkerStopping('worker is shutting down');
+    const timedOut = err instanceof AttemptTimeout;
+    return {
+      ok: false,
+      timedOut,
+      retryable: timedOut || !isCodedError(err) || err.retryable,
+      errorMessage: errorMessage(err),
+      durationMs: elapsed(started),
+    };
+  } finally {
+    clearTimeout(timer);
+    stopSignal?.removeEventListener('abort', onStop);
   }
+}
+
+/** Backoff before `nextAttempt` (2, 3, ...): exponential, capped, with "equal jitter" (half fixed, half random). */
+export function backoffMs(policy: AttemptPolicy, nextAttempt: number, random = Math.random): number {
+  const cap = Math.min(policy.maxBackoffMs, policy.baseBackoffMs * 2 ** Math.max(0, nextAttempt - 2));
+  return Math.round(cap / 2 + random() * (cap / 2));
 }
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 100) / 100;

@@ -1,10 +1,12 @@
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
-import { MessageValidators, serviceInfo, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, serviceInfo, type LookupCommand } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
 import { createBroker } from '@lookup/messaging';
-import { createRedis, createResultStore } from '@lookup/store';
-import { createCommandHandler } from './command-handler.ts';
+import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
+import { createCommandHandler, eventFor } from './command-handler.ts';
 import type { LookupService } from './types.ts';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The whole worker process for one lookup service: config, clients, the consume loop, shutdown.
@@ -16,9 +18,11 @@ export async function runWorker(definition: LookupService): Promise<void> {
   const logger = createLogger({ service: `worker-${info.slug}`, level: config.logLevel });
   logger.info({ config: describeConfig(config) }, 'starting');
 
-  const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-worker-${info.slug}` });
-  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-worker-${info.slug}` });
+  const name = `${config.namespace}-worker-${info.slug}`;
+  const redis = createRedis({ url: config.redisUrl, logger, name });
+  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts });
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
+  const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const { lookup, close } = await definition.setup({ config, logger });
   const stop = new AbortController();
 
@@ -35,26 +39,60 @@ export async function runWorker(definition: LookupService): Promise<void> {
   });
   installSignalHandlers(shutdown, logger);
 
+  const publishEvent = (routingKey: string, event: { messageId: string; jobId: string }) =>
+    broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId });
+
   const handler = createCommandHandler({
     service: definition.service,
     lookup,
     results,
+    jobs,
     logger,
     stopSignal: stop.signal,
     policy: {
       timeoutMs: definition.timeoutMs?.(config) ?? config.lookupTimeoutMs,
-      maxAttempts: 3,
-      baseBackoffMs: 200,
-      maxBackoffMs: 5_000,
+      maxAttempts: Math.min(config.retryMaxAttempts, definition.maxAttempts?.(config) ?? config.retryMaxAttempts),
+      baseBackoffMs: config.retryBaseDelayMs,
+      maxBackoffMs: config.retryMaxDelayMs,
     },
-    publishEvent: (routingKey, event) =>
-      broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId }),
+    publishEvent,
+    publishRetry: (command, delayMs) =>
+      broker.publish(broker.topology.exchanges.retry, broker.topology.retryKey(info.slug, command.attempt), command, {
+        messageId: command.messageId,
+        correlationId: command.jobId,
+        expiration: delayMs,
+      }),
   });
   await broker.consume<LookupCommand>({
     queue: broker.topology.queues.lookup(info.slug),
     validator: MessageValidators.lookupCommand,
     prefetch: config.prefetch,
     handler,
+    deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
+    // A dead-lettered command still ends its task: the job records this service as Failed rather than
+    // waiting for its deadline. (Not for a command that reached the wrong worker: this service has no task.)
+    onDeadLetter: async (reason, raw, body) => {
+      if (reason.startsWith('MESSAGE_POISON')) return;
+      const candidate = (body as { jobId?: unknown } | undefined)?.jobId ?? raw.properties.correlationId;
+      if (typeof candidate !== 'string' || !UUID_RE.test(candidate)) return;
+      const jobId = candidate.toLowerCase();
+      const event = eventFor(
+        {
+          jobId,
+          serviceType: definition.service,
+          status: 'Failed',
+          success: false,
+          data: null,
+          errorMessage: `the command was dead-lettered: ${reason}`.slice(0, 2000),
+          durationMs: 0,
+          attempts: Number((body as { attempt?: unknown } | undefined)?.attempt) || 0,
+          completedAt: new Date().toISOString(),
+        },
+        null,
+        { jobId },
+      );
+      await publishEvent(RoutingKeys.taskCompleted, event);
+    },
   });
   await broker.start();
   logger.info({ queue: broker.topology.queues.lookup(info.slug) }, 'worker ready');

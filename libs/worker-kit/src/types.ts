@@ -31,6 +31,8 @@ export interface LookupService {
   service: ServiceType;
   /** Per-attempt timeout; defaults to config.lookupTimeoutMs. */
   timeoutMs?: (config: Readonly<Config>) => number;
+  /** Attempts for transient failures; defaults to config.retryMaxAttempts (and never exceeds it). */
+  maxAttempts?: (config: Readonly<Config>) => number;
   /** Called once at start-up (open databases, build resolvers). */
   setup(deps: LookupSetupDeps): Promise<{ lookup: LookupFn; close?: () => Promise<void> | void }>;
 }

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
-import type { JobDocument, JobSubmitted } from '@lookup/contracts';
+import type { JobCompleted, JobDocument, JobSubmitted } from '@lookup/contracts';
 import { MessageValidators } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
-import type { NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import type { CancelDisposition, IdempotencyClaim, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
 import { buildApp } from './app.ts';
 import type { ApiDeps } from './deps.ts';
 
@@ -29,6 +29,30 @@ class FakeJobs {
     if (this.failGet) throw new Error('redis down');
     return this.documents.get(jobId);
   }
+  readonly statuses = new Map<string, 'Pending' | 'Processing' | 'Completed' | 'Cancelled'>();
+  async cancel(jobId: string): Promise<{ disposition: CancelDisposition; status: '' | 'Completed' | 'Cancelled' | 'Pending' | 'Processing' }> {
+    const status = this.statuses.get(jobId) ?? (this.jobs.has(jobId) ? 'Pending' : undefined);
+    if (!status) return { disposition: 'missing', status: '' };
+    if (status === 'Completed' || status === 'Cancelled') return { disposition: 'finished', status };
+    this.statuses.set(jobId, 'Cancelled');
+    return { disposition: 'cancelled', status: 'Cancelled' };
+  }
+}
+
+/** Same semantics as the Redis store: per client, first claim wins, same fingerprint replays. */
+class FakeIdempotency {
+  readonly claims = new Map<string, { fingerprint: string; jobId: string }>();
+  async claim(client: string, key: string, fingerprint: string, jobId: string): Promise<IdempotencyClaim> {
+    const prev = this.claims.get(`${client} ${key}`);
+    if (!prev) {
+      this.claims.set(`${client} ${key}`, { fingerprint, jobId });
+      return { state: 'new' };
+    }
+    return prev.fingerprint === fingerprint ? { state: 'replay', jobId: prev.jobId } : { state: 'conflict', jobId: prev.jobId };
+  }
+  async release(client: string, key: string, jobId: string): Promise<void> {
+    if (this.claims.get(`${client} ${key}`)?.jobId === jobId) this.claims.delete(`${client} ${key}`);
+  }
 }
 
 class FakeLimiter implements RateLimiter {
@@ -46,6 +70,7 @@ interface Harness {
   app: FastifyInstance;
   jobs: FakeJobs;
   published: JobSubmitted[];
+  completed: JobCompleted[];
   limiter: FakeLimiter;
   logs: Record<string, unknown>[];
   deps: ApiDeps;
@@ -68,6 +93,7 @@ async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
   });
   const jobs = new FakeJobs();
   const published: JobSubmitted[] = [];
+  const completed: JobCompleted[] = [];
   const limiter = new FakeLimiter();
   let publishFails = false;
   let ready = { rabbitmq: true, redis: true };
@@ -75,10 +101,14 @@ async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
     config,
     logger,
     jobs,
+    idempotency: new FakeIdempotency(),
     rateLimiter: limiter,
     async publishJobSubmitted(message) {
       if (publishFails) throw new Error('publish not confirmed');
       published.push(message);
+    },
+    async publishJobCompleted(message) {
+      completed.push(message);
     },
     async readiness() {
       return ready;
@@ -90,6 +120,7 @@ async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
     app,
     jobs,
     published,
+    completed,
     limiter,
     logs,
     deps,
@@ -700,7 +731,7 @@ describe('errors are JSON everywhere', () => {
     expect(res.json()).toMatchObject({ error: 'Method not allowed' });
     res = await h.app.inject({ method: 'PUT', url: `/api/lookup/${JOB_ID}`, payload: {} });
     expect(res.statusCode).toBe(405);
-    expect(res.headers.allow).toBe('GET, HEAD');
+    expect(res.headers.allow).toBe('GET, HEAD, DELETE');
     res = await h.app.inject({ method: 'POST', url: '/health/live' });
     expect(res.statusCode).toBe(405);
   });
@@ -762,5 +793,84 @@ describe('OpenAPI document', () => {
     const doc = (await h.app.inject({ method: 'GET', url: '/swagger/json' })).json();
     expect(doc.paths['/api/lookup'].post.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
     expect(doc.paths['/health/live'].get.security).toBeUndefined();
+  });
+});
+
+describe('DELETE /api/lookup/:jobId (cancellation)', () => {
+  const post = (h: Harness, body: unknown, headers: Record<string, string> = {}) =>
+    h.app.inject({ method: 'POST', url: '/api/lookup', payload: body as InjectOptions['payload'], headers: { 'content-type': 'application/json', ...headers } });
+
+  it('cancels an unfinished job (202), then answers 409; 404 for an unknown id, 400 for a malformed one', async () => {
+    const h = await harness();
+    const { jobId } = (await post(h, { target: '8.8.8.8' })).json();
+    const res = await h.app.inject({ method: 'DELETE', url: `/api/lookup/${jobId}` });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ jobId, status: 'Cancelled', statusUrl: `/api/lookup/${jobId}` });
+    expect(h.completed).toEqual([expect.objectContaining({ jobId, status: 'Cancelled', correlationId: jobId })]);
+    const again = await h.app.inject({ method: 'DELETE', url: `/api/lookup/${jobId}` });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'Job already finished' });
+    const unknown = await h.app.inject({ method: 'DELETE', url: '/api/lookup/00000000-0000-4000-8000-000000000000' });
+    expect(unknown.statusCode).toBe(404);
+    const bad = await h.app.inject({ method: 'DELETE', url: '/api/lookup/nope' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: 'Invalid job id' });
+  });
+
+  it('gives the job a deadline JOB_DEADLINE_MS after submission', async () => {
+    const h = await harness({ jobDeadlineMs: 12_345 });
+    const before = Date.now();
+    const { jobId } = (await post(h, { target: '8.8.8.8' })).json();
+    const job = h.jobs.jobs.get(jobId)!;
+    expect(job.deadlineAt).toBeGreaterThanOrEqual(before + 12_345);
+    expect(job.deadlineAt).toBeLessThanOrEqual(Date.now() + 12_345);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  const post = (h: Harness, body: unknown, headers: Record<string, string> = {}) =>
+    h.app.inject({ method: 'POST', url: '/api/lookup', payload: body as InjectOptions['payload'], headers: { 'content-type': 'application/json', ...headers } });
+
+  it('returns the same job for the same key and body, and creates nothing new', async () => {
+    const h = await harness();
+    const first = await post(h, { target: '8.8.8.8', services: ['GeoIP'] }, { 'idempotency-key': 'abc-1' });
+    const second = await post(h, { target: ' 8.8.8.8 ', services: [0] }, { 'idempotency-key': 'abc-1' });
+    expect(first.statusCode).toBe(202);
+    expect(second.statusCode).toBe(202);
+    expect(second.json().jobId).toBe(first.json().jobId);
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(second.headers.location).toBe(`/api/lookup/${first.json().jobId}`);
+    expect(h.jobs.jobs.size).toBe(1);
+    expect(h.published).toHaveLength(1);
+  });
+
+  it('answers 409 for the same key with a different body; other keys and no key are independent', async () => {
+    const h = await harness();
+    const first = await post(h, { target: '8.8.8.8' }, { 'idempotency-key': 'k' });
+    const conflict = await post(h, { target: '8.8.4.4' }, { 'idempotency-key': 'k' });
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json()).toMatchObject({ error: 'Idempotency key reused' });
+    expect(conflict.json().message).toContain(first.json().jobId);
+    expect((await post(h, { target: '8.8.4.4' }, { 'idempotency-key': 'k2' })).statusCode).toBe(202);
+    expect((await post(h, { target: '8.8.8.8' })).json().jobId).not.toBe(first.json().jobId);
+    expect(h.jobs.jobs.size).toBe(3);
+  });
+
+  it('frees the key when the job could not be announced, so a retry succeeds', async () => {
+    const h = await harness();
+    h.setPublishFails(true);
+    expect((await post(h, { target: '8.8.8.8' }, { 'idempotency-key': 'retry-me' })).statusCode).toBe(503);
+    h.setPublishFails(false);
+    const retry = await post(h, { target: '8.8.8.8' }, { 'idempotency-key': 'retry-me' });
+    expect(retry.statusCode).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expect(h.jobs.jobs.has(retry.json().jobId)).toBe(true);
+  });
+
+  it('refuses a malformed key with 400', async () => {
+    const h = await harness();
+    const res = await post(h, { target: '8.8.8.8' }, { 'idempotency-key': 'has space' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'Invalid Idempotency-Key' });
   });
 });

@@ -4,6 +4,9 @@ import { frameworkErrorHandler, installErrorHandling } from './errors.ts';
 import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
+import { registerResourceRoutes } from './routes/resources.ts';
+import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
+import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { registerSwagger } from './swagger.ts';
 
@@ -39,5 +42,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installApiGuard(app, { apiKeys: config.apiKeys, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
+  if (deps.deadLetters) registerDeadLetterRoutes(app, { config, deadLetters: deps.deadLetters });
+  if (deps.resources) {
+    await registerResourceRoutes(app, { config, resources: deps.resources });
+    await registerAdminResourceRoutes(app, { config, resources: deps.resources });
+  }
   return app;
 }

@@ -1,17 +1,27 @@
 import type { Config } from '@lookup/config';
-import type { JobSubmitted } from '@lookup/contracts';
+import type { JobCompleted, JobSubmitted } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
-import type { JobStore, RateLimiter } from '@lookup/store';
+import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
+import type { ResourceRouter } from './resources/resource-router.ts';
+import type { DeadLetterAdmin } from './routes/admin-dead-letters.ts';
 
 /** Everything the API needs from the outside world; main.ts builds the real ones, tests pass fakes. */
 export interface ApiDeps {
   config: Readonly<Config>;
   /** Root logger; becomes Fastify's loggerInstance (each request gets a child with its reqId). */
   logger: Logger;
-  jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument'>;
+  jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument' | 'cancel'>;
+  /** Remembers Idempotency-Key headers of submissions. */
+  idempotency: Pick<IdempotencyStore, 'claim' | 'release'>;
   /** Publishes job.submitted with a publisher confirm; rejects if the broker does not confirm in time. */
   publishJobSubmitted(message: JobSubmitted): Promise<void>;
+  /** Announces a job's end (here: a cancellation) on job.completed. */
+  publishJobCompleted(message: JobCompleted): Promise<void>;
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;
+  /** Dead-letter queue operations; when absent, /api/admin/dead-letters is not registered. */
+  deadLetters?: DeadLetterAdmin;
+  /** Pinned-resource routing; when absent, the /api/resources and /api/admin/resources routes are not registered. */
+  resources?: ResourceRouter;
 }

@@ -50,7 +50,15 @@ function isApiRequest(request: FastifyRequest): boolean {
  * valid one is presented, else the client address), then the API key when API_KEYS is set. Limits are
  * checked before the body is read, so a 429 answers at once.
  */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who the request counts against: its API key (hashed) when it sent a valid one, else its address. */
+    clientId: string;
+  }
+}
+
 export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: GuardOptions): void {
+  app.decorateRequest('clientId', '');
   const keysRequired = apiKeys.length > 0;
   const matches = apiKeyMatcher(apiKeys);
 
@@ -69,6 +77,7 @@ export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: 
     const presented = presentedApiKey(request);
     const validKey = keysRequired && presented !== undefined && matches(presented);
     const client = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${request.ip}`;
+    request.clientId = client;
     const tier = request.routeOptions.config?.rateLimitTier ?? 'api';
 
     const decision = await decide(request, tier, client);

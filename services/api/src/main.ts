@@ -1,9 +1,10 @@
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
 import { RoutingKeys } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
-import { createBroker } from '@lookup/messaging';
-import { createJobStore, createRateLimiter, createRedis } from '@lookup/store';
+import { createBroker, deadLetterOps } from '@lookup/messaging';
+import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
 import { buildApp } from './app.ts';
+import { createResourceRouter } from './resources/resource-router.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'api', level: config.logLevel });
@@ -11,13 +12,26 @@ logger.info({ config: describeConfig(config) }, 'starting');
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api`, failFast: true });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-api`, publishTimeoutMs: 5_000 });
+const broker = createBroker({
+  url: config.amqpUrl,
+  namespace: config.namespace,
+  logger,
+  name: `${config.namespace}-api`,
+  publishTimeoutMs: 5_000,
+  maxAttempts: config.retryMaxAttempts,
+});
 void broker.start();
 
+// Pinned resources: placement in Redis, requests to the owner over RabbitMQ (its own connection).
+const resources = createResourceRouter({ redis, config, logger });
+void resources.start();
+
 const app = await buildApp({
+  resources,
   config,
   logger,
   jobs: createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds }),
+  idempotency: createIdempotencyStore({ redis, namespace: config.namespace, ttlSeconds: config.idempotencyTtlSeconds }),
   rateLimiter: createRateLimiter({
     redis,
     logger,
@@ -33,6 +47,17 @@ const app = await buildApp({
       messageId: message.messageId,
       correlationId: message.jobId,
     }),
+  publishJobCompleted: (message) =>
+    broker.publish(broker.topology.exchanges.events, RoutingKeys.jobCompleted, message, {
+      messageId: message.messageId,
+      correlationId: message.jobId,
+      mandatory: false,
+    }),
+  deadLetters: {
+    list: (limit) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).list(limit)),
+    replay: (sel) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).replay(sel)),
+    discard: (sel) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).discard(sel)),
+  },
   readiness: async () => ({
     rabbitmq: broker.ready,
     redis: redis.status === 'ready' && (await redis.ping().then(() => true, () => false)),
@@ -44,6 +69,7 @@ const shutdown = createShutdown({
   timeoutMs: config.shutdownTimeoutMs,
   steps: [
     { name: 'close http server', run: () => app.close() },
+    { name: 'close resource router', run: () => resources.close() },
     { name: 'close broker', run: () => broker.close() },
     { name: 'close redis', run: () => redis.quit() },
   ],

@@ -26,11 +26,14 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
       tags: [
         { name: 'lookup', description: 'Submit lookups and read their results' },
         { name: 'health', description: 'Liveness and readiness probes' },
+        { name: 'resources', description: 'Pinned resources: every request for a key goes to the one worker that owns it' },
+        { name: 'admin', description: 'Admin endpoints (X-Admin-Key: ADMIN_API_KEY)' },
       ],
       components: {
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           bearer: { type: 'http', scheme: 'bearer' },
+          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key' },
         },
       },
     },

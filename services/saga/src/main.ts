@@ -2,15 +2,17 @@ import { loadConfigOrExit, describeConfig } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobSubmitted, type TaskCompleted } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
 import { createBroker, type ReceivedMessage } from '@lookup/messaging';
-import { createJobStore, createRedis } from '@lookup/store';
+import { LeaderElection, leaseTimings } from '@lookup/coordination';
+import { createDeliveryCounter, createJobStore, createRedis } from '@lookup/store';
 import { createSaga } from './saga.ts';
+import { sweepDeadlines } from './deadline-sweeper.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'saga', level: config.logLevel });
 logger.info({ config: describeConfig(config) }, 'starting');
 
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga` });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
 const saga = createSaga({
@@ -23,10 +25,25 @@ const saga = createSaga({
     broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId, mandatory: false }),
 });
 
+// Exactly one replica sweeps deadlines; if it dies, another takes over within one lease period (3 s).
+const election = new LeaderElection({
+  redis,
+  namespace: config.namespace,
+  name: 'deadline-sweeper',
+  timings: leaseTimings({ heartbeatMs: 1000, maxMissed: 3 }),
+  logger,
+});
+election.on('elected', ({ signal, epoch }) => {
+  logger.info({ epoch }, 'elected deadline sweeper');
+  void sweepDeadlines({ jobs, announce: saga.announceCompleted, intervalMs: config.deadlineSweepMs, logger }, signal);
+});
+election.on('lost', ({ reason }) => logger.info({ reason }, 'no longer the deadline sweeper'));
+
 const shutdown = createShutdown({
   logger,
   timeoutMs: config.shutdownTimeoutMs,
   steps: [
+    { name: 'stop sweeping', run: () => election.stop() },
     { name: 'stop consuming', run: () => broker.stopConsuming(config.shutdownTimeoutMs / 2) },
     { name: 'close broker', run: () => broker.close() },
     { name: 'close redis', run: () => redis.quit() },
@@ -43,10 +60,12 @@ await broker.consume<JobSubmitted | TaskCompleted>({
       : routingKey === RoutingKeys.taskCompleted
         ? MessageValidators.taskCompleted
         : undefined,
+  deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
   handler: (message) =>
     message.raw.fields.routingKey === RoutingKeys.jobSubmitted
       ? saga.onJobSubmitted(message as ReceivedMessage<JobSubmitted>)
       : saga.onTaskCompleted(message as ReceivedMessage<TaskCompleted>),
 });
 await broker.start();
+election.start();
 logger.info({ queue: broker.topology.queues.saga }, 'saga ready');

@@ -93,20 +93,26 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
     }
     // Also on a duplicate: if a previous delivery completed the job but died before announcing it.
     if (result.status === 'Completed' && !result.notified) {
-      const completed: JobCompleted = {
-        messageId: `${ev.jobId}:completed`,
-        correlationId: ev.jobId,
-        schemaVersion: SCHEMA_VERSION,
-        occurredAt: new Date().toISOString(),
-        jobId: ev.jobId,
-        status: 'Completed',
-        completedAt: new Date().toISOString(),
-      };
-      await publishEvent(RoutingKeys.jobCompleted, completed);
-      await jobs.markNotified(ev.jobId);
+      await announceCompleted(ev.jobId);
       log.info('job completed');
     }
   }
 
-  return { onJobSubmitted, onTaskCompleted };
+  /** Publishes job.completed, then records that it was published (at-least-once announcement). */
+  async function announceCompleted(jobId: string): Promise<void> {
+    const now = new Date().toISOString();
+    const completed: JobCompleted = {
+      messageId: `${jobId}:completed`,
+      correlationId: jobId,
+      schemaVersion: SCHEMA_VERSION,
+      occurredAt: now,
+      jobId,
+      status: 'Completed',
+      completedAt: now,
+    };
+    await publishEvent(RoutingKeys.jobCompleted, completed);
+    await jobs.markNotified(jobId);
+  }
+
+  return { onJobSubmitted, onTaskCompleted, announceCompleted };
 }

@@ -1,8 +1,10 @@
 -- Records one service's outcome on a job, atomically and idempotently.
 -- KEYS[1]  job hash
+-- KEYS[2]  deadline index (sorted set): the job leaves it when it completes
 -- ARGV[1]  service number (0-3)
 -- ARGV[2]  outcome JSON (status, success, errorMessage, completedAt, durationMs, attempts, location)
 -- ARGV[3]  completion time (ISO 8601) to stamp if this outcome completes the job
+-- ARGV[4]  job id
 -- Returns { disposition, jobStatus, notified }
 --   disposition: recorded | duplicate | late | missing | unrequested
 -- The first outcome for a service wins (HSETNX): a redelivered or duplicate event never double-counts,
@@ -22,6 +24,7 @@ local done = redis.call('HINCRBY', job, 'done', 1)
 local total = tonumber(redis.call('HGET', job, 'total'))
 if done >= total then
   redis.call('HSET', job, 'status', 'Completed', 'completedAt', ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[4])
   return { 'recorded', 'Completed', notified }
 end
 if status == 'Pending' then

@@ -6,6 +6,7 @@ import {
   addressScope,
   serviceName,
   validateTarget,
+  type JobCompleted,
   type JobSubmitted,
   type SubmitLookupAccepted,
   type SubmitLookupBody,
@@ -38,7 +39,7 @@ const SCOPE_WORDS: Record<string, string> = {
 };
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { config, jobs, publishJobSubmitted } = deps;
+  const { config, jobs, idempotency, publishJobSubmitted, publishJobCompleted } = deps;
 
   app.get(
     '/api/lookup/services',
@@ -66,9 +67,21 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'Pending and announces it. Poll the statusUrl (also in the Location header) for the results. Loopback, ' +
           'private and reserved IP targets are refused unless ALLOW_PRIVATE_TARGETS is set.',
         body: SubmitBodyRef,
+        headers: {
+          type: 'object',
+          properties: {
+            'idempotency-key': {
+              type: 'string',
+              description:
+                'Optional. A retry with the same key and the same body gets the same job (for IDEMPOTENCY_TTL_SECONDS); ' +
+                'the same key with a different body is a 409.',
+            },
+          },
+        },
         response: {
-          202: { ...AcceptedRef, description: 'Accepted; poll statusUrl' },
+          202: { ...AcceptedRef, description: 'Accepted; poll statusUrl (also for a replayed Idempotency-Key: Idempotent-Replayed: true)' },
           400: errorResponse('Malformed JSON, schema failure, invalid target or services, or a refused private target'),
+          409: errorResponse('The Idempotency-Key was already used with a different body'),
           413: errorResponse('The body is larger than API_BODY_LIMIT_BYTES'),
           415: errorResponse('The Content-Type is not application/json'),
           ...API_ERROR_RESPONSES,
@@ -106,12 +119,50 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       }
 
       const jobId = randomUUID();
-      const createdAt = new Date().toISOString();
+      const now = Date.now();
+      const createdAt = new Date(now).toISOString();
       const log = request.log.child({ jobId });
+      const accepted = (id: string): SubmitLookupAccepted => ({
+        jobId: id,
+        statusUrl: `/api/lookup/${id}`,
+        message: `Lookup accepted: ${services.services.map(serviceName).join(', ')} for ${target.target}. Poll statusUrl for the results.`,
+      });
+
+      const idemKey = request.headers['idempotency-key'];
+      if (idemKey !== undefined && (typeof idemKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idemKey))) {
+        return sendError(reply, 400, { error: 'Invalid Idempotency-Key', message: 'Idempotency-Key must be 1-255 printable ASCII characters without spaces' });
+      }
+      if (typeof idemKey === 'string') {
+        // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
+        const fingerprint = JSON.stringify([target.target, services.services]);
+        let claim;
+        try {
+          claim = await idempotency.claim(request.clientId, idemKey, fingerprint, jobId);
+        } catch (err) {
+          log.error({ err }, 'could not check the Idempotency-Key; answering 503');
+          return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
+        }
+        if (claim.state === 'conflict') {
+          return sendError(reply, 409, {
+            error: 'Idempotency key reused',
+            message: `Idempotency-Key '${truncate(idemKey, 60)}' was already used for job ${claim.jobId} with a different body`,
+          });
+        }
+        if (claim.state === 'replay') {
+          log.info({ existingJobId: claim.jobId }, 'idempotent replay');
+          const body = accepted(claim.jobId);
+          return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', claim.jobId).header('Idempotent-Replayed', 'true').send(body);
+        }
+      }
+      const releaseKey = async () => {
+        if (typeof idemKey === 'string') await idempotency.release(request.clientId, idemKey, jobId).catch(() => undefined);
+      };
+
       try {
-        await jobs.create({ jobId, target: target.target, targetType: target.targetType, services: services.services, createdAt });
+        await jobs.create({ jobId, target: target.target, targetType: target.targetType, services: services.services, createdAt, deadlineAt: now + config.jobDeadlineMs });
       } catch (err) {
         log.error({ err }, 'could not store the job; answering 503');
+        await releaseKey();
         return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
       }
 
@@ -134,20 +185,16 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         } catch (discardErr) {
           log.error({ err: discardErr }, 'could not discard the unannounced job; it expires with its TTL');
         }
+        await releaseKey();
         return sendUnavailable(reply, 'The message broker is unavailable; the lookup was not accepted, try again shortly', RETRY_AFTER_SECONDS);
       }
 
-      const statusUrl = `/api/lookup/${jobId}`;
       log.info(
         { target: target.target, targetType: target.targetType, services: services.services.map(serviceName), messageId: message.messageId },
         'job accepted',
       );
-      const body: SubmitLookupAccepted = {
-        jobId,
-        statusUrl,
-        message: `Lookup accepted: ${services.services.map(serviceName).join(', ')} for ${target.target}. Poll statusUrl for the results.`,
-      };
-      return reply.code(202).header('Location', statusUrl).header('X-Job-Id', jobId).send(body);
+      const body = accepted(jobId);
+      return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', jobId).send(body);
     },
   );
 
@@ -187,6 +234,72 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (!document) return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
       reply.header('X-Job-Id', document.jobId);
       return document;
+    },
+  );
+
+  app.delete<{ Params: { jobId: string } }>(
+    '/api/lookup/:jobId',
+    {
+      config: { rateLimitTier: 'api' },
+      attachValidation: true,
+      schema: {
+        tags: ['lookup'],
+        summary: 'Cancel a lookup job',
+        description:
+          'Cancels a job that has not finished: it becomes Cancelled, every service without a result is recorded ' +
+          'Cancelled, and workers skip its remaining commands. Results already recorded are kept.',
+        params: JobIdParamsSchema,
+        response: {
+          202: {
+            type: 'object',
+            description: 'Cancelled',
+            properties: { jobId: { type: 'string' }, status: { type: 'string' }, statusUrl: { type: 'string' }, message: { type: 'string' } },
+          },
+          400: errorResponse('The job id is not a UUID'),
+          404: errorResponse('No job with this id (unknown, or expired)'),
+          409: errorResponse('The job has already finished (Completed or Cancelled)'),
+          ...API_ERROR_RESPONSES,
+          503: errorResponse('Redis is unavailable; see the Retry-After header'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { jobId: rawId } = request.params;
+      if (request.validationError || !UUID_RE.test(rawId)) {
+        return sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(rawId, 100)}' is not a UUID` });
+      }
+      const jobId = rawId.toLowerCase();
+      const log = request.log.child({ jobId });
+      const now = new Date().toISOString();
+      let result;
+      try {
+        result = await jobs.cancel(jobId, now);
+      } catch (err) {
+        log.error({ err }, 'could not cancel the job; answering 503');
+        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
+      }
+      if (result.disposition === 'missing') return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
+      if (result.disposition === 'finished') {
+        return sendError(reply, 409, { error: 'Job already finished', message: `Job ${jobId} is already ${result.status}` });
+      }
+      const event: JobCompleted = {
+        messageId: `${jobId}:completed`,
+        correlationId: jobId,
+        schemaVersion: SCHEMA_VERSION,
+        occurredAt: now,
+        jobId,
+        status: 'Cancelled',
+        completedAt: now,
+      };
+      // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
+      await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));
+      log.info('job cancelled');
+      return reply.code(202).header('X-Job-Id', jobId).send({
+        jobId,
+        status: 'Cancelled',
+        statusUrl: `/api/lookup/${jobId}`,
+        message: 'The job was cancelled; results already recorded are kept.',
+      });
     },
   );
 }

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { ResourceMessageValidators, type ResourceWorkerMessage } from '@lookup/contracts';
+import { createResourceDirectory, leaseTimings } from '@lookup/coordination';
+import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { RpcServer, resourceQueues } from '@lookup/messaging';
+import { createRedis, waitForRedis } from '@lookup/store';
+import { ResourceHost } from './resource-host.ts';
+import type { ResourceType } from './types.ts';
+
+/** A worker id that is safe in queue names and Redis keys: host, pid and a random suffix. */
+export function generateWorkerId(): string {
+  const host = hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The whole resource worker process: `await runResourceWorker(myType)` is a worker's main.ts. It consumes its
+ * own queue (`<NAMESPACE>.resource.<workerId>`), registers in the resource directory with a heartbeat, and serves
+ * the keys the API places on it.
+ */
+export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ service: `resource-worker`, level: config.logLevel });
+  const workerId = config.resourceWorkerId ?? generateWorkerId();
+  const log = logger.child({ workerId, type: type.name });
+  log.info({ config: describeConfig(config) }, 'starting');
+
+  const timings = leaseTimings({ heartbeatMs: config.resourceHeartbeatMs, maxMissed: config.resourceMaxMissed });
+  const redis = createRedis({ url: config.redisUrl, logger: log, name: `${config.namespace}-resource-${workerId}` });
+  const directory = createResourceDirectory({ redis, namespace: config.namespace, ttlMs: timings.ttlMs });
+  await type.setup?.({ config, logger: log });
+
+  const queue = resourceQueues(config.namespace).worker(workerId);
+  let host: ResourceHost<R> | undefined;
+  const server = new RpcServer<ResourceWorkerMessage>({
+    url: config.amqpUrl,
+    logger: log,
+    name: `${config.namespace}-resource-${workerId}`,
+    queue,
+    validator: ResourceMessageValidators.toWorker,
+    handler: (message, meta) => host?.onMessage(message, { replyTo: meta.replyTo, correlationId: meta.correlationId }),
+  });
+  host = new ResourceHost<R>({
+    type,
+    workerId,
+    directory,
+    timings,
+    config,
+    logger: log,
+    reply: (target, body) => (target.replyTo ? server.reply(target.replyTo, target.correlationId, body) : false),
+    transportReady: () => server.ready,
+  });
+
+  const shutdown = createShutdown({
+    logger: log,
+    timeoutMs: config.shutdownTimeoutMs,
+    steps: [
+      { name: 'close and release resources', run: () => host!.stop(config.shutdownTimeoutMs / 2) },
+      { name: 'close rpc', run: () => server.close() },
+      { name: 'close redis', run: () => redis.quit() },
+    ],
+  });
+  installSignalHandlers(shutdown, log);
+
+  await waitForRedis(redis, 60_000);
+  // The queue exists before the worker is registered, so the API never routes to a worker it cannot reach.
+  await server.start();
+  await host.start();
+  log.info({ queue, ttlMs: timings.ttlMs, renewEveryMs: timings.renewEveryMs, safetyMarginMs: timings.safetyMarginMs }, 'worker ready');
+}

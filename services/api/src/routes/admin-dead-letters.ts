@@ -1,0 +1,127 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '@lookup/config';
+import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
+import { requireAdmin } from '../admin-auth.ts';
+import { sendError, sendUnavailable } from '../errors.ts';
+import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
+
+/** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
+export interface DeadLetterAdmin {
+  list(limit: number): Promise<{ count: number; messages: DeadLetter[] }>;
+  replay(selector: DeadLetterSelector): Promise<number>;
+  discard(selector: DeadLetterSelector): Promise<number>;
+}
+
+const DeadLetterSchema = {
+  type: 'object',
+  properties: {
+    messageId: { type: ['string', 'null'] },
+    jobId: { type: ['string', 'null'] },
+    reason: { type: ['string', 'null'], description: 'Why it was dead-lettered' },
+    originalQueue: { type: ['string', 'null'] },
+    originalExchange: { type: 'string' },
+    routingKey: { type: 'string' },
+    deadLetteredAt: { type: ['string', 'null'] },
+    body: { description: 'The message body: JSON when it parses, else its text' },
+  },
+} as const;
+
+const ADMIN_ERRORS = {
+  401: errorResponse('Missing or wrong admin key (X-Admin-Key)'),
+  403: errorResponse('Admin endpoints are disabled: ADMIN_API_KEY is not set'),
+  503: errorResponse('RabbitMQ is unavailable'),
+};
+
+/**
+ * Dead letters, operable: list them, and replay (re-publish to where they came from) or discard one or all.
+ * Under /api/admin/dead-letters with the admin key. `npm run dlq` does the same from a shell.
+ */
+export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: Readonly<Config>; deadLetters: DeadLetterAdmin }): void {
+  const { config, deadLetters } = deps;
+  const preHandler = requireAdmin(config);
+  const security = [{ adminKey: [] }];
+  const unavailable = (reply: Parameters<typeof sendUnavailable>[0], err: unknown) => {
+    reply.log.warn({ err: (err as Error)?.message }, 'dead-letter operation failed');
+    return sendUnavailable(reply, 'RabbitMQ is unavailable; try again shortly');
+  };
+
+  app.get<{ Querystring: { limit?: string } }>(
+    '/api/admin/dead-letters',
+    {
+      preHandler,
+      schema: {
+        tags: ['admin'],
+        summary: 'List dead-lettered messages',
+        description: 'The first `limit` messages of the dead-letter queue (they stay in it), with the reason each was dead-lettered.',
+        security,
+        querystring: { type: 'object', properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$' } }, additionalProperties: false },
+        response: {
+          200: { type: 'object', properties: { count: { type: 'integer' }, messages: { type: 'array', items: DeadLetterSchema } } },
+          ...ADMIN_ERRORS,
+          ...API_ERROR_RESPONSES,
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        return await deadLetters.list(Number(request.query.limit ?? 50));
+      } catch (err) {
+        return unavailable(reply, err);
+      }
+    },
+  );
+
+  app.post<{ Body: { messageId?: string; all?: boolean } }>(
+    '/api/admin/dead-letters/replay',
+    {
+      preHandler,
+      schema: {
+        tags: ['admin'],
+        summary: 'Replay dead-lettered messages',
+        description: 'Re-publishes the message with `messageId` (or every message, with `all: true`) to the exchange and routing key it was first published to.',
+        security,
+        body: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'boolean' } }, additionalProperties: false },
+        response: { 200: { type: 'object', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const sel = selector(request.body);
+      if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all: true to replay every message' });
+      try {
+        return { replayed: await deadLetters.replay(sel) };
+      } catch (err) {
+        return unavailable(reply, err);
+      }
+    },
+  );
+
+  app.delete<{ Querystring: { messageId?: string; all?: 'true' | 'false' } }>(
+    '/api/admin/dead-letters',
+    {
+      preHandler,
+      schema: {
+        tags: ['admin'],
+        summary: 'Discard dead-lettered messages',
+        description: 'Removes the message with `messageId`, or every message with `all=true`.',
+        security,
+        querystring: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false },
+        response: { 200: { type: 'object', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const sel = selector({ messageId: request.query.messageId, all: request.query.all === 'true' });
+      if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all=true to discard every message' });
+      try {
+        return { discarded: await deadLetters.discard(sel) };
+      } catch (err) {
+        return unavailable(reply, err);
+      }
+    },
+  );
+}
+
+function selector(input: { messageId?: string; all?: boolean } | undefined): DeadLetterSelector | undefined {
+  if (input?.messageId) return { messageId: input.messageId };
+  if (input?.all === true) return {};
+  return undefined;
+}

@@ -1,0 +1,4 @@
+import { runResourceWorker } from '@lookup/resource-kit';
+import { createSqliteType } from './sqlite.ts';
+
+await runResourceWorker(createSqliteType());

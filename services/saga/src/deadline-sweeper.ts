@@ -1,0 +1,41 @@
+import type { Logger } from '@lookup/logging';
+import type { JobStore } from '@lookup/store';
+
+export interface DeadlineSweeperDeps {
+  jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
+  /** Announces a job that the sweep finished (job.completed), then marks it notified. */
+  announce: (jobId: string) => Promise<void>;
+  intervalMs: number;
+  logger: Logger;
+  /** Jobs examined per pass. */
+  batch?: number;
+}
+
+/**
+ * Finishes overdue jobs: every service still missing at the deadline is recorded TimedOut and the job
+ * completes with what it has. Runs while `signal` is not aborted (the saga runs it on its elected leader
+ * only, so replicas do not duplicate the work; expiry is idempotent, so an overlap would be harmless).
+ */
+export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSignal): Promise<void> {
+  const { jobs, announce, intervalMs, logger, batch = 200 } = deps;
+  while (!signal.aborted) {
+    try {
+      const due = await jobs.dueJobs(Date.now(), batch);
+      for (const jobId of due) {
+        if (signal.aborted) break;
+        const result = await jobs.expire(jobId, new Date());
+        if (result.disposition === 'expired') logger.warn({ jobId }, 'deadline passed; missing services recorded TimedOut');
+        if ((result.disposition === 'expired' || result.disposition === 'finished') && result.status === 'Completed' && !result.notified) {
+          await announce(jobId);
+        }
+      }
+      if (due.length === batch) continue; // more are due: no pause
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'deadline sweep failed; retrying');
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, intervalMs);
+      signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+  }
+}

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type JobDocument } from '@lookup/contracts';
+import { topology } from '@lookup/messaging';
+import { keys } from '@lookup/store';
+import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
+import { cleanupNamespace, newNamespace } from './support/namespace.ts';
+import { ChaosSuite } from './support/chaos.ts';
+import { awaitJobs, report, submitLoad } from './support/load.ts';
+import { rawAmqp } from './support/amqp.ts';
+import { waitFor } from './support/processes.ts';
+import { fixtureEnv } from './support/env.ts';
+
+// Fault tests: the real processes under load, killed (SIGKILL) and restarted mid-work, with duplicate,
+// out-of-order and malformed messages. After each: every job terminal, every service recorded exactly once
+// and Succeeded (so nothing was papered over by the deadline), and the services still serving.
+const ns = newNamespace('faults');
+const ALL = ['GeoIP', 'Ping', 'RDAP', 'ReverseDNS'];
+const BODY = { target: '127.0.0.2' };
+let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
+let dns: Awaited<ReturnType<typeof startDnsFixture>>;
+let suite: ChaosSuite;
+
+beforeAll(async () => {
+  [rdap, dns] = await Promise.all([startRdapFixture({}), startDnsFixture({})]);
+  suite = await ChaosSuite.start(ns, ['api', 'saga', 'saga', 'geoip', 'ping', 'rdap', 'reverse-dns'], fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { JOB_DEADLINE_MS: '120000', PREFETCH: '16' }));
+});
+
+afterAll(async () => {
+  await suite?.stop();
+  await Promise.all([rdap?.close(), dns?.close()]);
+  await cleanupNamespace(ns);
+});
+
+async function loadWith(label: string, jobs: number, during: () => Promise<void>) {
+  const load = await submitLoad(suite.apiUrl, { jobs, concurrency: 12, body: BODY, during });
+  await load.fault;
+  const docs = await awaitJobs(suite.apiUrl, load.accepted);
+  const figures = await report(ns, load.accepted, docs, ALL.length);
+  console.log(`[fault figures] ${JSON.stringify({ scenario: label, ...figures, refused: load.refused })}`);
+  expect(figures).toMatchObject({ submitted: jobs, lost: 0, recordedTwice: 0, notSucceeded: 0 });
+  for (const id of load.accepted) expect(docs.get(id)!.results.map((r) => r.serviceType).sort()).toEqual(ALL);
+  return { docs, ids: load.accepted };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('fault tolerance under load', () => {
+  it('SIGKILL the saga mid-load and start it again', async () => {
+    await loadWith('saga killed and restarted', 120, async () => {
+      await suite.kill('saga');
+      await suite.kill('saga');
+      await pause(300);
+      await suite.add('saga');
+    });
+    await suite.add('saga');
+  });
+
+  it('two saga replicas, one killed for good', async () => {
+    expect(suite.live('saga')).toHaveLength(2);
+    await loadWith('one of two sagas killed', 120, async () => {
+      await suite.kill('saga');
+    });
+    await suite.add('saga');
+  });
+
+  it('SIGKILL each worker type mid-load and start it again', async () => {
+    await loadWith('each worker type killed and restarted', 160, async () => {
+      for (const name of ['geoip', 'ping', 'rdap', 'reverse-dns']) {
+        await suite.kill(name);
+        await pause(150);
+        await suite.add(name);
+      }
+    });
+  });
+
+  it('duplicate and out-of-order task.completed, redelivered commands and job.submitted change nothing', async () => {
+    const { docs, ids } = await loadWith('baseline for duplicates', 40, async () => undefined);
+    const t = topology(ns);
+    const amqp = await rawAmqp();
+    try {
+      const now = new Date().toISOString();
+      const sends: Promise<void>[] = [];
+      for (const jobId of ids) {
+        // Out of order: every service, reversed, claiming a different outcome.
+        for (const s of [...SERVICE_CATALOGUE].reverse()) {
+          sends.push(amqp.publish(t.exchanges.events, RoutingKeys.taskCompleted, {
+            messageId: randomUUID(), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
+            serviceType: s.value, status: 'Failed', success: false, errorMessage: 'duplicate', durationMs: 1, attempts: 9,
+            completedAt: now, location: { storage: 'redis', key: keys(ns).result(jobId, s.value) },
+          }));
+          sends.push(amqp.publish(t.exchanges.commands, RoutingKeys.command(s.slug), {
+            messageId: `${jobId}:${s.value}:1`, correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
+            target: BODY.target, targetType: 'IPAddress', serviceType: s.value, attempt: 1,
+          }));
+        }
+        sends.push(amqp.publish(t.exchanges.events, RoutingKeys.jobSubmitted, {
+          messageId: randomUUID(), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
+          target: BODY.target, targetType: 'IPAddress', services: [0, 1, 2, 3],
+        }));
+      }
+      await Promise.all(sends);
+      // Let every duplicate be consumed, then compare with what the user saw before.
+      await waitFor(async () => {
+        const counts = await Promise.all([t.queues.saga, ...SERVICE_CATALOGUE.map((s) => t.queues.lookup(s.slug))].map((q) => amqp.channel.checkQueue(q)));
+        return counts.every((c) => c.messageCount === 0) ? true : undefined;
+      });
+      await pause(500);
+      const after = await awaitJobs(suite.apiUrl, ids);
+      for (const id of ids) expect(after.get(id)).toEqual(docs.get(id) as JobDocument);
+      const figures = await report(ns, ids, after, ALL.length);
+      console.log(`[fault figures] ${JSON.stringify({ scenario: 'duplicates, out-of-order events, redelivered commands', ...figures })}`);
+      expect(figures.recordedTwice).toBe(0);
+    } finally {
+      await amqp.close();
+    }
+  });
+
+  it('malformed messages on every queue go to the dead-letter queue with a reason; services keep serving', async () => {
+    const t = topology(ns);
+    const amqp = await rawAmqp();
+    try {
+      await amqp.drain(t.queues.deadLetter);
+      const targets = [t.queues.saga, ...SERVICE_CATALOGUE.map((s) => t.queues.lookup(s.slug))];
+      const retryQueues = SERVICE_CATALOGUE.flatMap((s) => [2, 3].map((n) => t.queues.retry(s.slug, n)));
+      for (const q of targets) {
+        await amqp.sendToQueue(q, '{"not": "closed"', { messageId: `bad-json-${q}` });
+        await amqp.sendToQueue(q, { schemaVersion: 1, hello: 'world' }, { messageId: `bad-schema-${q}` });
+      }
+      // A malformed command waiting for a retry dead-letters back to its work queue, then to the dead-letter queue.
+      for (const q of retryQueues) await amqp.sendToQueue(q, '<xml/>', { messageId: `bad-retry-${q}`, expiration: '10' });
+      const expected = targets.length * 2 + retryQueues.length;
+      const dead = await amqp.drain(t.queues.deadLetter, expected, 20_000);
+      expect(dead).toHaveLength(expected);
+      for (const m of dead) expect(String(m.properties.headers?.['x-dead-letter-reason'])).toMatch(/invalid JSON|schema validation failed|no schema/);
+      const originals = new Set(dead.map((m) => String(m.properties.headers?.['x-original-queue'])));
+      expect([...originals].sort()).toEqual(targets.sort());
+    } finally {
+      await amqp.close();
+    }
+    await loadWith('after malformed messages on every queue', 40, async () => undefined);
+    expect(suite.live()).toHaveLength(suite.processes.length);
+  });
+});
