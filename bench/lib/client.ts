@@ -1,0 +1,168 @@
+import { Pool } from 'undici';
+
+/** How a job ended, as the client saw it. */
+export type Outcome =
+  | { state: 'completed' }
+  | { state: 'failed'; reason: string }
+  | { state: 'lost'; reason: string };
+
+/**
+ * How the client learns that a job reached a terminal state. Polling GET /api/lookup/{id} is what exists
+ * today; a job event stream (SSE or WebSocket) can implement the same interface and replace it.
+ */
+export interface CompletionDetector {
+  readonly name: string;
+  /** Requests (or stream messages) spent detecting completions so far. */
+  readonly requests: number;
+  /** Resolves once the job is terminal, or as 'lost' at `deadline` (performance.now() ms). */
+  wait(job: { jobId: string; statusUrl: string }, deadline: number): Promise<Outcome>;
+  close(): Promise<void>;
+}
+
+export interface HttpClient {
+  pool: Pool;
+  requests: number;
+}
+
+/** One keep-alive connection pool to the API; enough connections that no job waits for a socket. */
+export function createHttpClient(apiUrl: string, connections: number): HttpClient {
+  return {
+    pool: new Pool(new URL(apiUrl).origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 }),
+    requests: 0,
+  };
+}
+
+interface JobDocumentLite {
+  status: string;
+  results: { serviceType: string; status: string; errorMessage: string | null }[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls the job's statusUrl every `intervalMs` (measured from the previous answer: never two polls of one job at once). */
+export function createPollingDetector(http: HttpClient, intervalMs: number): CompletionDetector {
+  let requests = 0;
+  return {
+    name: `polling GET every ${intervalMs} ms`,
+    get requests() {
+      return requests;
+    },
+    async wait({ statusUrl }, deadline) {
+      let last = 'never answered';
+      for (;;) {
+        if (performance.now() > deadline) return { state: 'lost', reason: `not Completed before the timeout (last seen: ${last})` };
+        requests++;
+        try {
+          const res = await http.pool.request({ path: statusUrl, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+          if (res.statusCode === 200) {
+            const doc = (await res.body.json()) as JobDocumentLite;
+            last = doc.status;
+            if (doc.status === 'Completed') {
+              const bad = doc.results.filter((r) => r.status !== 'Succeeded');
+              return bad.length === 0
+                ? { state: 'completed' }
+                : { state: 'failed', reason: bad.map((r) => `${r.serviceType} ${r.status}: ${r.errorMessage ?? ''}`).join('; ') };
+            }
+            if (doc.status === 'Cancelled') return { state: 'failed', reason: 'job Cancelled' };
+          } else {
+            last = `HTTP ${res.statusCode}`;
+            await res.body.dump();
+          }
+        } catch (err) {
+          last = `request error ${(err as Error).message}`;
+        }
+        await sleep(intervalMs);
+      }
+    },
+    async close() {},
+  };
+}
+
+export interface JobRecord {
+  /** Start of the job as the client counts it: the POST (closed loop) or its scheduled time (open loop). */
+  startedAt: number;
+  /** The 202 arrived. */
+  acceptedAt?: number;
+  /** The client learned the terminal state. */
+  endedAt?: number;
+  outcome?: Outcome;
+}
+
+export interface LoadOptions {
+  http: HttpClient;
+  detector: CompletionDetector;
+  target: string;
+  services: string[];
+  /** Per job, from its start; past it the job counts as lost. */
+  timeoutMs: number;
+}
+
+async function runJob(o: LoadOptions, record: JobRecord): Promise<void> {
+  const body = JSON.stringify({ target: o.target, services: o.services });
+  let accepted: { jobId: string; statusUrl: string };
+  try {
+    o.http.requests++;
+    const res = await o.http.pool.request({
+      path: '/api/lookup',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    if (res.statusCode !== 202) {
+      const text = await res.body.text();
+      record.endedAt = performance.now();
+      record.outcome = { state: 'failed', reason: `submit answered ${res.statusCode}: ${text.slice(0, 200)}` };
+      return;
+    }
+    accepted = (await res.body.json()) as { jobId: string; statusUrl: string };
+  } catch (err) {
+    record.endedAt = performance.now();
+    record.outcome = { state: 'failed', reason: `submit failed: ${(err as Error).message}` };
+    return;
+  }
+  record.acceptedAt = performance.now();
+  record.outcome = await o.detector.wait(accepted, record.startedAt + o.timeoutMs);
+  record.endedAt = performance.now();
+}
+
+/** Closed loop: `inflight` jobs at all times until `jobs` have been started (or `durationMs` has passed). */
+export async function closedLoop(o: LoadOptions & { jobs: number; inflight: number; durationMs?: number }): Promise<{ records: JobRecord[]; wallMs: number }> {
+  const records: JobRecord[] = [];
+  const t0 = performance.now();
+  const stopAt = o.durationMs ? t0 + o.durationMs : Infinity;
+  const lane = async () => {
+    while (records.length < o.jobs && performance.now() < stopAt) {
+      const r: JobRecord = { startedAt: performance.now() };
+      records.push(r);
+      await runJob(o, r);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.inflight) }, lane));
+  return { records, wallMs: performance.now() - t0 };
+}
+
+/**
+ * Open loop: job i is due at t0 + i/rate whatever happened to the others. Latency counts from the due
+ * time, so a client falling behind (or a stalled API) shows up in the figures (no coordinated omission).
+ */
+export async function openLoop(o: LoadOptions & { jobs: number; rate: number; durationMs?: number }): Promise<{ records: JobRecord[]; wallMs: number }> {
+  const records: JobRecord[] = [];
+  const running: Promise<void>[] = [];
+  const t0 = performance.now();
+  const total = o.durationMs ? Math.min(o.jobs, Math.ceil((o.durationMs / 1000) * o.rate)) : o.jobs;
+  const gap = 1000 / o.rate;
+  for (let i = 0; i < total; ) {
+    const now = performance.now();
+    while (i < total && t0 + i * gap <= now) {
+      const r: JobRecord = { startedAt: t0 + i * gap };
+      records.push(r);
+      running.push(runJob(o, r));
+      i++;
+    }
+    if (i < total) await sleep(Math.max(0, t0 + i * gap - performance.now()));
+  }
+  await Promise.all(running);
+  return { records, wallMs: performance.now() - t0 };
+}

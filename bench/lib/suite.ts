@@ -1,0 +1,231 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { SERVICE_CATALOGUE, parseService, serviceInfo, type ServiceInfo } from '@lookup/contracts';
+import { declarations } from '@lookup/messaging';
+import { startDnsFixture, startRdapFixture, type DnsFixture, type RdapFixture } from '../../tests/fixtures/index.ts';
+import { cleanupNamespace } from '../../tests/support/namespace.ts';
+import { ENTRY_POINTS, freePort } from '../../tests/support/processes.ts';
+import { REPO_ROOT } from '../../tests/support/env.ts';
+import type { RabbitStats } from './servers.ts';
+
+/** Services named on the command line ('GeoIP', 'ping', 'reverse-dns', '3'): catalogue entries, in catalogue order. */
+export function parseServiceList(list: string | undefined): ServiceInfo[] {
+  if (!list) return [...SERVICE_CATALOGUE];
+  const picked = new Set<number>();
+  for (const raw of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const bySlug = SERVICE_CATALOGUE.find((s) => s.slug === raw.toLowerCase());
+    const value = bySlug?.value ?? parseService(raw);
+    if (value === undefined) throw new Error(`unknown service '${raw}' (one of ${SERVICE_CATALOGUE.map((s) => s.name).join(', ')})`);
+    picked.add(value);
+  }
+  return [...picked].sort().map((v) => serviceInfo(v));
+}
+
+export interface SpawnedService {
+  /** 'api', 'saga', 'rdap#2' */
+  name: string;
+  entry: string;
+  child: ChildProcess;
+  pid: number;
+  /** The last lines it printed (LOG_LEVEL=warn keeps this short), for diagnosing a failure. */
+  tail: string[];
+  exited: Promise<number | null>;
+}
+
+export interface SuiteOptions {
+  namespace: string;
+  amqpUrl: string;
+  redisUrl: string;
+  services: ServiceInfo[];
+  /** Replicas of each worker type. */
+  workers: number;
+  /** RDAP fixture delay before every answer. */
+  fixtureDelayMs: number;
+  logLevel: string;
+  /** PREFETCH for the worker processes only (the saga and API keep the default). */
+  workerPrefetch?: number;
+  /** When set, every service runs with --cpu-prof and writes its profile to <dir>/<name>/. */
+  cpuProfDir?: string;
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+  log: (line: string) => void;
+  /** Aborted when the bench is interrupted: start-up stops waiting and everything started is stopped. */
+  signal?: AbortSignal;
+  /** Called with the suite's stop function before anything is started, so an interrupt can stop a suite that is still starting. */
+  onStop?: (stop: () => Promise<void>) => void;
+}
+
+export interface BenchSuite {
+  apiUrl: string;
+  namespace: string;
+  processes: SpawnedService[];
+  rdap: RdapFixture;
+  dns: DnsFixture;
+  /** Stops the processes and the fixtures (idempotent). */
+  stop(): Promise<void>;
+}
+
+const TAIL_LINES = 200;
+
+function spawnService(name: string, slug: string, env: Record<string, string>, cpuProfDir?: string): SpawnedService {
+  const entry = ENTRY_POINTS[slug];
+  if (!entry) throw new Error(`no entry point for ${slug}`);
+  const nodeArgs: string[] = [];
+  if (cpuProfDir) {
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line. The profile is written at exit.
+    const dir = join(cpuProfDir, name.replace('#', '-'));
+    mkdirSync(dir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  const onData = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line) continue;
+      tail.push(line);
+      if (tail.length > TAIL_LINES) tail.shift();
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { name, entry, child, pid: child.pid!, tail, exited };
+}
+
+async function stopProcess(p: SpawnedService, timeoutMs = 15_000): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Readiness without relying on log lines (LOG_LEVEL=warn hides the 'ready' lines): the API answers
+ * /health/ready, and every consuming queue has as many consumers as processes were started for it.
+ */
+async function waitReady(
+  apiUrl: string,
+  amqpUrl: string,
+  expected: Map<string, number>,
+  processes: SpawnedService[],
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const conn = await amqp.connect(amqpUrl);
+  conn.on('error', () => undefined);
+  try {
+    let apiOk = false;
+    const pending = new Map(expected);
+    while (Date.now() < deadline) {
+      if (signal?.aborted) throw new Error('interrupted during start-up');
+      const dead = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      if (dead) throw new Error(`${dead.name} exited during start-up:\n${dead.tail.slice(-20).join('\n')}`);
+      if (!apiOk) {
+        apiOk = await fetch(`${apiUrl}/health/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+      }
+      for (const [queue, want] of pending) {
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        try {
+          const q = await ch.checkQueue(queue);
+          if (q.consumerCount >= want) pending.delete(queue);
+          await ch.close();
+        } catch {
+          // not declared yet: the channel was closed by the broker
+        }
+      }
+      if (apiOk && pending.size === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`suite not ready after ${timeoutMs} ms (api ${apiOk ? 'ready' : 'not ready'}; waiting for consumers on ${[...pending.keys()].join(', ') || 'nothing'})`);
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/** Fixtures, then the API, the saga and `workers` replicas of each requested worker type, in one namespace. */
+export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
+  const [rdap, dns] = await Promise.all([startRdapFixture({ delayMs: o.fixtureDelayMs }), startDnsFixture({})]);
+  const port = await freePort();
+  const env: Record<string, string> = {
+    NAMESPACE: o.namespace,
+    AMQP_URL: o.amqpUrl,
+    REDIS_URL: o.redisUrl,
+    API_HOST: '127.0.0.1',
+    API_PORT: String(port),
+    RDAP_BASE_URL: rdap.url,
+    DNS_SERVERS: dns.address,
+    ALLOW_PRIVATE_TARGETS: 'true',
+    PING_COUNT: '1',
+    PING_TIMEOUT_MS: '1000',
+    LOG_LEVEL: o.logLevel,
+    RATE_LIMIT_SUBMIT_PER_MIN: '10000000',
+    RATE_LIMIT_API_PER_MIN: '10000000',
+    RATE_LIMIT_GLOBAL_PER_MIN: '100000000',
+    ...o.env,
+  };
+  const workerEnv = o.workerPrefetch ? { ...env, PREFETCH: String(o.workerPrefetch) } : env;
+  const processes: SpawnedService[] = [];
+  let stopped: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      await Promise.all(processes.map((p) => stopProcess(p)));
+      await Promise.all([rdap.close().catch(() => undefined), dns.close().catch(() => undefined)]);
+    })());
+  o.onStop?.(stopAll);
+  try {
+    processes.push(spawnService('api', 'api', env, o.cpuProfDir));
+    processes.push(spawnService('saga', 'saga', env, o.cpuProfDir));
+    const expected = new Map<string, number>([[`${o.namespace}.saga`, 1]]);
+    for (const s of o.services) {
+      for (let i = 1; i <= o.workers; i++) processes.push(spawnService(o.workers > 1 ? `${s.slug}#${i}` : s.slug, s.slug, workerEnv, o.cpuProfDir));
+      expected.set(`${o.namespace}.lookup.${s.slug}`, o.workers);
+    }
+    const apiUrl = `http://127.0.0.1:${port}`;
+    o.log(`starting ${processes.map((p) => p.name).join(', ')} in namespace ${o.namespace}`);
+    await waitReady(apiUrl, o.amqpUrl, expected, processes, 60_000, o.signal);
+    return { apiUrl, namespace: o.namespace, processes, rdap, dns, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/**
+ * Removes every queue, exchange and Redis key of the namespace: the declared topology (cleanupNamespace)
+ * plus, when the management API answers, any other `<namespace>.` queue or exchange (added by newer code).
+ */
+export async function removeNamespace(namespace: string, amqpUrl: string, rabbit: RabbitStats | undefined): Promise<void> {
+  const d = declarations(namespace);
+  let extraQueues: string[] = [];
+  let extraExchanges: string[] = [];
+  if (rabbit) {
+    try {
+      const names = await rabbit.names(namespace);
+      extraQueues = names.queues.filter((q) => !d.queues.some((dq) => dq.name === q));
+      extraExchanges = names.exchanges.filter((x) => !d.exchanges.some((dx) => dx.name === x));
+    } catch {
+      // management API gone: the declared topology is still removed
+    }
+  }
+  await cleanupNamespace(namespace, extraQueues);
+  if (extraExchanges.length > 0) {
+    const conn = await amqp.connect(amqpUrl);
+    try {
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      for (const x of extraExchanges) await ch.deleteExchange(x);
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import { execFile } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { AMQP_URL, REDIS_URL, REPO_ROOT } from './support/env.ts';
+
+// Keeps `npm run bench` working: a tiny run, as a child process, checked for its accounting only.
+// A benchmark is not a test: no assertion here is about speed.
+describe('npm run bench', () => {
+  it('runs a tiny bench and accounts for every job in one JSON line', async () => {
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'bench/run.ts', '--jobs', '20', '--inflight', '4', '--warmup', '4', '--json'],
+        { cwd: REPO_ROOT, env: { ...process.env, AMQP_URL, REDIS_URL }, timeout: 150_000, maxBuffer: 10 * 1024 * 1024 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    const lines = stdout.split('\n').filter(Boolean);
+    expect(lines, stderr).toHaveLength(1);
+    const result = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(Object.keys(result)[0]).toBe('ok');
+    expect(result, stderr).toMatchObject({ ok: true, problem: null, jobs: 20, completed: 20, failed: 0, lost: 0 });
+    for (const key of ['jobsPerSec', 'p50Ms', 'p95Ms', 'p99Ms', 'maxMs', 'cpuMsPerJob', 'redisCommandsPerJob']) {
+      expect(typeof result[key], key).toBe('number');
+    }
+    expect(Object.keys(result.peakRssMb as object)).toEqual(expect.arrayContaining(['api', 'saga', 'geoip', 'ping', 'rdap', 'reverse-dns']));
+    expect(code).toBe(0);
+    // The run removed its namespace: its last progress line says so.
+    expect(stderr).toMatch(/namespace bench-[0-9a-f]+ removed/);
+  });
+});
