@@ -3,6 +3,7 @@ import { ServiceType, transientError } from '@lookup/contracts';
 import { defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
 import { answered, tcpProbe, type TcpProbeResult } from './tcp-probe.ts';
+import { CommandLauncher } from './launcher.ts';
 
 export interface PingOptions {
   /** The ping executable (iputils or BusyBox); 'ping' on PATH by default. */
@@ -16,6 +17,7 @@ interface PingSettings {
   timeoutMs: number;
   command: string;
   ports: number[];
+  launcher?: CommandLauncher;
 }
 
 const PROBE_INTERVAL_S = 0.2; // the smallest interval iputils allows without privileges
@@ -29,9 +31,10 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
     // The TCP fallback may try every port once, then one port per remaining probe.
     timeoutMs: (config) => Math.max(config.lookupTimeoutMs, (config.pingCount + ports.length) * config.pingTimeoutMs + 2000),
     async setup({ config }) {
-      const settings: PingSettings = { count: config.pingCount, timeoutMs: config.pingTimeoutMs, command, ports };
+      const launcher = new CommandLauncher();
+      const settings: PingSettings = { count: config.pingCount, timeoutMs: config.pingTimeoutMs, command, ports, launcher };
       const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, config.pingTimeoutMs)) };
-      return { lookup: (ctx) => pingTarget(ctx, settings, dns) };
+      return { lookup: (ctx) => pingTarget(ctx, settings, dns), close: () => launcher.close() };
     },
   });
 }
@@ -59,7 +62,9 @@ async function runIcmp(target: ResolvedTarget, s: PingSettings, signal: AbortSig
   if (target.family === 6) args.push('-6');
   args.push(target.ip);
   const budgetMs = (s.count - 1) * PROBE_INTERVAL_S * 1000 + waitS * 1000 + 2000;
-  const run = await execPing(s.command, args, signal, budgetMs);
+  const run = s.launcher && CommandLauncher.accepts([s.command, ...args])
+    ? await launchPing(s.launcher, s.command, args, signal, budgetMs)
+    : await execPing(s.command, args, signal, budgetMs);
   if ('missing' in run) return { unavailable: run.missing };
   const output = `${run.stdout}\n${run.stderr}`;
   if (icmpNotPermitted(output)) return { unavailable: firstLine(run.stderr) || 'ICMP is not permitted' };
@@ -73,6 +78,22 @@ async function runIcmp(target: ResolvedTarget, s: PingSettings, signal: AbortSig
 }
 
 type PingRun = { code: number; stdout: string; stderr: string } | { missing: string };
+
+/** Runs ping through the worker's long-lived launcher shell (no fork of this process per lookup). */
+async function launchPing(launcher: CommandLauncher, command: string, args: string[], signal: AbortSignal, timeoutMs: number): Promise<PingRun> {
+  let result;
+  try {
+    result = await launcher.run([command, ...args], signal, timeoutMs);
+  } catch (err) {
+    if (signal.aborted) throw transientError('PING_ABORTED', 'ping was cancelled', err);
+    if ((err as { code?: string }).code === 'ETIMEDOUT') throw transientError('PING_TIMEOUT', `ping did not finish within ${timeoutMs} ms`, err);
+    throw transientError('PING_FAILED', `ping could not run: ${(err as Error).message}`, err);
+  }
+  // The shell's codes for a command it cannot find (127) or execute (126).
+  if (result.code === 127 || result.code === 126) return { missing: `${command} cannot be run (${result.code === 127 ? 'ENOENT' : 'EACCES'})` };
+  // stdout and stderr arrive together; both parsers look for their own lines.
+  return { code: result.code, stdout: result.output, stderr: result.code === 0 ? '' : result.output };
+}
 
 /** Runs ping; resolves with its output whatever its exit code (1 means no replies, which is a result). */
 function execPing(command: string, args: string[], signal: AbortSignal, timeoutMs: number): Promise<PingRun> {
