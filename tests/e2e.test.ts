@@ -100,6 +100,20 @@ describe('end to end', () => {
     expect(result(doc, 'GeoIP')).toMatchObject({ status: 'Succeeded' });
   });
 
+  it('streams a job until it completes (server-sent events)', async () => {
+    const accepted = await post({ target: '127.0.0.2', services: ['geoip', 'rdap'] });
+    expect(accepted.status).toBe(202);
+    const res = await fetch(`${suite.apiUrl}${accepted.body.statusUrl as string}/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const text = await res.text(); // the stream ends after the completed event
+    const events = text.split('\n\n').filter((b) => b.startsWith('event:')).map((b) => b.split('\n')[0]!.slice(7));
+    expect(events.at(-1)).toBe('completed');
+    const last = JSON.parse(text.trim().split('\n\n').at(-1)!.split('\n')[1]!.slice(6)) as JobDocument;
+    expect(last).toMatchObject({ jobId: accepted.body.jobId, status: 'Completed', completionPercentage: 100 });
+    expect(last.results.map((r) => r.serviceType).sort()).toEqual(['GeoIP', 'RDAP']);
+  });
+
   it('answers bad input with a 4xx JSON error, never a 5xx', async () => {
     const cases: [unknown, Record<string, string> | undefined][] = [
       [{}, undefined],
@@ -138,7 +152,9 @@ describe('end to end', () => {
     expect((await fetch(`${suite.apiUrl}/health/live`)).status).toBe(200);
     expect((await fetch(`${suite.apiUrl}/health/ready`)).status).toBe(200);
     const openapi = (await (await fetch(`${suite.apiUrl}/swagger/json`)).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/api/lookup', '/api/lookup/{jobId}', '/api/lookup/services', '/health/live', '/health/ready']));
+    expect(Object.keys(openapi.paths)).toEqual(
+      expect.arrayContaining(['/api/lookup', '/api/lookup/{jobId}', '/api/lookup/{jobId}/events', '/api/lookup/services', '/health/live', '/health/ready', '/api/admin/dead-letters']),
+    );
     const ui = await fetch(`${suite.apiUrl}/swagger`, { redirect: 'follow' });
     expect(ui.status).toBe(200);
     expect(await ui.text()).toMatch(/swagger/i);

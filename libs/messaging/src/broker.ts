@@ -7,6 +7,7 @@ import { maskUrl } from '@lookup/config';
 import type { Validator } from '@lookup/contracts';
 import { declarations, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
+import { coalesceWrites } from './socket-tuning.ts';
 
 type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
@@ -47,7 +48,13 @@ export interface ReceivedMessage<T> {
 export type MessageHandler<T> = (message: ReceivedMessage<T>) => Promise<void>;
 
 export interface ConsumeOptions<T> {
+  /** A queue of the topology; or '' with `exclusive` for a private, server-named queue of this process. */
   queue: string;
+  /**
+   * Declare a private queue for this process (exclusive, deleted with its connection, re-declared on every
+   * reconnect) bound to these routing keys: for notifications every replica must see (e.g. job.completed).
+   */
+  exclusive?: { bindings: { exchange: string; routingKey: string }[] };
   /** The message's schema; a function picks one by routing key (a queue that takes several message types). */
   validator: Validator<T> | ((routingKey: string) => Validator<T> | undefined);
   prefetch: number;
@@ -133,7 +140,8 @@ export class Broker extends EventEmitter {
   private async connectOnce(): Promise<void> {
     const url = new URL(this.options.url);
     if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '15');
-    const connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name } });
+    const connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: true });
+    coalesceWrites(connection);
     connection.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq connection error'));
     connection.on('blocked', (reason: string) => this.log.warn({ reason }, 'rabbitmq connection blocked'));
     try {
@@ -237,7 +245,8 @@ export class Broker extends EventEmitter {
   private async startConsumer(consumer: Consumer): Promise<void> {
     const connection = this.connection;
     if (!connection) return;
-    const { queue, prefetch } = consumer.options;
+    const { prefetch } = consumer.options;
+    let queue = consumer.options.queue;
     const channel = await connection.createChannel();
     channel.on('error', (err: Error) => this.log.warn({ err: err.message, queue }, 'rabbitmq consumer channel error'));
     channel.on('close', () => {
@@ -246,18 +255,25 @@ export class Broker extends EventEmitter {
       if (!this.closing && this.connection === connection && !consumer.stopped) void connection.close().catch(() => undefined);
     });
     await channel.prefetch(prefetch);
+    if (consumer.options.exclusive) {
+      // Non-durable and unmirrored by design: a notification missed while disconnected is recovered by the
+      // subscriber re-reading state after a reconnect, not by the queue.
+      const declared = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      queue = declared.queue;
+      for (const b of consumer.options.exclusive.bindings) await channel.bindQueue(queue, b.exchange, b.routingKey);
+    }
     consumer.channel = channel;
     const { consumerTag } = await channel.consume(queue, (msg) => {
       if (!msg) return; // cancelled by the broker (queue deleted); the reconnect logic re-subscribes
-      const task = this.dispatch(consumer, channel, msg).finally(() => consumer.inFlight.delete(task));
+      const task = this.dispatch(consumer, channel, msg, queue).finally(() => consumer.inFlight.delete(task));
       consumer.inFlight.add(task);
     });
     consumer.tag = consumerTag;
     this.log.info({ queue, prefetch }, 'consuming');
   }
 
-  private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage): Promise<void> {
-    const { queue, validator, handler, deliveryLimit } = consumer.options;
+  private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
+    const { validator, handler, deliveryLimit } = consumer.options;
     const deadLetter = (reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, reason, consumer, body);
     let body: unknown;
     try {

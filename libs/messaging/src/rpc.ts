@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
+import { coalesceWrites } from './socket-tuning.ts';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
@@ -65,7 +66,9 @@ class Link extends EventEmitter {
       try {
         const url = new URL(this.options.url);
         if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '10');
-        connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name } });
+        // Low latency, frames coalesced per event-loop turn (see socket-tuning.ts).
+        connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: true });
+        coalesceWrites(connection);
         connection.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc connection error'));
         await this.options.setup(connection);
         if (this.closing) {

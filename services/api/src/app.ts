@@ -7,6 +7,7 @@ import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
+import { registerJobStreamRoute } from './routes/job-stream.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { registerSwagger } from './swagger.ts';
 
@@ -31,6 +32,11 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
 
+  // Small responses go out at once: with Nagle's algorithm a response written right after another small write
+  // on the same connection (an event stream's last chunk, then the next request's answer) waits for the
+  // client's delayed ACK, about 40 ms on Linux.
+  app.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
+
   // JSON only: without this, text/plain bodies would be parsed as strings and fail validation with a 400
   // instead of the 415 a wrong content type deserves.
   app.removeContentTypeParser('text/plain');
@@ -42,6 +48,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installApiGuard(app, { apiKeys: config.apiKeys, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
+  if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents });
   if (deps.deadLetters) registerDeadLetterRoutes(app, { config, deadLetters: deps.deadLetters });
   if (deps.resources) {
     await registerResourceRoutes(app, { config, resources: deps.resources });

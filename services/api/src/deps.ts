@@ -4,6 +4,7 @@ import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
 import type { ResourceRouter } from './resources/resource-router.ts';
 import type { DeadLetterAdmin } from './routes/admin-dead-letters.ts';
+import type { JobEventSource } from './job-events.ts';
 
 /** Everything the API needs from the outside world; main.ts builds the real ones, tests pass fakes. */
 export interface ApiDeps {
@@ -20,6 +21,8 @@ export interface ApiDeps {
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;
+  /** Notifications that a job may have changed; when absent, the event-stream route is not registered. */
+  jobEvents?: JobEventSource;
   /** Dead-letter queue operations; when absent, /api/admin/dead-letters is not registered. */
   deadLetters?: DeadLetterAdmin;
   /** Pinned-resource routing; when absent, the /api/resources and /api/admin/resources routes are not registered. */

@@ -1,9 +1,10 @@
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
-import { RoutingKeys } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
 import { createBroker, deadLetterOps } from '@lookup/messaging';
 import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
 import { buildApp } from './app.ts';
+import { createJobEventHub } from './job-events.ts';
 import { createResourceRouter } from './resources/resource-router.ts';
 
 const config = loadConfigOrExit();
@@ -20,6 +21,16 @@ const broker = createBroker({
   publishTimeoutMs: 5_000,
   maxAttempts: config.retryMaxAttempts,
 });
+// Every API replica hears every job.completed (a private queue each), to wake its event streams.
+const jobEvents = createJobEventHub();
+await broker.consume<JobCompleted>({
+  queue: '',
+  exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
+  validator: MessageValidators.jobCompleted,
+  prefetch: 512,
+  handler: async (message) => jobEvents.notify(message.body.jobId),
+});
+broker.on('connected', () => jobEvents.notifyAll());
 void broker.start();
 
 // Pinned resources: placement in Redis, requests to the owner over RabbitMQ (its own connection).
@@ -53,6 +64,7 @@ const app = await buildApp({
       correlationId: message.jobId,
       mandatory: false,
     }),
+  jobEvents: jobEvents.source,
   deadLetters: {
     list: (limit) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).list(limit)),
     replay: (sel) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).replay(sel)),

@@ -1,0 +1,118 @@
+import type { FastifyInstance } from 'fastify';
+import type { JobDocument } from '@lookup/contracts';
+import type { ApiDeps } from '../deps.ts';
+import type { JobEventSource } from '../job-events.ts';
+import { sendError, sendUnavailable, truncate } from '../errors.ts';
+import { API_ERROR_RESPONSES, JobIdParamsSchema, UUID_RE, errorResponse } from '../schemas.ts';
+
+const HEARTBEAT_MS = 15_000;
+const MAX_STREAM_MS = 10 * 60_000;
+const isFinal = (doc: JobDocument) => doc.status === 'Completed' || doc.status === 'Cancelled';
+
+/**
+ * GET /api/lookup/{jobId}/events: a server-sent event stream that tells the client the moment its job
+ * finishes, instead of polling. It sends `status` with the job document at once, then `completed` with
+ * the final document when the job is Completed or Cancelled, and closes.
+ */
+export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps, 'jobs'> & { events: JobEventSource }): void {
+  const { jobs, events } = deps;
+  app.get<{ Params: { jobId: string } }>(
+    '/api/lookup/:jobId/events',
+    {
+      config: { rateLimitTier: 'api' },
+      attachValidation: true,
+      schema: {
+        tags: ['lookup'],
+        summary: 'Stream a job until it finishes (server-sent events)',
+        description:
+          'A `text/event-stream`: `event: status` with the job document at once, then `event: completed` with the ' +
+          'final document when the job is Completed or Cancelled, after which the stream ends. Comment lines keep ' +
+          'the connection alive every 15 s. The cheap alternative to polling GET /api/lookup/{jobId}.',
+        params: JobIdParamsSchema,
+        produces: ['text/event-stream'],
+        response: {
+          200: { description: 'The event stream', type: 'string' },
+          400: errorResponse('The job id is not a UUID'),
+          404: errorResponse('No job with this id (unknown, or expired)'),
+          ...API_ERROR_RESPONSES,
+          503: errorResponse('Redis is unavailable; see the Retry-After header'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { jobId: rawId } = request.params;
+      if (request.validationError || !UUID_RE.test(rawId)) {
+        return sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(rawId, 100)}' is not a UUID` });
+      }
+      const jobId = rawId.toLowerCase();
+      // Subscribe before the first read, so an event between the read and the subscription is not missed.
+      let wake: () => void = () => undefined;
+      let woken = false;
+      const unsubscribe = events.subscribe(jobId, () => {
+        woken = true;
+        wake();
+      });
+      let doc: JobDocument | undefined;
+      try {
+        doc = await jobs.getDocument(jobId);
+      } catch (err) {
+        unsubscribe();
+        request.log.error({ err, jobId }, 'could not read the job; answering 503');
+        return sendUnavailable(reply, 'The job store is unavailable; try again shortly');
+      }
+      if (!doc) {
+        unsubscribe();
+        return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
+      }
+
+      reply.hijack();
+      const res = reply.raw;
+      // Headers already set on the reply (rate-limit counters) go out with the stream.
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value as string | number | string[]);
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-job-id': jobId,
+      });
+      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      let closed = false;
+      request.raw.on('close', () => {
+        closed = true;
+        wake();
+      });
+      const started = Date.now();
+      try {
+        send(isFinal(doc) ? 'completed' : 'status', doc);
+        while (!isFinal(doc) && !closed && Date.now() - started < MAX_STREAM_MS) {
+          if (!woken) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, HEARTBEAT_MS);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+          }
+          if (closed) break;
+          if (!woken) {
+            res.write(': keep-alive\n\n');
+            continue;
+          }
+          woken = false;
+          try {
+            doc = (await jobs.getDocument(jobId)) ?? doc;
+          } catch (err) {
+            request.log.warn({ err, jobId }, 'could not re-read the job for its stream; waiting for the next event');
+            continue;
+          }
+          if (isFinal(doc)) send('completed', doc);
+        }
+      } finally {
+        unsubscribe();
+        if (!closed) res.end();
+      }
+    },
+  );
+}
