@@ -28,7 +28,9 @@ Load
                        workers are started
   --target T           lookup target (default 127.0.0.2)
   --timeout-ms MS      a job not Completed this long after its start counts as lost (default 60000)
-  --poll-ms MS         completion detection: poll GET /api/lookup/{id} every MS ms per job (default 5)
+  --detector D         how the client learns a job finished: sse (its event stream, GET /api/lookup/{id}/events;
+                       the default) or poll (GET /api/lookup/{id} every --poll-ms)
+  --poll-ms MS         with --detector poll: the interval per job (default 5)
 
 Suite
   --url URL            drive a running suite at URL instead of starting one (nothing is started or removed)
@@ -65,6 +67,7 @@ const { values: a } = parseArgs({
     target: { type: 'string' },
     'timeout-ms': { type: 'string' },
     'poll-ms': { type: 'string' },
+    detector: { type: 'string' },
     url: { type: 'string' },
     namespace: { type: 'string' },
     workers: { type: 'string' },
@@ -95,6 +98,12 @@ function num(name: keyof typeof a, fallback: number, min = 0): number {
     process.exit(2);
   }
   return n;
+}
+
+const detector = (a.detector ?? 'sse') as 'sse' | 'poll';
+if (detector !== 'sse' && detector !== 'poll') {
+  process.stderr.write(`--detector must be sse or poll, got '${String(a.detector)}'\n`);
+  process.exit(2);
 }
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -132,7 +141,7 @@ async function main(): Promise<number> {
     await waitForIdle(idleWait, 25, log);
   }
   if (a.sweep) {
-    await runSweep({ ...common, idleWait, seconds: num('sweep-seconds', 10, 1), pollMs: num('poll-ms', 5, 0), timeoutMs: num('timeout-ms', 60_000, 100) });
+    await runSweep({ ...common, idleWait, seconds: num('sweep-seconds', 10, 1), pollMs: num('poll-ms', 5, 0), detector, timeoutMs: num('timeout-ms', 60_000, 100) });
     return 0;
   }
   const workers = num('workers', 1, 1);
@@ -157,6 +166,7 @@ async function main(): Promise<number> {
       services,
       target,
       pollMs: num('poll-ms', 5, 0),
+      detector,
       timeoutMs: num('timeout-ms', 60_000, 100),
       amqpStats: session.own ? 'total' : 'delta',
       redisStats: true,

@@ -78,6 +78,72 @@ export function createPollingDetector(http: HttpClient, intervalMs: number): Com
   };
 }
 
+/** The verdict on a terminal job document, shared by every detector. */
+function verdict(doc: JobDocumentLite): Outcome | undefined {
+  if (doc.status === 'Completed') {
+    const bad = doc.results.filter((r) => r.status !== 'Succeeded');
+    return bad.length === 0
+      ? { state: 'completed' }
+      : { state: 'failed', reason: bad.map((r) => `${r.serviceType} ${r.status}: ${r.errorMessage ?? ''}`).join('; ') };
+  }
+  if (doc.status === 'Cancelled') return { state: 'failed', reason: 'job Cancelled' };
+  return undefined;
+}
+
+/**
+ * Listens on the job's event stream (GET {statusUrl}/events, server-sent events): one request per job,
+ * answered the moment the job finishes. This is what a real client would use once the stream exists.
+ */
+export function createSseDetector(http: HttpClient): CompletionDetector {
+  let requests = 0;
+  return {
+    name: 'job event stream (SSE)',
+    get requests() {
+      return requests;
+    },
+    async wait({ statusUrl }, deadline) {
+      let last = 'never answered';
+      while (performance.now() < deadline) {
+        requests++;
+        const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
+        try {
+          const res = await http.pool.request({ path: `${statusUrl}/events`, method: 'GET', headersTimeout: remaining, bodyTimeout: remaining });
+          if (res.statusCode !== 200) {
+            last = `HTTP ${res.statusCode}`;
+            await res.body.dump();
+            await sleep(50);
+            continue;
+          }
+          let buffer = '';
+          for await (const chunk of res.body) {
+            buffer += chunk.toString();
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) !== -1) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const event = /^event: (.+)$/m.exec(block)?.[1];
+              const data = /^data: (.+)$/m.exec(block)?.[1];
+              if (!event || !data) continue;
+              const doc = JSON.parse(data) as JobDocumentLite;
+              last = doc.status;
+              const outcome = verdict(doc);
+              if (outcome) {
+                res.body.destroy();
+                return outcome;
+              }
+            }
+          }
+        } catch (err) {
+          last = `stream error ${(err as Error).message}`;
+          await sleep(50);
+        }
+      }
+      return { state: 'lost', reason: `not Completed before the timeout (last seen: ${last})` };
+    },
+    async close() {},
+  };
+}
+
 export interface JobRecord {
   /** Start of the job as the client counts it: the POST (closed loop) or its scheduled time (open loop). */
   startedAt: number;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceInfo } from '@lookup/contracts';
-import { closedLoop, createHttpClient, createPollingDetector, openLoop, type JobRecord } from './client.ts';
+import { closedLoop, createHttpClient, createPollingDetector, createSseDetector, openLoop, type JobRecord } from './client.ts';
 import { summarise, type BenchResult } from './measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './proc.ts';
 import { RabbitStats, commandDelta, diffCounts, redisCommandStats, type AmqpCounts } from './servers.ts';
@@ -133,6 +133,8 @@ export interface MeasureOptions {
   services: ServiceInfo[];
   target: string;
   pollMs: number;
+  /** How the client learns a job finished: its event stream (default) or polling. */
+  detector: 'sse' | 'poll';
   timeoutMs: number;
   /** 'total': whole-namespace counts / every job submitted (fresh namespace, one measurement); 'delta': settled before/after; 'off'. */
   amqpStats: 'total' | 'delta' | 'off';
@@ -145,9 +147,10 @@ export interface MeasureOptions {
 
 export async function measure(session: Session, o: MeasureOptions): Promise<BenchResult> {
   // Enough sockets that no request waits for one: one outstanding request per job at most.
-  const connections = o.mode === 'open' ? Math.max(64, Math.min(1024, Math.ceil(o.rate))) : Math.max(4, o.inflight + 4);
+  // (A stream holds its connection for the job's life, a POST needs one more.)
+  const connections = o.mode === 'open' ? Math.max(64, Math.min(2048, Math.ceil(o.rate) * 2)) : Math.max(4, o.inflight * 2 + 4);
   const http = createHttpClient(session.apiUrl, connections);
-  const detector = createPollingDetector(http, o.pollMs);
+  const detector = o.detector === 'sse' ? createSseDetector(http) : createPollingDetector(http, o.pollMs);
   const load = { http, detector, target: o.target, services: o.services.map((s) => s.name), timeoutMs: o.timeoutMs };
   try {
     if (o.warmup > 0) {

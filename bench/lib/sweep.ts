@@ -15,6 +15,7 @@ export interface SweepOptions {
   /** Measuring time per point. */
   seconds: number;
   pollMs: number;
+  detector: 'sse' | 'poll';
   timeoutMs: number;
   /** Before each point, wait up to this many seconds for the machine to be quiet. */
   idleWait: number;
@@ -52,6 +53,7 @@ export async function runSweep(o: SweepOptions): Promise<void> {
       services,
       target: '127.0.0.2',
       pollMs: o.pollMs,
+      detector: o.detector,
       timeoutMs: o.timeoutMs,
       amqpStats: 'off',
       redisStats: true,
