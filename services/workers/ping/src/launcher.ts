@@ -1,4 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface LaunchResult {
@@ -13,17 +17,16 @@ export interface LaunchResult {
  * blocks the event loop. The shell is small, so its forks are cheap, and Node never forks per lookup.
  *
  * Protocol: one line per run on the shell's stdin, `<id> <arg0> <arg1> ...` (arguments must not contain
- * whitespace: callers pass IP addresses, numbers and flags); the shell answers every output line as
- * `<id> <line>` and finally `<id> \x01exit <code>`. Lines are shorter than PIPE_BUF, so concurrent runs never
- * interleave within a line.
+ * whitespace: callers pass IP addresses, numbers and flags). The command's output goes to `<dir>/<id>` (in
+ * tmpfs where there is one) and the shell answers `<id> <exit code>` when it ends: two forks per run (the
+ * background subshell and the command), no pipes to multiplex.
  */
 const SCRIPT = [
   'set -f',
+  'dir=$1',
   'while IFS= read -r line; do',
   '  id=${line%% *}; args=${line#* }',
-  '  ( set -- $args; o=$(LC_ALL=C "$@" 2>&1); c=$?',
-  '    printf "%s\\n" "$o" | while IFS= read -r l; do printf "%s %s\\n" "$id" "$l"; done',
-  '    printf "%s \\001exit %s\\n" "$id" "$c" ) &',
+  '  ( set -- $args; LC_ALL=C "$@" >"$dir/$id" 2>&1; echo "$id $?" ) &',
   'done',
 ].join('\n');
 
@@ -32,7 +35,8 @@ const SAFE_ARG = /^[^\s\x00-\x1f]+$/;
 export class CommandLauncher {
   private child?: ChildProcess;
   private nextId = 1;
-  private readonly pending = new Map<string, { lines: string[]; resolve: (r: LaunchResult) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<string, { resolve: (r: LaunchResult) => void; reject: (e: Error) => void }>();
+  private dir?: string;
 
   constructor(private readonly shell = '/bin/sh') {}
 
@@ -61,7 +65,6 @@ export class CommandLauncher {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
-        lines: [],
         resolve: (r) => {
           done();
           resolve(r);
@@ -78,11 +81,14 @@ export class CommandLauncher {
   close(): void {
     this.child?.kill();
     this.child = undefined;
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
   }
 
   private ensure(): ChildProcess {
     if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
-    const child = spawn(this.shell, ['-c', SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.dir ??= mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'lookup-ping-'));
+    const child = spawn(this.shell, ['-c', SCRIPT, 'launcher', this.dir], { stdio: ['pipe', 'pipe', 'ignore'] });
     child.stdin!.on('error', () => undefined);
     child.on('error', (err) => this.failAll(err));
     child.on('exit', () => {
@@ -97,16 +103,20 @@ export class CommandLauncher {
   }
 
   private onLine(line: string): void {
-    const space = line.indexOf(' ');
-    const id = space === -1 ? line : line.slice(0, space);
-    const rest = space === -1 ? '' : line.slice(space + 1);
-    const entry = this.pending.get(id);
-    if (!entry) return; // a run we stopped waiting for
-    if (rest.startsWith('\x01exit ')) {
-      entry.resolve({ code: Number(rest.slice(6)), output: entry.lines.join('\n') });
-    } else {
-      entry.lines.push(rest);
+    const [id, code] = line.split(' ');
+    const entry = id === undefined ? undefined : this.pending.get(id);
+    const file = path.join(this.dir!, id ?? '');
+    if (!entry) {
+      void unlink(file).catch(() => undefined); // a run we stopped waiting for
+      return;
     }
+    readFile(file, 'utf8').then(
+      (output) => {
+        void unlink(file).catch(() => undefined);
+        entry.resolve({ code: Number(code), output: output.replace(/\n+$/, '') });
+      },
+      (err: Error) => entry.reject(err),
+    );
   }
 
   private failAll(err: Error): void {
