@@ -127,3 +127,23 @@ describe('RDAP lookup through the bootstrap snapshot (no request is sent)', () =
     await expect(bootstrapped(ctx('example.de', 'Domain'))).rejects.toMatchObject({ code: 'RDAP_NO_SERVER', retryable: false });
   });
 });
+
+describe('RDAP redirects', () => {
+  it('follows a registry redirect to the server that holds the resource', async () => {
+    const { createServer } = await import('node:http');
+    // A "registry" that holds nothing itself and points to the fixture, as RIRs do for each other's space.
+    const registry = createServer((req, res) => {
+      res.writeHead(301, { location: `${fixture.url}${req.url}` });
+      res.end();
+    });
+    await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = registry.address() as { port: number };
+      const config = loadConfig({ RDAP_BASE_URL: `http://127.0.0.1:${port}` });
+      const { lookup: viaRegistry } = await createRdapLookup({ refreshBootstrap: false }).setup({ config, logger });
+      expect(await viaRegistry(ctx('127.0.0.1'))).toMatchObject({ found: true, startAddress: '127.0.0.0', registrant: 'Fixture Networks LLC' });
+    } finally {
+      await new Promise((r) => registry.close(r));
+    }
+  });
+});
