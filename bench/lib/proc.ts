@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every mainstream Linux). */
@@ -33,6 +33,42 @@ export function readCpu(pid: number): CpuSample | undefined {
   const cutime = Number(fields[13]);
   const cstime = Number(fields[14]);
   return { selfMs: ((utime + stime) * 1000) / CLK_TCK, childrenMs: ((cutime + cstime) * 1000) / CLK_TCK };
+}
+
+/** Parent of every live process, from /proc/<pid>/stat. */
+function parentMap(): Map<number, number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry));
+    children.set(ppid, list);
+  }
+  return children;
+}
+
+/**
+ * CPU of a process's live descendants (their own time and their reaped children's), ms: e.g. the Ping
+ * worker's long-lived launcher shell, which forks the pings and reaps them itself, so its time never reaches
+ * the worker's cutime.
+ */
+export function readDescendantsCpu(pid: number, children = parentMap()): number {
+  let total = 0;
+  const stack = [...(children.get(pid) ?? [])];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    const c = readCpu(p);
+    if (c) total += c.selfMs + c.childrenMs;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
 }
 
 export interface MemSample {
@@ -116,9 +152,10 @@ export class ProcessMeter {
     this.machineStart = readMachineCpu();
     this.clientStart = process.cpuUsage();
     this.clientPeakRss = process.memoryUsage.rss();
+    const tree = parentMap();
     for (const w of this.watched) {
       const c = readCpu(w.pid);
-      if (c) this.start.set(w.pid, c);
+      if (c) this.start.set(w.pid, { ...c, childrenMs: c.childrenMs + readDescendantsCpu(w.pid, tree) });
       this.peak.set(w.pid, readMem(w.pid)?.rssMb ?? 0);
     }
     this.timer = setInterval(() => this.sample(), this.intervalMs);
@@ -136,9 +173,11 @@ export class ProcessMeter {
   end(): { processes: ProcessUsage[]; client: { cpuMs: number; peakRssMb: number }; machine: { busyPct: number; cores: number } } {
     this.sample();
     if (this.timer) clearInterval(this.timer);
+    const tree = parentMap();
     const processes = this.watched.map((w): ProcessUsage => {
       const s = this.start.get(w.pid);
-      const e = readCpu(w.pid);
+      const raw = readCpu(w.pid);
+      const e = raw && { ...raw, childrenMs: raw.childrenMs + readDescendantsCpu(w.pid, tree) };
       return {
         name: w.name,
         pid: w.pid,
