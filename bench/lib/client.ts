@@ -57,13 +57,8 @@ export function createPollingDetector(http: HttpClient, intervalMs: number): Com
           if (res.statusCode === 200) {
             const doc = (await res.body.json()) as JobDocumentLite;
             last = doc.status;
-            if (doc.status === 'Completed') {
-              const bad = doc.results.filter((r) => r.status !== 'Succeeded');
-              return bad.length === 0
-                ? { state: 'completed' }
-                : { state: 'failed', reason: bad.map((r) => `${r.serviceType} ${r.status}: ${r.errorMessage ?? ''}`).join('; ') };
-            }
-            if (doc.status === 'Cancelled') return { state: 'failed', reason: 'job Cancelled' };
+            const outcome = verdict(doc);
+            if (outcome) return outcome;
           } else {
             last = `HTTP ${res.statusCode}`;
             await res.body.dump();

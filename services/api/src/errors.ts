@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorBody } from '@lookup/contracts';
+import { UUID_RE } from './schemas.ts';
 
 /** Every error answer of the API: `{error, message?, details?, retryAfter?}` (invariant 7). */
 export function sendError(
@@ -143,4 +144,17 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
 
 export function truncate(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max)}...` : s;
+}
+
+/**
+ * The job id of a /api/lookup/{jobId}... route, lower-cased; or undefined after answering 400 for a malformed
+ * one (the routes attach validation errors instead of failing, so every malformed id gets the same answer).
+ */
+export function jobIdOr400(request: { params: { jobId: string }; validationError?: unknown }, reply: FastifyReply): string | undefined {
+  const raw = request.params.jobId;
+  if (request.validationError || !UUID_RE.test(raw)) {
+    sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(raw, 100)}' is not a UUID` });
+    return undefined;
+  }
+  return raw.toLowerCase();
 }

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { JobDocument } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEventSource } from '../job-events.ts';
-import { sendError, sendUnavailable, truncate } from '../errors.ts';
-import { API_ERROR_RESPONSES, JobIdParamsSchema, UUID_RE, errorResponse } from '../schemas.ts';
+import { jobIdOr400, sendError, sendUnavailable } from '../errors.ts';
+import { API_ERROR_RESPONSES, JobIdParamsSchema, errorResponse } from '../schemas.ts';
 
 const HEARTBEAT_MS = 15_000;
 const MAX_STREAM_MS = 10 * 60_000;
@@ -40,11 +40,8 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       },
     },
     async (request, reply) => {
-      const { jobId: rawId } = request.params;
-      if (request.validationError || !UUID_RE.test(rawId)) {
-        return sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(rawId, 100)}' is not a UUID` });
-      }
-      const jobId = rawId.toLowerCase();
+      const jobId = jobIdOr400(request, reply);
+      if (!jobId) return reply;
       // Subscribe before the first read, so an event between the read and the subscription is not missed.
       let wake: () => void = () => undefined;
       let woken = false;

@@ -12,7 +12,7 @@ import {
   type SubmitLookupBody,
 } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
-import { sendError, sendUnavailable, truncate } from '../errors.ts';
+import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { parseServices } from '../services-param.ts';
 import {
   API_ERROR_RESPONSES,
@@ -21,7 +21,6 @@ import {
   JobIdParamsSchema,
   ServiceListSchema,
   SubmitBodyRef,
-  UUID_RE,
   errorResponse,
 } from '../schemas.ts';
 
@@ -220,13 +219,11 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      const { jobId } = request.params;
-      if (request.validationError || !UUID_RE.test(jobId)) {
-        return sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(jobId, 100)}' is not a UUID` });
-      }
+      const jobId = jobIdOr400(request, reply);
+      if (!jobId) return reply;
       let document;
       try {
-        document = await jobs.getDocument(jobId.toLowerCase());
+        document = await jobs.getDocument(jobId);
       } catch (err) {
         request.log.error({ err, jobId }, 'could not read the job; answering 503');
         return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
@@ -264,11 +261,8 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      const { jobId: rawId } = request.params;
-      if (request.validationError || !UUID_RE.test(rawId)) {
-        return sendError(reply, 400, { error: 'Invalid job id', message: `'${truncate(rawId, 100)}' is not a UUID` });
-      }
-      const jobId = rawId.toLowerCase();
+      const jobId = jobIdOr400(request, reply);
+      if (!jobId) return reply;
       const log = request.log.child({ jobId });
       const now = new Date().toISOString();
       let result;
