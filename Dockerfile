@@ -31,11 +31,13 @@ WORKDIR /app
 RUN chown node:node /app
 USER node
 
-# devDependencies are kept on purpose: the services run TypeScript through tsx (`node --import tsx ...`).
+# devDependencies are kept: the build (esbuild), the dead-letter CLI and the benchmark use them.
 COPY --from=manifests --chown=node:node /manifests/ ./
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 
 COPY --chown=node:node . .
+# Compile every package to dist/ (scripts/build.mjs): the services run as plain JavaScript.
+RUN npm run build
 # RESOURCE_DATA_DIR's default (./data/resources). A named volume mounted here is seeded with this directory's
 # ownership, so the non-root user can write to it.
 RUN mkdir -p data/resources

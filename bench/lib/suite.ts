@@ -6,7 +6,7 @@ import { SERVICE_CATALOGUE, parseService, serviceInfo, type ServiceInfo } from '
 import { declarations } from '@lookup/messaging';
 import { startDnsFixture, startRdapFixture, type DnsFixture, type RdapFixture } from '../../tests/fixtures/index.ts';
 import { cleanupNamespace } from '../../tests/support/namespace.ts';
-import { ENTRY_POINTS, freePort } from '../../tests/support/processes.ts';
+import { ENTRY_POINTS, buildServices, freePort } from '../../tests/support/processes.ts';
 import { REPO_ROOT } from '../../tests/support/env.ts';
 import type { RabbitStats } from './servers.ts';
 
@@ -70,8 +70,8 @@ export interface BenchSuite {
 const TAIL_LINES = 200;
 
 function spawnService(name: string, slug: string, env: Record<string, string>, cpuProfDir?: string): SpawnedService {
-  const entry = ENTRY_POINTS[slug];
-  if (!entry) throw new Error(`no entry point for ${slug}`);
+  const args = ENTRY_POINTS[slug];
+  if (!args) throw new Error(`no entry point for ${slug}`);
   const nodeArgs: string[] = [];
   if (cpuProfDir) {
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line. The profile is written at exit.
@@ -79,7 +79,7 @@ function spawnService(name: string, slug: string, env: Record<string, string>, c
     mkdirSync(dir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,7 +95,7 @@ function spawnService(name: string, slug: string, env: Record<string, string>, c
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { name, entry, child, pid: child.pid!, tail, exited };
+  return { name, entry: args.join(' '), child, pid: child.pid!, tail, exited };
 }
 
 async function stopProcess(p: SpawnedService, timeoutMs = 15_000): Promise<void> {
@@ -153,6 +153,7 @@ async function waitReady(
 
 /** Fixtures, then the API, the saga and `workers` replicas of each requested worker type, in one namespace. */
 export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
+  buildServices(); // the services run compiled, as `npm run start:<name>` runs them
   const [rdap, dns] = await Promise.all([startRdapFixture({ delayMs: o.fixtureDelayMs }), startDnsFixture({})]);
   const port = await freePort();
   const env: Record<string, string> = {

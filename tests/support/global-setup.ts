@@ -35,6 +35,8 @@ function dockerAvailable(): boolean {
  * Docker engine is available, it is started with testcontainers; otherwise the run stops with a message.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Service processes run the compiled JavaScript, exactly as `npm run start:<name>` does.
+  execFileSync(process.execPath, ['scripts/build.mjs', '--quiet'], { cwd: new URL('../../', import.meta.url).pathname, stdio: 'inherit' });
   const stops: (() => Promise<unknown>)[] = [];
   const missing: string[] = [];
   if (!(await reachable(AMQP_URL, 5672))) missing.push('rabbitmq');

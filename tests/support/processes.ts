@@ -1,17 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { REPO_ROOT, AMQP_URL, REDIS_URL } from './env.ts';
 
-/** Entry points, exactly as the `start:<name>` scripts of package.json run them. */
-export const ENTRY_POINTS: Record<string, string> = {
-  api: 'services/api/src/main.ts',
-  saga: 'services/saga/src/main.ts',
-  geoip: 'services/workers/geoip/src/main.ts',
-  ping: 'services/workers/ping/src/main.ts',
-  rdap: 'services/workers/rdap/src/main.ts',
-  'reverse-dns': 'services/workers/reverse-dns/src/main.ts',
-  'resource-worker': 'services/resource-worker/src/main.ts',
-};
+const scripts = (JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts;
+
+/**
+ * Each service's node arguments, exactly as its `start:<name>` script runs it (the compiled JavaScript under
+ * the `lookup-dist` condition), so tests run what users run. `buildServices()` compiles it first.
+ */
+export const ENTRY_POINTS: Record<string, string[]> = Object.fromEntries(
+  Object.entries(scripts)
+    .filter(([key]) => key.startsWith('start:'))
+    .map(([key, command]) => {
+      const [node, ...args] = command.split(' ');
+      if (node !== 'node') throw new Error(`start script ${key} does not run node: ${command}`);
+      return [key.slice('start:'.length), args];
+    }),
+);
+
+/** Compiles every package to dist/ (scripts/build.mjs; well under a second). */
+export function buildServices(): void {
+  execFileSync(process.execPath, ['scripts/build.mjs', '--quiet'], { cwd: REPO_ROOT, stdio: 'inherit' });
+}
 
 const READY_LINE: Record<string, string> = {
   api: 'Server listening',
@@ -40,9 +51,9 @@ export async function freePort(): Promise<number> {
 
 /** Starts one service process and resolves once it says it is ready. */
 export async function startService(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
-  const entry = ENTRY_POINTS[name];
-  if (!entry) throw new Error(`unknown service ${name}`);
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const args = ENTRY_POINTS[name];
+  if (!args) throw new Error(`unknown service ${name}`);
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, AMQP_URL, REDIS_URL, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
