@@ -923,6 +923,19 @@ describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
     expect(hub.subscribers).toBe(0);
   });
 
+  it('ends open streams when the server shuts down, so close() does not wait for them', async () => {
+    const { app, jobs } = await streamHarness();
+    jobs.documents.set(JOB, doc('Processing'));
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const res = await fetch(`${address}/api/lookup/${JOB}/events`);
+    const body = res.text();
+    await new Promise((r) => setTimeout(r, 50));
+    // Without ending the streams first, close() would wait for this one (up to 10 minutes) and time the test out.
+    await app.close();
+    apps.pop();
+    expect(parse(await body).map((e) => e.event)).toEqual(['status']);
+  });
+
   it('answers 404 JSON for an unknown job and 400 for a malformed id', async () => {
     const { app } = await streamHarness();
     const unknown = await app.inject({ method: 'GET', url: `/api/lookup/${JOB}/events` });

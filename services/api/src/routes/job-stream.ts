@@ -16,6 +16,13 @@ const isFinal = (doc: JobDocument) => doc.status === 'Completed' || doc.status =
  */
 export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps, 'jobs'> & { events: JobEventSource }): void {
   const { jobs, events } = deps;
+  // Open streams would hold a shutdown for up to MAX_STREAM_MS: end them first (clients reconnect elsewhere).
+  const open = new Set<() => void>();
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const end of [...open]) end();
+  });
   app.get<{ Params: { jobId: string } }>(
     '/api/lookup/:jobId/events',
     {
@@ -75,14 +82,16 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       });
       const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       let closed = false;
-      request.raw.on('close', () => {
+      const end = () => {
         closed = true;
         wake();
-      });
+      };
+      request.raw.on('close', end);
+      open.add(end);
       const started = Date.now();
       try {
         send(isFinal(doc) ? 'completed' : 'status', doc);
-        while (!isFinal(doc) && !closed && Date.now() - started < MAX_STREAM_MS) {
+        while (!isFinal(doc) && !closed && !closing && Date.now() - started < MAX_STREAM_MS) {
           if (!woken) {
             await new Promise<void>((resolve) => {
               const timer = setTimeout(resolve, HEARTBEAT_MS);
@@ -108,7 +117,8 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
         }
       } finally {
         unsubscribe();
-        if (!closed) res.end();
+        open.delete(end);
+        if (!res.writableEnded) res.end();
       }
     },
   );
