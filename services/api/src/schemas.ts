@@ -52,3 +52,11 @@ export const API_ERROR_RESPONSES = {
   429: describe('Rate limit exceeded; see the Retry-After header'),
 };
 export { describe as errorResponse };
+
+/** The error answers of every /api/lookup/{jobId}... route. */
+export const JOB_ROUTE_ERRORS = {
+  400: describe('The job id is not a UUID'),
+  404: describe('No job with this id (unknown, or expired)'),
+  ...API_ERROR_RESPONSES,
+  503: describe('Redis is unavailable; see the Retry-After header'),
+};

@@ -3,7 +3,7 @@ import type { JobDocument } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEventSource } from '../job-events.ts';
 import { jobIdOr400, sendError, sendUnavailable } from '../errors.ts';
-import { API_ERROR_RESPONSES, JobIdParamsSchema, errorResponse } from '../schemas.ts';
+import { API_ERROR_RESPONSES, JOB_ROUTE_ERRORS, JobIdParamsSchema, errorResponse } from '../schemas.ts';
 
 const HEARTBEAT_MS = 15_000;
 const MAX_STREAM_MS = 10 * 60_000;
@@ -39,10 +39,7 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
         produces: ['text/event-stream'],
         response: {
           200: { description: 'The event stream', type: 'string' },
-          400: errorResponse('The job id is not a UUID'),
-          404: errorResponse('No job with this id (unknown, or expired)'),
-          ...API_ERROR_RESPONSES,
-          503: errorResponse('Redis is unavailable; see the Retry-After header'),
+          ...JOB_ROUTE_ERRORS,
         },
       },
     },

@@ -16,6 +16,7 @@ import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { parseServices } from '../services-param.ts';
 import {
   API_ERROR_RESPONSES,
+  JOB_ROUTE_ERRORS,
   AcceptedRef,
   JobDocumentRef,
   JobIdParamsSchema,
@@ -211,10 +212,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         params: JobIdParamsSchema,
         response: {
           200: { ...JobDocumentRef, description: 'The job' },
-          400: errorResponse('The job id is not a UUID'),
-          404: errorResponse('No job with this id (unknown, or expired)'),
-          ...API_ERROR_RESPONSES,
-          503: errorResponse('Redis is unavailable; see the Retry-After header'),
+          ...JOB_ROUTE_ERRORS,
         },
       },
     },
@@ -252,11 +250,8 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
             description: 'Cancelled',
             properties: { jobId: { type: 'string' }, status: { type: 'string' }, statusUrl: { type: 'string' }, message: { type: 'string' } },
           },
-          400: errorResponse('The job id is not a UUID'),
-          404: errorResponse('No job with this id (unknown, or expired)'),
+          ...JOB_ROUTE_ERRORS,
           409: errorResponse('The job has already finished (Completed or Cancelled)'),
-          ...API_ERROR_RESPONSES,
-          503: errorResponse('Redis is unavailable; see the Retry-After header'),
         },
       },
     },
