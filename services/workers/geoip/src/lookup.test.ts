@@ -1,24 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
-import { createLogger } from '@lookup/logging';
-import type { LookupContext, LookupFn } from '@lookup/worker-kit';
-import type { TargetType } from '@lookup/contracts';
-import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
+import type { LookupFn } from '@lookup/worker-kit';
+import { startDnsFixture, type DnsFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { geoipLookup } from './lookup.ts';
 
 // The database read is offline, so public addresses are fine here; names resolve through the local fixture.
-const logger = createLogger({ service: 'test', level: 'silent' });
+const logger = silentLogger;
 let dnsFixture: DnsFixture;
 let lookup: LookupFn;
 
-const ctx = (target: string, targetType: TargetType = 'IPAddress'): LookupContext => ({
-  jobId: 'job-geoip-test',
-  target,
-  targetType,
-  attempt: 1,
-  signal: new AbortController().signal,
-  logger,
-});
+const ctx = lookupContext;
 
 beforeAll(async () => {
   dnsFixture = await startDnsFixture({

@@ -4,29 +4,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
-import { createLogger } from '@lookup/logging';
-import type { TargetType } from '@lookup/contracts';
-import type { LookupContext, LookupFn, LookupService } from '@lookup/worker-kit';
-import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
+import type { LookupFn, LookupService } from '@lookup/worker-kit';
+import { startDnsFixture, type DnsFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { createPingLookup, pingLookup } from './lookup.ts';
 
 // Loopback targets only: nothing here leaves the machine.
 const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.address === '::1'));
-const logger = createLogger({ service: 'test', level: 'silent' });
+const logger = silentLogger;
 let dnsFixture: DnsFixture;
 let tcpServer: net.Server;
 let openPort: number;
 let closedPort: number;
 let tmp: string;
 
-const ctx = (target: string, targetType: TargetType = 'IPAddress'): LookupContext => ({
-  jobId: 'job-ping-test',
-  target,
-  targetType,
-  attempt: 1,
-  signal: new AbortController().signal,
-  logger,
-});
+const ctx = lookupContext;
 
 async function setup(service: LookupService, env: Record<string, string> = {}): Promise<LookupFn> {
   const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_TIMEOUT_MS: '1000', ...env });

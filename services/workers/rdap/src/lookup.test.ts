@@ -1,23 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
-import { createLogger } from '@lookup/logging';
-import type { TargetType } from '@lookup/contracts';
-import type { LookupContext, LookupFn } from '@lookup/worker-kit';
-import { startRdapFixture, type RdapFixture } from '../../../../tests/fixtures/index.ts';
+import type { LookupFn } from '@lookup/worker-kit';
+import { startRdapFixture, type RdapFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { createRdapLookup } from './lookup.ts';
 
-const logger = createLogger({ service: 'test', level: 'silent' });
+const logger = silentLogger;
 let fixture: RdapFixture;
 let lookup: LookupFn;
 
-const ctx = (target: string, targetType: TargetType = 'IPAddress', signal = new AbortController().signal): LookupContext => ({
-  jobId: 'job-rdap-test',
-  target,
-  targetType,
-  attempt: 1,
-  signal,
-  logger,
-});
+const ctx = lookupContext;
 
 beforeAll(async () => {
   fixture = await startRdapFixture();

@@ -1,23 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
-import { createLogger } from '@lookup/logging';
-import type { TargetType } from '@lookup/contracts';
-import type { LookupContext, LookupFn } from '@lookup/worker-kit';
-import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
+import type { LookupFn } from '@lookup/worker-kit';
+import { startDnsFixture, type DnsFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { reverseDnsLookup } from './lookup.ts';
 
-const logger = createLogger({ service: 'test', level: 'silent' });
+const logger = silentLogger;
 let dnsFixture: DnsFixture;
 let lookup: LookupFn;
 
-const ctx = (target: string, targetType: TargetType = 'IPAddress', signal = new AbortController().signal): LookupContext => ({
-  jobId: 'job-rdns-test',
-  target,
-  targetType,
-  attempt: 1,
-  signal,
-  logger,
-});
+const ctx = lookupContext;
 
 beforeAll(async () => {
   dnsFixture = await startDnsFixture({ records: { ptr: { '2001:db8::53': ['ns.example.test'] } } });
