@@ -1,4 +1,5 @@
 import {
+  ALL_SERVICES,
   serviceName,
   completionPercentage,
   type JobDocument,
@@ -102,48 +103,35 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function getRecord(jobId: string): Promise<JobRecord | undefined> {
-    const h = await redis.hgetall(k.job(jobId));
-    if (!h.jobId) return undefined;
-    const services = h.services ? h.services.split(',').map((s) => Number(s) as ServiceType) : [];
-    const outcomes = new Map<ServiceType, Outcome>();
-    for (const s of services) {
-      const raw = h[`o:${s}`];
-      if (raw) outcomes.set(s, JSON.parse(raw) as Outcome);
-    }
-    return {
-      jobId: h.jobId,
-      target: h.target ?? '',
-      targetType: (h.targetType ?? 'IPAddress') as TargetType,
-      services,
-      createdAt: h.createdAt ?? '',
-      deadlineAt: Number(h.deadlineAt ?? 0),
-      status: (h.status ?? 'Pending') as JobStatus,
-      completedAt: h.completedAt || null,
-      outcomes,
-      notified: h.notified === '1',
-    };
+    return toRecord(await redis.hgetall(k.job(jobId)));
   }
 
-  /** The job as the HTTP contract shows it: outcomes joined with the result data at their locations. */
+  /**
+   * The job as the HTTP contract shows it: outcomes joined with the result data at their locations.
+   * One round trip in the usual case: the hash and the results at their predictable keys (results.locate)
+   * are read together; only a location elsewhere costs a second read.
+   */
   async function getDocument(jobId: string): Promise<JobDocument | undefined> {
-    const record = await getRecord(jobId);
+    const predicted = ALL_SERVICES.map((s) => k.result(jobId, s));
+    const [hash, raw] = await Promise.all([redis.hgetall(k.job(jobId)), redis.mget(...predicted)]);
+    const record = toRecord(hash);
     if (!record) return undefined;
-    const located = [...record.outcomes.entries()].filter(([, o]) => o.location);
-    const raw = located.length > 0 ? await redis.mget(...located.map(([, o]) => o.location!.key)) : [];
-    const data = new Map<ServiceType, StoredResult['data']>();
-    located.forEach(([s], i) => {
-      const stored = raw[i] ? (JSON.parse(raw[i]!) as StoredResult) : undefined;
-      data.set(s, stored?.data ?? null);
-    });
+    const stored = new Map<string, string | null>(predicted.map((key, i) => [key, raw[i] ?? null]));
+    const elsewhere = [...record.outcomes.values()].map((o) => o.location?.key).filter((key): key is string => !!key && !stored.has(key));
+    if (elsewhere.length > 0) {
+      const more = await redis.mget(...elsewhere);
+      elsewhere.forEach((key, i) => stored.set(key, more[i] ?? null));
+    }
     const results: ServiceResult[] = [];
     for (const s of record.services) {
       const o = record.outcomes.get(s);
       if (!o) continue;
+      const json = o.location ? stored.get(o.location.key) : null;
       results.push({
         serviceType: serviceName(s),
         status: o.status,
         success: o.success,
-        data: data.get(s) ?? null,
+        data: json ? ((JSON.parse(json) as StoredResult).data ?? null) : null,
         errorMessage: o.errorMessage,
         completedAt: o.completedAt,
         durationMs: o.durationMs,
@@ -195,4 +183,26 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   return { create, discard, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+}
+
+function toRecord(h: Record<string, string>): JobRecord | undefined {
+  if (!h.jobId) return undefined;
+  const services = h.services ? h.services.split(',').map((s) => Number(s) as ServiceType) : [];
+  const outcomes = new Map<ServiceType, Outcome>();
+  for (const s of services) {
+    const raw = h[`o:${s}`];
+    if (raw) outcomes.set(s, JSON.parse(raw) as Outcome);
+  }
+  return {
+    jobId: h.jobId,
+    target: h.target ?? '',
+    targetType: (h.targetType ?? 'IPAddress') as TargetType,
+    services,
+    createdAt: h.createdAt ?? '',
+    deadlineAt: Number(h.deadlineAt ?? 0),
+    status: (h.status ?? 'Pending') as JobStatus,
+    completedAt: h.completedAt || null,
+    outcomes,
+    notified: h.notified === '1',
+  };
 }

@@ -77,7 +77,9 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
         'x-accel-buffering': 'no',
         'x-job-id': jobId,
       });
-      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+      // The final event and the end of the stream leave in one write (one TCP segment for the client to read).
+      const send = (d: JobDocument) => (isFinal(d) ? res.end(frame('completed', d)) : res.write(frame('status', d)));
       let closed = false;
       const end = () => {
         closed = true;
@@ -87,7 +89,7 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       open.add(end);
       const started = Date.now();
       try {
-        send(isFinal(doc) ? 'completed' : 'status', doc);
+        send(doc);
         while (!isFinal(doc) && !closed && !closing && Date.now() - started < MAX_STREAM_MS) {
           if (!woken) {
             await new Promise<void>((resolve) => {
@@ -110,7 +112,7 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
             request.log.warn({ err, jobId }, 'could not re-read the job for its stream; waiting for the next event');
             continue;
           }
-          if (isFinal(doc)) send('completed', doc);
+          if (isFinal(doc)) send(doc);
         }
       } finally {
         unsubscribe();

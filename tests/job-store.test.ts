@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import type { StoredResult } from '@lookup/contracts';
+import { createJobStore, createResultStore, deleteByPrefix, type Outcome } from '@lookup/store';
+import { newNamespace } from './support/namespace.ts';
+import { REDIS_URL } from './support/env.ts';
+
+const ns = newNamespace('jobstore');
+const redis = new Redis(REDIS_URL);
+const jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 300 });
+const results = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
+
+afterAll(async () => {
+  await deleteByPrefix(redis, `${ns}:`);
+  redis.disconnect();
+});
+
+const at = () => new Date().toISOString();
+const stored = (jobId: string, serviceType: 0 | 1 | 2 | 3, data: Record<string, unknown>): StoredResult => ({
+  jobId, serviceType, status: 'Succeeded', success: true, data, errorMessage: null, durationMs: 2, attempts: 1, completedAt: at(),
+});
+const outcome = (location: Outcome['location'], status: Outcome['status'] = 'Succeeded'): Outcome => ({
+  status, success: status === 'Succeeded', errorMessage: status === 'Succeeded' ? null : 'boom', completedAt: at(), durationMs: 2, attempts: 1, location,
+});
+
+async function newJob(services: Array<0 | 1 | 2 | 3>) {
+  const jobId = randomUUID();
+  await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services, createdAt: at(), deadlineAt: Date.now() + 60_000 });
+  return jobId;
+}
+
+describe('job store: the job document', () => {
+  it('is undefined for an unknown job, and Pending with no results for a new one', async () => {
+    expect(await jobs.getDocument(randomUUID())).toBeUndefined();
+    const jobId = await newJob([0, 3]);
+    expect(await jobs.getDocument(jobId)).toMatchObject({
+      jobId, status: 'Pending', completionPercentage: 0, requestedServices: ['GeoIP', 'ReverseDNS'], results: [], completedAt: null,
+    });
+  });
+
+  it('joins each recorded outcome with the data at its location, in requested order, and nothing else', async () => {
+    const jobId = await newJob([3, 0, 2]);
+    // ReverseDNS: stored at the predictable key and recorded.
+    const rdns = await results.save(stored(jobId, 3, { hostname: 'fixture.test' }));
+    await jobs.recordOutcome(jobId, 3, outcome(rdns.location), at());
+    // GeoIP: stored somewhere other than the predictable key (a location the event named).
+    const elsewhere = `${ns}:elsewhere:${jobId}`;
+    await redis.set(elsewhere, JSON.stringify(stored(jobId, 0, { city: 'Nowhere' })), 'EX', 300);
+    await jobs.recordOutcome(jobId, 0, outcome({ storage: 'redis', key: elsewhere }), at());
+    // RDAP: a result is stored but no outcome is recorded yet: not shown.
+    await results.save(stored(jobId, 2, { handle: 'NOT-YET' }));
+    // Ping was never requested: a stored result for it is never shown either.
+    await results.save(stored(jobId, 1, { rtt: 1 }));
+
+    const doc = await jobs.getDocument(jobId);
+    expect(doc).toMatchObject({ status: 'Processing', completionPercentage: 66, requestedServices: ['ReverseDNS', 'GeoIP', 'RDAP'] });
+    expect(doc!.results.map((r) => [r.serviceType, r.data])).toEqual([
+      ['ReverseDNS', { hostname: 'fixture.test' }],
+      ['GeoIP', { city: 'Nowhere' }],
+    ]);
+  });
+
+  it('shows null data for a failed outcome without a location and for a location whose key expired', async () => {
+    const jobId = await newJob([1, 2]);
+    await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
+    await jobs.recordOutcome(jobId, 2, outcome({ storage: 'redis', key: `${ns}:gone:${jobId}` }), at());
+    const doc = await jobs.getDocument(jobId);
+    expect(doc).toMatchObject({ status: 'Completed', completionPercentage: 100 });
+    expect(doc!.results.map((r) => [r.serviceType, r.status, r.data, r.errorMessage])).toEqual([
+      ['Ping', 'Failed', null, 'boom'],
+      ['RDAP', 'Succeeded', null, null],
+    ]);
+  });
+});
