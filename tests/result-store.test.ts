@@ -45,3 +45,34 @@ describe('result store', () => {
     expect(outcomes.every((o) => JSON.stringify(o.result.data) === JSON.stringify(winner))).toBe(true);
   });
 });
+
+describe('result store: saveIfOpen', () => {
+  const openJob = async (status: string) => {
+    const jobId = randomUUID();
+    await redis.hset(`${ns}:job:${jobId}`, { jobId, status });
+    return jobId;
+  };
+
+  it('stores while the job is Pending or Processing, first result wins', async () => {
+    for (const status of ['Pending', 'Processing']) {
+      const jobId = await openJob(status);
+      const first = await store.saveIfOpen(result(jobId, { n: 1 }));
+      expect(first).toMatchObject({ created: true, location: { storage: 'redis', key: `${ns}:result:${jobId}:2` } });
+      expect(await redis.ttl(`${ns}:result:${jobId}:2`)).toBeGreaterThan(200);
+      const second = await store.saveIfOpen(result(jobId, { n: 2 }));
+      expect(second).toMatchObject({ created: false, result: { data: { n: 1 } } });
+      expect((await store.find(jobId, 2))?.data).toEqual({ n: 1 });
+    }
+  });
+
+  it('stores nothing for a finished job or one that does not exist', async () => {
+    for (const status of ['Completed', 'Cancelled'] as const) {
+      const jobId = await openJob(status);
+      expect(await store.saveIfOpen(result(jobId, { n: 1 }))).toEqual({ skipped: 'finished', status });
+      expect(await redis.exists(`${ns}:result:${jobId}:2`)).toBe(0);
+    }
+    const gone = randomUUID();
+    expect(await store.saveIfOpen(result(gone, { n: 1 }))).toEqual({ skipped: 'missing' });
+    expect(await redis.exists(`${ns}:result:${gone}:2`)).toBe(0);
+  });
+});

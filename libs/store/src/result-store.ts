@@ -1,5 +1,5 @@
-import type { ResultLocation, ServiceType, StoredResult } from '@lookup/contracts';
-import type { Redis } from './redis.ts';
+import type { JobStatus, ResultLocation, ServiceType, StoredResult } from '@lookup/contracts';
+import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
 export interface ResultStoreDeps {
@@ -16,6 +16,12 @@ export interface SaveResultOutcome {
   created: boolean;
 }
 
+/** Why saveIfOpen stored nothing: the job is gone, or finished (Completed or Cancelled). */
+export interface SaveSkipped {
+  skipped: 'missing' | 'finished';
+  status?: JobStatus;
+}
+
 export type ResultStore = ReturnType<typeof createResultStore>;
 
 /**
@@ -25,6 +31,7 @@ export type ResultStore = ReturnType<typeof createResultStore>;
  */
 export function createResultStore({ redis, namespace, ttlSeconds }: ResultStoreDeps) {
   const k = makeKeys(namespace);
+  const saveScript = defineScript(redis, 'save_result', new URL('./lua/save-result.lua', import.meta.url), 2);
 
   function locate(jobId: string, service: ServiceType): ResultLocation {
     return { storage: 'redis', key: k.result(jobId, service) };
@@ -37,10 +44,29 @@ export function createResultStore({ redis, namespace, ttlSeconds }: ResultStoreD
     return { location, result: JSON.parse(previous) as StoredResult, created: false };
   }
 
+  /**
+   * save(), but only while the job is open: nothing is stored for a job that is gone or already finished
+   * (Completed or Cancelled). The job's status check and the write are one round trip (a Lua script).
+   */
+  async function saveIfOpen(result: StoredResult): Promise<SaveResultOutcome | SaveSkipped> {
+    const location = locate(result.jobId, result.serviceType);
+    const [outcome, detail] = (await saveScript([k.job(result.jobId), location.key], [JSON.stringify(result), ttlSeconds])) as [string, string];
+    switch (outcome) {
+      case 'created':
+        return { location, result, created: true };
+      case 'exists':
+        return { location, result: JSON.parse(detail) as StoredResult, created: false };
+      case 'finished':
+        return { skipped: 'finished', status: detail as JobStatus };
+      default:
+        return { skipped: 'missing' };
+    }
+  }
+
   async function find(jobId: string, service: ServiceType): Promise<StoredResult | undefined> {
     const raw = await redis.get(locate(jobId, service).key);
     return raw ? (JSON.parse(raw) as StoredResult) : undefined;
   }
 
-  return { locate, save, find };
+  return { locate, save, saveIfOpen, find };
 }

@@ -18,7 +18,7 @@ import { backoffMs, runAttempt, type AttemptPolicy } from './run-lookup.ts';
 export interface CommandHandlerDeps {
   service: ServiceType;
   lookup: LookupFn;
-  results: Pick<ResultStore, 'save' | 'find' | 'locate'>;
+  results: Pick<ResultStore, 'saveIfOpen' | 'find' | 'locate'>;
   jobs: Pick<JobStore, 'getStatus'>;
   publishEvent: (routingKey: string, event: TaskCompleted) => Promise<void>;
   /** Sends the command back through the broker's delay queue for its next attempt. */
@@ -26,7 +26,17 @@ export interface CommandHandlerDeps {
   policy: AttemptPolicy;
   logger: Logger;
   stopSignal?: AbortSignal;
+  /** Time source (tests). */
+  now?: () => number;
 }
+
+/**
+ * A first delivery of a first attempt dispatched less than this long ago skips the job-status check before
+ * its lookup: the job was open a moment ago, and the status is checked again, atomically, when the result
+ * is stored (ResultStore.saveIfOpen). Older commands (a backlog, where cancellations matter), redeliveries
+ * and retries check first, so a cancelled job's queued commands cost no lookup.
+ */
+export const PRECHECK_AFTER_MS = 1000;
 
 /**
  * One command, one attempt: run the lookup; on a transient failure with attempts left, hand the command to
@@ -35,30 +45,30 @@ export interface CommandHandlerDeps {
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, lookup, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal } = deps;
+  const { service, lookup, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
     const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, service: serviceName(service), attempt: cmd.attempt });
     if (cmd.serviceType !== service) {
       throw new PoisonMessageError(`command for service ${cmd.serviceType} reached the ${serviceName(service)} worker`);
     }
-    // One round trip (ioredis pipelines commands issued in the same tick).
-    const [status, existing] = await Promise.all([
-      jobs.getStatus(cmd.jobId),
-      message.redelivered || cmd.attempt > 1 ? results.find(cmd.jobId, service) : undefined,
-    ]);
-    if (status === undefined) {
-      log.warn('command for a job that no longer exists; skipping');
-      return;
-    }
-    if (status === 'Cancelled' || status === 'Completed') {
-      log.info({ status }, 'job already finished; skipping the lookup');
-      return;
-    }
-    if (existing) {
-      log.info('a result is already stored for this task; re-announcing it');
-      await publishEvent(RoutingKeys.taskCompleted, eventFor(existing, results.locate(cmd.jobId, service), cmd));
-      return;
+    const retried = message.redelivered || cmd.attempt > 1;
+    if (retried || !(now() - Date.parse(cmd.occurredAt) < PRECHECK_AFTER_MS)) {
+      // One round trip (ioredis pipelines commands issued in the same tick).
+      const [status, existing] = await Promise.all([jobs.getStatus(cmd.jobId), retried ? results.find(cmd.jobId, service) : undefined]);
+      if (status === undefined) {
+        log.warn('command for a job that no longer exists; skipping');
+        return;
+      }
+      if (status === 'Cancelled' || status === 'Completed') {
+        log.info({ status }, 'job already finished; skipping the lookup');
+        return;
+      }
+      if (existing) {
+        log.info('a result is already stored for this task; re-announcing it');
+        await publishEvent(RoutingKeys.taskCompleted, eventFor(existing, results.locate(cmd.jobId, service), cmd));
+        return;
+      }
     }
 
     const outcome = await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal);
@@ -85,7 +95,11 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       attempts: cmd.attempt,
       completedAt: new Date().toISOString(),
     };
-    const saved = await results.save(stored);
+    const saved = await results.saveIfOpen(stored);
+    if ('skipped' in saved) {
+      log.info({ status: saved.status ?? 'missing' }, 'job finished or gone during the lookup; result not stored');
+      return;
+    }
     if (!saved.created) log.info('a result was already stored for this task; announcing the stored one');
     await publishEvent(RoutingKeys.taskCompleted, eventFor(saved.result, saved.location, cmd));
     log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts }, 'lookup done');
