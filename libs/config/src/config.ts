@@ -38,6 +38,9 @@ export interface Config {
   lookupTimeoutMs: number;
   pingCount: number;
   pingTimeoutMs: number;
+  /** How the Ping worker sends ICMP echo: 'socket' (in-process ICMP socket, native addon), 'system' (the system
+   *  ping), or 'auto' (the socket when the addon loads and a socket opens, else the system ping). */
+  pingEngine: 'auto' | 'socket' | 'system';
   shutdownTimeoutMs: number;
   /** Highest attempt number of a lookup (1 = no retries); transient failures retry up to it. */
   retryMaxAttempts: number;
@@ -67,6 +70,7 @@ type Env = Record<string, string | undefined>;
 type Parser<T> = (raw: string, name: string) => T;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const PING_ENGINES = ['auto', 'socket', 'system'] as const;
 
 const int = (min: number, max: number): Parser<number> => (raw, name) => {
   if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${name} must be an integer, got '${raw}'`);
@@ -91,6 +95,11 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   return raw.trim().replace(/\/+$/, '');
 };
 const str: Parser<string> = (raw) => raw.trim();
+const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (!(values as readonly string[]).includes(v)) throw new Error(`${name} must be one of ${values.join(', ')}, got '${raw}'`);
+  return v as T;
+};
 const list: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
 const hostPortList: Parser<string[]> = (raw, name) => {
   const items = list(raw, name);
@@ -152,6 +161,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
     pingCount: read('PING_COUNT', int(1, 20), 3),
     pingTimeoutMs: read('PING_TIMEOUT_MS', int(50, 60_000), 2000),
+    pingEngine: read('PING_ENGINE', oneOf(PING_ENGINES), 'auto'),
     shutdownTimeoutMs: read('SHUTDOWN_TIMEOUT_MS', int(100, 600_000), 10_000),
     retryMaxAttempts: read('RETRY_MAX_ATTEMPTS', int(1, 10), 3),
     retryBaseDelayMs: read('RETRY_BASE_DELAY_MS', int(10, 600_000), 500),

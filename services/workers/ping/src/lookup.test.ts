@@ -2,11 +2,14 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
+import { createLogger } from '@lookup/logging';
 import type { LookupFn, LookupService } from '@lookup/worker-kit';
 import { startDnsFixture, type DnsFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { createPingLookup, pingLookup } from './lookup.ts';
+import { loadIcmpAddon } from './icmp-native.ts';
+import type { IcmpSocket, OpenIcmpSocket } from './pinger.ts';
 
 // Loopback targets only: nothing here leaves the machine.
 const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.address === '::1'));
@@ -18,10 +21,62 @@ let closedPort: number;
 let tmp: string;
 
 const ctx = lookupContext;
+const closers: Array<() => unknown> = [];
 
-async function setup(service: LookupService, env: Record<string, string> = {}): Promise<LookupFn> {
-  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_TIMEOUT_MS: '1000', ...env });
-  return (await service.setup({ config, logger })).lookup;
+/** The service's lookup function; the system ping engine unless `env` says otherwise. Closed after each test. */
+async function setup(service: LookupService, env: Record<string, string> = {}, log = logger): Promise<LookupFn> {
+  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_TIMEOUT_MS: '1000', PING_ENGINE: 'system', ...env });
+  const { lookup, close } = await service.setup({ config, logger: log });
+  if (close) closers.push(close);
+  return lookup;
+}
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** A logger whose lines the test can read. */
+function capturingLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+  return { log, lines };
+}
+
+/** A fake in-process ICMP socket (no I/O) that answers every echo request like a host on the other end. */
+function fakeIcmp(options: { unavailable?: Array<4 | 6>; sendResult?: string } = {}) {
+  const opened: Array<4 | 6> = [];
+  const sockets: IcmpSocket[] = [];
+  let closed = 0;
+  const open: OpenIcmpSocket = (family, onMessage) => {
+    opened.push(family);
+    if (options.unavailable?.includes(family)) throw new Error(`no ICMP socket for IPv${family}: raw EPERM`);
+    const socket: IcmpSocket = {
+      kind: 'raw',
+      ident: -1,
+      send(packet, address) {
+        if (options.sendResult) return options.sendResult;
+        const reply = Buffer.from(packet);
+        reply[0] = family === 4 ? 0 : 129;
+        setImmediate(() => onMessage(reply, address, 42, 0));
+        return 0;
+      },
+      close: () => void (closed += 1),
+    };
+    sockets.push(socket);
+    return socket;
+  };
+  return { open, opened, closedCount: () => closed };
+}
+
+/** A ping executable that reports one lost probe: a result from it proves the system ping ran. */
+function fakeLossPing(): string {
+  const fakePing = path.join(tmp, 'ping-loss');
+  writeFileSync(
+    fakePing,
+    '#!/bin/sh\nprintf "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.\\n\\n--- 127.0.0.1 ping statistics ---\\n1 packets transmitted, 0 received, 100%% packet loss, time 0ms\\n"\nexit 1\n',
+  );
+  chmodSync(fakePing, 0o755);
+  return fakePing;
 }
 
 async function freePort(): Promise<number> {
@@ -116,14 +171,140 @@ describe('Ping lookup (TCP fallback)', () => {
   });
 
   it('reports a ping run with 100% loss as unreachable (still a successful lookup)', async () => {
-    const fakePing = path.join(tmp, 'ping-loss');
-    writeFileSync(
-      fakePing,
-      '#!/bin/sh\nprintf "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.\\n\\n--- 127.0.0.1 ping statistics ---\\n1 packets transmitted, 0 received, 100%% packet loss, time 0ms\\n"\nexit 1\n',
-    );
-    chmodSync(fakePing, 0o755);
-    const lookup = await setup(createPingLookup({ pingCommand: fakePing }));
+    const lookup = await setup(createPingLookup({ pingCommand: fakeLossPing() }));
     const data = await lookup(ctx('127.0.0.1'));
     expect(data).toMatchObject({ method: 'icmp', reachable: false, transmitted: 1, received: 0, packetLossPercent: 100, rtt: null });
+  });
+});
+
+describe('Ping engine selection (PING_ENGINE)', () => {
+  it('auto: uses the in-process socket when it opens, and says so once at start-up', async () => {
+    const icmp = fakeIcmp();
+    const { log, lines } = capturingLogger();
+    const lookup = await setup(createPingLookup({ loadIcmpSocket: () => icmp.open, pingCommand: fakeLossPing() }), { PING_ENGINE: 'auto' }, log);
+    expect(lines.filter((l) => String(l.msg).startsWith('ping engine'))).toEqual([
+      expect.objectContaining({ pingEngine: 'socket', socket: 'raw', msg: expect.stringContaining('in-process ICMP socket') }),
+    ]);
+    const data = await lookup(ctx('127.0.0.1'));
+    expect(data).toEqual({
+      ip: '127.0.0.1',
+      method: 'icmp',
+      reachable: true,
+      transmitted: 1,
+      received: 1,
+      packetLossPercent: 0,
+      probes: [{ seq: 1, ttl: 42, timeMs: expect.any(Number) }],
+      rtt: { minMs: expect.any(Number), avgMs: expect.any(Number), maxMs: expect.any(Number), mdevMs: 0 },
+    });
+    expect(icmp.opened).toEqual([4]); // IPv4 at start-up, to decide; IPv6 only when a target needs it
+  });
+
+  it('auto: falls back to the system ping when the addon is missing, and says why', async () => {
+    const { log, lines } = capturingLogger();
+    const missing = () => {
+      throw new Error('the ICMP addon is not built');
+    };
+    const lookup = await setup(createPingLookup({ loadIcmpSocket: missing, pingCommand: fakeLossPing() }), { PING_ENGINE: 'auto' }, log);
+    expect(lines.find((l) => String(l.msg).startsWith('ping engine'))).toMatchObject({
+      pingEngine: 'system',
+      reason: 'the ICMP addon is not built',
+    });
+    expect(await lookup(ctx('127.0.0.1'))).toMatchObject({ method: 'icmp', transmitted: 1, received: 0, reachable: false });
+  });
+
+  it('auto: falls back to the system ping when no socket opens (no CAP_NET_RAW, group outside ping_group_range)', async () => {
+    const icmp = fakeIcmp({ unavailable: [4] });
+    const lookup = await setup(createPingLookup({ loadIcmpSocket: () => icmp.open, pingCommand: fakeLossPing() }), { PING_ENGINE: 'auto' });
+    expect(await lookup(ctx('127.0.0.1'))).toMatchObject({ method: 'icmp', received: 0 });
+    expect(icmp.opened).toEqual([4]);
+  });
+
+  it('auto: a family whose socket does not open goes to the system ping; the other keeps the socket', async () => {
+    const icmp = fakeIcmp({ unavailable: [6] });
+    const lookup = await setup(createPingLookup({ loadIcmpSocket: () => icmp.open, pingCommand: fakeLossPing() }), { PING_ENGINE: 'auto' });
+    expect(await lookup(ctx('::1'))).toMatchObject({ ip: '::1', method: 'icmp', received: 0 }); // the fake system ping
+    expect(await lookup(ctx('127.0.0.1'))).toMatchObject({ method: 'icmp', received: 1, probes: [{ ttl: 42 }] }); // the socket
+  });
+
+  it('system: never loads the addon', async () => {
+    let loads = 0;
+    const lookup = await setup(
+      createPingLookup({ loadIcmpSocket: () => (loads++, fakeIcmp().open), pingCommand: fakeLossPing() }),
+      { PING_ENGINE: 'system' },
+    );
+    expect(await lookup(ctx('127.0.0.1'))).toMatchObject({ method: 'icmp', received: 0 });
+    expect(loads).toBe(0);
+  });
+
+  it('socket: start-up fails when the socket is unavailable', async () => {
+    const missing = () => {
+      throw new Error('the ICMP addon is not built');
+    };
+    await expect(setup(createPingLookup({ loadIcmpSocket: missing }), { PING_ENGINE: 'socket' })).rejects.toThrow(
+      'PING_ENGINE=socket, but the ICMP addon is not built',
+    );
+  });
+
+  it('probes with TCP connect when the system refuses ICMP echo on the socket (EPERM)', async () => {
+    const icmp = fakeIcmp({ sendResult: 'EPERM' });
+    const lookup = await setup(createPingLookup({ loadIcmpSocket: () => icmp.open, tcpPorts: [openPort] }), { PING_ENGINE: 'auto' });
+    const data = await lookup(ctx('127.0.0.1'));
+    expect(data).toMatchObject({ method: 'tcp', port: openPort, reachable: true, icmpUnavailable: expect.stringContaining('EPERM') });
+  });
+
+  it('closes the sockets when the service closes (safe twice)', async () => {
+    const icmp = fakeIcmp();
+    const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_ENGINE: 'auto' });
+    const { lookup, close } = await createPingLookup({ loadIcmpSocket: () => icmp.open }).setup({ config, logger });
+    await lookup(ctx('::1'));
+    await close!();
+    await close!();
+    expect(icmp.closedCount()).toBe(2); // IPv4 and IPv6, once each
+    await expect(lookup(ctx('127.0.0.1'))).rejects.toMatchObject({ code: 'PING_FAILED', retryable: true });
+  });
+});
+
+// The real addon (scripts/build.mjs compiles native/icmp.c into dist/native/icmp.node; `npm run build`).
+let addonError: string | undefined;
+try {
+  loadIcmpAddon();
+} catch (err) {
+  addonError = (err as Error).message;
+}
+
+describe.skipIf(addonError !== undefined)(`Ping lookup (in-process ICMP socket)${addonError ? ` — skipped: ${addonError}` : ''}`, () => {
+  const socketEnv = { PING_ENGINE: 'socket' };
+
+  it('pings 127.0.0.1 (3 probes) through the socket', async () => {
+    const lookup = await setup(pingLookup, { ...socketEnv, PING_COUNT: '3' });
+    const data = await lookup(ctx('127.0.0.1'));
+    expect(data).toMatchObject({ ip: '127.0.0.1', method: 'icmp', reachable: true, transmitted: 3, received: 3, packetLossPercent: 0 });
+    expect(data.probes).toEqual([1, 2, 3].map((seq) => ({ seq, ttl: 64, timeMs: expect.any(Number) })));
+    expect(data.rtt).toEqual({ minMs: expect.any(Number), avgMs: expect.any(Number), maxMs: expect.any(Number), mdevMs: expect.any(Number) });
+  });
+
+  it.skipIf(!hasIPv6Loopback)('pings ::1 through the socket', async () => {
+    const lookup = await setup(pingLookup, socketEnv);
+    const data = await lookup(ctx('::1'));
+    expect(data).toMatchObject({ ip: '::1', method: 'icmp', reachable: true, received: 1, probes: [{ seq: 1, ttl: 64 }] });
+  });
+
+  it('resolves a domain and pings the address, many lookups at once on one socket', async () => {
+    const lookup = await setup(pingLookup, socketEnv);
+    const results = await Promise.all([
+      ...Array.from({ length: 20 }, () => lookup(ctx('127.0.0.1'))),
+      ...Array.from({ length: 20 }, () => lookup(ctx('127.0.0.2'))),
+      lookup(ctx('example.test', 'Domain')),
+    ]);
+    for (const data of results) expect(data).toMatchObject({ method: 'icmp', reachable: true, received: 1 });
+    expect(results.at(-1)).toMatchObject({ ip: '127.0.0.2', resolvedFrom: 'example.test' });
+  });
+
+  it('stops when the attempt is aborted', async () => {
+    const lookup = await setup(pingLookup, { ...socketEnv, PING_COUNT: '10' });
+    const controller = new AbortController();
+    const pending = lookup({ ...ctx('127.0.0.1'), signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('attempt timed out')), 100);
+    await expect(pending).rejects.toMatchObject({ code: 'PING_ABORTED', retryable: true });
   });
 });

@@ -1,15 +1,22 @@
 import { execFile } from 'node:child_process';
+import type { Config } from '@lookup/config';
 import { ServiceType, transientError } from '@lookup/contracts';
+import type { Logger } from '@lookup/logging';
 import { defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
 import { answered, tcpProbe, type TcpProbeResult } from './tcp-probe.ts';
 import { CommandLauncher } from './launcher.ts';
+import { loadNativeIcmp } from './icmp-native.ts';
+import { IcmpPinger, PingerError, PingerErrors, type OpenIcmpSocket } from './pinger.ts';
 
 export interface PingOptions {
   /** The ping executable (iputils or BusyBox); 'ping' on PATH by default. */
   pingCommand?: string;
   /** Ports for the TCP fallback, tried in order until one answers. */
   tcpPorts?: number[];
+  /** Loads the in-process ICMP socket (the native addon by default); throws when it is not available. Tests
+   *  inject a fake socket, or a loader that throws to simulate a missing addon. */
+  loadIcmpSocket?: () => OpenIcmpSocket;
 }
 
 interface PingSettings {
@@ -18,11 +25,21 @@ interface PingSettings {
   command: string;
   ports: number[];
   launcher?: CommandLauncher;
+  /** The in-process ICMP engine, when in use. */
+  pinger?: IcmpPinger;
+  /** With PING_ENGINE=auto, a family whose socket does not open goes to the system ping instead. */
+  systemFallback: boolean;
+  logger: Logger;
+  /** Families already reported as having no socket (logged once each). */
+  socketlessFamilies: Set<4 | 6>;
 }
 
 const PROBE_INTERVAL_S = 0.2; // the smallest interval iputils allows without privileges
 
-/** Ping: ICMP echo through the system ping; a TCP connect probe where ICMP is not permitted. */
+/**
+ * Ping: ICMP echo from an in-process ICMP socket shared by every lookup of the worker (native addon), else
+ * through the system ping; a TCP connect probe where ICMP is not permitted.
+ */
 export function createPingLookup(options: PingOptions = {}): LookupService {
   const command = options.pingCommand ?? 'ping';
   const ports = options.tcpPorts ?? [443, 80];
@@ -30,13 +47,59 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
     service: ServiceType.Ping,
     // The TCP fallback may try every port once, then one port per remaining probe.
     timeoutMs: (config) => Math.max(config.lookupTimeoutMs, (config.pingCount + ports.length) * config.pingTimeoutMs + 2000),
-    async setup({ config }) {
+    async setup({ config, logger }) {
       const launcher = new CommandLauncher();
-      const settings: PingSettings = { count: config.pingCount, timeoutMs: config.pingTimeoutMs, command, ports, launcher };
+      const pinger = chooseEngine(config, options.loadIcmpSocket ?? loadNativeIcmp, command, logger);
+      const settings: PingSettings = {
+        count: config.pingCount,
+        timeoutMs: config.pingTimeoutMs,
+        command,
+        ports,
+        launcher,
+        pinger,
+        systemFallback: config.pingEngine === 'auto',
+        logger,
+        socketlessFamilies: new Set(),
+      };
       const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, config.pingTimeoutMs)) };
-      return { lookup: (ctx) => pingTarget(ctx, settings, dns), close: () => launcher.close() };
+      return {
+        lookup: (ctx) => pingTarget(ctx, settings, dns),
+        close: () => {
+          pinger?.close();
+          launcher.close();
+        },
+      };
     },
   });
+}
+
+/**
+ * PING_ENGINE: 'system' runs the system ping; 'socket' needs the in-process socket (start-up fails without
+ * it); 'auto' uses the socket when the addon loads and an IPv4 socket opens, else the system ping. The IPv4
+ * socket is opened here, to decide; the IPv6 one on the first IPv6 target. Logs the choice and why, once.
+ */
+function chooseEngine(config: Readonly<Config>, load: () => OpenIcmpSocket, command: string, logger: Logger): IcmpPinger | undefined {
+  if (config.pingEngine === 'system') {
+    logger.info({ pingEngine: 'system', reason: 'PING_ENGINE=system' }, `ping engine: system ${command} (PING_ENGINE=system)`);
+    return undefined;
+  }
+  let pinger: IcmpPinger | undefined;
+  try {
+    pinger = new IcmpPinger(load());
+    const kind = pinger.open(4);
+    const why =
+      kind === 'dgram'
+        ? 'unprivileged ICMP datagram socket (this group is in net.ipv4.ping_group_range)'
+        : 'raw ICMP socket (CAP_NET_RAW; no ICMP datagram socket for this group: net.ipv4.ping_group_range)';
+    logger.info({ pingEngine: 'socket', socket: kind, reason: why }, `ping engine: in-process ICMP socket, ${why}`);
+    return pinger;
+  } catch (err) {
+    pinger?.close();
+    const reason = (err as Error).message;
+    if (config.pingEngine === 'socket') throw new Error(`PING_ENGINE=socket, but ${reason}`, { cause: err });
+    logger.info({ pingEngine: 'system', reason }, `ping engine: system ${command}, because the in-process ICMP socket is unavailable: ${reason}`);
+    return undefined;
+  }
 }
 
 export const pingLookup = createPingLookup();
@@ -47,13 +110,35 @@ async function pingTarget(ctx: LookupContext, settings: PingSettings, dns: Resol
     ip: target.ip,
     ...(target.resolvedFrom ? { resolvedFrom: target.resolvedFrom, resolvedAddresses: target.resolvedAddresses } : {}),
   };
-  const icmp = await runIcmp(target, settings, ctx.signal);
+  const icmp = settings.pinger ? await runSocket(target, settings, ctx.signal) : await runIcmp(target, settings, ctx.signal);
   if ('data' in icmp) return { ...base, ...icmp.data };
   ctx.logger.debug({ reason: icmp.unavailable }, 'ICMP not available; probing with TCP connect');
   return { ...base, ...(await runTcp(target.ip, settings, ctx.signal)), icmpUnavailable: icmp.unavailable };
 }
 
 type IcmpOutcome = { data: LookupData } | { unavailable: string };
+
+/** ICMP echo through the worker's shared in-process socket. */
+async function runSocket(target: ResolvedTarget, s: PingSettings, signal: AbortSignal): Promise<IcmpOutcome> {
+  try {
+    const options = { count: s.count, timeoutMs: s.timeoutMs, intervalMs: PROBE_INTERVAL_S * 1000, signal };
+    const summary = await s.pinger!.ping(target.ip, target.family, options);
+    return { data: { method: 'icmp', reachable: summary.received > 0, ...summary, rtt: summary.rtt ?? null } };
+  } catch (err) {
+    if (signal.aborted) throw transientError('PING_ABORTED', 'ping was cancelled', err);
+    const code = err instanceof PingerError ? err.code : undefined;
+    if (code === PingerErrors.SOCKET_UNAVAILABLE) {
+      if (!s.socketlessFamilies.has(target.family)) {
+        s.socketlessFamilies.add(target.family);
+        const next = s.systemFallback ? `system ${s.command}` : 'TCP connect probes (PING_ENGINE=socket)';
+        s.logger.warn({ family: target.family, reason: (err as Error).message }, `IPv${target.family} targets use ${next}: ${(err as Error).message}`);
+      }
+      return s.systemFallback ? runIcmp(target, s, signal) : { unavailable: (err as Error).message };
+    }
+    if (code === PingerErrors.NOT_PERMITTED) return { unavailable: (err as Error).message };
+    throw transientError('PING_FAILED', `ICMP echo failed: ${(err as Error).message}`, err);
+  }
+}
 
 async function runIcmp(target: ResolvedTarget, s: PingSettings, signal: AbortSignal): Promise<IcmpOutcome> {
   // Whole seconds: older iputils and BusyBox read -W as an integer.

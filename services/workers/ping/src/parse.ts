@@ -83,6 +83,16 @@ export function rttOf(probes: Array<{ timeMs: number }>): RttStats | undefined {
   return { minMs: round(Math.min(...times)), avgMs: round(avg), maxMs: round(Math.max(...times)) };
 }
 
+/** rttOf plus the mean deviation as iputils computes it: sqrt(mean(t²) - mean(t)²). */
+export function rttWithMdev(probes: Array<{ timeMs: number }>): RttStats | undefined {
+  const rtt = rttOf(probes);
+  if (!rtt) return undefined;
+  const times = probes.map((p) => p.timeMs);
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  const meanOfSquares = times.reduce((a, b) => a + b * b, 0) / times.length;
+  return { ...rtt, mdevMs: round(Math.sqrt(Math.max(0, meanOfSquares - mean * mean))) };
+}
+
 export function lossPercent(transmitted: number, received: number): number {
   return transmitted === 0 ? 100 : round(((transmitted - received) * 100) / transmitted);
 }
