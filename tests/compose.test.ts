@@ -27,6 +27,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition?: string }> | string[];
   environment?: Record<string, unknown> | string[];
   cap_add?: string[];
+  sysctls?: Record<string, string> | string[];
 }
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
@@ -126,6 +127,8 @@ describe('docker-compose.yml', () => {
       expect(env.REDIS_URL, `${name}: REDIS_URL`).toBe('redis://redis:6379');
     }
     expect(services['ping-worker']?.cap_add).toContain('NET_RAW');
+    // The Ping worker's in-process ICMP datagram socket needs the non-root user's group in ping_group_range.
+    expect(services['ping-worker']?.sysctls).toEqual({ 'net.ipv4.ping_group_range': '0 2147483647' });
     expect(services.redis?.command).toEqual(['redis-server', '--appendonly', 'yes']);
   });
 });
@@ -137,6 +140,13 @@ describe('Dockerfile', () => {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
   const finalStage = instructions.slice(instructions.map((l) => /^FROM\s/i.test(l)).lastIndexOf(true));
+  /** The instructions of the stage named `name` (FROM ... AS name), up to the next FROM. */
+  const stage = (name: string) => {
+    const start = instructions.findIndex((l) => new RegExp(`^FROM\\s.*\\sAS\\s+${name}\\s*$`, 'i').test(l));
+    if (start < 0) return [];
+    const next = instructions.findIndex((l, i) => i > start && /^FROM\s/i.test(l));
+    return instructions.slice(start, next < 0 ? undefined : next);
+  };
 
   it('runs the `start` script by default (CMD is its argv)', () => {
     const cmds = finalStage.filter((l) => /^CMD\s/i.test(l));
@@ -149,9 +159,18 @@ describe('Dockerfile', () => {
   it('builds on node:20-bookworm-slim with ping, and runs as the non-root node user', () => {
     expect(finalStage[0]).toMatch(/^FROM\s+node:20-bookworm-slim\s*$/i);
     expect(finalStage.some((l) => /^RUN\s.*apt-get install.*\biputils-ping\b/.test(l))).toBe(true);
-    expect(finalStage.some((l) => /^RUN\s.*\bnpm ci\b/.test(l))).toBe(true);
     const users = finalStage.filter((l) => /^USER\s/i.test(l));
     expect(users.at(-1)).toBe('USER node');
+  });
+
+  it('installs and builds in a stage with a C compiler (the Ping ICMP addon), and the image copies /app from it', () => {
+    const copy = finalStage.map((l) => /^COPY\s.*--from=(\S+)\s+.*\/app\/?\s+\.\/?$/.exec(l)).find(Boolean);
+    expect(copy, 'the final stage copies /app from a build stage').toBeTruthy();
+    const build = stage(copy![1]!);
+    expect(build[0]).toMatch(/^FROM\s+node:20-bookworm-slim\s/i); // same libc and node headers as the image
+    expect(build.some((l) => /^RUN\s.*apt-get install.*\bgcc\b.*\blibc6-dev\b/.test(l))).toBe(true);
+    expect(build.some((l) => /^RUN\s.*\bnpm ci\b/.test(l))).toBe(true);
+    expect(build.some((l) => /^RUN\s.*\bnpm run build\b.*icmp\.node/.test(l))).toBe(true);
   });
 });
 
