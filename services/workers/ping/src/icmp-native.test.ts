@@ -1,5 +1,7 @@
 // The native addon itself (native/icmp.c, compiled by `npm run build`). Loopback only: 127.0.0.1 and ::1.
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildEchoRequest, parseIcmpMessage } from './icmp-packet.ts';
 import { loadIcmpAddon, type IcmpAddon } from './icmp-native.ts';
@@ -64,5 +66,33 @@ describe.skipIf(!addon)(`ICMP addon${addon ? '' : ` — skipped: ${addonError}`}
     expect(() => addon!.open(4, 'not a function' as never)).toThrow(TypeError);
     expect(() => addon!.send({}, Buffer.alloc(8), '127.0.0.1')).toThrow(TypeError);
     expect(() => addon!.close(undefined)).toThrow(TypeError);
+  });
+});
+
+// Unprivileged ICMP datagram sockets (what the ping-worker container uses) need the process's group in
+// net.ipv4.ping_group_range, which is per network namespace. As root, a private namespace (unshare -n) can allow
+// it without touching the host's setting; its loopback is its own, so nothing leaves it.
+const NETNS_SETUP = 'ip link set lo up && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range';
+const netnsProblem = (() => {
+  if (!addon) return addonError;
+  if (process.getuid?.() !== 0) return 'needs root to create a network namespace';
+  const probe = spawnSync('unshare', ['-n', 'sh', '-c', NETNS_SETUP], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return `unshare -n is not available here (${probe.error?.message ?? probe.stderr.trim()})`;
+  return undefined;
+})();
+
+describe.skipIf(netnsProblem !== undefined)(`ICMP datagram sockets${netnsProblem ? ` — skipped: ${netnsProblem}` : ''}`, () => {
+  it('pings 127.0.0.1 and ::1 through IcmpPinger on datagram sockets (kernel identifier, no IP header)', () => {
+    const script = fileURLToPath(new URL('./__fixtures__/ping-in-netns.ts', import.meta.url));
+    const cmd = `${NETNS_SETUP} && exec "$0" --import tsx "$1" dgram`;
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', cmd, process.execPath, script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(out.kind4).toBe('dgram');
+    expect(out.v4).toMatchObject({ transmitted: 2, received: 2, probes: [{ seq: 1, ttl: 64 }, { seq: 2, ttl: 64 }] });
+    if (hasIPv6Loopback) {
+      expect(out.kind6).toBe('dgram');
+      expect(out.v6).toMatchObject({ transmitted: 2, received: 2 });
+    }
   });
 });

@@ -183,7 +183,7 @@ describe('Ping engine selection (PING_ENGINE)', () => {
     const { log, lines } = capturingLogger();
     const lookup = await setup(createPingLookup({ loadIcmpSocket: () => icmp.open, pingCommand: fakeLossPing() }), { PING_ENGINE: 'auto' }, log);
     expect(lines.filter((l) => String(l.msg).startsWith('ping engine'))).toEqual([
-      expect.objectContaining({ pingEngine: 'socket', socket: 'raw', msg: expect.stringContaining('in-process ICMP socket') }),
+      expect.objectContaining({ pingEngine: 'socket', socket: 'raw', msg: expect.stringContaining('ping engine: in-process raw ICMP socket') }),
     ]);
     const data = await lookup(ctx('127.0.0.1'));
     expect(data).toEqual({

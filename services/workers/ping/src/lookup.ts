@@ -89,9 +89,9 @@ function chooseEngine(config: Readonly<Config>, load: () => OpenIcmpSocket, comm
     const kind = pinger.open(4);
     const why =
       kind === 'dgram'
-        ? 'unprivileged ICMP datagram socket (this group is in net.ipv4.ping_group_range)'
-        : 'raw ICMP socket (CAP_NET_RAW; no ICMP datagram socket for this group: net.ipv4.ping_group_range)';
-    logger.info({ pingEngine: 'socket', socket: kind, reason: why }, `ping engine: in-process ICMP socket, ${why}`);
+        ? 'unprivileged ICMP datagram socket (the process group is in net.ipv4.ping_group_range)'
+        : 'raw ICMP socket (CAP_NET_RAW; the process group is not in net.ipv4.ping_group_range)';
+    logger.info({ pingEngine: 'socket', socket: kind, reason: why }, `ping engine: in-process ${why}`);
     return pinger;
   } catch (err) {
     pinger?.close();
