@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { icmpNotPermitted, parsePingOutput } from './parse.ts';
+import { icmpNotPermitted, parsePingOutput, rttWithMdev } from './parse.ts';
 
 const recorded = (name: string) => readFileSync(new URL(`./__fixtures__/${name}`, import.meta.url), 'utf8');
 
@@ -93,5 +93,13 @@ describe('icmpNotPermitted', () => {
     for (const file of ['loopback-success.txt', 'partial-loss.txt', 'total-loss.txt', 'host-unreachable.txt']) {
       expect(icmpNotPermitted(recorded(file))).toBe(false);
     }
+  });
+});
+
+describe('rttWithMdev', () => {
+  it('adds the mean deviation as iputils computes it (1, 2, 3 ms: mdev 0.816)', () => {
+    expect(rttWithMdev([{ timeMs: 1 }, { timeMs: 2 }, { timeMs: 3 }])).toEqual({ minMs: 1, avgMs: 2, maxMs: 3, mdevMs: 0.816 });
+    expect(rttWithMdev([{ timeMs: 0.05 }])).toEqual({ minMs: 0.05, avgMs: 0.05, maxMs: 0.05, mdevMs: 0 });
+    expect(rttWithMdev([])).toBeUndefined();
   });
 });
