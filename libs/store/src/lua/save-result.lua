@@ -12,7 +12,7 @@
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return { 'missing', '' } end
 if status == 'Completed' or status == 'Cancelled' then return { 'finished', status } end
-local previous = redis.call('GET', KEYS[2])
+-- SET NX GET (Redis >= 7): stores unless a result is there, and returns the one that is.
+local previous = redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2], 'NX', 'GET')
 if previous then return { 'exists', previous } end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 return { 'created', '' }
