@@ -30,6 +30,24 @@ async function newJob(services: Array<0 | 1 | 2 | 3>) {
   return jobId;
 }
 
+describe('job store: creating a job', () => {
+  it('writes every field, the TTL and the deadline entry together', async () => {
+    const jobId = randomUUID();
+    const deadlineAt = Date.now() + 45_000;
+    const createdAt = at();
+    await jobs.create({ jobId, target: 'example.test', targetType: 'Domain', services: [2, 0], createdAt, deadlineAt });
+    expect(await redis.hgetall(`${ns}:job:${jobId}`)).toEqual({
+      jobId, target: 'example.test', targetType: 'Domain', status: 'Pending', createdAt, services: '2,0', total: '2', done: '0', deadlineAt: String(deadlineAt),
+    });
+    const ttl = await redis.ttl(`${ns}:job:${jobId}`);
+    expect(ttl).toBeGreaterThan(290);
+    expect(ttl).toBeLessThanOrEqual(300);
+    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBe(String(deadlineAt));
+    expect(await jobs.dueJobs(deadlineAt, 10_000)).toContain(jobId);
+    expect(await jobs.dueJobs(deadlineAt - 1, 10_000)).not.toContain(jobId);
+  });
+});
+
 describe('job store: the job document', () => {
   it('is undefined for an unknown job, and Pending with no results for a new one', async () => {
     expect(await jobs.getDocument(randomUUID())).toBeUndefined();

@@ -68,28 +68,22 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const markProcessingScript = defineScript(redis, 'mark_processing', new URL('./lua/mark-processing.lua', import.meta.url), 1);
   const expireScript = defineScript(redis, 'expire_job', new URL('./lua/expire-job.lua', import.meta.url), 2);
   const cancelScript = defineScript(redis, 'cancel_job', new URL('./lua/cancel-job.lua', import.meta.url), 2);
+  const createScript = defineScript(redis, 'create_job', new URL('./lua/create-job.lua', import.meta.url), 2);
 
   async function create(job: NewJob): Promise<void> {
-    const key = k.job(job.jobId);
-    // One MULTI: the job appears whole (fields and TTL) or not at all.
-    const res = await redis
-      .multi()
-      .hset(key, {
-        jobId: job.jobId,
-        target: job.target,
-        targetType: job.targetType,
-        status: 'Pending',
-        createdAt: job.createdAt,
-        services: job.services.join(','),
-        total: job.services.length,
-        done: 0,
-        deadlineAt: job.deadlineAt,
-      })
-      .expire(key, ttlSeconds)
-      .zadd(k.deadlines, job.deadlineAt, job.jobId)
-      .exec();
-    const failed = res?.find(([err]) => err);
-    if (!res || failed) throw failed?.[0] ?? new Error('job creation transaction aborted');
+    const fields: Record<string, string | number> = {
+      jobId: job.jobId,
+      target: job.target,
+      targetType: job.targetType,
+      status: 'Pending',
+      createdAt: job.createdAt,
+      services: job.services.join(','),
+      total: job.services.length,
+      done: 0,
+      deadlineAt: job.deadlineAt,
+    };
+    // One script: the job appears whole (fields, TTL, deadline) or not at all.
+    await createScript([k.job(job.jobId), k.deadlines], [ttlSeconds, job.deadlineAt, job.jobId, ...Object.entries(fields).flat()]);
   }
 
   /** Removes a job that was never announced (its job.submitted could not be published). */
