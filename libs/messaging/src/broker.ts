@@ -27,7 +27,7 @@ export interface BrokerOptions {
 }
 
 export interface PublishOptions {
-  /** Job id: travels as the AMQP correlation id and the `x-job-id` header. */
+  /** Job id: travels as the AMQP correlation id (shown as correlation_id in the management UI). */
   correlationId: string;
   messageId: string;
   /** Unroutable messages are returned and the publish fails (default true). */
@@ -205,7 +205,9 @@ export class Broker extends EventEmitter {
       type: routingKey,
       timestamp: Math.floor(Date.now() / 1000),
       mandatory,
-      headers: { 'x-job-id': options.correlationId, ...options.headers },
+      // No header table unless asked for: encoding it (and the broker decoding it) was per-message work for a
+      // copy of the correlation id.
+      headers: options.headers,
       expiration: options.expiration === undefined ? undefined : String(options.expiration),
     };
     const content = Buffer.from(JSON.stringify(body));
