@@ -36,6 +36,8 @@ export interface BenchResult {
   processes: Record<string, { cpuMsPerJob: number | null; childCpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null; hwmMb: number | null }>;
   servers: Record<string, { cpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null }>;
   client: { cpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null; httpRequestsPerJob: number | null };
+  /** The loopback RDAP and DNS fixtures (the lookups' remote servers), in their own process; null with --url. */
+  fixtures: { cpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null } | null;
   machineCpuPct: number | null;
   /** CPU used on this machine by processes the bench does not watch, in % of one core: other load that skews the figures. */
   otherCpuPct: number | null;
@@ -78,6 +80,8 @@ export function summarise(c: Collected): BenchResult {
   const n = done.length || NaN;
   const services = c.usage.processes.filter((p) => p.kind === 'service');
   const servers = c.usage.processes.filter((p) => p.kind === 'server');
+  const fixture = c.usage.processes.find((p) => p.kind === 'fixture');
+  const fixCpu = fixture?.cpuMs ?? 0;
   const svcCpu = services.reduce((a, p) => a + p.cpuMs + (Number.isFinite(p.childCpuMs) ? p.childCpuMs : 0), 0);
   const srvCpu = servers.reduce((a, p) => a + p.cpuMs, 0);
   const reasons: Record<string, number> = {};
@@ -126,10 +130,11 @@ export function summarise(c: Collected): BenchResult {
       peakRssMb: r1(c.usage.client.peakRssMb),
       httpRequestsPerJob: r2(c.httpRequests / jobs),
     },
+    fixtures: fixture ? { cpuMsPerJob: r2(fixture.cpuMs / n), cpuPct: r1((100 * fixture.cpuMs) / c.wallMs), peakRssMb: r1(fixture.peakRssMb) } : null,
     machineCpuPct: r1(c.usage.machine.busyPct),
     otherCpuPct: r1(
       c.usage.machine.busyPct * c.usage.machine.cores -
-        (100 * (svcCpu + srvCpu + c.usage.client.cpuMs)) / c.wallMs,
+        (100 * (svcCpu + srvCpu + fixCpu + c.usage.client.cpuMs)) / c.wallMs,
     ),
     messagesPerJob: amqp ? r2(amqp.counts.published / amqp.jobsCounted) : null,
     messages: amqp
@@ -179,6 +184,10 @@ export function formatText(r: BenchResult): string {
   }
   L.push('client (this bench)');
   L.push(`  ${'bench'.padEnd(16)} ${f(r.client.cpuMsPerJob).padStart(10)}   ${f(r.client.cpuPct).padStart(5)}   ${f(r.client.peakRssMb).padStart(11)}   ${f(r.client.httpRequestsPerJob)} HTTP requests/job`);
+  if (r.fixtures) {
+    L.push("fixtures (the lookups' RDAP and DNS servers)");
+    L.push(`  ${'fixtures'.padEnd(16)} ${f(r.fixtures.cpuMsPerJob).padStart(10)}   ${f(r.fixtures.cpuPct).padStart(5)}   ${f(r.fixtures.peakRssMb).padStart(11)}`);
+  }
   if (r.messages) {
     const m = r.messages.perJob;
     L.push('');

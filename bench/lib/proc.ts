@@ -119,7 +119,7 @@ export interface Watched {
   /** Label in reports: 'api', 'worker-rdap#2', 'rabbitmq', 'redis'. */
   name: string;
   pid: number;
-  kind: 'service' | 'server' | 'client';
+  kind: 'service' | 'server' | 'fixture' | 'client';
 }
 
 export interface ProcessUsage {

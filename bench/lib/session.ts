@@ -119,7 +119,11 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   }
   session.suite = suite;
   session.apiUrl = suite.apiUrl;
-  session.watched = [...suite.processes.map((p): Watched => ({ name: p.name, pid: p.pid, kind: 'service' })), ...servers()];
+  session.watched = [
+    ...suite.processes.map((p): Watched => ({ name: p.name, pid: p.pid, kind: 'service' })),
+    ...servers(),
+    { name: 'fixtures', pid: suite.fixtures.pid, kind: 'fixture' },
+  ];
   return session;
 }
 

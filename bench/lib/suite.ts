@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import amqp from 'amqplib';
 import { SERVICE_CATALOGUE, parseService, serviceInfo, type ServiceInfo } from '@lookup/contracts';
 import { declarations } from '@lookup/messaging';
-import { startDnsFixture, startRdapFixture, type DnsFixture, type RdapFixture } from '../../tests/fixtures/index.ts';
 import { cleanupNamespace } from '../../tests/support/namespace.ts';
 import { ENTRY_POINTS, buildServices, freePort } from '../../tests/support/processes.ts';
 import { REPO_ROOT } from '../../tests/support/env.ts';
@@ -61,8 +60,8 @@ export interface BenchSuite {
   apiUrl: string;
   namespace: string;
   processes: SpawnedService[];
-  rdap: RdapFixture;
-  dns: DnsFixture;
+  /** The RDAP and DNS fixtures: their own process, as the lookups' remote servers would be. */
+  fixtures: SpawnedService & { rdapUrl: string; dnsAddress: string };
   /** Stops the processes and the fixtures (idempotent). */
   stop(): Promise<void>;
 }
@@ -151,10 +150,47 @@ async function waitReady(
   }
 }
 
+/**
+ * The loopback RDAP and DNS fixtures (tests/fixtures/serve.ts) in a process of their own: sharing the bench
+ * client's event loop made every RDAP and DNS answer wait behind the client's work. Resolves once the process
+ * printed where it listens (any free ports).
+ */
+async function startFixtures(delayMs: number): Promise<SpawnedService & { rdapUrl: string; dnsAddress: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/fixtures/serve.ts'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, RDAP_FIXTURE_PORT: '0', DNS_FIXTURE_PORT: '0', RDAP_FIXTURE_DELAY_MS: String(delayMs) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc: SpawnedService = { name: 'fixtures', entry: 'tests/fixtures/serve.ts', child, pid: child.pid!, tail, exited };
+  const where = await new Promise<{ rdapUrl: string; dnsAddress: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fixtures did not start within 30 s:\n${tail.join('\n')}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        tail.push(line);
+        if (tail.length > TAIL_LINES) tail.shift();
+        if (line.startsWith('FIXTURES ')) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line.slice('FIXTURES '.length)) as { rdapUrl: string; dnsAddress: string });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`fixtures exited (${code}) during start-up:\n${tail.join('\n')}`));
+    });
+  });
+  return { ...proc, ...where };
+}
+
 /** Fixtures, then the API, the saga and `workers` replicas of each requested worker type, in one namespace. */
 export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
   buildServices(); // the services run compiled, as `npm run start:<name>` runs them
-  const [rdap, dns] = await Promise.all([startRdapFixture({ delayMs: o.fixtureDelayMs }), startDnsFixture({})]);
+  const fixtures = await startFixtures(o.fixtureDelayMs);
   const port = await freePort();
   const env: Record<string, string> = {
     NAMESPACE: o.namespace,
@@ -162,8 +198,8 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
     REDIS_URL: o.redisUrl,
     API_HOST: '127.0.0.1',
     API_PORT: String(port),
-    RDAP_BASE_URL: rdap.url,
-    DNS_SERVERS: dns.address,
+    RDAP_BASE_URL: fixtures.rdapUrl,
+    DNS_SERVERS: fixtures.dnsAddress,
     ALLOW_PRIVATE_TARGETS: 'true',
     PING_COUNT: '1',
     PING_TIMEOUT_MS: '1000',
@@ -179,7 +215,7 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
   const stopAll = () =>
     (stopped ??= (async () => {
       await Promise.all(processes.map((p) => stopProcess(p)));
-      await Promise.all([rdap.close().catch(() => undefined), dns.close().catch(() => undefined)]);
+      await stopProcess(fixtures);
     })());
   o.onStop?.(stopAll);
   try {
@@ -193,7 +229,7 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
     const apiUrl = `http://127.0.0.1:${port}`;
     o.log(`starting ${processes.map((p) => p.name).join(', ')} in namespace ${o.namespace}`);
     await waitReady(apiUrl, o.amqpUrl, expected, processes, 60_000, o.signal);
-    return { apiUrl, namespace: o.namespace, processes, rdap, dns, stop: stopAll };
+    return { apiUrl, namespace: o.namespace, processes, fixtures, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
