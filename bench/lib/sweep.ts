@@ -117,7 +117,7 @@ export function sweepMarkdown(rows: Row[], seconds: number, detector = 'the job 
       `Node ${process.version}; every service process, RabbitMQ, Redis, the fixtures and the client on this one machine. ` +
       `${seconds} s of closed-loop load per point after a warm-up. Latency is what a client sees: POST /api/lookup to the ` +
       `moment it learns the job is Completed, through ${detector}. ` +
-      `CPU ms/job: all service processes and their descendants (the Ping worker's launcher shell and its pings); other CPU: processes outside the suite and the bench (noise).`,
+      `CPU ms/job: all service processes and their descendants (with PING_ENGINE=system, the Ping worker's launcher shell and its pings); the RDAP and DNS fixtures run in their own process, counted apart; other CPU: processes outside the suite and the bench (noise).`,
     '',
   );
   L.push('## Jobs in flight (all four services, one process per worker type, instant fixtures)', '');
