@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import amqp, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Redis } from 'ioredis';
-import { coalesceWrites } from '../libs/messaging/src/socket-tuning.ts';
+import { coalesceWrites } from '@lookup/messaging';
 import { percentile } from './lib/measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './lib/proc.ts';
 

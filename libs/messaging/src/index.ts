@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './broker.ts';
 export * from './rpc.ts';
 export * from './dead-letters.ts';
+export { coalesceWrites } from './socket-tuning.ts';
