@@ -134,12 +134,14 @@ async function runSaga(ns: string, store: boolean): Promise<void> {
       await Promise.all(SERVICES.map((s) => publish(ch, n.commands, `lookup.${s}`, { jobId, service: s, schemaVersion: '1' }, jobId)));
       return;
     }
-    const count = redis ? await redis.hincrby(`${ns}:job:${jobId}`, 'done', 1) : (outcomes.get(jobId) ?? 0) + 1;
-    if (count < SERVICES.length) {
-      outcomes.set(jobId, count);
-      return;
+    let count: number;
+    if (redis) count = await redis.hincrby(`${ns}:job:${jobId}`, 'done', 1);
+    else {
+      count = (outcomes.get(jobId) ?? 0) + 1;
+      if (count < SERVICES.length) outcomes.set(jobId, count);
+      else outcomes.delete(jobId);
     }
-    outcomes.delete(jobId);
+    if (count < SERVICES.length) return;
     await publish(ch, n.events, 'job.completed', { jobId, status: 'Completed', schemaVersion: '1' }, jobId);
   });
   console.log('READY');
