@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import amqp, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Redis } from 'ioredis';
 import { coalesceWrites } from '@lookup/messaging';
+import { deleteByPrefix } from '@lookup/store';
 import { percentile } from './lib/measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './lib/proc.ts';
 
@@ -99,12 +100,7 @@ async function removeTopology(n: Names, ns: string): Promise<void> {
   await ch.deleteExchange(n.commands);
   await conn.close();
   const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteByPrefix(redis, `${ns}:`);
   redis.disconnect();
 }
 
