@@ -169,12 +169,12 @@ async function resolveAll(hostname: string, settings: ResolverSettings): Promise
 
 /** Reads at most `cap` bytes; more (announced or streamed) aborts the response and fails the lookup. */
 async function readCapped(res: Dispatcher.ResponseData, url: URL, cap: number, signal: AbortSignal): Promise<Buffer> {
-  const tooLarge = (size: string) =>
-    permanentError('RDAP_RESPONSE_TOO_LARGE', `RDAP server ${url.host} answered ${size}, more than RDAP_MAX_RESPONSE_BYTES (${cap} bytes); refused`);
+  const limit = `RDAP_MAX_RESPONSE_BYTES (${cap} bytes)`;
+  const tooLarge = (what: string) => permanentError('RDAP_RESPONSE_TOO_LARGE', `RDAP server ${url.host} ${what}`);
   const length = Number(header(res.headers, 'content-length'));
   if (Number.isFinite(length) && length > cap) {
     res.body.destroy();
-    throw tooLarge(`${length} bytes (Content-Length)`);
+    throw tooLarge(`announced ${length} bytes (Content-Length), more than ${limit}; the answer was refused unread`);
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -183,7 +183,7 @@ async function readCapped(res: Dispatcher.ResponseData, url: URL, cap: number, s
       total += chunk.length;
       if (total > cap) {
         res.body.destroy();
-        throw tooLarge('a body that does not fit');
+        throw tooLarge(`sent more than ${limit}; the answer was cut off and refused`);
       }
       chunks.push(chunk);
     }
