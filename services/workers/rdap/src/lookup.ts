@@ -108,7 +108,7 @@ function rdapBody(res: RdapHttpResponse, host: string): Record<string, unknown> 
   if (type !== 'application/rdap+json' && type !== 'application/json') {
     throw permanentError(
       'RDAP_NOT_RDAP',
-      `RDAP server ${host} answered ${res.status} with content type '${type ?? 'none'}', not application/rdap+json; the body was discarded`,
+      `RDAP server ${host} answered ${res.status} with content type '${type?.slice(0, 80) ?? 'none'}', not application/rdap+json; the body was discarded`,
     );
   }
   const body = parseJson(res.body);
