@@ -10,6 +10,8 @@ export interface Config {
   apiPort: number;
   namespace: string;
   rdapBaseUrl: string | undefined;
+  /** Largest RDAP response body the RDAP worker reads; a larger answer fails the lookup. */
+  rdapMaxResponseBytes: number;
   dnsServers: string[];
   geoipDbPath: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     apiPort: read('API_PORT', int(0, 65535), 8080),
     namespace,
     rdapBaseUrl: read<string | undefined>('RDAP_BASE_URL', url(['http:', 'https:']), undefined),
+    rdapMaxResponseBytes: read('RDAP_MAX_RESPONSE_BYTES', int(1024, 256 * 1024 * 1024), 1024 * 1024),
     dnsServers: read('DNS_SERVERS', hostPortList, []),
     geoipDbPath: read<string | undefined>('GEOIP_DB_PATH', str, undefined),
     logLevel: logLevel as Config['logLevel'],

@@ -130,7 +130,8 @@ describe('RDAP redirects', () => {
     await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
     try {
       const { port } = registry.address() as { port: number };
-      const config = loadConfig({ RDAP_BASE_URL: `http://127.0.0.1:${port}` });
+      // The fixture is another origin on loopback: a redirect there passes the target policy only when it is lifted.
+      const config = loadConfig({ RDAP_BASE_URL: `http://127.0.0.1:${port}`, ALLOW_PRIVATE_TARGETS: 'true' });
       const { lookup: viaRegistry } = await createRdapLookup({ refreshBootstrap: false }).setup({ config, logger });
       expect(await viaRegistry(ctx('127.0.0.1'))).toMatchObject({ found: true, startAddress: '127.0.0.0', registrant: 'Fixture Networks LLC' });
     } finally {

@@ -1,10 +1,11 @@
 import { STATUS_CODES } from 'node:http';
 import { getDomain } from 'tldts';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { addressScope, errorMessage, permanentError, ServiceType, transientError } from '@lookup/contracts';
 import { defineLookupService, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { fetchBootstrap, findDomainServer, findIpServer, loadSnapshot, type BootstrapRegistry } from './bootstrap.ts';
 import { rdapErrorText, summariseRdap } from './parse.ts';
+import { rdapTargetPolicy } from './address-policy.ts';
+import { createRdapHttp, header, type RdapHttp, type RdapHttpResponse } from './rdap-http.ts';
 
 export interface RdapOptions {
   /**
@@ -22,14 +23,9 @@ interface QueryPlan {
 }
 
 const REFRESH_TIMEOUT_MS = 5000;
-/**
- * One keep-alive agent for every query, following the redirects RDAP relies on (a registry answers 301/302
- * for resources another registry holds). undici's request() instead of fetch(): the WHATWG layer was most of
- * this worker's CPU.
- */
-const http: Dispatcher = new Agent({ keepAliveTimeout: 10_000, connections: 64 }).compose(interceptors.redirect({ maxRedirections: 5 }));
-const ACCEPT = 'application/rdap+json, application/json;q=0.9';
-/** Responses up to this size (JSON characters) are kept whole in the result as `raw`. */
+/** Redirects followed per query (registries point to each other: one is usual, two rare). */
+const MAX_REDIRECTS = 3;
+/** Responses up to this size (bytes) are kept whole in the result as `raw`. */
 const RAW_LIMIT = 1024;
 
 /** RDAP (RFC 7480-7484): registration data of an IP network or a registrable domain. */
@@ -49,9 +45,19 @@ export function createRdapLookup(options: RdapOptions = {}): LookupService {
           })
           .catch((err) => logger.debug({ reason: errorMessage(err) }, 'RDAP bootstrap refresh failed; using the shipped snapshot'));
       }
+      const http = createRdapHttp({
+        policy: rdapTargetPolicy(config),
+        trustedBaseUrl: config.rdapBaseUrl,
+        dns: { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(5000, Math.floor(config.lookupTimeoutMs / 2))) },
+        maxRedirects: MAX_REDIRECTS,
+        maxResponseBytes: config.rdapMaxResponseBytes,
+      });
       return {
-        lookup: async (ctx) => query(ctx, plan(ctx, config.rdapBaseUrl, registry)),
-        close: () => refresh.abort(),
+        lookup: async (ctx) => query(ctx, http, plan(ctx, config.rdapBaseUrl, registry)),
+        close: async () => {
+          refresh.abort();
+          await http.close();
+        },
       };
     },
   });
@@ -80,47 +86,75 @@ function plan(ctx: LookupContext, baseUrl: string | undefined, registry: Bootstr
   return { queryType: 'domain', query: name, server, url: join(server, 'domain', name) };
 }
 
-async function query(ctx: LookupContext, p: QueryPlan): Promise<LookupData> {
-  const host = new URL(p.url).host;
+async function query(ctx: LookupContext, http: RdapHttp, p: QueryPlan): Promise<LookupData> {
   ctx.logger.debug({ url: p.url }, 'RDAP query');
-  let status: number;
-  let headers: Record<string, string | string[] | undefined>;
-  let text: string;
-  try {
-    const res = await request(p.url, { dispatcher: http, method: 'GET', headers: { accept: ACCEPT }, signal: ctx.signal });
-    status = res.statusCode;
-    headers = res.headers;
-    text = await res.body.text();
-  } catch (err) {
-    if (ctx.signal.aborted) throw transientError('RDAP_ABORTED', `RDAP query to ${host} was cancelled`, err);
-    throw transientError('RDAP_UNREACHABLE', `RDAP server ${host} could not be reached: ${causeText(err)}`, err);
-  }
-  const body = parseJson(text);
+  const res = await http.get(p.url, ctx.signal);
+  const host = res.url.host;
   const base = { query: p.query, queryType: p.queryType, server: p.server, url: p.url };
-  if (status === 404) return { ...base, found: false };
-  if (status >= 200 && status < 300) {
-    if (body === undefined) throw transientError('RDAP_BAD_RESPONSE', `RDAP server ${host} answered ${status} without JSON`);
-    return { ...base, found: true, ...summariseRdap(body), ...(text.length <= RAW_LIMIT ? { raw: body } : {}) };
+  if (res.status === 404) return { ...base, found: false };
+  if (res.status >= 200 && res.status < 300) {
+    const body = rdapBody(res, host);
+    return { ...base, found: true, ...summariseRdap(body), ...(res.body.length <= RAW_LIMIT ? { raw: body } : {}) };
   }
-  throw statusError(status, headers, host, body);
+  throw statusError(res.status, res.headers, host, rdapErrorBody(res));
+}
+
+/**
+ * A successful answer's RDAP object. Anything else (another content type, text that is not JSON, JSON that is
+ * not an RDAP object) fails the lookup and is never passed on.
+ */
+function rdapBody(res: RdapHttpResponse, host: string): Record<string, unknown> {
+  const type = mediaType(res.headers);
+  if (type !== 'application/rdap+json' && type !== 'application/json') {
+    throw permanentError(
+      'RDAP_NOT_RDAP',
+      `RDAP server ${host} answered ${res.status} with content type '${type?.slice(0, 80) ?? 'none'}', not application/rdap+json; the body was discarded`,
+    );
+  }
+  const body = parseJson(res.body);
+  if (body === undefined) throw permanentError('RDAP_NOT_RDAP', `RDAP server ${host} answered ${res.status} with a body that is not JSON; it was discarded`);
+  if (!looksLikeRdap(body)) {
+    throw permanentError(
+      'RDAP_NOT_RDAP',
+      `RDAP server ${host} answered ${res.status} with JSON that is not an RDAP object (no objectClassName or rdapConformance); it was discarded`,
+    );
+  }
+  return body;
+}
+
+/** An error answer's body, for its title and description, only when it is an RDAP error object. */
+function rdapErrorBody(res: RdapHttpResponse): unknown {
+  const type = mediaType(res.headers);
+  if (type !== 'application/rdap+json' && type !== 'application/json') return undefined;
+  const body = parseJson(res.body);
+  return looksLikeRdap(body) || typeof (body as { errorCode?: unknown })?.errorCode === 'number' ? body : undefined;
+}
+
+function looksLikeRdap(body: unknown): body is Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const obj = body as Record<string, unknown>;
+  return typeof obj.objectClassName === 'string' || Array.isArray(obj.rdapConformance);
+}
+
+function mediaType(headers: Record<string, string | string[] | undefined>): string | undefined {
+  return header(headers, 'content-type')?.split(';')[0]!.trim().toLowerCase() || undefined;
 }
 
 function statusError(status: number, headers: Record<string, string | string[] | undefined>, host: string, body: unknown) {
-  const detail = rdapErrorText(body) ?? STATUS_CODES[status];
-  const header = headers['retry-after'];
-  const retryAfter = Array.isArray(header) ? header[0] : header;
+  const detail = rdapErrorText(body)?.slice(0, 300) ?? STATUS_CODES[status];
+  const retryAfter = header(headers, 'retry-after');
   const message = `RDAP server ${host} answered ${status}${detail ? ` (${detail})` : ''}${retryAfter ? `; retry after ${retryAfter}` : ''}`;
   if (status === 429) return transientError('RDAP_RATE_LIMITED', message);
   if (status === 408) return transientError('RDAP_TIMEOUT', message);
   if (status >= 500) return transientError('RDAP_SERVER_ERROR', message);
   if (status >= 400) return permanentError('RDAP_REJECTED', message);
-  return transientError('RDAP_BAD_RESPONSE', message); // e.g. more redirects than we follow
+  return transientError('RDAP_BAD_RESPONSE', message); // e.g. a 1xx or 3xx without a redirect
 }
 
 /** The body as JSON, or undefined when it is not JSON (error pages often are not). */
-function parseJson(text: string): unknown {
+function parseJson(bytes: Buffer): unknown {
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
     return undefined;
   }
@@ -128,10 +162,4 @@ function parseJson(text: string): unknown {
 
 function join(server: string, kind: 'ip' | 'domain', key: string): string {
   return `${server.replace(/\/+$/, '')}/${kind}/${key}`;
-}
-
-function causeText(err: unknown): string {
-  const cause = (err as { cause?: unknown })?.cause;
-  const code = (cause as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : errorMessage(cause ?? err);
 }
