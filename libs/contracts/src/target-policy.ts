@@ -360,7 +360,8 @@ function canonical(addr: ParsedAddress): ParsedAddress[] {
 
 const article = (phrase: string) => (/^[aeiou]/i.test(phrase) && !/^uni/i.test(phrase) ? `an ${phrase}` : `a ${phrase}`);
 
-const LIFT = 'add the range to TARGET_ALLOW_CIDRS to allow it, or set ALLOW_PRIVATE_TARGETS=true (development and tests only)';
+const lift = (ip: string) =>
+  `to allow it, add a range containing ${ip.split('%')[0]} to TARGET_ALLOW_CIDRS, or set ALLOW_PRIVATE_TARGETS=true (development and tests only)`;
 
 /**
  * The target policy. Order: the deny list (matched against the address and every IPv4 it embeds) wins over
@@ -402,7 +403,7 @@ export function createTargetPolicy(opts: TargetPolicyOptions): TargetPolicy {
       return {
         allowed: false,
         rule: special.rule,
-        message: `${shown} is refused by the target policy (rule ${special.rule}): ${article(special.description)} (${special.range}); ${LIFT}`,
+        message: `${shown} is refused by the target policy (rule ${special.rule}): ${article(special.description)} (${special.range}); ${lift(shown)}`,
       };
     },
   };
