@@ -1,3 +1,5 @@
+import { parseCidr } from '@lookup/contracts';
+
 /**
  * The one place that reads process.env. Every variable is declared here with its default and parser;
  * loadConfig collects every error before failing, and returns a frozen object.
@@ -19,6 +21,10 @@ export interface Config {
   rateLimitApiPerMin: number;
   rateLimitGlobalPerMin: number;
   allowPrivateTargets: boolean;
+  /** TARGET_ALLOW_CIDRS: ranges the target policy allows although they are special-purpose (private, loopback...). */
+  targetAllowCidrs: string[];
+  /** TARGET_DENY_CIDRS: ranges the target policy always refuses; wins over ALLOW_PRIVATE_TARGETS and the allow list. */
+  targetDenyCidrs: string[];
   adminApiKey: string | undefined;
   apiKeys: string[];
   trustProxy: boolean;
@@ -103,6 +109,17 @@ const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name)
   return v as T;
 };
 const list: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+const cidrList: Parser<string[]> = (raw, name) => {
+  const items = list(raw, name);
+  for (const item of items) {
+    try {
+      parseCidr(item);
+    } catch (err) {
+      throw new Error(`${name} must be a comma-separated list of CIDR ranges: ${(err as Error).message}`);
+    }
+  }
+  return items;
+};
 const hostPortList: Parser<string[]> = (raw, name) => {
   const items = list(raw, name);
   for (const item of items) {
@@ -149,6 +166,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rateLimitApiPerMin: read('RATE_LIMIT_API_PER_MIN', int(0, 10_000_000), 100),
     rateLimitGlobalPerMin: read('RATE_LIMIT_GLOBAL_PER_MIN', int(0, 100_000_000), 1000),
     allowPrivateTargets: read('ALLOW_PRIVATE_TARGETS', bool, false),
+    targetAllowCidrs: read('TARGET_ALLOW_CIDRS', cidrList, []),
+    targetDenyCidrs: read('TARGET_DENY_CIDRS', cidrList, []),
     adminApiKey: read<string | undefined>('ADMIN_API_KEY', str, undefined),
     apiKeys: read('API_KEYS', list, []),
     trustProxy: read('TRUST_PROXY', bool, false),

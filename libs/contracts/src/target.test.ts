@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addressScope, isIPv6WithZone, isStrictIPv4, validateTarget, type AddressScope } from './target.ts';
+import { isIPv6WithZone, isStrictIPv4, validateTarget } from './target.ts';
+import { addressScope, type AddressScope } from './target-policy.ts';
 
 const label = (n: number, ch = 'a') => ch.repeat(n);
 /** A domain of exactly `length` characters made of 63-character labels and a final shorter one. */
@@ -184,7 +185,7 @@ describe('addressScope', () => {
     ['::ffff:1.2.3.4', 'public'],
     ['::ffff:127.0.0.1', 'loopback'],
     ['::ffff:10.0.0.1', 'private'],
-    ['::ffff:7f00:1', 'reserved'],
+    ['::ffff:7f00:1', 'loopback'], // the same address as ::ffff:127.0.0.1, in hex
     ['2606:4700:4700::1111', 'public'],
     ['2001:4860:4860::8888', 'public'],
   ];

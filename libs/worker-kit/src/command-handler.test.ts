@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@lookup/logging';
-import type { JobStatus, LookupCommand, StoredResult, TaskCompleted } from '@lookup/contracts';
+import { createTargetPolicy, type JobStatus, type LookupCommand, type StoredResult, type TaskCompleted } from '@lookup/contracts';
 import type { ReceivedMessage } from '@lookup/messaging';
 import type { SaveResultOutcome, SaveSkipped } from '@lookup/store';
 import { PRECHECK_AFTER_MS, createCommandHandler } from './command-handler.ts';
@@ -9,15 +9,18 @@ const NOW = Date.parse('2026-11-22T12:00:00.000Z');
 const JOB = '0b6f3c9e-3f7e-4a52-9a39-5f1b7d1d2c11';
 
 /** A handler over in-memory fakes that records every store call, lookup and publish. */
-function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: SaveSkipped } = {}) {
+function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: SaveSkipped; allowPrivate?: boolean } = {}) {
   const calls: string[] = [];
   const published: TaskCompleted[] = [];
+  const saved: StoredResult[] = [];
   const location = { storage: 'redis' as const, key: `ns:result:${JOB}:3` };
   const handle = createCommandHandler({
     service: 3,
     logger: createLogger({ service: 'test', level: 'silent' }),
     now: () => NOW,
     policy: { timeoutMs: 1000, maxAttempts: 3, baseBackoffMs: 10, maxBackoffMs: 100 },
+    // The fixtures' targets are loopback addresses: allowed here unless a test asks for the default policy.
+    targetPolicy: createTargetPolicy({ allowPrivate: opts.allowPrivate ?? true }),
     lookup: async () => {
       calls.push('lookup');
       return { hostname: 'fixture.test' };
@@ -36,6 +39,7 @@ function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: S
       },
       saveIfOpen: async (result): Promise<SaveResultOutcome | SaveSkipped> => {
         calls.push('saveIfOpen');
+        saved.push(result);
         return opts.saveSays ?? { location, result, created: true };
       },
     },
@@ -46,7 +50,7 @@ function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: S
       calls.push('retry');
     },
   });
-  return { handle, calls, published };
+  return { handle, calls, published, saved };
 }
 
 const command = (ageMs: number, attempt = 1): LookupCommand => ({
@@ -107,5 +111,50 @@ describe('command handler: when the job status is checked', () => {
     await fresh.handle(delivery(command(5)));
     expect(fresh.calls).toEqual(['lookup', 'saveIfOpen']);
     expect(fresh.published).toEqual([]);
+  });
+});
+
+describe('command handler: the target policy, on every command whoever sent it', () => {
+  const forged = (target: string, targetType: 'IPAddress' | 'Domain' = 'IPAddress'): LookupCommand => ({ ...command(5), target, targetType });
+
+  it.each([
+    ['127.0.0.1', 'loopback'],
+    ['::1', 'loopback'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['169.254.169.254', 'link-local'],
+    ['2002:7f00:1::1', '6to4-embedded-loopback'],
+    ['fe80::1%eth0', 'link-local'],
+  ])('a forged command for %s runs no lookup and is recorded Failed naming rule %s (no retry)', async (target, rule) => {
+    const h = harness({ status: 'Processing', allowPrivate: false });
+    await h.handle(delivery(forged(target)));
+    expect(h.calls).toEqual(['saveIfOpen']);
+    expect(h.saved).toHaveLength(1);
+    expect(h.saved[0]).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1 });
+    expect(h.saved[0]!.errorMessage).toContain(`rule ${rule}`);
+    expect(h.published[0]).toMatchObject({ status: 'Failed', errorMessage: h.saved[0]!.errorMessage });
+  });
+
+  it.each([
+    ['localhost', 'IPAddress', /not a valid lookup target/],
+    ['example.test', 'IPAddress', /is a domain, not the IPAddress it claims/],
+    ['127.1', 'IPAddress', /not a valid lookup target/],
+    ['0x7f000001', 'Domain', /not a valid lookup target/],
+    ['127.0.0.1', 'Domain', /is an IP address, not the Domain it claims/],
+    ['http://127.0.0.1/', 'Domain', /not a valid lookup target/],
+  ] as const)('a command whose target %j is not a valid %s fails without a lookup', async (target, targetType, message) => {
+    const h = harness({ status: 'Processing', allowPrivate: true });
+    await h.handle(delivery(forged(target, targetType)));
+    expect(h.calls).toEqual(['saveIfOpen']);
+    expect(h.saved[0]).toMatchObject({ status: 'Failed' });
+    expect(h.saved[0]!.errorMessage).toMatch(message);
+  });
+
+  it('a public IP target, and any target with ALLOW_PRIVATE_TARGETS, runs the lookup', async () => {
+    const strict = harness({ status: 'Processing', allowPrivate: false });
+    await strict.handle(delivery(forged('8.8.8.8')));
+    expect(strict.calls).toEqual(['lookup', 'saveIfOpen']);
+    const open = harness({ status: 'Processing', allowPrivate: true });
+    await open.handle(delivery(forged('127.0.0.1')));
+    expect(open.calls).toEqual(['lookup', 'saveIfOpen']);
   });
 });

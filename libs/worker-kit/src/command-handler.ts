@@ -1,11 +1,14 @@
 import {
   RoutingKeys,
   SCHEMA_VERSION,
+  permanentError,
   serviceName,
+  validateTarget,
   type LookupCommand,
   type ResultLocation,
   type ServiceType,
   type StoredResult,
+  type TargetPolicy,
   type TaskCompleted,
 } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
@@ -14,6 +17,7 @@ import { PoisonMessageError } from '@lookup/messaging';
 import type { JobStore, ResultStore } from '@lookup/store';
 import type { LookupFn } from './types.ts';
 import { backoffMs, runAttempt, type AttemptPolicy } from './run-lookup.ts';
+import { TARGET_REFUSED, assertAddressAllowed } from './dns.ts';
 
 export interface CommandHandlerDeps {
   service: ServiceType;
@@ -24,6 +28,12 @@ export interface CommandHandlerDeps {
   /** Sends the command back through the broker's delay queue for its next attempt. */
   publishRetry: (command: LookupCommand, delayMs: number) => Promise<void>;
   policy: AttemptPolicy;
+  /**
+   * The target policy, re-checked on every command whoever sent it: a command whose target is not a valid
+   * target of its type, or an IP target the policy refuses, is recorded Failed without running the lookup.
+   * (Domains are checked after resolution, by resolveTarget.)
+   */
+  targetPolicy: TargetPolicy;
   logger: Logger;
   stopSignal?: AbortSignal;
   /** Time source (tests). */
@@ -45,7 +55,8 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, lookup, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
+  const { service, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
+  const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
     const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, service: serviceName(service), attempt: cmd.attempt });
@@ -103,6 +114,30 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
     if (!saved.created) log.info('a result was already stored for this task; announcing the stored one');
     await publishEvent(RoutingKeys.taskCompleted, eventFor(saved.result, saved.location, cmd));
     log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts }, 'lookup done');
+  };
+}
+
+/**
+ * The lookup behind the target policy: the command's target must be what the API would have accepted (a valid
+ * target of the stated type) and, for an IP address, allowed by the policy. A forged or stale command fails
+ * permanently here, before the lookup sends anything anywhere.
+ */
+export function guardTarget(lookup: LookupFn, policy: TargetPolicy): LookupFn {
+  return async (ctx) => {
+    const check = validateTarget(ctx.target);
+    if (!check.ok) throw permanentError('TARGET_INVALID', `the command's target is not a valid lookup target: ${check.error}`);
+    if (check.targetType !== ctx.targetType) {
+      throw permanentError('TARGET_INVALID', `the command's target '${check.target}' is ${check.targetType === 'IPAddress' ? 'an IP address' : 'a domain'}, not the ${ctx.targetType} it claims`);
+    }
+    if (ctx.targetType === 'IPAddress') {
+      try {
+        assertAddressAllowed(policy, ctx.target);
+      } catch (err) {
+        ctx.logger.warn({ target: ctx.target, code: TARGET_REFUSED, err: (err as Error).message }, 'target refused by the target policy; no lookup');
+        throw err;
+      }
+    }
+    return lookup(ctx);
   };
 }
 

@@ -1,6 +1,6 @@
 import { promises as dns } from 'node:dns';
 import { isIPv4 } from 'node:net';
-import { permanentError, transientError, type LookupError, type TargetType } from '@lookup/contracts';
+import { permanentError, transientError, type LookupError, type TargetPolicy, type TargetType } from '@lookup/contracts';
 
 /** DNS for lookups: a cancellable resolver honouring DNS_SERVERS, and DNS errors classified permanent/transient. */
 
@@ -45,20 +45,59 @@ export function createResolver(settings: ResolverSettings, _signal?: AbortSignal
   return resolver;
 }
 
-/** An IP target as it is; a domain resolved to A/AAAA records, IPv4 preferred. */
-export async function resolveTarget(input: ResolveInput, settings: ResolverSettings): Promise<ResolvedTarget> {
-  if (input.targetType === 'IPAddress') return { ip: input.target, family: isIPv4(input.target) ? 4 : 6 };
+/** The error code of a lookup refused by the target policy (permanent: retrying cannot change the verdict). */
+export const TARGET_REFUSED = 'TARGET_REFUSED';
+
+/**
+ * Throws a permanent LookupError (code TARGET_REFUSED, message naming the rule) unless the policy allows `ip`.
+ * `resolvedFrom` is the name that resolved to it, for the message.
+ */
+export function assertAddressAllowed(policy: TargetPolicy, ip: string, resolvedFrom?: string): void {
+  const verdict = policy.checkAddress(ip);
+  if (verdict.allowed) return;
+  const message = resolvedFrom ? `${resolvedFrom} resolved to ${ip}, which the target policy refuses: ${verdict.message}` : verdict.message;
+  throw permanentError(TARGET_REFUSED, message);
+}
+
+/** Every A and AAAA answer for `name`, and how each of the two queries ended ('OK' or the error code). */
+export interface AddressAnswers {
+  a: string[];
+  aaaa: string[];
+  codes: [string, string];
+}
+
+/** Queries A and AAAA for `name` at once through the shared resolver for `settings`. */
+export async function queryAddresses(name: string, settings: ResolverSettings, signal?: AbortSignal): Promise<AddressAnswers> {
+  const resolver = createResolver(settings, signal);
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
+  return {
+    a: v4.status === 'fulfilled' ? v4.value : [],
+    aaaa: v6.status === 'fulfilled' ? v6.value : [],
+    codes: [v4, v6].map((r) => (r.status === 'fulfilled' ? 'OK' : errorCode(r.reason))) as [string, string],
+  };
+}
+
+/**
+ * An IP target as it is; a domain resolved to A/AAAA records, IPv4 preferred. Every address passes the target
+ * policy: an IP target that it refuses, or a domain with ANY refused address among its answers, fails with a
+ * permanent TARGET_REFUSED error whose message names the rule. (Refusing the whole name, rather than using only
+ * its allowed addresses, keeps a name that mixes public and internal answers from reaching the internal one
+ * on another attempt or through another service.)
+ */
+export async function resolveTarget(input: ResolveInput, settings: ResolverSettings, policy: TargetPolicy): Promise<ResolvedTarget> {
+  if (input.targetType === 'IPAddress') {
+    assertAddressAllowed(policy, input.target);
+    return { ip: input.target, family: isIPv4(input.target) ? 4 : 6 };
+  }
   if (input.signal.aborted) throw transientError('DNS_ABORTED', `resolving ${input.target} was cancelled`);
-  const resolver = createResolver(settings, input.signal);
-  const [v4, v6] = await Promise.allSettled([resolver.resolve4(input.target), resolver.resolve6(input.target)]);
-  const a = v4.status === 'fulfilled' ? v4.value : [];
-  const aaaa = v6.status === 'fulfilled' ? v6.value : [];
+  const { a, aaaa, codes } = await queryAddresses(input.target, settings, input.signal);
   const first = a[0] ?? aaaa[0];
   if (first !== undefined) {
-    return { ip: first, family: a[0] !== undefined ? 4 : 6, resolvedFrom: input.target, resolvedAddresses: [...a, ...aaaa] };
+    const addresses = [...a, ...aaaa];
+    for (const address of addresses) assertAddressAllowed(policy, address, input.target);
+    return { ip: first, family: a[0] !== undefined ? 4 : 6, resolvedFrom: input.target, resolvedAddresses: addresses };
   }
-  const codes = [v4, v6].map((r) => (r.status === 'rejected' ? errorCode(r.reason) : 'ENODATA'));
-  throw resolveError(input.target, codes, input.signal.aborted);
+  throw resolveError(input.target, codes.map((c) => (c === 'OK' ? 'ENODATA' : c)), input.signal.aborted);
 }
 
 function resolveError(name: string, codes: string[], aborted: boolean): LookupError {

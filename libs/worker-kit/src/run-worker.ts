@@ -1,5 +1,5 @@
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
-import { MessageValidators, RoutingKeys, serviceInfo, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, type LookupCommand } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
 import { createBroker } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
@@ -49,6 +49,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     jobs,
     logger,
     stopSignal: stop.signal,
+    targetPolicy: targetPolicyFromConfig(config),
     policy: {
       timeoutMs: definition.timeoutMs?.(config) ?? config.lookupTimeoutMs,
       maxAttempts: Math.min(config.retryMaxAttempts, definition.maxAttempts?.(config) ?? config.retryMaxAttempts),

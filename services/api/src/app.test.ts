@@ -85,7 +85,9 @@ afterEach(async () => {
 });
 
 async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
-  const config: Readonly<Config> = Object.freeze({ ...loadConfig({}), bodyLimitBytes: 1024, ...overrides });
+  // DNS_SERVERS on loopback, where nothing answers: the API's domain pre-check fails at once and accepts (no
+  // query leaves the machine). The pre-check itself is tested in routes/lookup-target-policy.test.ts.
+  const config: Readonly<Config> = Object.freeze({ ...loadConfig({}), bodyLimitBytes: 1024, dnsServers: ['127.0.0.1:9'], ...overrides });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({
     service: 'api-test',

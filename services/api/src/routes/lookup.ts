@@ -3,14 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import {
   SCHEMA_VERSION,
   SERVICE_CATALOGUE,
-  addressScope,
   serviceName,
+  targetPolicyFromConfig,
   validateTarget,
+  type TargetPolicy,
   type JobCompleted,
   type JobSubmitted,
   type SubmitLookupAccepted,
   type SubmitLookupBody,
 } from '@lookup/contracts';
+import type { Config } from '@lookup/config';
+import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
 import type { ApiDeps } from '../deps.ts';
 import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { parseServices } from '../services-param.ts';
@@ -29,17 +32,45 @@ const RETRY_AFTER_SECONDS = 5;
 
 const CATALOGUE = Object.freeze(SERVICE_CATALOGUE.map(({ name, value, description }) => ({ name, value, description })));
 
-const SCOPE_WORDS: Record<string, string> = {
-  loopback: 'a loopback',
-  private: 'a private',
-  'link-local': 'a link-local',
-  reserved: 'a reserved',
-  multicast: 'a multicast',
-  unspecified: 'an unspecified',
-};
+/** How long the API waits for DNS when it pre-checks a domain (the worker's check after its own resolution counts). */
+export const DOMAIN_PRECHECK_TIMEOUT_MS = 1000;
+
+/**
+ * The API's pre-check of a domain: resolves A and AAAA through DNS_SERVERS with a short timeout, and refuses
+ * the domain only when it resolved and EVERY address is refused by the policy (then no lookup could act on
+ * it). A DNS failure, a timeout or a mix of allowed and refused answers is not refused here: the workers
+ * check every address after their own resolution, and their check is the one that counts (answers change).
+ * Resolves to the refusal message, or undefined.
+ */
+export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPolicy): ((name: string) => Promise<string | undefined>) | undefined {
+  // With ALLOW_PRIVATE_TARGETS and no deny list the policy refuses nothing: no query at all.
+  if (config.allowPrivateTargets && config.targetDenyCidrs.length === 0) return undefined;
+  const settings: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.floor(DOMAIN_PRECHECK_TIMEOUT_MS / 2) };
+  return async (name) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), DOMAIN_PRECHECK_TIMEOUT_MS);
+    });
+    try {
+      const answers = await Promise.race([queryAddresses(name, settings).catch(() => undefined), timeout]);
+      if (!answers) return undefined;
+      const addresses = [...answers.a, ...answers.aaaa];
+      if (addresses.length === 0) return undefined;
+      const verdicts = addresses.map((ip) => policy.checkAddress(ip));
+      const first = verdicts[0];
+      if (!first || first.allowed || !verdicts.every((v) => !v.allowed)) return undefined;
+      const list = addresses.length > 4 ? `${addresses.slice(0, 4).join(', ')}, ...` : addresses.join(', ');
+      return `'${truncate(name, 100)}' resolves only to addresses the target policy refuses (${list}): ${first.message}`;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { config, jobs, idempotency, publishJobSubmitted, publishJobCompleted } = deps;
+  const targetPolicy = targetPolicyFromConfig(config);
+  const precheckDomain = createDomainPrecheck(config, targetPolicy);
 
   app.get(
     '/api/lookup/services',
@@ -64,8 +95,12 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         summary: 'Submit a lookup',
         description:
           'Validates the target (IPv4, IPv6 or domain; trimmed, domains converted to punycode), stores the job as ' +
-          'Pending and announces it. Poll the statusUrl (also in the Location header) for the results. Loopback, ' +
-          'private and reserved IP targets are refused unless ALLOW_PRIVATE_TARGETS is set.',
+          'Pending and announces it. Poll the statusUrl (also in the Location header) for the results. The target ' +
+          'policy refuses loopback, private, link-local, multicast, documentation and other special-purpose ' +
+          'addresses (IANA registries, every IPv4/IPv6 encoding) unless ALLOW_PRIVATE_TARGETS or TARGET_ALLOW_CIDRS ' +
+          'allow them, and always refuses TARGET_DENY_CIDRS; a domain whose every address is refused is refused ' +
+          'here too. Workers check every address again after their own resolution: a job whose target resolves to ' +
+          'a refused address later has that service Failed with a message naming the rule.',
         body: SubmitBodyRef,
         headers: {
           type: 'object',
@@ -80,7 +115,10 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         },
         response: {
           202: { ...AcceptedRef, description: 'Accepted; poll statusUrl (also for a replayed Idempotency-Key: Idempotent-Replayed: true)' },
-          400: errorResponse('Malformed JSON, schema failure, invalid target or services, or a refused private target'),
+          400: errorResponse(
+            'Malformed JSON, schema failure, invalid target or services, or a target the target policy refuses ' +
+              '(error "Target not allowed"; the message names the rule, e.g. loopback or 6to4-embedded-private)',
+          ),
           409: errorResponse('The Idempotency-Key was already used with a different body'),
           413: errorResponse('The body is larger than API_BODY_LIMIT_BYTES'),
           415: errorResponse('The Content-Type is not application/json'),
@@ -98,15 +136,11 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (!target.ok) {
         problems.push(target.error);
         errorTitle = 'Invalid target';
-      } else if (target.targetType === 'IPAddress' && !config.allowPrivateTargets) {
-        const scope = addressScope(target.target);
-        if (scope !== 'public') {
-          return sendError(reply, 400, {
-            error: 'Target not allowed',
-            message:
-              `'${truncate(target.target, 100)}' is ${SCOPE_WORDS[scope] ?? 'a non-public'} address; loopback, private and ` +
-              'reserved targets are refused unless the server sets ALLOW_PRIVATE_TARGETS=true',
-          });
+      } else if (target.targetType === 'IPAddress') {
+        const verdict = targetPolicy.checkAddress(target.target);
+        if (!verdict.allowed) {
+          request.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
+          return sendError(reply, 400, { error: 'Target not allowed', message: verdict.message });
         }
       }
       const services = parseServices(rawServices);
@@ -116,6 +150,13 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       }
       if (!target.ok || !services.ok) {
         return sendError(reply, 400, { error: errorTitle, message: problems.join('; '), details: problems });
+      }
+      if (target.targetType === 'Domain' && precheckDomain) {
+        const refusal = await precheckDomain(target.target);
+        if (refusal) {
+          request.log.info({ target: target.target }, 'domain refused by the target policy: every address it resolves to is refused');
+          return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
+        }
       }
 
       const jobId = randomUUID();

@@ -8,6 +8,7 @@ import { geoipLookup } from './lookup.ts';
 const logger = silentLogger;
 let dnsFixture: DnsFixture;
 let lookup: LookupFn;
+let strictLookup: LookupFn;
 
 const ctx = lookupContext;
 
@@ -15,8 +16,11 @@ beforeAll(async () => {
   dnsFixture = await startDnsFixture({
     records: { a: { 'public.example.test': ['8.8.8.8'] }, aaaa: { 'v6.example.test': ['2001:4860:4860::8888'] } },
   });
-  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOG_LEVEL: 'silent' });
+  // Loopback and reserved addresses are allowed here, to show how the database answers for them; the target
+  // policy's refusal is tested below with the default configuration.
+  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOG_LEVEL: 'silent', ALLOW_PRIVATE_TARGETS: 'true' });
   ({ lookup } = await geoipLookup.setup({ config, logger }));
+  strictLookup = (await geoipLookup.setup({ config: loadConfig({ DNS_SERVERS: dnsFixture.address, LOG_LEVEL: 'silent' }), logger })).lookup;
 }, 60_000);
 
 afterAll(async () => {
@@ -81,5 +85,24 @@ describe('GeoIP lookup', () => {
 
   it('fails transiently when the DNS server answers SERVFAIL', async () => {
     await expect(lookup(ctx('servfail.example.test', 'Domain'))).rejects.toMatchObject({ code: 'DNS_SERVFAIL', retryable: true });
+  });
+});
+
+describe('GeoIP lookup: the target policy (ALLOW_PRIVATE_TARGETS unset)', () => {
+  it.each([
+    ['example.test', 'Domain', /example\.test resolved to 127\.0\.0\.2, which the target policy refuses: .*rule loopback/],
+    ['dual.example.test', 'Domain', /rule loopback/],
+    ['ipv6.example.test', 'Domain', /ipv6\.example\.test resolved to ::1, .*rule loopback/],
+    ['10.0.0.1', 'IPAddress', /rule private/],
+    ['2002:a9fe:a9fe::1', 'IPAddress', /rule 6to4-embedded-link-local/],
+  ] as const)('%s (%s) fails permanently naming the rule', async (target, type, message) => {
+    const err = await strictLookup(ctx(target, type)).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TARGET_REFUSED', retryable: false });
+    expect((err as Error).message).toMatch(message);
+  });
+
+  it('public addresses and names resolving only to them are located', async () => {
+    expect(await strictLookup(ctx('8.8.8.8'))).toMatchObject({ found: true, countryCode: 'US' });
+    expect(await strictLookup(ctx('public.example.test', 'Domain'))).toMatchObject({ ip: '8.8.8.8', found: true });
   });
 });

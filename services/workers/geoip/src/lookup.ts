@@ -1,4 +1,4 @@
-import { isCodedError, addressScope, permanentError, ServiceType } from '@lookup/contracts';
+import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type TargetPolicy } from '@lookup/contracts';
 import { defineLookupService, resolveTarget, type ResolverSettings, type LookupContext, type LookupData } from '@lookup/worker-kit';
 import { openGeoDb, type GeoDb } from './geo-db.ts';
 
@@ -9,12 +9,15 @@ export const geoipLookup = defineLookupService({
     const db = await openGeoDb(config.geoipDbPath);
     logger.info({ source: db.source, built: db.databaseBuilt }, 'GeoIP database open');
     const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: dnsTimeout(config.lookupTimeoutMs) };
-    return { lookup: (ctx) => locate(ctx, db, dns), close: () => db.close() };
+    const policy = targetPolicyFromConfig(config);
+    return { lookup: (ctx) => locate(ctx, db, dns, policy), close: () => db.close() };
   },
 });
 
-async function locate(ctx: LookupContext, db: GeoDb, dns: ResolverSettings): Promise<LookupData> {
-  const resolved = await resolveTarget(ctx, dns);
+async function locate(ctx: LookupContext, db: GeoDb, dns: ResolverSettings, policy: TargetPolicy): Promise<LookupData> {
+  // The same target policy as every worker: an offline read sends nothing, but a refused target gets no answer
+  // from any service (and a private address's location is no one's business).
+  const resolved = await resolveTarget(ctx, dns, policy);
   const ip = plainAddress(resolved.ip);
   const credit = { source: db.source, ...(db.attribution ? { attribution: db.attribution } : {}) };
   const base = { ip: resolved.ip, ...(resolved.resolvedFrom ? { resolvedFrom: resolved.resolvedFrom, resolvedAddresses: resolved.resolvedAddresses } : {}) };

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +25,8 @@ const closers: Array<() => unknown> = [];
 
 /** The service's lookup function; the system ping engine unless `env` says otherwise. Closed after each test. */
 async function setup(service: LookupService, env: Record<string, string> = {}, log = logger): Promise<LookupFn> {
-  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_TIMEOUT_MS: '1000', PING_ENGINE: 'system', ...env });
+  // Loopback targets are private: allowed here, except in the target-policy tests, which set it to false.
+  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_TIMEOUT_MS: '1000', PING_ENGINE: 'system', ALLOW_PRIVATE_TARGETS: 'true', ...env });
   const { lookup, close } = await service.setup({ config, logger: log });
   if (close) closers.push(close);
   return lookup;
@@ -254,7 +255,7 @@ describe('Ping engine selection (PING_ENGINE)', () => {
 
   it('closes the sockets when the service closes (safe twice)', async () => {
     const icmp = fakeIcmp();
-    const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_ENGINE: 'auto' });
+    const config = loadConfig({ DNS_SERVERS: dnsFixture.address, PING_COUNT: '1', PING_ENGINE: 'auto', ALLOW_PRIVATE_TARGETS: 'true' });
     const { lookup, close } = await createPingLookup({ loadIcmpSocket: () => icmp.open }).setup({ config, logger });
     await lookup(ctx('::1'));
     await close!();
@@ -306,5 +307,74 @@ describe.skipIf(addonError !== undefined)(`Ping lookup (in-process ICMP socket)$
     const pending = lookup({ ...ctx('127.0.0.1'), signal: controller.signal });
     setTimeout(() => controller.abort(new Error('attempt timed out')), 100);
     await expect(pending).rejects.toMatchObject({ code: 'PING_ABORTED', retryable: true });
+  });
+});
+
+describe('Ping lookup: the target policy (ALLOW_PRIVATE_TARGETS unset)', () => {
+  /** A ping executable that records each run: an empty record proves no ICMP probe was sent. */
+  function recordingPing(): { command: string; runs: () => string } {
+    const log = path.join(tmp, `ping-runs-${Math.random().toString(36).slice(2)}`);
+    const command = path.join(tmp, `ping-recording-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(log, '');
+    // Records the run, then says ICMP is not permitted, so the lookup goes on to the TCP fallback.
+    writeFileSync(command, `#!/bin/sh\necho "$@" >> '${log}'\necho "ping: socket: Operation not permitted" >&2\nexit 2\n`);
+    chmodSync(command, 0o755);
+    return { command, runs: () => readFileSync(log, 'utf8') };
+  }
+
+  it.each([
+    ['example.test', 'Domain', /example\.test resolved to 127\.0\.0\.2, which the target policy refuses: .*rule loopback/],
+    ['dual.example.test', 'Domain', /dual\.example\.test resolved to 127\.0\.0\.1, .*rule loopback/],
+    ['ipv6.example.test', 'Domain', /ipv6\.example\.test resolved to ::1, .*rule loopback/],
+    ['127.0.0.1', 'IPAddress', /^127\.0\.0\.1 is refused by the target policy \(rule loopback\)/],
+    ['::ffff:127.0.0.1', 'IPAddress', /rule loopback/],
+    ['2002:7f00:1::1', 'IPAddress', /rule 6to4-embedded-loopback/],
+  ] as const)('%s (%s) fails permanently naming the rule; no ICMP probe and no TCP connection', async (target, type, message) => {
+    const ping = recordingPing();
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections += 1;
+      socket.end();
+    }).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const icmp = fakeIcmp();
+      let echoes = 0;
+      const countingOpen: OpenIcmpSocket = (family, onMessage) => {
+        const socket = icmp.open(family, onMessage);
+        return { ...socket, send: (packet, address) => ((echoes += 1), socket.send(packet, address)) };
+      };
+      for (const engine of ['system', 'auto'] as const) {
+        const service = createPingLookup({ pingCommand: ping.command, tcpPorts: [port], ...(engine === 'auto' ? { loadIcmpSocket: () => countingOpen } : {}) });
+        const lookup = await setup(service, { ALLOW_PRIVATE_TARGETS: 'false', PING_ENGINE: engine });
+        const err = await lookup(ctx(target, type)).then(() => undefined, (e: unknown) => e);
+        expect(err, engine).toMatchObject({ code: 'TARGET_REFUSED', retryable: false });
+        expect((err as Error).message).toMatch(message);
+        expect((err as Error).message).toMatch(/TARGET_ALLOW_CIDRS/);
+      }
+      expect(ping.runs()).toBe('');
+      expect(echoes).toBe(0);
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('the same lookups run when ALLOW_PRIVATE_TARGETS=true (the refusal above is the policy, not the fake ping)', async () => {
+    const ping = recordingPing();
+    const lookup = await setup(createPingLookup({ pingCommand: ping.command, tcpPorts: [openPort] }), { ALLOW_PRIVATE_TARGETS: 'true' });
+    const data = await lookup(ctx('example.test', 'Domain'));
+    expect(data).toMatchObject({ ip: '127.0.0.2', method: 'tcp', reachable: true });
+    expect(ping.runs()).toMatch(/127\.0\.0\.2/);
+  });
+
+  it('TARGET_ALLOW_CIDRS lifts the refusal for its range only', async () => {
+    const lookup = await setup(createPingLookup({ pingCommand: path.join(tmp, 'no-such-ping'), tcpPorts: [openPort] }), {
+      ALLOW_PRIVATE_TARGETS: 'false',
+      TARGET_ALLOW_CIDRS: '127.0.0.2/32',
+    });
+    expect(await lookup(ctx('example.test', 'Domain'))).toMatchObject({ ip: '127.0.0.2', method: 'tcp', reachable: true });
+    await expect(lookup(ctx('dual.example.test', 'Domain'))).rejects.toMatchObject({ code: 'TARGET_REFUSED' });
   });
 });

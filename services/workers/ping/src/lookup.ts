@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import type { Config } from '@lookup/config';
-import { ServiceType, transientError } from '@lookup/contracts';
+import { ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
-import { defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
+import { assertAddressAllowed, defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
 import { answered, tcpProbe, type TcpProbeResult } from './tcp-probe.ts';
 import { CommandLauncher } from './launcher.ts';
@@ -32,6 +32,8 @@ interface PingSettings {
   logger: Logger;
   /** Families already reported as having no socket (logged once each). */
   socketlessFamilies: Set<4 | 6>;
+  /** The target policy every address passes before a probe is sent (ALLOW_PRIVATE_TARGETS, TARGET_*_CIDRS). */
+  targetPolicy: TargetPolicy;
 }
 
 const PROBE_INTERVAL_S = 0.2; // the smallest interval iputils allows without privileges
@@ -60,6 +62,7 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
         systemFallback: config.pingEngine === 'auto',
         logger,
         socketlessFamilies: new Set(),
+        targetPolicy: targetPolicyFromConfig(config),
       };
       const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, config.pingTimeoutMs)) };
       return {
@@ -105,7 +108,8 @@ function chooseEngine(config: Readonly<Config>, load: () => OpenIcmpSocket, comm
 export const pingLookup = createPingLookup();
 
 async function pingTarget(ctx: LookupContext, settings: PingSettings, dns: ResolverSettings): Promise<LookupData> {
-  const target = await resolveTarget(ctx, dns);
+  // Every resolved address is checked by resolveTarget (a domain with any refused address fails).
+  const target = await resolveTarget(ctx, dns, settings.targetPolicy);
   const base = {
     ip: target.ip,
     ...(target.resolvedFrom ? { resolvedFrom: target.resolvedFrom, resolvedAddresses: target.resolvedAddresses } : {}),
@@ -196,6 +200,7 @@ function execPing(command: string, args: string[], signal: AbortSignal, timeoutM
 }
 
 async function runTcp(ip: string, s: PingSettings, signal: AbortSignal): Promise<LookupData> {
+  assertAddressAllowed(s.targetPolicy, ip); // the fallback connects: it checks the very address it connects to
   const probes: Array<TcpProbeResult & { seq: number }> = [];
   let ports = s.ports;
   for (let seq = 1; seq <= s.count; seq += 1) {

@@ -13,7 +13,8 @@ const ctx = lookupContext;
 beforeAll(async () => {
   dnsFixture = await startDnsFixture({ records: { ptr: { '2001:db8::53': ['ns.example.test'] } } });
   // LOOKUP_TIMEOUT_MS sets the per-query DNS timeout to 250 ms, so the timeout case stays quick.
-  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOOKUP_TIMEOUT_MS: '1000' });
+  // The fixture's addresses are loopback and documentation ones: allowed here; the policy is tested below.
+  const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOOKUP_TIMEOUT_MS: '1000', ALLOW_PRIVATE_TARGETS: 'true' });
   ({ lookup } = await reverseDnsLookup.setup({ config, logger }));
 });
 
@@ -66,5 +67,19 @@ describe('ReverseDNS lookup', () => {
     const pending = lookup(ctx('127.0.0.10', 'IPAddress', controller.signal));
     setTimeout(() => controller.abort(), 50);
     await expect(pending).rejects.toMatchObject({ code: 'DNS_ABORTED', retryable: true });
+  });
+});
+
+describe('ReverseDNS lookup: the target policy (ALLOW_PRIVATE_TARGETS unset)', () => {
+  it('refuses a special-purpose address naming the rule, without asking the DNS server', async () => {
+    const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOOKUP_TIMEOUT_MS: '1000' });
+    const { lookup: strict } = await reverseDnsLookup.setup({ config, logger });
+    const before = dnsFixture.queries;
+    for (const [ip, rule] of [['127.0.0.2', 'loopback'], ['::1', 'loopback'], ['10.0.0.1', 'private'], ['2001:db8::53', 'documentation']]) {
+      const err = await strict(ctx(ip!)).then(() => undefined, (e: unknown) => e);
+      expect(err, ip).toMatchObject({ code: 'TARGET_REFUSED', retryable: false });
+      expect((err as Error).message).toContain(`rule ${rule}`);
+    }
+    expect(dnsFixture.queries).toBe(before);
   });
 });
