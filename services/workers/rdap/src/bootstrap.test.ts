@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { targetPolicyFromConfig } from '@lookup/contracts';
+import { createRdapHttp } from './rdap-http.ts';
 import { buildRegistry, fetchBootstrap, findDomainServer, findIpServer, loadSnapshot, parseIp } from './bootstrap.ts';
 
 const registry = buildRegistry({
@@ -103,6 +105,15 @@ describe('fetchBootstrap', () => {
     const { port } = server.address() as AddressInfo;
     return { url: `http://127.0.0.1:${port}/rdap/`, close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))) };
   }
+  // The worker's own client: the loopback stand-in is trusted here as RDAP_BASE_URL would be.
+  const client = (trusted: string | undefined, maxResponseBytes = 1024 * 1024) =>
+    createRdapHttp({
+      policy: targetPolicyFromConfig({ allowPrivateTargets: false }),
+      trustedBaseUrl: trusted,
+      dns: { servers: ['127.0.0.1:9'], timeoutMs: 500 },
+      maxRedirects: 3,
+      maxResponseBytes,
+    });
 
   it('builds a registry from the three files', async () => {
     const dir = new URL('../bootstrap/', import.meta.url);
@@ -111,20 +122,44 @@ describe('fetchBootstrap', () => {
       if (!name) return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/json' }).end(await readFile(new URL(`${name}.json`, dir)));
     });
+    const http = client(iana.url);
     try {
-      const fresh = await fetchBootstrap(AbortSignal.timeout(5000), iana.url);
+      const fresh = await fetchBootstrap(http, AbortSignal.timeout(5000), iana.url);
       expect(findDomainServer(fresh, 'google.com')).toBe('https://rdap.verisign.com/com/v1/');
       expect(fresh.publication.dns).toBe('2026-01-30T00:00:01Z');
     } finally {
+      await http.close();
       await iana.close();
     }
   });
 
   it('rejects when a file is missing, so the caller keeps its snapshot', async () => {
     const iana = await serve((_req, res) => void res.writeHead(503).end());
+    const http = client(iana.url);
     try {
-      await expect(fetchBootstrap(AbortSignal.timeout(5000), iana.url)).rejects.toThrow(/HTTP 503/);
+      await expect(fetchBootstrap(http, AbortSignal.timeout(5000), iana.url)).rejects.toThrow(/HTTP 503/);
     } finally {
+      await http.close();
+      await iana.close();
+    }
+  });
+
+  it('goes through the worker\'s RDAP client: the target policy and RDAP_MAX_RESPONSE_BYTES apply', async () => {
+    let requests = 0;
+    const iana = await serve((_req, res) => {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ services: [], padding: 'x'.repeat(4096) }));
+    });
+    const untrusted = client(undefined);
+    const small = client(iana.url, 1024);
+    try {
+      // Not the configured origin: a loopback server is refused before any connection.
+      await expect(fetchBootstrap(untrusted, AbortSignal.timeout(5000), iana.url)).rejects.toMatchObject({ code: 'RDAP_TARGET_REFUSED' });
+      expect(requests).toBe(0);
+      // Trusted, but each file is larger than the cap.
+      await expect(fetchBootstrap(small, AbortSignal.timeout(5000), iana.url)).rejects.toMatchObject({ code: 'RDAP_RESPONSE_TOO_LARGE' });
+    } finally {
+      await Promise.all([untrusted.close(), small.close()]);
       await iana.close();
     }
   });

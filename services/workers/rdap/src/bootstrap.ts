@@ -120,13 +120,20 @@ export async function loadSnapshot(dir: URL = SNAPSHOT_DIR): Promise<BootstrapRe
   return buildRegistry({ dns, ipv4, ipv6 });
 }
 
-/** Fresh registries from IANA; rejects on any failure so the caller keeps what it has. */
-export async function fetchBootstrap(signal: AbortSignal, baseUrl = IANA_BOOTSTRAP_URL): Promise<BootstrapRegistry> {
+/**
+ * Fresh registries from IANA; rejects on any failure so the caller keeps what it has. Fetched through the
+ * worker's RDAP client, so redirects, the target policy and RDAP_MAX_RESPONSE_BYTES apply here as well.
+ */
+export async function fetchBootstrap(
+  http: { get(url: string, signal: AbortSignal): Promise<{ status: number; body: Buffer }> },
+  signal: AbortSignal,
+  baseUrl = IANA_BOOTSTRAP_URL,
+): Promise<BootstrapRegistry> {
   const files = await Promise.all(
     FILES.map(async (f) => {
-      const res = await fetch(new URL(`${f}.json`, baseUrl), { signal, headers: { accept: 'application/json' } });
-      if (!res.ok) throw new Error(`${f}.json: HTTP ${res.status}`);
-      return (await res.json()) as unknown;
+      const res = await http.get(new URL(`${f}.json`, baseUrl).toString(), signal);
+      if (res.status < 200 || res.status > 299) throw new Error(`${f}.json: HTTP ${res.status}`);
+      return JSON.parse(res.body.toString('utf8')) as unknown;
     }),
   );
   const [dns, ipv4, ipv6] = files;

@@ -1,10 +1,9 @@
 import { STATUS_CODES } from 'node:http';
 import { getDomain } from 'tldts';
-import { addressScope, errorMessage, permanentError, ServiceType, transientError } from '@lookup/contracts';
+import { addressScope, errorMessage, permanentError, ServiceType, targetPolicyFromConfig, transientError } from '@lookup/contracts';
 import { defineLookupService, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { fetchBootstrap, findDomainServer, findIpServer, loadSnapshot, type BootstrapRegistry } from './bootstrap.ts';
 import { rdapErrorText, summariseRdap } from './parse.ts';
-import { rdapTargetPolicy } from './address-policy.ts';
 import { createRdapHttp, header, type RdapHttp, type RdapHttpResponse } from './rdap-http.ts';
 
 export interface RdapOptions {
@@ -34,10 +33,17 @@ export function createRdapLookup(options: RdapOptions = {}): LookupService {
     service: ServiceType.RDAP,
     async setup({ config, logger }) {
       let registry = await loadSnapshot();
+      const http = createRdapHttp({
+        policy: targetPolicyFromConfig(config),
+        trustedBaseUrl: config.rdapBaseUrl,
+        dns: { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(5000, Math.floor(config.lookupTimeoutMs / 2))) },
+        maxRedirects: MAX_REDIRECTS,
+        maxResponseBytes: config.rdapMaxResponseBytes,
+      });
       const refresh = new AbortController();
       const shouldRefresh = options.refreshBootstrap ?? (!config.rdapBaseUrl && process.env.NODE_ENV !== 'test');
       if (shouldRefresh) {
-        fetchBootstrap(AbortSignal.any([refresh.signal, AbortSignal.timeout(REFRESH_TIMEOUT_MS)]))
+        fetchBootstrap(http, AbortSignal.any([refresh.signal, AbortSignal.timeout(REFRESH_TIMEOUT_MS)]))
           .then((fresh) => {
             if (fresh.dns.size === 0 || fresh.ip.length === 0) return;
             registry = fresh;
@@ -45,13 +51,6 @@ export function createRdapLookup(options: RdapOptions = {}): LookupService {
           })
           .catch((err) => logger.debug({ reason: errorMessage(err) }, 'RDAP bootstrap refresh failed; using the shipped snapshot'));
       }
-      const http = createRdapHttp({
-        policy: rdapTargetPolicy(config),
-        trustedBaseUrl: config.rdapBaseUrl,
-        dns: { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(5000, Math.floor(config.lookupTimeoutMs / 2))) },
-        maxRedirects: MAX_REDIRECTS,
-        maxResponseBytes: config.rdapMaxResponseBytes,
-      });
       return {
         lookup: async (ctx) => query(ctx, http, plan(ctx, config.rdapBaseUrl, registry)),
         close: async () => {

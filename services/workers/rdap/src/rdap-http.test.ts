@@ -1,8 +1,7 @@
 import type { LookupAddress } from 'node:dns';
+import type { TargetPolicy } from '@lookup/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
-import type { TargetPolicy } from './address-policy.ts';
-import { rdapTargetPolicy } from './address-policy.ts';
 import { checkedLookup, redirectTarget } from './rdap-http.ts';
 
 describe('redirectTarget', () => {
@@ -20,16 +19,6 @@ describe('redirectTarget', () => {
       expect(() => redirectTarget(from, location)).toThrow(expect.objectContaining({ code: 'RDAP_REDIRECT_REFUSED', retryable: false }));
     }
     expect(() => redirectTarget(from, undefined)).toThrow(expect.objectContaining({ code: 'RDAP_BAD_RESPONSE' }));
-  });
-});
-
-describe('rdapTargetPolicy (temporary adapter over addressScope)', () => {
-  it('allows public addresses and refuses the rest unless ALLOW_PRIVATE_TARGETS', () => {
-    const strict = rdapTargetPolicy({ allowPrivateTargets: false });
-    expect(strict.checkAddress('8.8.8.8')).toEqual({ allowed: true });
-    expect(strict.checkAddress('169.254.169.254')).toMatchObject({ allowed: false, rule: 'link-local' });
-    expect(strict.checkAddress('::ffff:127.0.0.1')).toMatchObject({ allowed: false, rule: 'loopback' });
-    expect(rdapTargetPolicy({ allowPrivateTargets: true }).checkAddress('10.0.0.1')).toEqual({ allowed: true });
   });
 });
 

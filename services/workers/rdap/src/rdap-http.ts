@@ -1,9 +1,8 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
-import { errorMessage, isCodedError, permanentError, transientError, type LookupError } from '@lookup/contracts';
-import { createResolver, type ResolverSettings } from '@lookup/worker-kit';
-import type { TargetPolicy } from './address-policy.ts';
+import { errorMessage, isCodedError, permanentError, transientError, type LookupError, type TargetPolicy } from '@lookup/contracts';
+import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
 
 /**
  * The RDAP worker's HTTP client, safe to point at servers a stranger can influence (bootstrap entries, redirects):
@@ -156,15 +155,11 @@ export function checkedLookup(policy: TargetPolicy, dns: ResolverSettings) {
 }
 
 async function resolveAll(hostname: string, settings: ResolverSettings): Promise<LookupAddress[]> {
-  const resolver = createResolver(settings);
-  const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
-  const addresses: LookupAddress[] = [
-    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
-    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
-  ];
+  const { a, aaaa, codes } = await queryAddresses(hostname, settings);
+  const addresses: LookupAddress[] = [...a.map((address) => ({ address, family: 4 })), ...aaaa.map((address) => ({ address, family: 6 }))];
   if (addresses.length > 0) return addresses;
-  const failure = [v4, v6].find((r): r is PromiseRejectedResult => r.status === 'rejected' && (r.reason as { code?: string })?.code !== 'ENODATA');
-  throw failure?.reason ?? Object.assign(new Error(`${hostname} has no A or AAAA records`), { code: 'ENOTFOUND' });
+  const code = codes.find((c) => c !== 'OK' && c !== 'ENODATA') ?? 'ENOTFOUND';
+  throw Object.assign(new Error(`${hostname} has no A or AAAA records (${code})`), { code });
 }
 
 /** Reads at most `cap` bytes; more (announced or streamed) aborts the response and fails the lookup. */
