@@ -37,9 +37,10 @@ export const DOMAIN_PRECHECK_TIMEOUT_MS = 1000;
 
 /**
  * The API's pre-check of a domain: resolves A and AAAA through DNS_SERVERS with a short timeout, and refuses
- * the domain only when it resolved and EVERY address is refused by the policy (then no lookup could act on
- * it). A DNS failure, a timeout or a mix of allowed and refused answers is not refused here: the workers
- * check every address after their own resolution, and their check is the one that counts (answers change).
+ * the domain when it resolved and ANY address is refused by the policy, the rule the workers apply (so the
+ * client hears it at once instead of in a Failed result). A DNS failure or a timeout is not refused here: the
+ * workers check every address after their own resolution, and their check is the one that counts (answers
+ * change).
  * Resolves to the refusal message, or undefined.
  */
 export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPolicy): ((name: string) => Promise<string | undefined>) | undefined {
@@ -56,11 +57,11 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
       if (!answers) return undefined;
       const addresses = [...answers.a, ...answers.aaaa];
       if (addresses.length === 0) return undefined;
-      const verdicts = addresses.map((ip) => policy.checkAddress(ip));
-      const first = verdicts[0];
-      if (!first || first.allowed || !verdicts.every((v) => !v.allowed)) return undefined;
-      const list = addresses.length > 4 ? `${addresses.slice(0, 4).join(', ')}, ...` : addresses.join(', ');
-      return `'${truncate(name, 100)}' resolves only to addresses the target policy refuses (${list}): ${first.message}`;
+      for (const ip of addresses) {
+        const verdict = policy.checkAddress(ip);
+        if (!verdict.allowed) return `'${truncate(name, 100)}' resolves to ${ip}, which the target policy refuses: ${verdict.message}`;
+      }
+      return undefined;
     } finally {
       clearTimeout(timer);
     }
@@ -98,7 +99,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'Pending and announces it. Poll the statusUrl (also in the Location header) for the results. The target ' +
           'policy refuses loopback, private, link-local, multicast, documentation and other special-purpose ' +
           'addresses (IANA registries, every IPv4/IPv6 encoding) unless ALLOW_PRIVATE_TARGETS or TARGET_ALLOW_CIDRS ' +
-          'allow them, and always refuses TARGET_DENY_CIDRS; a domain whose every address is refused is refused ' +
+          'allow them, and always refuses TARGET_DENY_CIDRS; a domain with any refused address is refused ' +
           'here too. Workers check every address again after their own resolution: a job whose target resolves to ' +
           'a refused address later has that service Failed with a message naming the rule.',
         body: SubmitBodyRef,
@@ -154,7 +155,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (target.targetType === 'Domain' && precheckDomain) {
         const refusal = await precheckDomain(target.target);
         if (refusal) {
-          request.log.info({ target: target.target }, 'domain refused by the target policy: every address it resolves to is refused');
+          request.log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
           return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
         }
       }
