@@ -100,12 +100,12 @@ async function forge(target: string, targetType: TargetType, serviceName: string
 }
 
 describe('target policy, end to end (ALLOW_PRIVATE_TARGETS unset)', () => {
-  it('the API refuses domains that resolve only to loopback addresses, naming the rule', async () => {
-    for (const [target, addresses] of [['example.test', '127.0.0.2'], ['dual.example.test', '127.0.0.1, ::1'], ['ipv6.example.test', '::1']] as const) {
+  it('the API refuses domains that resolve to loopback addresses, naming the rule', async () => {
+    for (const [target, address] of [['example.test', '127.0.0.2'], ['dual.example.test', '127.0.0.1'], ['ipv6.example.test', '::1']] as const) {
       const res = await post({ target, services: ['Ping'] });
       expect(res.status, target).toBe(400);
       expect(res.body.error).toBe('Target not allowed');
-      expect(res.body.message).toContain(`'${target}' resolves only to addresses the target policy refuses (${addresses})`);
+      expect(res.body.message).toContain(`'${target}' resolves to ${address}, which the target policy refuses`);
       expect(res.body.message).toContain('rule loopback');
     }
     for (const target of ['127.0.0.1', '::ffff:7f00:1', '2002:7f00:1::1', '2001:0:4136:e378:8000:63bf:80ff:fffe']) {
