@@ -105,7 +105,8 @@ describe('pinned resource failover', () => {
     // Asked directly under its old epoch (bypassing the API), it refuses instead of serving stale data.
     const amqp = await rawAmqp();
     try {
-      const replyQueue = `${ns}.test-reply-${randomUUID().slice(0, 8)}`;
+      // Under the API reply-queue prefix: a worker answers no other queue.
+      const replyQueue = `${ns}.resource-reply.test-${randomUUID().slice(0, 8)}`;
       await amqp.channel.assertQueue(replyQueue, { exclusive: true, autoDelete: true });
       const requestId = randomUUID();
       await amqp.sendToQueue(

@@ -1,4 +1,5 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -108,12 +109,18 @@ export async function sqlUntilOk(apiUrl: string, db: string, query: string, para
 }
 
 /** A raw HTTP request (no URL normalisation, unlike fetch), for path-traversal tests. */
-export function rawHttp(port: number, method: string, rawPath: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function rawHttp(
+  port: number,
+  method: string,
+  rawPath: string,
+  body?: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path: rawPath, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
     });
     req.on('error', reject);
     if (body !== undefined) req.write(body);
@@ -129,4 +136,26 @@ export async function admin(apiUrl: string, method: string, pathName: string, bo
   const res = await fetch(`${apiUrl}/api/admin/resources${pathName}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Runs rabbitmqctl against the shared local broker (tests of broker-side faults); undefined when it is not installed. */
+export function rabbitmqctl(args: string[]): string {
+  return execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+export function hasRabbitmqctl(): boolean {
+  try {
+    execFileSync('rabbitmqctl', ['-q', 'status'], { stdio: 'ignore', timeout: 30_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Closes the broker connection(s) whose connection_name is `name` (as RabbitMQ does on an operator's request). */
+export function closeNamedConnection(name: string): number {
+  const rows = rabbitmqctl(['list_connections', 'pid', 'client_properties']).split('\n');
+  const pids = rows.filter((r) => r.includes(`"connection_name","${name}"`)).map((r) => r.split('\t')[0]!);
+  for (const pid of pids) rabbitmqctl(['close_connection', pid, 'closed by a test']);
+  return pids.length;
 }

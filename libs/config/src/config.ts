@@ -36,6 +36,12 @@ export interface Config {
   resourceProxyTimeoutMs: number;
   /** Largest request body the API forwards to a resource owner. */
   resourceBodyLimitBytes: number;
+  /**
+   * Largest encoded reply (JSON, body in base64) a resource worker sends back; a larger answer is replaced by a
+   * 413 for that request. Kept below RabbitMQ's max_message_size (128 MiB by default), whose breach closes the
+   * channel.
+   */
+  resourceReplyLimitBytes: number;
   /** A resource worker's id (unset: generated at start, unique per process). */
   resourceWorkerId: string | undefined;
   /** How long job documents and results live in Redis. */
@@ -177,6 +183,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resourceMaxMissed: read('RESOURCE_MAX_MISSED', int(1, 100), 3),
     resourceProxyTimeoutMs: read('RESOURCE_PROXY_TIMEOUT_MS', int(100, 600_000), 30_000),
     resourceBodyLimitBytes: read('RESOURCE_BODY_LIMIT_BYTES', int(256, 64 * 1024 * 1024), 1024 * 1024),
+    resourceReplyLimitBytes: read('RESOURCE_REPLY_LIMIT_BYTES', int(4096, 120 * 1024 * 1024), 16 * 1024 * 1024),
     resourceWorkerId: read<string | undefined>('RESOURCE_WORKER_ID', str, undefined),
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
     prefetch: read('PREFETCH', int(1, 10_000), 64),

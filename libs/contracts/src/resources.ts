@@ -7,6 +7,18 @@ import { compileValidator } from './messages.ts';
  */
 
 export const RESOURCE_KEY_MAX_LENGTH = 512;
+/** Longest raw query string (without '?') a resource request may carry. */
+export const RESOURCE_QUERY_MAX_LENGTH = 8192;
+/** Longest value of one forwarded header. */
+export const RESOURCE_HEADER_VALUE_MAX_LENGTH = 16_384;
+/** Longest name of one forwarded header. */
+export const RESOURCE_HEADER_NAME_MAX_LENGTH = 256;
+/** Most headers one resource request may forward. */
+export const RESOURCE_HEADER_MAX_COUNT = 100;
+/** Longest HTTP method name. */
+export const RESOURCE_METHOD_MAX_LENGTH = 16;
+/** Longest request id / correlation id of the resource RPC. */
+export const RESOURCE_REQUEST_ID_MAX_LENGTH = 128;
 
 /** Why a resource key is not acceptable, or undefined when it is. Keys are exact and case-sensitive. */
 export function resourceKeyProblem(key: string): string | undefined {
@@ -22,20 +34,57 @@ export function resourceKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a request's path, query string or headers exceed what a resource worker accepts (the limits of
+ * ResourceRequestMessageSchema below, so the API and the worker check the same thing), with the HTTP status that
+ * says so: 414 for a key or query string that is too long, 431 for headers, 400 otherwise. Undefined when they fit.
+ */
+export function resourceRequestLimitProblem(request: { key: string; query: string; method?: string; headers?: Record<string, string> }):
+  | { status: 400 | 414 | 431; message: string }
+  | undefined {
+  if (request.key.length > RESOURCE_KEY_MAX_LENGTH) {
+    return { status: 414, message: `the resource key is longer than ${RESOURCE_KEY_MAX_LENGTH} characters` };
+  }
+  const keyProblem = resourceKeyProblem(request.key);
+  if (keyProblem) return { status: 400, message: keyProblem };
+  if (request.query.length > RESOURCE_QUERY_MAX_LENGTH) {
+    return { status: 414, message: `the query string is longer than ${RESOURCE_QUERY_MAX_LENGTH} characters` };
+  }
+  if (request.method !== undefined && (request.method.length === 0 || request.method.length > RESOURCE_METHOD_MAX_LENGTH)) {
+    return { status: 400, message: `the method must be 1-${RESOURCE_METHOD_MAX_LENGTH} characters` };
+  }
+  if (request.headers) {
+    const entries = Object.entries(request.headers);
+    if (entries.length > RESOURCE_HEADER_MAX_COUNT) return { status: 431, message: `more than ${RESOURCE_HEADER_MAX_COUNT} headers to forward` };
+    for (const [name, value] of entries) {
+      if (name.length > RESOURCE_HEADER_NAME_MAX_LENGTH) return { status: 431, message: `a header name is longer than ${RESOURCE_HEADER_NAME_MAX_LENGTH} characters` };
+      if (value.length > RESOURCE_HEADER_VALUE_MAX_LENGTH) {
+        return { status: 431, message: `header '${name.slice(0, 100)}' is longer than ${RESOURCE_HEADER_VALUE_MAX_LENGTH} characters` };
+      }
+    }
+  }
+  return undefined;
+}
+
 const Key = Type.String({ minLength: 1, maxLength: RESOURCE_KEY_MAX_LENGTH });
-const HeaderMap = Type.Record(Type.String(), Type.String({ maxLength: 16_384 }));
+const HeaderMap = Type.Record(Type.String(), Type.String({ maxLength: RESOURCE_HEADER_VALUE_MAX_LENGTH }));
+/** The headers a request forwards: at most RESOURCE_HEADER_MAX_COUNT, names up to RESOURCE_HEADER_NAME_MAX_LENGTH. */
+const RequestHeaderMap = Type.Record(Type.String({ pattern: `^[\\s\\S]{1,${RESOURCE_HEADER_NAME_MAX_LENGTH}}$` }), Type.String({ maxLength: RESOURCE_HEADER_VALUE_MAX_LENGTH }), {
+  maxProperties: RESOURCE_HEADER_MAX_COUNT,
+  additionalProperties: false,
+});
 
 /** API -> worker: one proxied HTTP request for a key, under the lease epoch the API placed it with. */
 export const ResourceRequestMessageSchema = Type.Object(
   {
     type: Type.Literal('request'),
-    requestId: Type.String({ minLength: 1, maxLength: 128 }),
+    requestId: Type.String({ minLength: 1, maxLength: RESOURCE_REQUEST_ID_MAX_LENGTH }),
     key: Key,
     epoch: Type.Integer({ minimum: 1 }),
-    method: Type.String({ minLength: 1, maxLength: 16 }),
+    method: Type.String({ minLength: 1, maxLength: RESOURCE_METHOD_MAX_LENGTH }),
     /** The path after /api/resources/, i.e. the key, plus the raw query string (without '?'), if any. */
-    query: Type.String({ maxLength: 8192 }),
-    headers: HeaderMap,
+    query: Type.String({ maxLength: RESOURCE_QUERY_MAX_LENGTH }),
+    headers: RequestHeaderMap,
     /** Body bytes, base64. */
     body: Type.String(),
     /** Epoch ms (sender's wall clock) after which the API no longer waits for the answer. */
@@ -62,7 +111,9 @@ export type ResourceWorkerMessage = Static<typeof ResourceWorkerMessageSchema>;
 
 /**
  * Worker -> API. `response`: the owner's answer. `refused`: the worker does not (or no longer) own the key under
- * that epoch, or is draining; the API re-places the key and tries again.
+ * that epoch, or is draining; the API re-places the key and tries again. `error`: the worker could not accept the
+ * request (it fails the request schema: 400/414/431) or could not send its answer (larger than
+ * RESOURCE_REPLY_LIMIT_BYTES: 413); the API answers `status` with `{error, message}` for that request only.
  */
 export const ResourceReplyMessageSchema = Type.Union(
   [
@@ -91,6 +142,17 @@ export const ResourceReplyMessageSchema = Type.Union(
           Type.Literal('cancelled'),
         ]),
         message: Type.String(),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal('error'),
+        requestId: Type.String({ maxLength: RESOURCE_REQUEST_ID_MAX_LENGTH }),
+        worker: Type.String({ maxLength: 128 }),
+        status: Type.Integer({ minimum: 400, maximum: 599 }),
+        error: Type.String({ maxLength: 200 }),
+        message: Type.String({ maxLength: 2000 }),
       },
       { additionalProperties: false },
     ),

@@ -14,7 +14,7 @@ import type { Validator } from '@lookup/contracts';
  * unroutable (a mandatory publish) instead of waiting in a queue nobody reads. Requests carry a per-message TTL,
  * so a request nobody took in time is dropped by the broker rather than run late.
  *
- * Each side keeps its own connection (reconnecting with backoff), separate from the Broker's.
+ * Each side keeps its own connection and channel (both recovered as the Broker's are), separate from the Broker's.
  */
 
 type Connection = Awaited<ReturnType<typeof amqp.connect>>;
@@ -31,24 +31,38 @@ interface LinkOptions {
   url: string;
   logger: Logger;
   name: string;
-  /** Declares queues and consumers on a fresh connection. */
-  setup: (connection: Connection) => Promise<void>;
+  /** A confirm channel (publishers) or a plain one. */
+  confirm: boolean;
+  /** Declares the queue and starts the consumer on a fresh channel (on every connect and every re-created channel). */
+  setup: (channel: Channel) => Promise<void>;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
 }
 
-/** One self-healing AMQP connection: emits 'connected' after setup, 'disconnected' when lost. */
+const jitter = (base: number) => Math.round(base / 2 + Math.random() * (base / 2));
+
+/**
+ * One self-healing AMQP connection with one channel, as the Broker keeps its own: the connection reconnects with
+ * backoff; a channel the broker closes while the connection lives (e.g. 406 PRECONDITION_FAILED for a message over
+ * RabbitMQ's max_message_size, or its consumer cancelled because the queue was deleted) is re-created on the same
+ * connection with its queue and consumer, without a process restart; if that fails, the connection is closed and
+ * re-opened. Emits 'connected' after setup and 'disconnected' when the connection is lost.
+ */
 class Link extends EventEmitter {
   connection?: Connection;
+  channel?: Channel;
   private closing = false;
   private connecting?: Promise<void>;
+  /** Channel losses in a row (reset once a channel lived 30 s), for the re-create backoff. */
+  private channelLosses = 0;
+  private channelOpenedAt = 0;
 
   constructor(private readonly options: LinkOptions) {
     super();
   }
 
   get ready(): boolean {
-    return this.connection !== undefined && !this.closing;
+    return this.connection !== undefined && this.channel !== undefined && !this.closing;
   }
 
   start(): Promise<void> {
@@ -70,16 +84,18 @@ class Link extends EventEmitter {
         connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: true });
         coalesceWrites(connection);
         connection.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc connection error'));
-        await this.options.setup(connection);
+        const c = connection;
+        const channel = await this.openChannel(c);
         if (this.closing) {
           await connection.close().catch(() => undefined);
           return;
         }
         this.connection = connection;
-        const c = connection;
+        this.adopt(channel);
         connection.on('close', () => {
           if (this.connection !== c) return;
           this.connection = undefined;
+          this.channel = undefined;
           if (this.closing) return;
           this.options.logger.warn('rpc connection lost; reconnecting');
           this.emit('disconnected');
@@ -90,18 +106,80 @@ class Link extends EventEmitter {
         return;
       } catch (err) {
         await connection?.close().catch(() => undefined);
-        const base = Math.min(max, min * 2 ** Math.min(attempt, 10));
-        const delay = Math.round(base / 2 + Math.random() * (base / 2));
+        const delay = jitter(Math.min(max, min * 2 ** Math.min(attempt, 10)));
         this.options.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'rpc connect failed');
         await new Promise((r) => setTimeout(r, delay));
       }
     }
   }
 
+  /** A new channel of `connection`, set up, watched from its first moment (a close during setup is not missed). */
+  private async openChannel(connection: Connection): Promise<Channel> {
+    const channel: Channel = this.options.confirm ? await connection.createConfirmChannel() : await connection.createChannel();
+    let closed = false;
+    channel.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc channel error'));
+    channel.on('close', () => {
+      closed = true;
+      this.onChannelClosed(connection, channel);
+    });
+    try {
+      await this.options.setup(channel);
+    } catch (err) {
+      await channel.close().catch(() => undefined);
+      throw err;
+    }
+    if (closed) throw new Error('the channel closed while it was being set up');
+    return channel;
+  }
+
+  private adopt(channel: Channel): void {
+    this.channel = channel;
+    this.channelOpenedAt = Date.now();
+  }
+
+  private onChannelClosed(connection: Connection, channel: Channel): void {
+    if (this.channel !== channel) return;
+    this.channel = undefined;
+    // Closing the connection closes its channels first: then the connection's own handler reconnects.
+    if (this.closing || this.connection !== connection) return;
+    if (Date.now() - this.channelOpenedAt > 30_000) this.channelLosses = 0;
+    const n = this.channelLosses++;
+    const delay = n === 0 ? 0 : jitter(Math.min(this.options.reconnectMaxMs ?? 30_000, (this.options.reconnectMinMs ?? 500) * 2 ** Math.min(n - 1, 10)));
+    this.options.logger.warn({ retryInMs: delay }, 'rpc channel closed; re-creating it');
+    setTimeout(() => void this.reopen(connection), delay);
+  }
+
+  private async reopen(connection: Connection): Promise<void> {
+    if (this.closing || this.connection !== connection || this.channel) return;
+    try {
+      const channel = await this.openChannel(connection);
+      if (this.closing || this.connection !== connection || this.channel) {
+        await channel.close().catch(() => undefined);
+        return;
+      }
+      this.adopt(channel);
+      this.options.logger.info('rpc channel re-created');
+      this.emit('channel-restored');
+    } catch (err) {
+      if (this.closing || this.connection !== connection) return;
+      this.options.logger.warn({ err: (err as Error).message }, 'could not re-create the rpc channel; reconnecting');
+      // Its 'close' handler starts the reconnect loop (with backoff).
+      await connection.close().catch(() => undefined);
+    }
+  }
+
+  /** Closes a channel on purpose so that it is re-created (e.g. its consumer was cancelled by the broker). */
+  recycle(channel: Channel, reason: string): void {
+    if (this.channel !== channel) return;
+    this.options.logger.warn({ reason }, 'rpc channel recycled');
+    void channel.close().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     const c = this.connection;
     this.connection = undefined;
+    this.channel = undefined;
     if (c) await c.close().catch(() => undefined);
   }
 }
@@ -113,7 +191,11 @@ export type RpcOutcome<R> =
   /** No reply within the timeout. */
   | { type: 'timeout' }
   /** Not connected to RabbitMQ, or the broker refused the publish. */
-  | { type: 'unavailable'; message: string };
+  | { type: 'unavailable'; message: string }
+  /** The encoded request is larger than `maxRequestBytes`: it was not sent. */
+  | { type: 'too-large'; bytes: number; limit: number }
+  /** A reply with this correlation id came back but is not JSON or fails its schema. */
+  | { type: 'invalid-reply'; message: string };
 
 export interface RpcClientOptions<R> {
   url: string;
@@ -122,8 +204,10 @@ export interface RpcClientOptions<R> {
   name: string;
   /** This process's exclusive reply queue. */
   replyQueue: string;
-  /** Schema of replies; an invalid reply is logged and dropped. */
+  /** Schema of replies; an invalid reply answers its request with `invalid-reply`. */
   validator: Validator<R>;
+  /** Largest encoded request this client publishes (keep it below RabbitMQ's max_message_size). */
+  maxRequestBytes?: number;
 }
 
 interface Pending<R> {
@@ -131,19 +215,21 @@ interface Pending<R> {
   timer: NodeJS.Timeout;
 }
 
-/** The requesting side (the API): publishes requests with reply-to and a correlation id, and matches replies. */
+/**
+ * The requesting side (the API): publishes requests with reply-to and a correlation id, and matches replies.
+ * Its channel and reply queue are re-created when the broker closes them (see Link).
+ */
 export class RpcClient<R> {
   private readonly link: Link;
-  private channel?: ConfirmChannel;
   private readonly pending = new Map<string, Pending<R>>();
   private readonly returned = new Set<string>();
 
   constructor(private readonly options: RpcClientOptions<R>) {
-    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, setup: (c) => this.setup(c) });
+    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, confirm: true, setup: (c) => this.setup(c) });
   }
 
   get ready(): boolean {
-    return this.link.ready && this.channel !== undefined;
+    return this.link.ready;
   }
 
   /** Connects (retrying until it succeeds or close() is called). */
@@ -151,45 +237,56 @@ export class RpcClient<R> {
     return this.link.start();
   }
 
-  private async setup(connection: Connection): Promise<void> {
-    const channel = await connection.createConfirmChannel();
-    channel.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc channel error'));
+  private async setup(channel: Channel): Promise<void> {
     channel.on('return', (msg: ConsumeMessage) => {
       if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
     });
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
     await channel.assertQueue(this.options.replyQueue, { exclusive: true, autoDelete: true, durable: false });
-    await channel.consume(this.options.replyQueue, (msg) => msg && this.onReply(msg), { noAck: true });
-    this.channel = channel;
+    await channel.consume(
+      this.options.replyQueue,
+      (msg) => (msg ? this.onReply(msg) : this.link.recycle(channel, 'reply consumer cancelled by the broker')),
+      { noAck: true },
+    );
   }
 
   private onReply(msg: ConsumeMessage): void {
     const id = msg.properties.correlationId ? String(msg.properties.correlationId) : undefined;
     const pending = id ? this.pending.get(id) : undefined;
     if (!id || !pending) return; // late reply to a request already answered (e.g. 504)
+    let outcome: RpcOutcome<R>;
     let body: unknown;
     try {
       body = JSON.parse(msg.content.toString('utf8'));
     } catch {
-      this.options.logger.warn({ correlationId: id }, 'rpc reply is not JSON; dropped');
-      return;
+      body = undefined;
     }
-    if (!this.options.validator.check(body)) {
-      this.options.logger.warn({ correlationId: id, errors: this.options.validator.errors(body) }, 'rpc reply fails its schema; dropped');
-      return;
+    if (body === undefined) {
+      this.options.logger.warn({ correlationId: id }, 'rpc reply is not JSON');
+      outcome = { type: 'invalid-reply', message: 'the reply is not JSON' };
+    } else if (!this.options.validator.check(body)) {
+      const errors = this.options.validator.errors(body);
+      this.options.logger.warn({ correlationId: id, errors }, 'rpc reply fails its schema');
+      outcome = { type: 'invalid-reply', message: `the reply fails its schema: ${errors.join('; ').slice(0, 500)}` };
+    } else {
+      outcome = { type: 'reply', body };
     }
     this.pending.delete(id);
     clearTimeout(pending.timer);
-    pending.resolve({ type: 'reply', body });
+    pending.resolve(outcome);
   }
 
   /**
    * Sends `body` to `queue` and waits up to `timeoutMs` for the reply with the same correlation id. The request
    * expires in the queue after `timeoutMs`, so a worker that frees up later never runs it.
    */
-  async request(queue: string, body: unknown, { correlationId, timeoutMs }: { correlationId: string; timeoutMs: number }): Promise<RpcOutcome<R>> {
+  request(queue: string, body: unknown, { correlationId, timeoutMs }: { correlationId: string; timeoutMs: number }): Promise<RpcOutcome<R>> {
+    const settle = (outcome: RpcOutcome<R>) => {
+      const p = this.pending.get(correlationId);
+      if (!p) return;
+      this.pending.delete(correlationId);
+      clearTimeout(p.timer);
+      p.resolve(outcome);
+    };
     const wait = new Promise<RpcOutcome<R>>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(correlationId);
@@ -197,15 +294,13 @@ export class RpcClient<R> {
       }, Math.max(1, timeoutMs));
       this.pending.set(correlationId, { resolve, timer });
     });
-    const sent = await this.publish(queue, body, { correlationId, replyTo: this.options.replyQueue, expirationMs: timeoutMs });
-    if (sent !== 'ok') {
-      const p = this.pending.get(correlationId);
-      if (p) {
-        this.pending.delete(correlationId);
-        clearTimeout(p.timer);
-        p.resolve(sent === 'unroutable' ? { type: 'unroutable' } : { type: 'unavailable', message: sent });
-      }
-    }
+    // Not awaited before `wait`: a confirm that never comes (channel lost mid-publish) ends in the timeout.
+    void this.publish(queue, body, { correlationId, replyTo: this.options.replyQueue, expirationMs: timeoutMs }).then((sent) => {
+      if (sent === 'ok') return;
+      if (sent === 'unroutable') settle({ type: 'unroutable' });
+      else if (typeof sent === 'object') settle({ type: 'too-large', ...sent });
+      else settle({ type: 'unavailable', message: sent });
+    });
     return wait;
   }
 
@@ -218,13 +313,19 @@ export class RpcClient<R> {
     queue: string,
     body: unknown,
     { correlationId, replyTo, expirationMs }: { correlationId: string; replyTo?: string; expirationMs: number },
-  ): Promise<'ok' | 'unroutable' | string> {
-    const channel = this.channel;
+  ): Promise<'ok' | 'unroutable' | { bytes: number; limit: number } | string> {
+    const channel = this.link.channel as ConfirmChannel | undefined;
     if (!channel) return 'not connected to RabbitMQ';
+    const content = Buffer.from(JSON.stringify(body));
+    const limit = this.options.maxRequestBytes;
+    if (limit !== undefined && content.length > limit) {
+      this.options.logger.warn({ correlationId, bytes: content.length, limit }, 'rpc request over the size limit; not sent');
+      return { bytes: content.length, limit };
+    }
     const messageId = randomUUID();
     return new Promise((resolve) => {
       try {
-        channel.publish('', queue, Buffer.from(JSON.stringify(body)), {
+        channel.publish('', queue, content, {
           mandatory: true,
           persistent: false,
           contentType: 'application/json',
@@ -268,69 +369,167 @@ export interface RpcServerOptions<T> {
   validator: Validator<T>;
   /** Called for each valid message, in arrival order; replies go through `reply()`. */
   handler: (body: T, meta: RpcRequestMeta) => void;
+  /** Replies go only to queues whose name starts with this (the requesters' reply queues); others are not answered. */
+  replyToPrefix?: string;
+  /** Whether a valid message needs an answer (a request does, a cancel does not); one that cannot get one is not run. */
+  expectsReply?: (body: T) => boolean;
+  /** The answer to a message this server cannot accept (not JSON, fails its schema); undefined: none. */
+  rejectedReply?: (problem: { reason: string; body: unknown }, meta: RpcRequestMeta) => unknown;
+  /** Largest encoded reply; a larger one is replaced by `oversizedReply` (keep it below RabbitMQ's max_message_size). */
+  maxReplyBytes?: number;
+  /** The small reply sent instead of one over `maxReplyBytes`. */
+  oversizedReply?: (original: unknown, bytes: number, limit: number) => unknown;
+  /**
+   * Where a message that cannot be accepted nor answered goes, with its reason in `x-dead-letter-reason` (the
+   * suite's dead-letter exchange and queue, declared here as the Broker declares them).
+   */
+  deadLetter?: { exchange: string; queue: string };
 }
+
+/** A correlation id fits an AMQP short string and a reply's requestId. */
+const MAX_CORRELATION_ID = 128;
 
 /**
  * The serving side (a resource worker): consumes its own exclusive queue (auto-ack: a request is at most once;
  * a worker that dies mid-request leaves the API to time out), validates each message, and replies to its
- * reply-to queue. Emits 'connected' and 'disconnected'.
+ * reply-to queue. A message it cannot accept is answered with `rejectedReply` when it names a usable reply queue
+ * and correlation id, and dead-lettered with the reason otherwise; never dropped silently. Its channel, queue and
+ * consumer are re-created when the broker closes them (see Link). Emits 'connected' and 'disconnected'.
  */
 export class RpcServer<T> extends EventEmitter {
   private readonly link: Link;
-  private channel?: Channel;
 
   constructor(private readonly options: RpcServerOptions<T>) {
     super();
-    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, setup: (c) => this.setup(c) });
+    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, confirm: false, setup: (c) => this.setup(c) });
     this.link.on('connected', () => this.emit('connected'));
     this.link.on('disconnected', () => this.emit('disconnected'));
   }
 
   get ready(): boolean {
-    return this.link.ready && this.channel !== undefined;
+    return this.link.ready;
   }
 
   start(): Promise<void> {
     return this.link.start();
   }
 
-  private async setup(connection: Connection): Promise<void> {
-    const channel = await connection.createChannel();
-    channel.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc channel error'));
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
+  private async setup(channel: Channel): Promise<void> {
+    const dl = this.options.deadLetter;
+    if (dl) {
+      // Same declarations as the Broker's topology (idempotent), so a dead letter is never published to a missing
+      // exchange (which would close this channel with 404).
+      await channel.assertExchange(dl.exchange, 'fanout', { durable: true });
+      await channel.assertQueue(dl.queue, { durable: true });
+      await channel.bindQueue(dl.queue, dl.exchange, '');
+    }
     await channel.assertQueue(this.options.queue, { exclusive: true, autoDelete: true, durable: false });
-    await channel.consume(this.options.queue, (msg) => msg && this.onMessage(msg), { noAck: true });
-    this.channel = channel;
+    await channel.consume(
+      this.options.queue,
+      (msg) => (msg ? this.onMessage(msg) : this.link.recycle(channel, 'consumer cancelled by the broker')),
+      { noAck: true },
+    );
+  }
+
+  private replyToAllowed(replyTo: string | undefined): boolean {
+    if (!replyTo) return false;
+    return this.options.replyToPrefix === undefined || (replyTo.startsWith(this.options.replyToPrefix) && replyTo.length > this.options.replyToPrefix.length);
   }
 
   private onMessage(msg: ConsumeMessage): void {
+    const rawReplyTo = msg.properties.replyTo ? String(msg.properties.replyTo) : undefined;
+    const correlationId = String(msg.properties.correlationId ?? '');
+    const answerable = this.replyToAllowed(rawReplyTo) && correlationId.length > 0 && correlationId.length <= MAX_CORRELATION_ID;
+    const meta: RpcRequestMeta = {
+      correlationId,
+      replyTo: answerable ? rawReplyTo : undefined,
+      messageId: msg.properties.messageId ? String(msg.properties.messageId) : undefined,
+    };
     let body: unknown;
     try {
       body = JSON.parse(msg.content.toString('utf8'));
     } catch {
-      this.options.logger.warn({ messageId: msg.properties.messageId }, 'rpc request is not JSON; dropped');
+      this.reject(msg, meta, 'invalid JSON', undefined);
       return;
     }
     if (!this.options.validator.check(body)) {
-      this.options.logger.warn({ messageId: msg.properties.messageId, errors: this.options.validator.errors(body) }, 'rpc request fails its schema; dropped');
+      this.reject(msg, meta, `schema validation failed: ${this.options.validator.errors(body).join('; ')}`, body);
       return;
     }
-    this.options.handler(body, {
-      correlationId: String(msg.properties.correlationId ?? ''),
-      replyTo: msg.properties.replyTo ? String(msg.properties.replyTo) : undefined,
-      messageId: msg.properties.messageId ? String(msg.properties.messageId) : undefined,
-    });
+    if (!answerable && this.options.expectsReply?.(body)) {
+      const why = !rawReplyTo
+        ? 'no reply-to'
+        : !this.replyToAllowed(rawReplyTo)
+          ? `reply-to '${rawReplyTo.slice(0, 200)}' is not a reply queue of this suite`
+          : 'no usable correlation id';
+      this.deadLetter(msg, `request cannot be answered: ${why}`);
+      return;
+    }
+    this.options.handler(body, meta);
   }
 
-  /** Sends a reply; false when it could not be sent (not connected). The API then times out. */
-  reply(replyTo: string, correlationId: string, body: unknown): boolean {
-    const channel = this.channel;
-    if (!channel) return false;
+  /** A message that cannot be accepted: answered when possible, else dead-lettered; logged with its reason either way. */
+  private reject(msg: ConsumeMessage, meta: RpcRequestMeta, reason: string, body: unknown): void {
+    if (meta.replyTo && this.options.rejectedReply) {
+      const answer = this.options.rejectedReply({ reason, body }, meta);
+      if (answer !== undefined && this.reply(meta.replyTo, meta.correlationId, answer)) {
+        this.options.logger.warn({ messageId: meta.messageId, correlationId: meta.correlationId, reason: reason.slice(0, 500) }, 'rpc request rejected; answered with an error');
+        return;
+      }
+    }
+    this.deadLetter(msg, reason);
+  }
+
+  private deadLetter(msg: ConsumeMessage, reason: string): void {
+    const log = { messageId: msg.properties.messageId, correlationId: msg.properties.correlationId, reason: reason.slice(0, 500) };
+    const dl = this.options.deadLetter;
+    const channel = this.link.channel;
+    if (!dl || !channel) {
+      this.options.logger.error(log, 'rpc message rejected and not answerable; dropped');
+      return;
+    }
+    this.options.logger.error(log, 'rpc message rejected and not answerable; dead-lettering it');
     try {
+      channel.publish(dl.exchange, msg.fields.routingKey, msg.content, {
+        ...msg.properties,
+        // A dead letter keeps no TTL: it stays in the dead-letter queue until an operator looks at it.
+        expiration: undefined,
+        persistent: true,
+        messageId: msg.properties.messageId ?? randomUUID(),
+        headers: {
+          ...(msg.properties.headers ?? {}),
+          'x-dead-letter-reason': reason.slice(0, 2000),
+          'x-original-queue': this.options.queue,
+          'x-original-exchange': msg.fields.exchange,
+          'x-original-routing-key': msg.fields.routingKey,
+          'x-dead-lettered-at': new Date().toISOString(),
+        },
+      });
+    } catch (err) {
+      this.options.logger.warn({ ...log, err: (err as Error).message }, 'dead-letter publish failed');
+    }
+  }
+
+  /**
+   * Sends a reply; false when it could not be sent (not connected, or a reply-to that is not a reply queue). A reply
+   * whose encoding exceeds `maxReplyBytes` is replaced by `oversizedReply` (the requester gets an error for that
+   * request; the channel stays open).
+   */
+  reply(replyTo: string, correlationId: string, body: unknown): boolean {
+    const channel = this.link.channel;
+    if (!channel || !this.replyToAllowed(replyTo)) return false;
+    try {
+      let content = Buffer.from(JSON.stringify(body));
+      const limit = this.options.maxReplyBytes;
+      if (limit !== undefined && content.length > limit) {
+        this.options.logger.warn({ correlationId, bytes: content.length, limit }, 'rpc reply over the size limit; answering with an error instead');
+        const replacement = this.options.oversizedReply?.(body, content.length, limit);
+        if (replacement === undefined) return false;
+        content = Buffer.from(JSON.stringify(replacement));
+        if (content.length > limit) return false;
+      }
       // sendToQueue returning false only means "write buffer full": the message is still queued for sending.
-      channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(body)), {
+      channel.sendToQueue(replyTo, content, {
         correlationId,
         contentType: 'application/json',
         persistent: false,

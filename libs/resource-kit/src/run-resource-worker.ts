@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
-import { ResourceMessageValidators, type ResourceWorkerMessage } from '@lookup/contracts';
+import { ResourceMessageValidators, resourceRequestLimitProblem, type ResourceReplyMessage, type ResourceWorkerMessage } from '@lookup/contracts';
 import { createResourceDirectory, leaseTimings } from '@lookup/coordination';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
-import { RpcServer, resourceQueues } from '@lookup/messaging';
+import { RpcServer, resourceQueues, topology } from '@lookup/messaging';
 import { createRedis, waitForRedis } from '@lookup/store';
 import { ResourceHost } from './resource-host.ts';
 import type { ResourceType } from './types.ts';
@@ -32,8 +32,18 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
   const directory = createResourceDirectory({ redis, namespace: config.namespace, ttlMs: timings.ttlMs });
   await type.setup?.({ config, logger: log });
 
-  const queue = resourceQueues(config.namespace).worker(workerId);
+  const queues = resourceQueues(config.namespace);
+  const queue = queues.worker(workerId);
+  const t = topology(config.namespace);
   let host: ResourceHost<R> | undefined;
+  const errorReply = (requestId: string, status: number, error: string, message: string): ResourceReplyMessage => ({
+    type: 'error',
+    requestId: requestId.slice(0, 128),
+    worker: workerId,
+    status,
+    error,
+    message: message.slice(0, 2000),
+  });
   const server = new RpcServer<ResourceWorkerMessage>({
     url: config.amqpUrl,
     logger: log,
@@ -41,6 +51,32 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
     queue,
     validator: ResourceMessageValidators.toWorker,
     handler: (message, meta) => host?.onMessage(message, { replyTo: meta.replyTo, correlationId: meta.correlationId }),
+    // Only the API processes' reply queues are answered; a request that names none is not run.
+    replyToPrefix: queues.reply(''),
+    expectsReply: (message) => message.type === 'request',
+    // A message this worker cannot accept gets an error answer (the API relays it): 414/431 for what is too long, else 400.
+    rejectedReply: ({ reason, body }, meta) => {
+      const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+      const limit =
+        typeof b.key === 'string' && typeof b.query === 'string'
+          ? resourceRequestLimitProblem({
+              key: b.key,
+              query: b.query,
+              method: typeof b.method === 'string' ? b.method : undefined,
+              headers: isStringRecord(b.headers) ? b.headers : undefined,
+            })
+          : undefined;
+      return errorReply(meta.correlationId, limit?.status ?? 400, limit ? 'Request not accepted' : 'Bad request', `the resource worker cannot accept this request: ${limit?.message ?? reason}`);
+    },
+    maxReplyBytes: config.resourceReplyLimitBytes,
+    oversizedReply: (original, bytes, limit) =>
+      errorReply(
+        String((original as { requestId?: unknown }).requestId ?? ''),
+        413,
+        'Payload too large',
+        `the answer is ${bytes} bytes encoded, over RESOURCE_REPLY_LIMIT_BYTES (${limit}); narrow the request (e.g. fewer rows or columns)`,
+      ),
+    deadLetter: { exchange: t.exchanges.deadLetter, queue: t.queues.deadLetter },
   });
   host = new ResourceHost<R>({
     type,
@@ -69,4 +105,8 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
   await server.start();
   await host.start();
   log.info({ queue, ttlMs: timings.ttlMs, renewEveryMs: timings.renewEveryMs, safetyMarginMs: timings.safetyMarginMs }, 'worker ready');
+}
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }

@@ -3,6 +3,7 @@ import type { Redis } from '@lookup/store';
 import type { Config } from '@lookup/config';
 import {
   ResourceMessageValidators,
+  resourceRequestLimitProblem,
   type ResourceAdminResult,
   type ResourceCancelMessage,
   type ResourcePin,
@@ -31,7 +32,13 @@ export type ProxyResult =
   /** The owner did not answer within the proxy timeout; it has been told to abandon the request. */
   | { type: 'timeout'; owner?: string; epoch?: number }
   /** Redis or RabbitMQ cannot be reached, or the key could not be placed before the proxy timeout. */
-  | { type: 'unavailable'; message: string; retryAfterSeconds: number };
+  | { type: 'unavailable'; message: string; retryAfterSeconds: number }
+  /**
+   * This request only failed, with `status` and `{error, message}`: the worker could not accept it (400/414/431)
+   * or its answer was over RESOURCE_REPLY_LIMIT_BYTES (413); the request was too large to send (413); the owner's
+   * reply was unreadable (502).
+   */
+  | { type: 'error'; status: number; error: string; message: string; owner?: string; epoch?: number };
 
 export type AdminResult = ResourceAdminResult & { statusCode: 200 | 202 | 404 | 409 };
 
@@ -57,6 +64,14 @@ export interface ResourceRouterDeps {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Largest encoded request the API publishes: the body (base64, so 4/3 of RESOURCE_BODY_LIMIT_BYTES) plus room for
+ * headers, key and query. RESOURCE_BODY_LIMIT_BYTES is at most 64 MiB, so this stays below RabbitMQ's 128 MiB.
+ */
+export function maxRequestBytes(bodyLimitBytes: number): number {
+  return Math.ceil((bodyLimitBytes * 4) / 3) + 256 * 1024;
+}
+
+/**
  * Routes pinned-resource requests: places the key in the Redis directory (so every API replica agrees and
  * restarts lose nothing), sends the request to the owner's queue and waits for the reply. A refusal (the worker
  * no longer holds the key at that epoch) or an unroutable request (the worker is gone) makes it wait for the
@@ -80,6 +95,7 @@ export class AmqpResourceRouter implements ResourceRouter {
       name: `${config.namespace}-api-resources`,
       replyQueue: this.queues.reply(instanceId),
       validator: ResourceMessageValidators.reply,
+      maxRequestBytes: maxRequestBytes(config.resourceBodyLimitBytes),
     });
   }
 
@@ -99,6 +115,14 @@ export class AmqpResourceRouter implements ResourceRouter {
     const { config, logger } = this.deps;
     const deadline = Date.now() + config.resourceProxyTimeoutMs;
     const retryAfterSeconds = Math.max(1, Math.ceil(this.ttlMs / 1000));
+    // What the worker's schema refuses is refused here, at once, before any placement or RPC.
+    const limit = resourceRequestLimitProblem(request);
+    if (limit) return { type: 'error', status: limit.status, error: HTTP_ERROR_TITLES[limit.status] ?? 'Bad request', message: limit.message };
+    const body = request.body.toString('base64');
+    const probe: ResourceRequestMessage = { type: 'request', requestId: randomUUID(), key: request.key, epoch: 1, method: request.method, query: request.query, headers: request.headers, body, deadline };
+    if (!ResourceMessageValidators.toWorker.check(probe)) {
+      return { type: 'error', status: 400, error: 'Bad request', message: `the request cannot be forwarded: ${ResourceMessageValidators.toWorker.errors(probe).join('; ').slice(0, 500)}` };
+    }
     let refusals = 0;
     for (;;) {
       const remaining = deadline - Date.now();
@@ -120,7 +144,7 @@ export class AmqpResourceRouter implements ResourceRouter {
         method: request.method,
         query: request.query,
         headers: request.headers,
-        body: request.body.toString('base64'),
+        body,
         deadline,
       };
       const queue = this.queues.worker(placement.owner);
@@ -138,6 +162,10 @@ export class AmqpResourceRouter implements ResourceRouter {
               epoch: reply.epoch,
             };
           }
+          if (reply.type === 'error') {
+            logger.info({ key: request.key, owner: reply.worker, status: reply.status, reason: reply.message }, 'owner answered with an error');
+            return { type: 'error', status: reply.status, error: reply.error, message: reply.message, owner: reply.worker, epoch: placement.epoch };
+          }
           // Refused: the worker does not (or no longer) hold the key at that epoch. Wait a little (the lease is
           // being released or running out), then place again.
           refusals += 1;
@@ -153,6 +181,15 @@ export class AmqpResourceRouter implements ResourceRouter {
           continue;
         case 'unavailable':
           return { type: 'unavailable', message: `RabbitMQ is unavailable (${outcome.message})`, retryAfterSeconds: 5 };
+        case 'too-large':
+          return {
+            type: 'error',
+            status: 413,
+            error: 'Payload too large',
+            message: `the request is ${outcome.bytes} bytes encoded, over the ${outcome.limit} bytes a resource request may take`,
+          };
+        case 'invalid-reply':
+          return { type: 'error', status: 502, error: 'Bad gateway', message: `the owner's reply was unreadable: ${outcome.message}`, owner: placement.owner, epoch: placement.epoch };
         case 'timeout': {
           const cancel: ResourceCancelMessage = { type: 'cancel', requestId, key: request.key, reason: 'proxy timeout' };
           void this.rpc.send(queue, cancel, { correlationId: requestId, expirationMs: config.resourceProxyTimeoutMs }).catch(() => false);
@@ -216,6 +253,8 @@ export class AmqpResourceRouter implements ResourceRouter {
     return { statusCode: 202, worker: workerId, status: 'draining', message: `${workerId} takes no new keys and releases its ${n} key(s) on its next heartbeat` };
   }
 }
+
+const HTTP_ERROR_TITLES: Record<number, string> = { 400: 'Bad request', 414: 'URI too long', 431: 'Request header fields too large' };
 
 export function createResourceRouter(deps: ResourceRouterDeps): AmqpResourceRouter {
   return new AmqpResourceRouter(deps);

@@ -104,6 +104,64 @@ describe('resource proxy routes', () => {
   });
 });
 
+describe('resource proxy limits, headers and error replies (issue 10)', () => {
+  it('refuses an over-long query string or key with 414 and over-long headers with 431, before forwarding', async () => {
+    const { app, resources } = await harness();
+    const q = await app.inject({ method: 'GET', url: `/api/resources/db/x?${'a'.repeat(9000)}` });
+    expect(q.statusCode).toBe(414);
+    expect(q.json()).toMatchObject({ error: 'URI too long' });
+    const k = await app.inject({ method: 'GET', url: `/api/resources/${'k'.repeat(513)}` });
+    expect(k.statusCode).toBe(414);
+    const h = await app.inject({ method: 'GET', url: '/api/resources/db/x', headers: { 'x-big': 'v'.repeat(16_385) } });
+    expect(h.statusCode).toBe(431);
+    expect(resources.forwarded).toHaveLength(0);
+  });
+
+  it('strips headers named in Connection and hop-by-hop headers both ways, and never forwards credentials', async () => {
+    const { app, resources } = await harness();
+    resources.next = {
+      type: 'response',
+      status: 200,
+      headers: { connection: 'x-private', 'x-private': 'leak', 'keep-alive': 'timeout=1', 'proxy-authenticate': 'Basic', 'x-ok': 'yes' },
+      body: Buffer.from('ok'),
+      owner: 'w1',
+      epoch: 2,
+    };
+    const res = await app.inject({
+      method: 'GET',
+      url: '/api/resources/db/x',
+      headers: { connection: 'x-secret', 'x-secret': '1', authorization: 'Bearer t', 'x-admin-key': 'sesame', 'x-api-key': 'k', 'x-kept': 'yes' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-ok']).toBe('yes');
+    expect(res.headers['x-private']).toBeUndefined();
+    expect(res.headers['proxy-authenticate']).toBeUndefined();
+    const f = resources.forwarded[0]!;
+    expect(f.headers['x-kept']).toBe('yes');
+    for (const name of ['x-secret', 'connection', 'authorization', 'x-admin-key', 'x-api-key']) expect(f.headers[name], name).toBeUndefined();
+  });
+
+  it("answers an owner's error reply with its status and {error, message}, plus owner and epoch", async () => {
+    const { app, resources } = await harness();
+    resources.next = { type: 'error', status: 413, error: 'Payload too large', message: 'over RESOURCE_REPLY_LIMIT_BYTES', owner: 'w1', epoch: 3 };
+    const res = await app.inject({ method: 'GET', url: '/api/resources/db/x' });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ error: 'Payload too large', message: 'over RESOURCE_REPLY_LIMIT_BYTES' });
+    expect(res.headers['x-resource-owner']).toBe('w1');
+    expect(res.headers['x-resource-epoch']).toBe('3');
+  });
+
+  it('lists 413 and 414 among the answers of the resource route in the OpenAPI document', async () => {
+    const { app } = await harness();
+    await app.ready();
+    const doc = app.swagger() as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const route = Object.entries(doc.paths).find(([p]) => p.startsWith('/api/resources/'))![1];
+    for (const op of Object.values(route)) {
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['413', '414']));
+    }
+  });
+});
+
 describe('resource admin routes', () => {
   it('need the admin key: 401 when missing or wrong', async () => {
     const { app } = await harness();

@@ -1,20 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { resourceKeyProblem } from '@lookup/contracts';
+import { resourceKeyProblem, resourceRequestLimitProblem, RESOURCE_KEY_MAX_LENGTH, RESOURCE_QUERY_MAX_LENGTH } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import type { ResourceRouter } from '../resources/resource-router.ts';
+import { forwardedRequestHeaders, relayedResponseHeaders } from '../resources/proxy-headers.ts';
 import { handleError, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 
 export const RESOURCE_PREFIX = '/api/resources/';
-
-/** Request headers never forwarded to a resource owner: hop-by-hop, framing, and the caller's credentials. */
-const DROP_REQUEST_HEADERS = new Set([
-  'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
-  'proxy-authorization', 'proxy-connection', 'authorization', 'x-api-key', 'x-admin-key', 'cookie',
-]);
-/** Response headers the API sets itself. */
-const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'trailer', 'x-resource-owner', 'x-resource-epoch']);
 
 /**
  * The resource key of a request URL: the raw path after /api/resources/, percent-decoded, without the query
@@ -31,9 +24,13 @@ export function parseResourceUrl(url: string): { key: string; query: string } | 
   } catch {
     return { problem: 'the resource key is not valid percent-encoding' };
   }
+  // Length first: an over-long key is 414 (resourceRequestLimitProblem), not a malformed one.
+  if (key.length > RESOURCE_KEY_MAX_LENGTH) return { key, query };
   const problem = resourceKeyProblem(key);
   return problem ? { problem } : { key, query };
 }
+
+const LIMIT_TITLES: Record<number, string> = { 400: 'Invalid resource key', 414: 'URI too long', 431: 'Request header fields too large' };
 
 const METHODS = ['DELETE', 'GET', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
 
@@ -86,8 +83,13 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
             format: 'binary',
           },
           400: errorResponse('The key is empty, or has empty, "." or ".." segments, control characters or bad percent-encoding'),
-          413: errorResponse('The body is larger than RESOURCE_BODY_LIMIT_BYTES'),
+          413: errorResponse(
+            'The body is larger than RESOURCE_BODY_LIMIT_BYTES, or the owner\'s answer is larger than RESOURCE_REPLY_LIMIT_BYTES (that request only)',
+          ),
+          414: errorResponse(`The key is longer than ${RESOURCE_KEY_MAX_LENGTH} characters or the query string longer than ${RESOURCE_QUERY_MAX_LENGTH}`),
+          431: errorResponse('The headers to forward exceed what a resource request may carry'),
           ...API_ERROR_RESPONSES,
+          502: errorResponse("The owner's reply could not be read"),
           503: errorResponse('No live resource worker (or Redis/RabbitMQ unavailable); see Retry-After'),
           504: errorResponse('The owner did not answer within RESOURCE_PROXY_TIMEOUT_MS; it was told to abandon the request'),
         },
@@ -97,19 +99,16 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
         if ('problem' in parsed) {
           return sendError(reply, 400, { error: 'Invalid resource key', message: parsed.problem });
         }
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(request.headers)) {
-          if (value === undefined || DROP_REQUEST_HEADERS.has(name)) continue;
-          headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
-        }
+        const headers = forwardedRequestHeaders(request.headers);
         headers['x-request-id'] = String(request.id);
+        // The worker's message schema, checked here: refused at once rather than dropped by the worker.
+        const limit = resourceRequestLimitProblem({ key: parsed.key, query: parsed.query, method: request.method, headers });
+        if (limit) return sendError(reply, limit.status, { error: LIMIT_TITLES[limit.status] ?? 'Bad request', message: limit.message });
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const result = await resources.forward({ key: parsed.key, method: request.method, query: parsed.query, headers, body, requestId: String(request.id) });
         switch (result.type) {
           case 'response': {
-            for (const [name, value] of Object.entries(result.headers)) {
-              if (!DROP_RESPONSE_HEADERS.has(name.toLowerCase())) reply.header(name, value);
-            }
+            for (const [name, value] of Object.entries(relayedResponseHeaders(result.headers))) reply.header(name, value);
             reply.header('X-Resource-Owner', result.owner);
             reply.header('X-Resource-Epoch', String(result.epoch));
             return reply.code(result.status).send(result.body);
@@ -130,6 +129,10 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
             });
           case 'unavailable':
             return sendUnavailable(reply, result.message, result.retryAfterSeconds);
+          case 'error':
+            if (result.owner) reply.header('X-Resource-Owner', result.owner);
+            if (result.epoch !== undefined) reply.header('X-Resource-Epoch', String(result.epoch));
+            return sendError(reply, result.status, { error: result.error, message: result.message });
         }
       },
     });
