@@ -17,15 +17,35 @@ export function topology(namespace: string) {
     queues: {
       saga: `${ns}.saga`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
-      /** Where a command waits before its attempt `attempt` (2, 3, ...) runs. */
-      retry: (slug: string, attempt: number) => `${ns}.retry.${slug}.${attempt}`,
+      /**
+       * Where a command waits before its next attempt: one delay queue per service and delay bucket (a power of
+       * two in ms, the queue's x-message-ttl). `bucketMs` comes from delayBucketMs().
+       */
+      delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
     },
-    /** Routing key on the retry exchange for a command's next attempt. */
-    retryKey: (slug: string, attempt: number) => `${slug}.${attempt}`,
+    /** Routing key on the retry exchange for a command that must wait `delayMs` (its per-message TTL). */
+    delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,
+    /** The delay bucket (ms) of one of this suite's delay queues, or undefined when `queue` is not one. */
+    delayQueueBucket: (queue: string): number | undefined => {
+      const m = DELAY_QUEUE_RE.exec(queue.startsWith(`${ns}.delay.`) ? queue.slice(ns.length) : '');
+      return m ? Number(m[1]) : undefined;
+    },
   };
 }
 export type Topology = ReturnType<typeof topology>;
+
+const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
+
+/** Delay buckets: powers of two from 16 ms to 2^22 ms (70 min, above RETRY_MAX_DELAY_MS's ceiling of 60 min). */
+export const MIN_DELAY_BUCKET_MS = 16;
+export const MAX_DELAY_BUCKET_MS = 2 ** 22;
+
+/** The smallest delay bucket that holds `delayMs`: a power of two, so a retry waits at most twice its delay. */
+export function delayMsBucket(delayMs: number): number {
+  const d = Math.min(MAX_DELAY_BUCKET_MS, Math.max(MIN_DELAY_BUCKET_MS, Math.ceil(delayMs)));
+  return 2 ** Math.ceil(Math.log2(d));
+}
 
 export interface QueueDeclaration {
   name: string;
@@ -36,6 +56,28 @@ export interface QueueDeclaration {
 export interface TopologyOptions {
   /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
   maxAttempts: number;
+  /**
+   * The retry backoff (RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS): only the delay buckets its backoffs can reach are
+   * declared. Omitted: every bucket (what cleanup and tools that do not know the suite's config use).
+   */
+  retryDelays?: { baseMs: number; maxMs: number };
+}
+
+/**
+ * The delay buckets a suite's retries use: attempt n (2..maxAttempts) waits between half and all of
+ * min(maxMs, baseMs * 2^(n-2)) (the worker's backoff with jitter), so the buckets from half its cap to its cap.
+ */
+export function delayBuckets(options: TopologyOptions): number[] {
+  const all: number[] = [];
+  for (let b = MIN_DELAY_BUCKET_MS; b <= MAX_DELAY_BUCKET_MS; b *= 2) all.push(b);
+  const delays = options.retryDelays;
+  if (!delays) return all;
+  const used = new Set<number>();
+  for (let n = 2; n <= options.maxAttempts; n++) {
+    const cap = Math.min(delays.maxMs, delays.baseMs * 2 ** (n - 2));
+    for (let b = delayMsBucket(Math.floor(cap / 2)); b <= delayMsBucket(cap); b *= 2) used.add(b);
+  }
+  return all.filter((b) => used.has(b));
 }
 
 /**
@@ -43,19 +85,29 @@ export interface TopologyOptions {
  * queue exists.
  *
  * Retries wait in the broker, not in a worker: a command whose attempt failed transiently is published to
- * `<ns>.retry.<slug>.<n>` with a per-message TTL (its backoff, with jitter); when the TTL passes, RabbitMQ
- * dead-letters it back to the command exchange and the work queue. One delay queue per (service, attempt)
- * because a queue only expires messages at its head: within one attempt level the delays differ only by
- * jitter, so no retry waits long behind a slower one. (Quorum queues' delivery limit was the alternative; it
- * bounds redeliveries but cannot delay them, so a failing dependency would be hammered.)
+ * `<ns>.delay.<slug>.<bucket>ms` with a per-message TTL (its backoff, with jitter); when the TTL passes, RabbitMQ
+ * dead-letters it back to the command exchange and the work queue. A queue only expires messages at its head, so
+ * a message there with no TTL (or a huge one) would hold back every retry behind it. Each delay queue therefore
+ * has a queue-level TTL (x-message-ttl) of its bucket, a power of two, and a retry of `d` ms goes to the smallest
+ * bucket >= d: nothing stays in a delay queue longer than its bucket, so whatever sits at the head, a retry
+ * waits at most its bucket (< 2 d). The consumer dead-letters a message that comes back from a delay queue
+ * without a per-message TTL within its bucket (Broker: it was not a retry a worker scheduled). The names carry
+ * the bucket because queue arguments are immutable: a new TTL is a new queue, never a PRECONDITION_FAILED.
+ * (The queues before this scheme, `<ns>.retry.<slug>.<attempt>`, are no longer bound to any key used; delete
+ * them once empty: README, Retries.)
  */
 export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: 3 }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
+  const buckets = delayBuckets(options);
   const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
-    Array.from({ length: Math.max(0, options.maxAttempts - 1) }, (_, i) => ({
-      name: t.queues.retry(s.slug, i + 2),
-      arguments: { 'x-dead-letter-exchange': t.exchanges.commands, 'x-dead-letter-routing-key': RoutingKeys.command(s.slug) },
-      bindings: [{ exchange: t.exchanges.retry, routingKey: t.retryKey(s.slug, i + 2) }],
+    buckets.map((bucketMs) => ({
+      name: t.queues.delay(s.slug, bucketMs),
+      arguments: {
+        'x-message-ttl': bucketMs,
+        'x-dead-letter-exchange': t.exchanges.commands,
+        'x-dead-letter-routing-key': RoutingKeys.command(s.slug),
+      },
+      bindings: [{ exchange: t.exchanges.retry, routingKey: t.delayKey(s.slug, bucketMs) }],
     })),
   );
   const dlArgs = { 'x-dead-letter-exchange': t.exchanges.deadLetter };
