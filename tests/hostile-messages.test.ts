@@ -189,10 +189,11 @@ describe('delay (retry) queues', () => {
       // At the head: a valid-looking command without a TTL, and one with a TTL of a day.
       await amqp.publish(t.exchanges.retry, routingKey, command(randomUUID(), service), { messageId: `no-ttl-${q.name}` });
       await amqp.publish(t.exchanges.retry, routingKey, command(randomUUID(), service), { messageId: `huge-ttl-${q.name}`, expiration: String(86_400_000) });
-      // Behind them: a real retry of a real job, as a worker schedules it (a per-message TTL within the bucket).
+      // Behind them: a real retry of a real job, as a worker schedules it (Broker.publishDelayed: its TTL is the bucket).
       const jobId = await newJob([service]);
       jobIds.push(jobId);
-      await amqp.publish(t.exchanges.retry, routingKey, command(jobId, service), { messageId: `${jobId}:${service}:2`, correlationId: jobId, expiration: '10' });
+      const bucket = String(q.arguments?.['x-message-ttl']);
+      await amqp.publish(t.exchanges.retry, routingKey, command(jobId, service), { messageId: `${jobId}:${service}:2`, correlationId: jobId, expiration: bucket });
     }
     for (const jobId of jobIds) {
       const doc = await waitFor(async () => {

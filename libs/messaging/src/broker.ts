@@ -5,7 +5,7 @@ import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
 import type { Validator } from '@lookup/contracts';
-import { declarations, topology, type Topology } from './topology.ts';
+import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { coalesceWrites } from './socket-tuning.ts';
 import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
@@ -241,6 +241,18 @@ export class Broker extends EventEmitter {
         done(err ?? new Error('publish failed'));
       }
     });
+  }
+
+  /**
+   * Publishes a command to wait in a delay queue and then return to `<ns>.lookup.<slug>`: it waits the smallest
+   * delay bucket >= delayMs (its per-message TTL is the bucket, like every message of that queue: see topology.ts).
+   * Resolves with the wait in ms.
+   */
+  async publishDelayed(slug: string, body: unknown, options: Omit<PublishOptions, 'expiration' | 'mandatory'> & { delayMs: number }): Promise<number> {
+    const bucket = delayMsBucket(options.delayMs);
+    const { delayMs: _delay, ...rest } = options;
+    await this.publish(this.topology.exchanges.retry, this.topology.delayKey(slug, bucket), body, { ...rest, expiration: bucket });
+    return bucket;
   }
 
   /** Starts consuming a queue (and resumes after every reconnect). Messages are validated before the handler sees them. */

@@ -18,8 +18,8 @@ export function topology(namespace: string) {
       saga: `${ns}.saga`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
       /**
-       * Where a command waits before its next attempt: one delay queue per service and delay bucket (a power of
-       * two in ms, the queue's x-message-ttl). `bucketMs` comes from delayBucketMs().
+       * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
+       * queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
        */
       delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
@@ -37,14 +37,20 @@ export type Topology = ReturnType<typeof topology>;
 
 const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
 
-/** Delay buckets: powers of two from 16 ms to 2^22 ms (70 min, above RETRY_MAX_DELAY_MS's ceiling of 60 min). */
+/**
+ * Delay buckets: four per doubling (steps of 2^(1/4), about 19 %) from 16 ms to 2^22 ms (70 min, above
+ * RETRY_MAX_DELAY_MS's ceiling of 60 min). A retry waits exactly its bucket, so the backoff's jitter survives as
+ * a choice among a few buckets per attempt.
+ */
 export const MIN_DELAY_BUCKET_MS = 16;
 export const MAX_DELAY_BUCKET_MS = 2 ** 22;
+export const DELAY_BUCKETS_MS: readonly number[] = Object.freeze(
+  Array.from({ length: 4 * Math.log2(MAX_DELAY_BUCKET_MS / MIN_DELAY_BUCKET_MS) + 1 }, (_, i) => Math.round(MIN_DELAY_BUCKET_MS * 2 ** (i / 4))),
+);
 
-/** The smallest delay bucket that holds `delayMs`: a power of two, so a retry waits at most twice its delay. */
+/** The smallest delay bucket >= `delayMs` (the largest for anything longer): what a retry of `delayMs` waits. */
 export function delayMsBucket(delayMs: number): number {
-  const d = Math.min(MAX_DELAY_BUCKET_MS, Math.max(MIN_DELAY_BUCKET_MS, Math.ceil(delayMs)));
-  return 2 ** Math.ceil(Math.log2(d));
+  return DELAY_BUCKETS_MS.find((b) => b >= delayMs) ?? MAX_DELAY_BUCKET_MS;
 }
 
 export interface QueueDeclaration {
@@ -68,16 +74,15 @@ export interface TopologyOptions {
  * min(maxMs, baseMs * 2^(n-2)) (the worker's backoff with jitter), so the buckets from half its cap to its cap.
  */
 export function delayBuckets(options: TopologyOptions): number[] {
-  const all: number[] = [];
-  for (let b = MIN_DELAY_BUCKET_MS; b <= MAX_DELAY_BUCKET_MS; b *= 2) all.push(b);
   const delays = options.retryDelays;
-  if (!delays) return all;
+  if (!delays) return [...DELAY_BUCKETS_MS];
   const used = new Set<number>();
   for (let n = 2; n <= options.maxAttempts; n++) {
     const cap = Math.min(delays.maxMs, delays.baseMs * 2 ** (n - 2));
-    for (let b = delayMsBucket(Math.floor(cap / 2)); b <= delayMsBucket(cap); b *= 2) used.add(b);
+    const [low, high] = [delayMsBucket(Math.floor(cap / 2)), delayMsBucket(cap)];
+    for (const b of DELAY_BUCKETS_MS) if (b >= low && b <= high) used.add(b);
   }
-  return all.filter((b) => used.has(b));
+  return DELAY_BUCKETS_MS.filter((b) => used.has(b));
 }
 
 /**
@@ -85,13 +90,13 @@ export function delayBuckets(options: TopologyOptions): number[] {
  * queue exists.
  *
  * Retries wait in the broker, not in a worker: a command whose attempt failed transiently is published to
- * `<ns>.delay.<slug>.<bucket>ms` with a per-message TTL (its backoff, with jitter); when the TTL passes, RabbitMQ
- * dead-letters it back to the command exchange and the work queue. A queue only expires messages at its head, so
- * a message there with no TTL (or a huge one) would hold back every retry behind it. Each delay queue therefore
- * has a queue-level TTL (x-message-ttl) of its bucket, a power of two, and a retry of `d` ms goes to the smallest
- * bucket >= d: nothing stays in a delay queue longer than its bucket, so whatever sits at the head, a retry
- * waits at most its bucket (< 2 d). The consumer dead-letters a message that comes back from a delay queue
- * without a per-message TTL within its bucket (Broker: it was not a retry a worker scheduled). The names carry
+ * `<ns>.delay.<slug>.<bucket>ms` (Broker.publishDelayed); when its TTL passes, RabbitMQ dead-letters it back to
+ * the command exchange and the work queue. A queue only expires messages at its head, so with per-message TTLs a
+ * message with no TTL (or a huge one) would hold back every retry behind it. Here every message of a delay queue
+ * has the same TTL, the bucket: the queue's x-message-ttl caps whatever a publisher set, and a scheduled retry's
+ * own TTL is the bucket itself. Messages then expire in arrival order, so no message, whatever its TTL, can make
+ * a retry behind it wait longer than its bucket. The consumer dead-letters a message that comes back from a delay
+ * queue without a per-message TTL, or with one over the bucket (Broker: no worker scheduled it). The names carry
  * the bucket because queue arguments are immutable: a new TTL is a new queue, never a PRECONDITION_FAILED.
  * (The queues before this scheme, `<ns>.retry.<slug>.<attempt>`, are no longer bound to any key used; delete
  * them once empty: README, Retries.)

@@ -57,11 +57,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     },
     publishEvent,
     publishRetry: (command, delayMs) =>
-      broker.publish(broker.topology.exchanges.retry, broker.topology.delayKey(info.slug, delayMs), command, {
-        messageId: command.messageId,
-        correlationId: command.jobId,
-        expiration: delayMs,
-      }),
+      broker.publishDelayed(info.slug, command, { messageId: command.messageId, correlationId: command.jobId, delayMs }).then(() => undefined),
   });
   await broker.consume<LookupCommand>({
     queue: broker.topology.queues.lookup(info.slug),
