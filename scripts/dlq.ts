@@ -25,7 +25,7 @@ if (command !== 'list' && !values.id && !values.all) {
 }
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'dlq', level: 'warn' });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-dlq-cli`, maxAttempts: config.retryMaxAttempts, reconnectMaxMs: 2000 });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-dlq-cli`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, reconnectMaxMs: 2000 });
 const timer = setTimeout(() => {
   console.error(`could not reach RabbitMQ at ${config.amqpUrl.replace(/\/\/[^@]*@/, '//***@')}`);
   process.exit(1);

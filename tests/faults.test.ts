@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type JobDocument } from '@lookup/contracts';
-import { topology } from '@lookup/messaging';
+import { declarations, topology } from '@lookup/messaging';
 import { keys } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
@@ -122,7 +122,9 @@ describe('fault tolerance under load', () => {
     try {
       await amqp.drain(t.queues.deadLetter);
       const targets = [t.queues.saga, ...SERVICE_CATALOGUE.map((s) => t.queues.lookup(s.slug))];
-      const retryQueues = SERVICE_CATALOGUE.flatMap((s) => [2, 3].map((n) => t.queues.retry(s.slug, n)));
+      // The delay queues this suite declared (fixtureEnv: 3 attempts, RETRY_BASE_DELAY_MS 100, the default max).
+      const retryQueues = declarations(ns, { maxAttempts: 3, retryDelays: { baseMs: 100, maxMs: 30_000 } }).queues.map((q) => q.name).filter((q) => q.startsWith(`${ns}.delay.`));
+      expect(retryQueues.length).toBeGreaterThan(0);
       for (const q of targets) {
         await amqp.sendToQueue(q, '{"not": "closed"', { messageId: `bad-json-${q}` });
         await amqp.sendToQueue(q, { schemaVersion: 1, hello: 'world' }, { messageId: `bad-schema-${q}` });

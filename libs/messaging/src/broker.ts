@@ -5,9 +5,10 @@ import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
 import type { Validator } from '@lookup/contracts';
-import { declarations, topology, type Topology } from './topology.ts';
+import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { coalesceWrites } from './socket-tuning.ts';
+import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
 
 type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
@@ -24,6 +25,11 @@ export interface BrokerOptions {
   reconnectMaxMs?: number;
   /** Highest attempt of a command (sizes the retry delay queues); every process of a suite must agree. */
   maxAttempts?: number;
+  /**
+   * The retry backoff (RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS): which delay queues to declare. Omitted: all of
+   * them (16 ms to 70 min per service). Processes that disagree declare different queues, never conflicting ones.
+   */
+  retryDelays?: { baseMs: number; maxMs: number };
 }
 
 export interface PublishOptions {
@@ -181,7 +187,7 @@ export class Broker extends EventEmitter {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? 3 });
+    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? 3, retryDelays: this.options.retryDelays });
     for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, { durable: true });
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { durable: true, arguments: q.arguments });
@@ -237,6 +243,18 @@ export class Broker extends EventEmitter {
     });
   }
 
+  /**
+   * Publishes a command to wait in a delay queue and then return to `<ns>.lookup.<slug>`: it waits the smallest
+   * delay bucket >= delayMs (its per-message TTL is the bucket, like every message of that queue: see topology.ts).
+   * Resolves with the wait in ms.
+   */
+  async publishDelayed(slug: string, body: unknown, options: Omit<PublishOptions, 'expiration' | 'mandatory'> & { delayMs: number }): Promise<number> {
+    const bucket = delayMsBucket(options.delayMs);
+    const { delayMs: _delay, ...rest } = options;
+    await this.publish(this.topology.exchanges.retry, this.topology.delayKey(slug, bucket), body, { ...rest, expiration: bucket });
+    return bucket;
+  }
+
   /** Starts consuming a queue (and resumes after every reconnect). Messages are validated before the handler sees them. */
   async consume<T>(options: ConsumeOptions<T>): Promise<void> {
     const consumer: Consumer = { options, inFlight: new Set() };
@@ -277,11 +295,30 @@ export class Broker extends EventEmitter {
   private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
     const { validator, handler, deliveryLimit } = consumer.options;
     const deadLetter = (reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, reason, consumer, body);
+    // Before parsing: size, encoding and nesting (see json-safety.ts). No message of the suite comes near.
+    if (msg.content.length > MAX_MESSAGE_BYTES) {
+      await deadLetter(`message too large: ${msg.content.length} bytes (limit ${MAX_MESSAGE_BYTES})`);
+      return;
+    }
+    if (!isUtf8(msg.content)) {
+      await deadLetter('invalid JSON: the body is not valid UTF-8');
+      return;
+    }
+    const text = msg.content.toString('utf8');
+    if (jsonDepth(text, MAX_MESSAGE_DEPTH) > MAX_MESSAGE_DEPTH) {
+      await deadLetter(`invalid message: JSON nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
+      return;
+    }
     let body: unknown;
     try {
-      body = JSON.parse(msg.content.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       await deadLetter('invalid JSON');
+      return;
+    }
+    const notRetry = this.unscheduledRetry(msg);
+    if (notRetry) {
+      await deadLetter(notRetry, body);
       return;
     }
     const schema = typeof validator === 'function' ? validator(msg.fields.routingKey) : validator;
@@ -328,6 +365,27 @@ export class Broker extends EventEmitter {
   }
 
   /**
+   * Why a message that came back from one of our delay queues was not a retry a worker scheduled (undefined
+   * when it is fine or did not come from one). A scheduled retry carries a per-message TTL within its queue's
+   * bucket (RabbitMQ records it as `original-expiration` in the x-death entry it adds when the TTL passes); a
+   * message published there without one, or with a longer one, expired on the queue's own TTL instead.
+   */
+  private unscheduledRetry(msg: ConsumeMessage): string | undefined {
+    const deaths = msg.properties.headers?.['x-death'];
+    if (!Array.isArray(deaths) || deaths.length === 0) return undefined;
+    const last = deaths[0] as unknown as Record<string, unknown> | null;
+    if (!last || typeof last !== 'object' || last.reason !== 'expired') return undefined;
+    const bucket = typeof last.queue === 'string' ? this.topology.delayQueueBucket(last.queue) : undefined;
+    if (bucket === undefined) return undefined;
+    const raw = last['original-expiration'];
+    const ttl = raw === undefined || raw === null ? NaN : Number(String(raw));
+    if (Number.isFinite(ttl) && ttl >= 0 && ttl <= bucket) return undefined;
+    return raw === undefined || raw === null
+      ? `not a scheduled retry: it reached delay queue ${String(last.queue)} without a per-message TTL (expiration)`
+      : `not a scheduled retry: its per-message TTL (${String(raw).slice(0, 40)}) exceeds delay queue ${String(last.queue)}'s ${bucket} ms`;
+  }
+
+  /**
    * Moves a message to the dead-letter queue with the reason in its headers, then acks the original.
    * If the dead-letter publish is not confirmed the original is requeued, so nothing is lost.
    */
@@ -363,10 +421,14 @@ export class Broker extends EventEmitter {
     if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
     const props: Options.Publish = {
       ...msg.properties,
+      // A dead letter stays until an operator acts: the original's per-message TTL must not make it vanish
+      // from the dead-letter queue (RabbitMQ's own dead-lettering drops it too, keeping it in x-death).
+      expiration: undefined,
       persistent: true,
       messageId: msg.properties.messageId ?? randomUUID(),
-      headers: { ...(msg.properties.headers ?? {}), ...extraHeaders },
+      headers: { ...withoutTtlHeaders(msg.properties.headers), ...extraHeaders },
     };
+    if (msg.properties.expiration !== undefined) props.headers!['x-original-expiration'] = String(msg.properties.expiration);
     await new Promise<void>((resolve, reject) => {
       channel.publish(exchange, msg.fields.routingKey, msg.content, props, (err) => (err ? reject(err) : resolve()));
     });
@@ -404,6 +466,13 @@ export class Broker extends EventEmitter {
     this.publishChannel = undefined;
     if (connection) await connection.close().catch(() => undefined);
   }
+}
+
+/** Headers that would give a message a TTL where it lands (none of our queues read them, but a policy might). */
+function withoutTtlHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(headers ?? {}) };
+  for (const k of ['x-message-ttl', 'x-expires', 'expiration']) delete out[k];
+  return out;
 }
 
 function defaultErrorDecision(err: unknown): { action: 'dead-letter'; reason: string } | { action: 'requeue'; delayMs: number } {

@@ -1,4 +1,5 @@
 import type { ConfirmChannel, GetMessage } from 'amqplib';
+import { isUtf8, jsonDepth, MAX_MESSAGE_DEPTH } from './json-safety.ts';
 
 /** One message in the dead-letter queue, as an operator sees it. */
 export interface DeadLetter {
@@ -9,8 +10,20 @@ export interface DeadLetter {
   originalExchange: string;
   routingKey: string;
   deadLetteredAt: string | null;
-  /** The body as JSON when it parses, else its text (truncated). */
+  /**
+   * The body as JSON when it parses and is safe to render (at most MAX_PREVIEW_BYTES, nested at most
+   * MAX_MESSAGE_DEPTH levels); otherwise a preview of its text (`bodyFormat` 'text') or, when it is not UTF-8,
+   * of its bytes in base64 ('base64'), truncated to PREVIEW_CHARS characters.
+   */
   body: unknown;
+  bodyFormat: 'json' | 'text' | 'base64';
+  /** Whether `body` is a truncated preview rather than the whole message. */
+  bodyTruncated: boolean;
+  /** Why the body is shown as a preview (too large, too deeply nested, not JSON, not UTF-8); else null. */
+  bodyNote: string | null;
+  /** The body's size in bytes. */
+  size: number;
+  contentType: string | null;
 }
 
 export interface DeadLetterSelector {
@@ -18,29 +31,67 @@ export interface DeadLetterSelector {
   messageId?: string;
 }
 
-const STRIP = ['x-dead-letter-reason', 'x-original-queue', 'x-original-exchange', 'x-original-routing-key', 'x-dead-lettered-at', 'x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason'];
+/** Bodies up to this size are shown parsed (when they are safe JSON); larger ones as a preview. */
+export const MAX_PREVIEW_BYTES = 64 * 1024;
+const PREVIEW_CHARS = 2000;
+const HEADER_CHARS = 2000;
 
-function describe(msg: GetMessage): DeadLetter {
-  const h = (msg.properties.headers ?? {}) as Record<string, unknown>;
-  const text = msg.content.toString('utf8');
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text.length > 2000 ? `${text.slice(0, 2000)}...` : text;
+const STRIP = ['x-dead-letter-reason', 'x-original-queue', 'x-original-exchange', 'x-original-routing-key', 'x-dead-lettered-at', 'x-original-expiration', 'x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason'];
+
+/** A header or property as a bounded string (headers are written by whoever published the message). */
+function str(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  let s: string;
+  if (typeof v === 'string') s = v;
+  else if (Buffer.isBuffer(v)) s = v.toString('utf8', 0, HEADER_CHARS);
+  else if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') s = String(v);
+  else s = `[${Array.isArray(v) ? 'array' : typeof v}]`;
+  return s.length > HEADER_CHARS ? `${s.slice(0, HEADER_CHARS)}...` : s;
+}
+
+function preview(content: Buffer): Pick<DeadLetter, 'body' | 'bodyFormat' | 'bodyTruncated' | 'bodyNote'> {
+  if (!isUtf8(content)) {
+    const bytes = content.subarray(0, (PREVIEW_CHARS / 4) * 3);
+    return { body: bytes.toString('base64'), bodyFormat: 'base64', bodyTruncated: bytes.length < content.length, bodyNote: 'not UTF-8: the first bytes, base64' };
   }
-  const str = (v: unknown) => (v === undefined || v === null ? null : String(v));
+  const text = content.length > MAX_PREVIEW_BYTES ? content.subarray(0, MAX_PREVIEW_BYTES).toString('utf8') : content.toString('utf8');
+  const truncated = content.length > MAX_PREVIEW_BYTES || text.length > PREVIEW_CHARS;
+  const shown = text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}...` : text;
+  if (content.length > MAX_PREVIEW_BYTES) return { body: shown, bodyFormat: 'text', bodyTruncated: truncated, bodyNote: `larger than ${MAX_PREVIEW_BYTES} bytes: the start of its text` };
+  if (jsonDepth(text, MAX_MESSAGE_DEPTH) > MAX_MESSAGE_DEPTH) {
+    return { body: shown, bodyFormat: 'text', bodyTruncated: truncated, bodyNote: `nested deeper than ${MAX_MESSAGE_DEPTH} levels: the start of its text` };
+  }
+  try {
+    return { body: JSON.parse(text) as unknown, bodyFormat: 'json', bodyTruncated: false, bodyNote: null };
+  } catch {
+    return { body: shown, bodyFormat: 'text', bodyTruncated: truncated, bodyNote: 'not JSON: its text' };
+  }
+}
+
+/** Describes one dead letter; never throws (a listing must not fail because of one message). */
+export function describeDeadLetter(msg: Pick<GetMessage, 'content' | 'fields' | 'properties'>): DeadLetter {
+  const h = (msg.properties.headers && typeof msg.properties.headers === 'object' ? msg.properties.headers : {}) as Record<string, unknown>;
+  let body: Pick<DeadLetter, 'body' | 'bodyFormat' | 'bodyTruncated' | 'bodyNote'>;
+  try {
+    body = preview(msg.content);
+  } catch (err) {
+    body = { body: null, bodyFormat: 'text', bodyTruncated: true, bodyNote: `could not be shown: ${String((err as Error)?.message ?? err).slice(0, 200)}` };
+  }
   return {
     messageId: str(msg.properties.messageId),
     jobId: str(msg.properties.correlationId),
     reason: str(h['x-dead-letter-reason']) ?? str(h['x-first-death-reason']),
     originalQueue: str(h['x-original-queue']) ?? str(h['x-first-death-queue']),
-    originalExchange: str(h['x-original-exchange']) ?? msg.fields.exchange,
-    routingKey: str(h['x-original-routing-key']) ?? msg.fields.routingKey,
+    originalExchange: str(h['x-original-exchange']) ?? str(msg.fields.exchange) ?? '',
+    routingKey: str(h['x-original-routing-key']) ?? str(msg.fields.routingKey) ?? '',
     deadLetteredAt: str(h['x-dead-lettered-at']),
-    body,
+    ...body,
+    size: msg.content.length,
+    contentType: str(msg.properties.contentType),
   };
 }
+
+const describe = describeDeadLetter;
 
 /**
  * Operations on the dead-letter queue. Messages are taken one at a time; those not selected are returned

@@ -17,15 +17,41 @@ export function topology(namespace: string) {
     queues: {
       saga: `${ns}.saga`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
-      /** Where a command waits before its attempt `attempt` (2, 3, ...) runs. */
-      retry: (slug: string, attempt: number) => `${ns}.retry.${slug}.${attempt}`,
+      /**
+       * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
+       * queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
+       */
+      delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
     },
-    /** Routing key on the retry exchange for a command's next attempt. */
-    retryKey: (slug: string, attempt: number) => `${slug}.${attempt}`,
+    /** Routing key on the retry exchange for a command that must wait `delayMs` (its per-message TTL). */
+    delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,
+    /** The delay bucket (ms) of one of this suite's delay queues, or undefined when `queue` is not one. */
+    delayQueueBucket: (queue: string): number | undefined => {
+      const m = DELAY_QUEUE_RE.exec(queue.startsWith(`${ns}.delay.`) ? queue.slice(ns.length) : '');
+      return m ? Number(m[1]) : undefined;
+    },
   };
 }
 export type Topology = ReturnType<typeof topology>;
+
+const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
+
+/**
+ * Delay buckets: four per doubling (steps of 2^(1/4), about 19 %) from 16 ms to 2^22 ms (70 min, above
+ * RETRY_MAX_DELAY_MS's ceiling of 60 min). A retry waits exactly its bucket, so the backoff's jitter survives as
+ * a choice among a few buckets per attempt.
+ */
+export const MIN_DELAY_BUCKET_MS = 16;
+export const MAX_DELAY_BUCKET_MS = 2 ** 22;
+export const DELAY_BUCKETS_MS: readonly number[] = Object.freeze(
+  Array.from({ length: 4 * Math.log2(MAX_DELAY_BUCKET_MS / MIN_DELAY_BUCKET_MS) + 1 }, (_, i) => Math.round(MIN_DELAY_BUCKET_MS * 2 ** (i / 4))),
+);
+
+/** The smallest delay bucket >= `delayMs` (the largest for anything longer): what a retry of `delayMs` waits. */
+export function delayMsBucket(delayMs: number): number {
+  return DELAY_BUCKETS_MS.find((b) => b >= delayMs) ?? MAX_DELAY_BUCKET_MS;
+}
 
 export interface QueueDeclaration {
   name: string;
@@ -36,6 +62,27 @@ export interface QueueDeclaration {
 export interface TopologyOptions {
   /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
   maxAttempts: number;
+  /**
+   * The retry backoff (RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS): only the delay buckets its backoffs can reach are
+   * declared. Omitted: every bucket (what cleanup and tools that do not know the suite's config use).
+   */
+  retryDelays?: { baseMs: number; maxMs: number };
+}
+
+/**
+ * The delay buckets a suite's retries use: attempt n (2..maxAttempts) waits between half and all of
+ * min(maxMs, baseMs * 2^(n-2)) (the worker's backoff with jitter), so the buckets from half its cap to its cap.
+ */
+export function delayBuckets(options: TopologyOptions): number[] {
+  const delays = options.retryDelays;
+  if (!delays) return [...DELAY_BUCKETS_MS];
+  const used = new Set<number>();
+  for (let n = 2; n <= options.maxAttempts; n++) {
+    const cap = Math.min(delays.maxMs, delays.baseMs * 2 ** (n - 2));
+    const [low, high] = [delayMsBucket(Math.floor(cap / 2)), delayMsBucket(cap)];
+    for (const b of DELAY_BUCKETS_MS) if (b >= low && b <= high) used.add(b);
+  }
+  return DELAY_BUCKETS_MS.filter((b) => used.has(b));
 }
 
 /**
@@ -43,19 +90,29 @@ export interface TopologyOptions {
  * queue exists.
  *
  * Retries wait in the broker, not in a worker: a command whose attempt failed transiently is published to
- * `<ns>.retry.<slug>.<n>` with a per-message TTL (its backoff, with jitter); when the TTL passes, RabbitMQ
- * dead-letters it back to the command exchange and the work queue. One delay queue per (service, attempt)
- * because a queue only expires messages at its head: within one attempt level the delays differ only by
- * jitter, so no retry waits long behind a slower one. (Quorum queues' delivery limit was the alternative; it
- * bounds redeliveries but cannot delay them, so a failing dependency would be hammered.)
+ * `<ns>.delay.<slug>.<bucket>ms` (Broker.publishDelayed); when its TTL passes, RabbitMQ dead-letters it back to
+ * the command exchange and the work queue. A queue only expires messages at its head, so with per-message TTLs a
+ * message with no TTL (or a huge one) would hold back every retry behind it. Here every message of a delay queue
+ * has the same TTL, the bucket: the queue's x-message-ttl caps whatever a publisher set, and a scheduled retry's
+ * own TTL is the bucket itself. Messages then expire in arrival order, so no message, whatever its TTL, can make
+ * a retry behind it wait longer than its bucket. The consumer dead-letters a message that comes back from a delay
+ * queue without a per-message TTL, or with one over the bucket (Broker: no worker scheduled it). The names carry
+ * the bucket because queue arguments are immutable: a new TTL is a new queue, never a PRECONDITION_FAILED.
+ * (The queues before this scheme, `<ns>.retry.<slug>.<attempt>`, are no longer bound to any key used; delete
+ * them once empty: README, Retries.)
  */
 export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: 3 }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
+  const buckets = delayBuckets(options);
   const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
-    Array.from({ length: Math.max(0, options.maxAttempts - 1) }, (_, i) => ({
-      name: t.queues.retry(s.slug, i + 2),
-      arguments: { 'x-dead-letter-exchange': t.exchanges.commands, 'x-dead-letter-routing-key': RoutingKeys.command(s.slug) },
-      bindings: [{ exchange: t.exchanges.retry, routingKey: t.retryKey(s.slug, i + 2) }],
+    buckets.map((bucketMs) => ({
+      name: t.queues.delay(s.slug, bucketMs),
+      arguments: {
+        'x-message-ttl': bucketMs,
+        'x-dead-letter-exchange': t.exchanges.commands,
+        'x-dead-letter-routing-key': RoutingKeys.command(s.slug),
+      },
+      bindings: [{ exchange: t.exchanges.retry, routingKey: t.delayKey(s.slug, bucketMs) }],
     })),
   );
   const dlArgs = { 'x-dead-letter-exchange': t.exchanges.deadLetter };

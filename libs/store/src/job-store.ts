@@ -91,6 +91,11 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     await redis.multi().del(k.job(jobId)).zrem(k.deadlines, jobId).exec();
   }
 
+  /** Where a job's result for a service lives (the same key as ResultStore.locate): the only valid location. */
+  function resultLocation(jobId: string, service: ServiceType): ResultLocation {
+    return { storage: 'redis', key: k.result(jobId, service) };
+  }
+
   /** The job's status, or undefined when there is no such job (one HGET: workers check it per command). */
   async function getStatus(jobId: string): Promise<JobStatus | undefined> {
     return ((await redis.hget(k.job(jobId), 'status')) ?? undefined) as JobStatus | undefined;
@@ -101,31 +106,28 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /**
-   * The job as the HTTP contract shows it: outcomes joined with the result data at their locations.
-   * One round trip in the usual case: the hash and the results at their predictable keys (results.locate)
-   * are read together; only a location elsewhere costs a second read.
+   * The job as the HTTP contract shows it: outcomes joined with the result data at their keys. One round trip:
+   * the hash and the results at the job's own result keys are read together. The location recorded on an
+   * outcome is never followed (only whether there is one): data comes from the job's own key for that service,
+   * and only a document stored for this job and service is shown (records written before locations were
+   * checked may name another key).
    */
   async function getDocument(jobId: string): Promise<JobDocument | undefined> {
-    const predicted = ALL_SERVICES.map((s) => k.result(jobId, s));
-    const [hash, raw] = await Promise.all([redis.hgetall(k.job(jobId)), redis.mget(...predicted)]);
+    const own = ALL_SERVICES.map((s) => k.result(jobId, s));
+    const [hash, raw] = await Promise.all([redis.hgetall(k.job(jobId)), redis.mget(...own)]);
     const record = toRecord(hash);
     if (!record) return undefined;
-    const stored = new Map<string, string | null>(predicted.map((key, i) => [key, raw[i] ?? null]));
-    const elsewhere = [...record.outcomes.values()].map((o) => o.location?.key).filter((key): key is string => !!key && !stored.has(key));
-    if (elsewhere.length > 0) {
-      const more = await redis.mget(...elsewhere);
-      elsewhere.forEach((key, i) => stored.set(key, more[i] ?? null));
-    }
+    const stored = new Map<ServiceType, string | null>(ALL_SERVICES.map((s, i) => [s, raw[i] ?? null]));
     const results: ServiceResult[] = [];
     for (const s of record.services) {
       const o = record.outcomes.get(s);
       if (!o) continue;
-      const json = o.location ? stored.get(o.location.key) : null;
+      const json = o.location ? stored.get(s) : null;
       results.push({
         serviceType: serviceName(s),
         status: o.status,
         success: o.success,
-        data: json ? ((JSON.parse(json) as StoredResult).data ?? null) : null,
+        data: json ? resultData(json, record.jobId, s) : null,
         errorMessage: o.errorMessage,
         completedAt: o.completedAt,
         durationMs: o.durationMs,
@@ -176,7 +178,31 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     await redis.hset(k.job(jobId), 'notified', '1');
   }
 
-  return { create, discard, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, discard, resultLocation, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+}
+
+/** The data of a stored result, if it is a result document of this job and service (else null). */
+function resultData(json: string, jobId: string, service: ServiceType): StoredResult['data'] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (!doc || typeof doc !== 'object') return null;
+  const r = doc as Partial<StoredResult>;
+  if (r.jobId !== jobId || r.serviceType !== service) return null;
+  return r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
+}
+
+/** An outcome as recorded, or undefined when the field does not hold one (never throws: the job stays readable). */
+function parseOutcome(raw: string): Outcome | undefined {
+  try {
+    const o = JSON.parse(raw) as Outcome | null;
+    return o && typeof o === 'object' && typeof o.status === 'string' ? o : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function toRecord(h: Record<string, string>): JobRecord | undefined {
@@ -185,7 +211,8 @@ function toRecord(h: Record<string, string>): JobRecord | undefined {
   const outcomes = new Map<ServiceType, Outcome>();
   for (const s of services) {
     const raw = h[`o:${s}`];
-    if (raw) outcomes.set(s, JSON.parse(raw) as Outcome);
+    const outcome = raw ? parseOutcome(raw) : undefined;
+    if (outcome) outcomes.set(s, outcome);
   }
   return {
     jobId: h.jobId,

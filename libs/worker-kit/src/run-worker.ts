@@ -20,7 +20,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
 
   const name = `${config.namespace}-worker-${info.slug}`;
   const redis = createRedis({ url: config.redisUrl, logger, name });
-  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts });
+  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const { lookup, close } = await definition.setup({ config, logger });
@@ -58,11 +58,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     },
     publishEvent,
     publishRetry: (command, delayMs) =>
-      broker.publish(broker.topology.exchanges.retry, broker.topology.retryKey(info.slug, command.attempt), command, {
-        messageId: command.messageId,
-        correlationId: command.jobId,
-        expiration: delayMs,
-      }),
+      broker.publishDelayed(info.slug, command, { messageId: command.messageId, correlationId: command.jobId, delayMs }).then(() => undefined),
   });
   await broker.consume<LookupCommand>({
     queue: broker.topology.queues.lookup(info.slug),

@@ -20,6 +20,7 @@ const broker = createBroker({
   name: `${config.namespace}-api`,
   publishTimeoutMs: 5_000,
   maxAttempts: config.retryMaxAttempts,
+  retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
 });
 // Every API replica hears every job.completed (a private queue each), to wake its event streams.
 const jobEvents = createJobEventHub();

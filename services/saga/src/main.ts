@@ -12,7 +12,7 @@ const logger = createLogger({ service: 'saga', level: config.logLevel });
 logger.info({ config: describeConfig(config) }, 'starting');
 
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
 const saga = createSaga({

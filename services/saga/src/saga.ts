@@ -13,7 +13,7 @@ import { PoisonMessageError, type ReceivedMessage } from '@lookup/messaging';
 import type { JobStore } from '@lookup/store';
 
 export interface SagaDeps {
-  jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified'>;
+  jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified' | 'resultLocation'>;
   publishCommand: (routingKey: string, command: LookupCommand) => Promise<void>;
   publishEvent: (routingKey: string, event: JobCompleted) => Promise<void>;
   logger: Logger;
@@ -61,6 +61,14 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
   async function onTaskCompleted(message: ReceivedMessage<TaskCompleted>): Promise<void> {
     const ev = message.body;
     const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId, service: serviceName(ev.serviceType) });
+    // The location is derived, never trusted: a result lives at its job's own key for that service. An event
+    // naming any other key (another job's result, any Redis key) is forged or broken and is dead-lettered.
+    const own = jobs.resultLocation(ev.jobId, ev.serviceType);
+    if (ev.location !== null && (ev.location.storage !== own.storage || ev.location.key !== own.key)) {
+      throw new PoisonMessageError(
+        `location ${JSON.stringify(ev.location.key.slice(0, 200))} is not job ${ev.jobId}'s result key for ${serviceName(ev.serviceType)} (${own.key})`,
+      );
+    }
     const result = await jobs.recordOutcome(
       ev.jobId,
       ev.serviceType,
@@ -71,7 +79,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
         completedAt: ev.completedAt,
         durationMs: ev.durationMs,
         attempts: ev.attempts,
-        location: ev.location,
+        location: ev.location === null ? null : own,
       },
       new Date().toISOString(),
     );

@@ -22,7 +22,15 @@ const DeadLetterSchema = {
     originalExchange: { type: 'string' },
     routingKey: { type: 'string' },
     deadLetteredAt: { type: ['string', 'null'] },
-    body: { description: 'The message body: JSON when it parses, else its text' },
+    body: {
+      description:
+        'The message body: parsed JSON when it parses and is safe to show (at most 64 KiB, nested at most 32 levels); otherwise a preview of its text, or of its bytes in base64 when it is not UTF-8 (see bodyFormat, bodyNote)',
+    },
+    bodyFormat: { type: 'string', enum: ['json', 'text', 'base64'] },
+    bodyTruncated: { type: 'boolean', description: 'Whether body is a truncated preview' },
+    bodyNote: { type: ['string', 'null'], description: 'Why the body is shown as a preview (too large, too deeply nested, not JSON, not UTF-8)' },
+    size: { type: 'integer', description: 'The body size in bytes' },
+    contentType: { type: ['string', 'null'] },
   },
 } as const;
 

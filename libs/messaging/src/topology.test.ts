@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { declarations, delayBuckets, delayMsBucket, topology, DELAY_BUCKETS_MS, MAX_DELAY_BUCKET_MS, MIN_DELAY_BUCKET_MS } from './topology.ts';
+
+// The worker's backoff (worker-kit run-lookup.ts): between half and all of min(max, base * 2^(n-2)).
+const backoff = (base: number, max: number, n: number, r: number) => {
+  const cap = Math.min(max, base * 2 ** Math.max(0, n - 2));
+  return Math.round(cap / 2 + r * (cap / 2));
+};
+
+describe('delay queues', () => {
+  it('put a delay in the smallest bucket that holds it: at most a quarter-octave (about 19 %) longer', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3_600_000 }), (d) => {
+        const b = delayMsBucket(d);
+        expect(DELAY_BUCKETS_MS).toContain(b);
+        expect(b).toBeGreaterThanOrEqual(Math.max(d, MIN_DELAY_BUCKET_MS));
+        expect(b).toBeLessThanOrEqual(Math.max(Math.ceil(d * 2 ** 0.25) + 1, MIN_DELAY_BUCKET_MS));
+      }),
+      { seed: 10, numRuns: 2000 },
+    );
+    expect(delayMsBucket(10 ** 9)).toBe(MAX_DELAY_BUCKET_MS);
+    expect(new Set(DELAY_BUCKETS_MS).size).toBe(DELAY_BUCKETS_MS.length);
+  });
+
+  it('declare a bucket for every backoff the configured retries can produce, each with its TTL and way back', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 10 }), fc.integer({ min: 10, max: 600_000 }), fc.integer({ min: 10, max: 3_600_000 }), fc.double({ min: 0, max: 1, noNaN: true }), (maxAttempts, base, max, r) => {
+        const options = { maxAttempts, retryDelays: { baseMs: base, maxMs: max } };
+        const t = topology('ns');
+        const queues = new Map(declarations('ns', options).queues.map((q) => [q.name, q]));
+        for (let n = 2; n <= maxAttempts; n++) {
+          const d = backoff(base, max, n, r);
+          const bucket = delayMsBucket(d);
+          expect(delayBuckets(options)).toContain(bucket);
+          const q = queues.get(t.queues.delay('geoip', bucket))!;
+          expect(q.arguments).toEqual({ 'x-message-ttl': bucket, 'x-dead-letter-exchange': 'ns.commands', 'x-dead-letter-routing-key': 'lookup.geoip' });
+          expect(q.bindings).toEqual([{ exchange: 'ns.retry', routingKey: t.delayKey('geoip', d) }]);
+          expect(t.delayQueueBucket(q.name)).toBe(bucket);
+        }
+      }),
+      { seed: 11, numRuns: 300 },
+    );
+  });
+
+  it('without a retry config, declare every bucket (cleanup), and recognise only this namespace\'s delay queues', () => {
+    const names = declarations('ns').queues.map((q) => q.name).filter((n) => n.startsWith('ns.delay.geoip.'));
+    expect(names).toHaveLength(DELAY_BUCKETS_MS.length);
+    const t = topology('ns');
+    expect(t.delayQueueBucket('ns.delay.ping.128ms')).toBe(128);
+    expect(t.delayQueueBucket('other.delay.ping.128ms')).toBeUndefined();
+    expect(t.delayQueueBucket('ns.lookup.ping')).toBeUndefined();
+    expect(t.delayQueueBucket('ns.retry.ping.2')).toBeUndefined();
+  });
+});
