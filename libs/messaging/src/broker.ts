@@ -284,7 +284,14 @@ export class Broker extends EventEmitter {
     }
     consumer.channel = channel;
     const { consumerTag } = await channel.consume(queue, (msg) => {
-      if (!msg) return; // cancelled by the broker (queue deleted); the reconnect logic re-subscribes
+      if (!msg) {
+        // Cancelled by the broker (its queue was deleted, or a cluster node holding it went away). Nothing would
+        // ever be delivered on this channel again: close it, and the close handler reconnects, which re-declares
+        // the topology (the queue too) and resumes every consumer.
+        this.log.warn({ queue }, 'consumer cancelled by the broker; reconnecting to re-declare the queue');
+        void channel.close().catch(() => undefined);
+        return;
+      }
       const task = this.dispatch(consumer, channel, msg, queue).finally(() => consumer.inFlight.delete(task));
       consumer.inFlight.add(task);
     });
