@@ -27,7 +27,12 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
         { name: 'lookup', description: 'Submit lookups and read their results' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'resources', description: 'Pinned resources: every request for a key goes to the one worker that owns it' },
-        { name: 'admin', description: 'Admin endpoints (X-Admin-Key: ADMIN_API_KEY)' },
+        {
+          name: 'admin',
+          description:
+            'Admin endpoints (X-Admin-Key: ADMIN_API_KEY, checked before the body: 401 without it). When ADMIN_API_KEY ' +
+            'is unset they do not exist: 404, and they are absent from this document.',
+        },
       ],
       components: {
         securitySchemes: {

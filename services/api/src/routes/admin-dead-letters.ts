@@ -28,7 +28,6 @@ const DeadLetterSchema = {
 
 const ADMIN_ERRORS = {
   401: errorResponse('Missing or wrong admin key (X-Admin-Key)'),
-  403: errorResponse('Admin endpoints are disabled: ADMIN_API_KEY is not set'),
   503: errorResponse('RabbitMQ is unavailable'),
 };
 
@@ -38,7 +37,7 @@ const ADMIN_ERRORS = {
  */
 export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: Readonly<Config>; deadLetters: DeadLetterAdmin }): void {
   const { config, deadLetters } = deps;
-  const preHandler = requireAdmin(config);
+  const requireAdminKey = requireAdmin(config); // before the body is read or validated
   const security = [{ adminKey: [] }];
   const unavailable = (reply: Parameters<typeof sendUnavailable>[0], err: unknown) => {
     reply.log.warn({ err: (err as Error)?.message }, 'dead-letter operation failed');
@@ -48,7 +47,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.get<{ Querystring: { limit?: string } }>(
     '/api/admin/dead-letters',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'List dead-lettered messages',
@@ -74,7 +73,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.post<{ Body: { messageId?: string; all?: boolean } }>(
     '/api/admin/dead-letters/replay',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'Replay dead-lettered messages',
@@ -98,7 +97,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.delete<{ Querystring: { messageId?: string; all?: 'true' | 'false' } }>(
     '/api/admin/dead-letters',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'Discard dead-lettered messages',
