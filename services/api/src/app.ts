@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import type { ApiDeps } from './deps.ts';
 import { capConnectionsPerClient } from './connection-limits.ts';
 import { fastifyTrustProxy } from './proxy-trust.ts';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, sendError } from './errors.ts';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, sendUrlTooLong } from './errors.ts';
 import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
@@ -41,7 +41,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     http: { maxHeaderSize: config.apiMaxHeaderBytes, headersTimeout, connectionsCheckingInterval: checkEveryMs },
     clientErrorHandler: clientErrorHandler(config),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: frameworkErrorHandler(config.apiMaxUrlLength),
     ajv: {
       // Refuse what the schema does not allow instead of repairing it: no type coercion, no silent removal
       // of unknown properties, and every problem listed.
@@ -72,12 +72,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
   });
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url.length > config.apiMaxUrlLength) {
-      return sendError(reply, 414, {
-        error: 'URI too long',
-        message: `The request URL is ${request.url.length} characters long; at most ${config.apiMaxUrlLength} are accepted`,
-      });
-    }
+    if (request.url.length > config.apiMaxUrlLength) return sendUrlTooLong(reply, request.url.length, config.apiMaxUrlLength);
   });
   if (config.corsOrigins.length > 0) {
     // Registered before the API guard: a preflight (no credentials) is answered here, before the key check.
@@ -87,6 +82,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization', 'Idempotency-Key', 'X-Admin-Key'],
       exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'Location', 'X-Job-Id'],
       maxAge: 600,
+      // Any OPTIONS is answered as a preflight (204, no body) instead of the plugin's text/plain 400 for one
+      // without Origin: every error of the API stays JSON.
+      strictPreflight: false,
     });
   }
 

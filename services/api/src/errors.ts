@@ -135,17 +135,29 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
   });
 }
 
-/** Errors Fastify raises before routing (malformed URL, over-long path parameter). */
-export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    sendError(reply, 414, { error: 'URI too long', message: 'A path parameter is too long' });
-    return;
-  }
-  if (err.code === 'FST_ERR_BAD_URL') {
-    sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
-    return;
-  }
-  sendError(reply, 500, { error: 'Internal error' });
+/** The answer to a URL longer than API_MAX_URL_LENGTH (an onRequest hook, and before routing errors). */
+export function sendUrlTooLong(reply: FastifyReply, length: number, max: number): FastifyReply {
+  return sendError(reply, 414, { error: 'URI too long', message: `The request URL is ${length} characters long; at most ${max} are accepted` });
+}
+
+/** Errors Fastify raises before routing (malformed URL, over-long path parameter); an over-long URL is 414 first. */
+export function frameworkErrorHandler(maxUrlLength: number) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const url = request.raw.url ?? '';
+    if (url.length > maxUrlLength) {
+      sendUrlTooLong(reply, url.length, maxUrlLength);
+      return;
+    }
+    if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      sendError(reply, 414, { error: 'URI too long', message: 'A path parameter is too long' });
+      return;
+    }
+    if (err.code === 'FST_ERR_BAD_URL') {
+      sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
+      return;
+    }
+    sendError(reply, 500, { error: 'Internal error' });
+  };
 }
 
 /**
