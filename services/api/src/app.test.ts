@@ -937,6 +937,13 @@ describe('OpenAPI document', () => {
     expect(res.headers['content-type']).toMatch(/text\/html/);
   });
 
+  it('documents the edge limits and the disabled admin routes', async () => {
+    const h = await harness();
+    const doc = (await h.app.inject({ method: 'GET', url: '/swagger/json' })).json();
+    for (const code of ['413', '414', '431', '408', 'RATE_LIMIT_UNAUTHENTICATED_PER_MIN']) expect(doc.info.description).toContain(code);
+    expect(doc.tags.find((t: { name: string }) => t.name === 'admin').description).toMatch(/404/);
+  });
+
   it('documents the API-key requirement when keys are configured', async () => {
     const h = await harness({ apiKeys: ['k'] });
     const doc = (await h.app.inject({ method: 'GET', url: '/swagger/json' })).json();

@@ -174,6 +174,21 @@ describe('header limit', () => {
     expect(answer.body).toEqual({ error: 'Request header fields too large', message: expect.stringMatching(/2048 bytes/) });
   });
 
+  it('answers 431, not 414, to a URL longer than API_MAX_HEADER_BYTES (node counts the request line)', async () => {
+    const { port } = await listening({ apiMaxHeaderBytes: 2048, apiMaxUrlLength: 1024 });
+    const c = open(port);
+    await c.connected;
+    c.socket.write(`GET /api/lookup/services?q=${'a'.repeat(3000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await c.closed;
+    expect(parseAnswer(c.received()).status).toBe(431);
+    // Between the two limits: Fastify's 414.
+    const d = open(port);
+    await d.connected;
+    d.socket.write(`GET /api/lookup/services?q=${'a'.repeat(1500)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await d.closed;
+    expect(parseAnswer(d.received())).toMatchObject({ status: 414, body: { error: 'URI too long' } });
+  });
+
   it('answers 400 JSON to bytes that are not HTTP', async () => {
     const { port } = await listening({});
     const c = open(port);

@@ -20,7 +20,13 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
         title: 'Distributed lookup API',
         description:
           'Scatter-gather lookups of an IP address or domain (GeoIP, Ping, RDAP, ReverseDNS). Submit a lookup, then ' +
-          'poll its statusUrl. Every error is JSON `{error, message?, details?}`.',
+          'poll its statusUrl. Every error is JSON `{error, message?, details?}`.\n\n' +
+          'Limits on every route (see the README, Security): a body over API_BODY_LIMIT_BYTES is 413, a URL over ' +
+          'API_MAX_URL_LENGTH 414, request line and headers over API_MAX_HEADER_BYTES 431, and a request not received ' +
+          'within API_HEADERS_TIMEOUT_MS (headers) or API_REQUEST_TIMEOUT_MS (whole request) 408; the 431, 408 and ' +
+          '400 for bytes that are not HTTP come from the HTTP parser, before any route, and close the connection. ' +
+          'When API_KEYS is set, a request without a valid key is 401, or 429 once its address has sent ' +
+          'RATE_LIMIT_UNAUTHENTICATED_PER_MIN of them in a minute; it never counts against keyed clients.',
         version: '0.1.0',
       },
       tags: [
