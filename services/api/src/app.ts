@@ -36,7 +36,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // connection after keepAliveTimeout. The request timeout covers receiving the request only, so a long
     // response (the event stream) is not cut by it; the stream's 15 s heartbeat keeps it under the idle timeout.
     requestTimeout: config.apiRequestTimeoutMs,
-    connectionTimeout: config.apiIdleTimeoutMs,
+    // Never shorter than a resource request may wait for its owner (no byte flows meanwhile).
+    connectionTimeout: Math.max(config.apiIdleTimeoutMs, config.resourceProxyTimeoutMs + 5000),
     keepAliveTimeout: config.apiKeepAliveTimeoutMs,
     http: { maxHeaderSize: config.apiMaxHeaderBytes, headersTimeout, connectionsCheckingInterval: checkEveryMs },
     clientErrorHandler: clientErrorHandler(config),
