@@ -55,6 +55,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // client's delayed ACK, about 40 ms on Linux.
   app.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
   app.server.maxConnections = config.apiMaxConnections;
+  // An Expect header other than 100-continue: node would answer a bare 417 itself; answer it in JSON.
+  app.server.on('checkExpectation', (_req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    const body = JSON.stringify({ error: 'Expectation failed', message: 'Only Expect: 100-continue is supported' });
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
   capConnectionsPerClient(app.server, {
     maxPerClient: config.apiMaxConnectionsPerClient,
     exempt: Array.isArray(config.trustProxy) ? config.trustProxy : [],

@@ -2,6 +2,7 @@
 // because node's HTTP server enforces these before Fastify sees a request.
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
 import type { JobDocument } from '@lookup/contracts';
@@ -190,6 +191,15 @@ describe('header limit', () => {
     expect(parseAnswer(d.received())).toMatchObject({ status: 414, body: { error: 'URI too long' } });
   });
 
+  it('answers 417 JSON (not node\'s bare 417) to an Expect header other than 100-continue', async () => {
+    const { port } = await listening({});
+    const c = open(port);
+    await c.connected;
+    c.socket.write('GET /api/lookup/services HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n');
+    await c.closed;
+    expect(parseAnswer(c.received())).toEqual({ status: 417, body: { error: 'Expectation failed', message: expect.any(String) } });
+  });
+
   it('answers 400 JSON to bytes that are not HTTP', async () => {
     const { port } = await listening({});
     const c = open(port);
@@ -200,4 +210,66 @@ describe('header limit', () => {
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ error: 'Bad request' });
   });
+});
+
+describe('raw HTTP properties (fast-check over real sockets)', () => {
+  /** Raw requests: what node's parser sees before Fastify. */
+  const RAW_RUNS = 400;
+  const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
+  const nasty = fc.string({ unit: fc.constantFrom('a', ' ', '\t', '\r', '\n', '\0', ':', '/', '%', '\x7f', 'é', '\u2028'), maxLength: 12 });
+  const rawRequest = fc.record({
+    method: fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'OPTIONS', 'HEAD') },
+      { weight: 1, arbitrary: fc.constantFrom('CONNECT', 'TRACE', 'PRI', 'PATCH') },
+      { weight: 1, arbitrary: token },
+    ),
+    path: fc.oneof(
+      fc.constantFrom('/api/lookup', '/api/lookup/services', `/api/lookup/${JOB}`, `/api/lookup/${JOB}/events`, '/health/live', '/swagger/json', '*', '/api/resources/db/x'),
+      fc.webPath(),
+      nasty.map((s) => `/api/${s}`),
+      fc.constant(`/api/lookup/services?q=${'a'.repeat(3000)}`),
+    ),
+    version: fc.oneof({ weight: 6, arbitrary: fc.constant('HTTP/1.1') }, { weight: 1, arbitrary: fc.constant('HTTP/1.0') }, { weight: 1, arbitrary: fc.constantFrom('HTTP/2.0', 'HTTP/1.1x', 'http/1.1', '') }),
+    headers: fc.array(
+      fc.oneof(
+        { weight: 4, arbitrary: fc.tuple(fc.constantFrom('X-API-Key', 'Expect', 'Upgrade', 'Origin', 'Authorization', 'Idempotency-Key'), token) },
+        { weight: 1, arbitrary: fc.tuple(fc.constantFrom('Transfer-Encoding', 'Content-Length', 'Host'), token) },
+        { weight: 4, arbitrary: fc.tuple(fc.constant('Content-Type'), fc.constantFrom('application/json', 'text/plain', 'application/json; charset=utf-8')) },
+        { weight: 1, arbitrary: fc.tuple(fc.oneof(token, nasty), fc.oneof(token, nasty)) },
+        { weight: 1, arbitrary: fc.constant(['X-Big', 'b'.repeat(5000)] as [string, string]) },
+      ),
+      { maxLength: 4 },
+    ),
+    body: fc.oneof(fc.constant(''), fc.json(), fc.string({ maxLength: 50 })),
+    lengthDelta: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -5, max: 5 }) }),
+  });
+
+  it(`any request bytes: an answer < 500 (JSON {error, message} when >= 400) or a close, never a hang (${RAW_RUNS} runs)`, async () => {
+    const { port, documents } = await listening({ apiRequestTimeoutMs: 1000, apiHeadersTimeoutMs: 1000, apiMaxHeaderBytes: 4096, apiMaxUrlLength: 2048 });
+    documents.set(JOB, doc('Completed'));
+    await fc.assert(
+      fc.asyncProperty(rawRequest, async (r) => {
+        const length = Math.max(0, Buffer.byteLength(r.body) + r.lengthDelta);
+        const head = [`${r.method} ${r.path} ${r.version}`.trimEnd(), 'Host: x', 'Connection: close', `Content-Length: ${length}`, ...r.headers.map(([k, v]) => `${k}: ${v}`)];
+        const c = open(port);
+        await c.connected;
+        c.socket.write(`${head.join('\r\n')}\r\n\r\n${r.body}`);
+        // Connection: close, and the timeouts are 1 s: the server answers and closes, or closes, well within 10 s.
+        const hang = sleep(10_000).then(() => 'hang');
+        expect(await Promise.race([c.closed.then(() => 'closed'), hang]), head[0]).toBe('closed');
+        const raw = c.received();
+        if (raw === '') return;
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1]);
+        expect(status, `${head[0]} -> ${raw.slice(0, 80)}`).toBeLessThan(500);
+        if (status < 400 || r.method === 'HEAD') return;
+        const [headers, rest = ''] = raw.split('\r\n\r\n', 2);
+        const declared = Number(/\r\ncontent-length: (\d+)/i.exec(headers!)?.[1]);
+        expect(headers, head[0]).toMatch(/\r\ncontent-type: application\/json/i);
+        const parsed = JSON.parse(Buffer.from(rest, 'latin1').subarray(0, declared).toString('utf8')) as Record<string, unknown>;
+        expect(typeof parsed.error, `${head[0]} -> ${status}`).toBe('string');
+        expect(typeof parsed.message, `${head[0]} -> ${status}`).toBe('string');
+      }),
+      { numRuns: RAW_RUNS },
+    );
+  }, 170_000);
 });
