@@ -181,7 +181,10 @@ export function clientErrorHandler(limits: { apiMaxHeaderBytes: number; apiReque
       body = { error: 'Bad request', message: 'The request is not valid HTTP/1.1' };
     }
     this.log.debug({ code: err.code, statusCode: status }, 'client error before routing');
-    if (socket.writable) {
+    // As node does: never write into a response that has already started (a timeout during a slow upload whose
+    // early answer went out); just close.
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inProgress?.headersSent) {
       const json = JSON.stringify(body);
       socket.write(
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
