@@ -86,7 +86,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'DELETE'],
-      allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization', 'Idempotency-Key', 'X-Admin-Key'],
+      allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization', 'Idempotency-Key'], // no X-Admin-Key: admin is not for browsers
       exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'Location', 'X-Job-Id'],
       maxAge: 600,
       // Any OPTIONS is answered as a preflight (204, no body) instead of the plugin's text/plain 400 for one
