@@ -54,7 +54,8 @@ function findCompose(): { cmd: string; prefix: string[] } | null {
 }
 
 describe('docker-compose.yml', () => {
-  it('is valid for docker-compose (config -q exits 0)', () => {
+  /** Runs `<compose> --env-file <file> -f docker-compose.yml config [args]` with the given variables and no others. */
+  function composeConfig(vars: Record<string, string>, args: string[] = ['-q']): SpawnSyncReturns<string> {
     const tool = findCompose();
     if (!tool) {
       // Fail, never skip: a skipped check is one nobody notices.
@@ -63,12 +64,68 @@ describe('docker-compose.yml', () => {
           '(Debian: apt-get install docker-compose) to run this test; .ci/run does so',
       );
     }
-    const r: SpawnSyncReturns<string> = spawnSync(tool.cmd, [...tool.prefix, '-f', 'docker-compose.yml', 'config', '-q'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-    expect(r.error).toBeUndefined();
-    expect(r.status, `${tool.cmd} ${tool.prefix.join(' ')} config -q said:\n${r.stdout}${r.stderr}`).toBe(0);
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-env-'));
+    try {
+      const envFile = path.join(dir, 'test.env');
+      writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
+      // Only PATH and HOME from this shell: a developer's RABBITMQ_PASSWORD must not make the test pass.
+      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
+      const r = spawnSync(tool.cmd, [...tool.prefix, '--env-file', envFile, '-f', 'docker-compose.yml', 'config', ...args], { cwd: ROOT, encoding: 'utf8', env });
+      expect(r.error).toBeUndefined();
+      return r;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
+
+  it('is valid for docker-compose (config -q exits 0) once the secrets are set', () => {
+    const r = composeConfig(SECRETS);
+    expect(r.status, `config -q said:\n${r.stdout}${r.stderr}`).toBe(0);
+  });
+
+  it('refuses to start without the RabbitMQ and Redis passwords, naming them', () => {
+    const r = composeConfig({});
+    expect(r.status).not.toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/RABBITMQ_PASSWORD|REDIS_PASSWORD/);
+    const noRedis = composeConfig({ RABBITMQ_PASSWORD: 'x1' });
+    expect(noRedis.status).not.toBe(0);
+    expect(`${noRedis.stdout}${noRedis.stderr}`).toMatch(/REDIS_PASSWORD/);
+  });
+
+  it('takes every secret from the environment (.env): rendered into the services, never written in the file', () => {
+    const rendered = parse(composeConfig(SECRETS, []).stdout) as { services: Record<string, ComposeService> };
+    const env = (name: string) => rendered.services[name]!.environment as Record<string, string>;
+    expect(env('api').AMQP_URL).toBe('amqp://lookup:rmqTestSecret42@rabbitmq:5672');
+    expect(env('api').REDIS_URL).toBe('redis://:redisTestSecret42@redis:6379');
+    expect(env('api').ADMIN_API_KEY).toBe('adminTestKey42');
+    expect(env('api').API_KEYS).toBe('k1,k2');
+    expect(env('saga').ADMIN_API_KEY).toBeUndefined(); // only the API gets the keys
+    expect(env('rabbitmq')).toMatchObject({ RABBITMQ_DEFAULT_USER: 'lookup', RABBITMQ_DEFAULT_PASS: 'rmqTestSecret42' });
+    expect(env('redis')).toMatchObject({ REDISCLI_AUTH: 'redisTestSecret42' });
+
+    const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+    expect(raw).not.toMatch(/guest/);
+    // Every password, key or URL credential is a ${VARIABLE}, never a literal.
+    for (const line of raw.split('\n').filter((l) => !l.trim().startsWith('#'))) {
+      const m = /^\s*(\w*(?:PASS|PASSWORD|KEY|KEYS|AUTH))\s*:\s*(.*)$/.exec(line);
+      if (m) expect(m[2], line).toMatch(/^\$\{\w+:[-?][^}]*\}(\s*#.*)?$/);
+    }
+    expect(raw).not.toMatch(/:\/\/[^$\s/]*:[^$\s@]+@/); // no user:password@ literal in a URL
+  });
+
+  it('documents every variable it reads in .env.example, and keeps .env out of git and the image', () => {
+    const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+    const used = new Set([...raw.matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
+    const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    const documented = new Set([...example.matchAll(/^(\w+)=/gm)].map((m) => m[1]!));
+    for (const name of used) expect(documented.has(name), `${name} in .env.example`).toBe(true);
+    // The example holds no secret: the required ones are blank.
+    expect(example).toMatch(/^RABBITMQ_PASSWORD=$/m);
+    expect(example).toMatch(/^REDIS_PASSWORD=$/m);
+    expect(example).toMatch(/^ADMIN_API_KEY=$/m);
+    expect(readFileSync(path.join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('.env');
+    expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain('.env');
   });
 
   it('has a service for every start:<name> script, whose command is exactly the script argv', () => {
@@ -123,13 +180,17 @@ describe('docker-compose.yml', () => {
         redis: { condition: 'service_healthy' },
       });
       const env = svc.environment as Record<string, unknown>;
-      expect(env.AMQP_URL, `${name}: AMQP_URL`).toBe('amqp://guest:guest@rabbitmq:5672');
-      expect(env.REDIS_URL, `${name}: REDIS_URL`).toBe('redis://redis:6379');
+      expect(env.AMQP_URL, `${name}: AMQP_URL`).toMatch(/^amqp:\/\/\$\{RABBITMQ_USER:-lookup\}:\$\{RABBITMQ_PASSWORD:\?[^}]+\}@rabbitmq:5672$/);
+      expect(env.REDIS_URL, `${name}: REDIS_URL`).toMatch(/^redis:\/\/:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379$/);
     }
     expect(services['ping-worker']?.cap_add).toContain('NET_RAW');
     // The Ping worker's in-process ICMP datagram socket needs the non-root user's group in ping_group_range.
     expect(services['ping-worker']?.sysctls).toEqual({ 'net.ipv4.ping_group_range': '0 2147483647' });
-    expect(services.redis?.command).toEqual(['redis-server', '--appendonly', 'yes']);
+    // Append-only persistence, the password from a file (not argv), started through the image's entrypoint.
+    const redisCommand = (services.redis?.command as string[]).join(' ');
+    expect(redisCommand).toMatch(/exec docker-entrypoint\.sh redis-server \/tmp\/redis-auth\.conf --appendonly yes$/);
+    expect(redisCommand).toContain('requirepass');
+    expect(redisCommand).not.toMatch(/--requirepass/);
   });
 });
 

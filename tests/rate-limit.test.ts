@@ -244,6 +244,24 @@ describe('rate limiter (real Redis)', () => {
     }
   });
 
+  it('counts unauthenticated requests in their own bucket, never in the global one (finding 6)', async () => {
+    const c = clock();
+    const { rl, namespace } = limiter({ apiPerMin: 100, globalPerMin: 5, unauthenticatedPerMin: 3 }, { now: c.now });
+    // 50 keyless requests from one address: 3 allowed, the rest refused, and none touches the global bucket.
+    expect(await allowedCount(() => rl.check('unauthenticated', 'anon:198.51.100.1'), 50)).toBe(3);
+    expect(await redis.exists(`${namespace}:rl:global:all`)).toBe(0);
+    expect(await sumBucket(`${namespace}:rl:unauthenticated:anon:198.51.100.1`)).toBe(3);
+    // Another address has its own unauthenticated bucket.
+    expect((await rl.check('unauthenticated', 'anon:198.51.100.2')).allowed).toBe(true);
+    // A keyed client still gets the whole global quota.
+    expect(await allowedCount(() => rl.check('api', 'key:abc'), 5)).toBe(5);
+    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(5);
+    // Unset: unlimited, and no key is written.
+    const open = limiter({ globalPerMin: 1 }, { now: c.now });
+    expect(await allowedCount(() => open.rl.check('unauthenticated', 'anon:x'), 10)).toBe(10);
+    expect(await redis.keys(`${open.namespace}:*`)).toEqual([]);
+  });
+
   it('rejects invalid options', () => {
     expect(() => limiter({ submitPerMin: -1 })).toThrow(RangeError);
     expect(() => limiter({}, { windowMs: 3 })).toThrow(RangeError);

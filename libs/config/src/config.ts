@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseCidr } from '@lookup/contracts';
 
 /**
@@ -27,8 +28,31 @@ export interface Config {
   targetDenyCidrs: string[];
   adminApiKey: string | undefined;
   apiKeys: string[];
-  trustProxy: boolean;
+  /** Which proxies' X-Forwarded-For the API believes (TRUST_PROXY): false (none), a hop count, a list of proxy
+   *  addresses/CIDRs, or true (every hop: accepted, with a warning at start). */
+  trustProxy: boolean | number | string[];
   bodyLimitBytes: number;
+  /** Requests per minute per client address without a valid API key (only when API_KEYS is set; 0 = unlimited).
+   *  They are counted only here, never against a keyed client's or the global quota. */
+  rateLimitUnauthenticatedPerMin: number;
+  /** Time to receive a whole request (headers and body); over it the connection gets 408 and is closed. */
+  apiRequestTimeoutMs: number;
+  /** Time to receive the request headers (at most apiRequestTimeoutMs). */
+  apiHeadersTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  apiKeepAliveTimeoutMs: number;
+  /** A connection with no traffic either way for this long is closed (above the event stream's 15 s heartbeat). */
+  apiIdleTimeoutMs: number;
+  /** Open connections one client address (IPv6: its /64) may hold; beyond it a new one is closed at once (0 = no cap). */
+  apiMaxConnectionsPerClient: number;
+  /** Open connections the API accepts in all. */
+  apiMaxConnections: number;
+  /** Largest request line plus headers, in bytes (node's maxHeaderSize); over it node answers 431. */
+  apiMaxHeaderBytes: number;
+  /** Longest request URL (path and query) in characters; over it 414. */
+  apiMaxUrlLength: number;
+  /** Origins allowed to call the API from a browser (CORS); empty = CORS off. */
+  corsOrigins: string[];
   resourceDataDir: string;
   resourceHeartbeatMs: number;
   resourceMaxMissed: number;
@@ -137,6 +161,41 @@ const hostPortList: Parser<string[]> = (raw, name) => {
   return items;
 };
 
+/** TRUST_PROXY: false/true, a hop count, or a comma-separated list of proxy IP addresses or CIDRs. */
+const trustProxyParser: Parser<boolean | number | string[]> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['false', 'no', 'off'].includes(v)) return false;
+  if (['true', 'yes', 'on'].includes(v)) return true;
+  if (/^\d+$/.test(v)) return int(0, 100)(v, name) || false;
+  const items = list(raw, name);
+  for (const item of items) {
+    const [addr, prefix, extra] = item.split('/');
+    const family = isIP(addr ?? '');
+    const maxPrefix = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new Error(`${name} must be false, a hop count, or a comma-separated list of proxy addresses or CIDRs, got '${item}'`);
+    }
+  }
+  return items;
+};
+/** CORS_ORIGINS: '*' alone, or a comma-separated list of origins (scheme://host[:port], no path). */
+const originList: Parser<string[]> = (raw, name) => {
+  const items = list(raw, name);
+  if (items.length === 1 && items[0] === '*') return items;
+  for (const item of items) {
+    let origin: string | undefined;
+    try {
+      const u = new URL(item);
+      origin = ['http:', 'https:'].includes(u.protocol) ? u.origin : undefined;
+    } catch {
+      origin = undefined;
+    }
+    if (origin !== item.replace(/\/$/, '')) throw new Error(`${name} must be '*' or a comma-separated list of origins like https://app.example.com, got '${item}'`);
+  }
+  return items.map((i) => i.replace(/\/$/, ''));
+};
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const problems: string[] = [];
   function read<T>(name: string, parse: Parser<T>, fallback: T): T {
@@ -176,8 +235,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     targetDenyCidrs: read('TARGET_DENY_CIDRS', cidrList, []),
     adminApiKey: read<string | undefined>('ADMIN_API_KEY', str, undefined),
     apiKeys: read('API_KEYS', list, []),
-    trustProxy: read('TRUST_PROXY', bool, false),
+    trustProxy: read('TRUST_PROXY', trustProxyParser, false),
     bodyLimitBytes: read('API_BODY_LIMIT_BYTES', int(256, 10 * 1024 * 1024), 16 * 1024),
+    rateLimitUnauthenticatedPerMin: read('RATE_LIMIT_UNAUTHENTICATED_PER_MIN', int(0, 10_000_000), 30),
+    apiRequestTimeoutMs: read('API_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), 30_000),
+    apiHeadersTimeoutMs: read('API_HEADERS_TIMEOUT_MS', int(1000, 3_600_000), 10_000),
+    apiKeepAliveTimeoutMs: read('API_KEEP_ALIVE_TIMEOUT_MS', int(100, 600_000), 5000),
+    apiIdleTimeoutMs: read('API_IDLE_TIMEOUT_MS', int(20_000, 3_600_000), 60_000),
+    apiMaxConnectionsPerClient: read('API_MAX_CONNECTIONS_PER_CLIENT', int(0, 1_000_000), 64),
+    apiMaxConnections: read('API_MAX_CONNECTIONS', int(1, 1_000_000), 10_000),
+    apiMaxHeaderBytes: read('API_MAX_HEADER_BYTES', int(1024, 1024 * 1024), 16 * 1024),
+    apiMaxUrlLength: read('API_MAX_URL_LENGTH', int(256, 1024 * 1024), 8192),
+    corsOrigins: read('CORS_ORIGINS', originList, []),
     resourceDataDir: read('RESOURCE_DATA_DIR', str, './data/resources'),
     resourceHeartbeatMs: read('RESOURCE_HEARTBEAT_MS', int(50, 600_000), 2000),
     resourceMaxMissed: read('RESOURCE_MAX_MISSED', int(1, 100), 3),
@@ -205,6 +274,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
   config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
+  if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
+    problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);
+  }
   if (config.resourceWorkerId !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(config.resourceWorkerId)) {
     problems.push(`RESOURCE_WORKER_ID must be 1-64 letters, digits, '.', '-' or '_', got '${config.resourceWorkerId}'`);
   }

@@ -3,14 +3,20 @@ import type { Logger } from '@lookup/logging';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
-/** `submit`: POST /api/lookup. `api`: every other /api route. */
-export type RateLimitTier = 'submit' | 'api';
+/**
+ * `submit`: POST /api/lookup. `api`: every other /api route. `unauthenticated`: any /api request without a
+ * valid API key while keys are required; counted in its own bucket only, never in the global one, so keyless
+ * traffic cannot lock out clients that hold a key.
+ */
+export type RateLimitTier = 'submit' | 'api' | 'unauthenticated';
 
 /** Requests per window (one minute unless `windowMs` says otherwise). 0 disables that bucket. */
 export interface RateLimits {
   submitPerMin: number;
   apiPerMin: number;
   globalPerMin: number;
+  /** Requests without a valid API key, per client address (0 or unset: unlimited). Not part of the global cap. */
+  unauthenticatedPerMin?: number;
 }
 
 export interface RateLimitDecision {
@@ -62,6 +68,7 @@ export function createRateLimiter({
   now,
 }: RateLimiterDeps): RateLimiter {
   for (const [name, value] of Object.entries(limits)) {
+    if (value === undefined && name === 'unauthenticatedPerMin') continue;
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`rate limit ${name} must be a whole number >= 0, got ${value}`);
   }
   if (!Number.isInteger(submitSegments) || submitSegments < 1) throw new RangeError('submitSegments must be >= 1');
@@ -69,9 +76,10 @@ export function createRateLimiter({
 
   const k = makeKeys(namespace);
   const script = defineScript(redis, 'rate_limit', new URL('./lua/rate-limit.lua', import.meta.url), 2);
-  const tiers: Record<RateLimitTier, { limit: number; segments: number }> = {
-    submit: { limit: limits.submitPerMin, segments: submitSegments },
-    api: { limit: limits.apiPerMin, segments: 1 },
+  const tiers: Record<RateLimitTier, { limit: number; segments: number; global: boolean }> = {
+    submit: { limit: limits.submitPerMin, segments: submitSegments, global: true },
+    api: { limit: limits.apiPerMin, segments: 1, global: true },
+    unauthenticated: { limit: limits.unauthenticatedPerMin ?? 0, segments: 1, global: false },
   };
   const globalKey = k.rateLimit('global', 'all');
 
@@ -94,12 +102,14 @@ export function createRateLimiter({
   async function check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
     const t = tiers[tier];
     if (!t) throw new RangeError(`unknown rate-limit tier '${String(tier)}'`);
-    if (t.limit === 0 && limits.globalPerMin === 0) return { ...UNLIMITED };
+    // A limit of 0 disables a bucket in the script: it is neither read nor counted.
+    const globalLimit = t.global ? limits.globalPerMin : 0;
+    if (t.limit === 0 && globalLimit === 0) return { ...UNLIMITED };
     let reply: unknown;
     try {
       reply = await script(
         [k.rateLimit(tier, clientId(client)), globalKey],
-        [now ? Math.floor(now()) : '', windowMs, t.limit, t.segments, limits.globalPerMin, 1],
+        [now ? Math.floor(now()) : '', windowMs, t.limit, t.segments, globalLimit, 1],
       );
     } catch (err) {
       warnFailOpen(err);

@@ -714,7 +714,155 @@ describe('API keys', () => {
     expect(a).toMatch(/^key:[0-9a-f]+$/);
     expect(a).toBe(b);
     expect(a).not.toContain('k-one');
-    expect(c).toBe('ip:198.51.100.3');
+    expect(c).toBe('anon:198.51.100.3');
+  });
+
+  it('authenticate first: keyless and wrong-key requests count only in the unauthenticated bucket (finding 6)', async () => {
+    const h = await harness({ apiKeys: ['k-one'] });
+    await post(h.app, { target: '8.8.8.8' }, { remoteAddress: '198.51.100.4' });
+    await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { 'x-api-key': 'wrong' }, remoteAddress: '198.51.100.4' });
+    await post(h.app, { target: '8.8.8.8' }, { headers: { 'x-api-key': 'k-one' }, remoteAddress: '198.51.100.4' });
+    expect(h.limiter.calls.map((c) => c.tier)).toEqual(['unauthenticated', 'unauthenticated', 'submit']);
+    expect(h.limiter.calls[0]!.client).toBe('anon:198.51.100.4');
+    expect(h.limiter.calls[2]!.client).toMatch(/^key:/);
+  });
+
+  it('answer 429 instead of 401 once the unauthenticated bucket is full, before reading the body', async () => {
+    const h = await harness({ apiKeys: ['k-one'] });
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 9, limit: 30, remaining: 0 };
+    const res = await post(h.app, '{not json', { headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(429);
+    expect(res.headers['retry-after']).toBe('9');
+    expect(res.json()).toMatchObject({ error: 'Rate limit exceeded', retryAfter: 9 });
+  });
+});
+
+describe('client identity for quotas', () => {
+  it('keys anonymous IPv6 clients by their /64 and IPv4-mapped IPv6 clients by the IPv4 address', async () => {
+    const h = await harness();
+    for (const remoteAddress of ['2001:db8:1:2::a', '2001:db8:1:2:ffff:1:2:3', '2001:db8:1:3::a', '::ffff:198.51.100.9']) {
+      await h.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress });
+    }
+    expect(h.limiter.calls.map((c) => c.client)).toEqual(['ip:2001:db8:1:2::/64', 'ip:2001:db8:1:2::/64', 'ip:2001:db8:1:3::/64', 'ip:198.51.100.9']);
+  });
+
+  it('TRUST_PROXY: a list trusts only the listed proxies; a hop count trusts that many hops', async () => {
+    const xff = { 'x-forwarded-for': '198.51.100.7, 203.0.113.5' };
+    const listed = await harness({ trustProxy: ['10.0.0.0/8'] });
+    await listed.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '10.1.2.3', headers: xff });
+    await listed.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '192.0.2.1', headers: xff });
+    expect(listed.limiter.calls.map((c) => c.client)).toEqual(['ip:203.0.113.5', 'ip:192.0.2.1']);
+    const hops = await harness({ trustProxy: 1 });
+    await hops.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '10.1.2.3', headers: xff });
+    expect(hops.limiter.calls[0]!.client).toBe('ip:203.0.113.5');
+    const twoHops = await harness({ trustProxy: 2 });
+    await twoHops.app.inject({ method: 'GET', url: '/api/lookup/services', remoteAddress: '10.1.2.3', headers: xff });
+    expect(twoHops.limiter.calls[0]!.client).toBe('ip:198.51.100.7');
+  });
+});
+
+describe('admin dead-letter routes', () => {
+  const deadLetters = { list: async () => ({ count: 0, messages: [] }), replay: async () => 1, discard: async () => 1 };
+  async function adminApp(adminApiKey: string | undefined) {
+    const h = await harness({ adminApiKey });
+    const app = await buildApp({ ...h.deps, deadLetters });
+    apps.push(app);
+    return app;
+  }
+
+  it('do not exist while ADMIN_API_KEY is unset: 404, as for any unknown path', async () => {
+    const app = await adminApp(undefined);
+    const list = await app.inject({ method: 'GET', url: '/api/admin/dead-letters', headers: { 'x-admin-key': 'x' } });
+    expect(list.statusCode).toBe(404);
+    expect(list.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters' });
+    const replay = await app.inject({ method: 'POST', url: '/api/admin/dead-letters/replay', payload: { all: true } });
+    expect(replay.statusCode).toBe(404);
+  });
+
+  it('check the admin key before validating the body or query (401, never 400, without it)', async () => {
+    const app = await adminApp('sesame');
+    const badBody = await app.inject({ method: 'POST', url: '/api/admin/dead-letters/replay', payload: { bogus: [1, 2] } });
+    expect(badBody.statusCode).toBe(401);
+    const badQuery = await app.inject({ method: 'GET', url: '/api/admin/dead-letters?limit=zero&x=1' });
+    expect(badQuery.statusCode).toBe(401);
+    const withKey = await app.inject({ method: 'POST', url: '/api/admin/dead-letters/replay', headers: { 'x-admin-key': 'sesame' }, payload: { bogus: [1, 2] } });
+    expect(withKey.statusCode).toBe(400);
+    const ok = await app.inject({ method: 'POST', url: '/api/admin/dead-letters/replay', headers: { 'x-admin-key': 'sesame' }, payload: { all: true } });
+    expect(ok.json()).toEqual({ replayed: 1 });
+  });
+});
+
+describe('security headers, CORS and limits', () => {
+  it('sends helmet headers on API answers, errors and docs', async () => {
+    const h = await harness();
+    for (const url of ['/api/lookup/services', '/nope', '/swagger/json']) {
+      const res = await h.app.inject({ method: 'GET', url });
+      expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+      expect(res.headers['x-frame-options'], url).toBe('SAMEORIGIN');
+      expect(res.headers['content-security-policy'], url).toMatch(/default-src 'self'/);
+    }
+  });
+
+  it('allows everything Swagger UI loads under its CSP: same-origin scripts and styles, nothing inline', async () => {
+    const h = await harness();
+    const page = await h.app.inject({ method: 'GET', url: '/swagger/' });
+    expect(page.statusCode).toBe(200);
+    const csp = Object.fromEntries(
+      String(page.headers['content-security-policy']).split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([k, ...v]) => [k, v]),
+    ) as Record<string, string[]>;
+    expect(csp['script-src']).toEqual(["'self'"]);
+    expect(csp['upgrade-insecure-requests']).toBeUndefined(); // would break the page over plain HTTP
+    // No inline script or style element, no inline event handler: everything comes from 'self'.
+    expect(page.body).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(page.body).not.toMatch(/<style/);
+    expect(page.body).not.toMatch(/\son[a-z]+=/i);
+    const assets = [...page.body.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.length).toBeGreaterThanOrEqual(5);
+    for (const asset of assets) {
+      expect(asset, 'same-origin, relative').toMatch(/^\.\//);
+      const res = await h.app.inject({ method: 'GET', url: new URL(asset, 'http://x/swagger/').pathname });
+      expect(res.statusCode, asset).toBe(200);
+    }
+    const init = await h.app.inject({ method: 'GET', url: '/swagger/static/swagger-initializer.js' });
+    expect(init.statusCode).toBe(200);
+    expect(init.body).toContain("resolveUrl('./json')"); // the document is fetched from 'self' (connect-src via default-src)
+    expect(csp['img-src']).toEqual(expect.arrayContaining(["'self'", 'data:']));
+  });
+
+  it('leaves CORS off unless CORS_ORIGINS is set', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { origin: 'https://app.example.com' } });
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    const preflight = await h.app.inject({ method: 'OPTIONS', url: '/api/lookup', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('answers CORS for the listed origins only, preflights before the API key, and keeps 404s as 404', async () => {
+    const h = await harness({ corsOrigins: ['https://app.example.com'], apiKeys: ['k-one'] });
+    const preflight = await h.app.inject({
+      method: 'OPTIONS', url: '/api/lookup',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-api-key' },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(String(preflight.headers['access-control-allow-headers'])).toMatch(/X-API-Key/);
+    const ok = await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { origin: 'https://app.example.com', 'x-api-key': 'k-one' } });
+    expect(ok.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(String(ok.headers['access-control-expose-headers'])).toMatch(/Retry-After/);
+    const other = await h.app.inject({ method: 'GET', url: '/api/lookup/services', headers: { origin: 'https://evil.example', 'x-api-key': 'k-one' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    const missing = await h.app.inject({ method: 'GET', url: '/nope' });
+    expect(missing.statusCode).toBe(404);
+  });
+
+  it('answers 414 JSON for a URL over API_MAX_URL_LENGTH, before the API key and the rate limit', async () => {
+    const h = await harness({ apiMaxUrlLength: 300, apiKeys: ['k-one'] });
+    const res = await h.app.inject({ method: 'GET', url: `/api/lookup/services?q=${'a'.repeat(400)}` });
+    expect(res.statusCode).toBe(414);
+    expect(res.json()).toMatchObject({ error: 'URI too long', message: expect.stringMatching(/300/) });
+    expect(h.limiter.calls).toEqual([]);
+    const fine = await h.app.inject({ method: 'GET', url: `/api/lookup/services?q=${'a'.repeat(100)}`, headers: { 'x-api-key': 'k-one' } });
+    expect(fine.statusCode).not.toBe(414);
   });
 });
 
@@ -789,6 +937,13 @@ describe('OpenAPI document', () => {
     const res = await h.app.inject({ method: 'GET', url: '/swagger/' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);
+  });
+
+  it('documents the edge limits and the disabled admin routes', async () => {
+    const h = await harness();
+    const doc = (await h.app.inject({ method: 'GET', url: '/swagger/json' })).json();
+    for (const code of ['413', '414', '431', '408', 'RATE_LIMIT_UNAUTHENTICATED_PER_MIN']) expect(doc.info.description).toContain(code);
+    expect(doc.tags.find((t: { name: string }) => t.name === 'admin').description).toMatch(/404/);
   });
 
   it('documents the API-key requirement when keys are configured', async () => {

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorBody } from '@lookup/contracts';
 import { UUID_RE } from './schemas.ts';
@@ -116,7 +117,12 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
   app.setErrorHandler((err: FastifyError, request, reply) => handleError(err, request, reply, bodyLimitBytes));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = PROBED_METHODS.filter((m) => m !== request.method && app.findRoute({ method: m, url: path }) !== null);
+    const allowed = PROBED_METHODS.filter((m) => {
+      if (m === request.method) return false;
+      const route = app.findRoute({ method: m, url: path });
+      // CORS's catch-all preflight route (OPTIONS *) does not make every path exist.
+      return route !== null && !(m === 'OPTIONS' && route.params && '*' in route.params);
+    });
     if (allowed.length > 0) {
       return sendError(
         reply,
@@ -129,17 +135,64 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
   });
 }
 
-/** Errors Fastify raises before routing (malformed URL, over-long path parameter). */
-export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    sendError(reply, 414, { error: 'URI too long', message: 'A path parameter is too long' });
-    return;
-  }
-  if (err.code === 'FST_ERR_BAD_URL') {
-    sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
-    return;
-  }
-  sendError(reply, 500, { error: 'Internal error' });
+/** The answer to a URL longer than API_MAX_URL_LENGTH (an onRequest hook, and before routing errors). */
+export function sendUrlTooLong(reply: FastifyReply, length: number, max: number): FastifyReply {
+  return sendError(reply, 414, { error: 'URI too long', message: `The request URL is ${length} characters long; at most ${max} are accepted` });
+}
+
+/** Errors Fastify raises before routing (malformed URL, over-long path parameter); an over-long URL is 414 first. */
+export function frameworkErrorHandler(maxUrlLength: number) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const url = request.raw.url ?? '';
+    if (url.length > maxUrlLength) {
+      sendUrlTooLong(reply, url.length, maxUrlLength);
+      return;
+    }
+    if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      sendError(reply, 414, { error: 'URI too long', message: 'A path parameter is too long' });
+      return;
+    }
+    if (err.code === 'FST_ERR_BAD_URL') {
+      sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
+      return;
+    }
+    sendError(reply, 500, { error: 'Internal error' });
+  };
+}
+
+/**
+ * Errors node's HTTP parser raises before Fastify sees a request: it answers on the raw socket, JSON
+ * `{error, message}`, and closes the connection. 431 for headers (request line included) over maxHeaderSize,
+ * 408 for a request not received within the request or header timeout, 400 for anything malformed.
+ */
+export function clientErrorHandler(limits: { apiMaxHeaderBytes: number; apiRequestTimeoutMs: number }) {
+  return function onClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    let status: number;
+    let body: ErrorBody;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      body = { error: 'Request timeout', message: `The request was not received within ${limits.apiRequestTimeoutMs} ms` };
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      body = { error: 'Request header fields too large', message: `The request line and headers exceed ${limits.apiMaxHeaderBytes} bytes` };
+    } else {
+      status = 400;
+      body = { error: 'Bad request', message: 'The request is not valid HTTP/1.1' };
+    }
+    this.log.debug({ code: err.code, statusCode: status }, 'client error before routing');
+    // As node does: never write into a response that has already started (a timeout during a slow upload whose
+    // early answer went out); just close.
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inProgress?.headersSent) {
+      const json = JSON.stringify(body);
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+      );
+    }
+    socket.destroy();
+  };
 }
 
 export function truncate(s: string, max: number): string {

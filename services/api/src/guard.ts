@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import { clientAddressKey } from './client-address.ts';
 import { sendError } from './errors.ts';
 
 declare module 'fastify' {
@@ -45,18 +46,21 @@ function isApiRequest(request: FastifyRequest): boolean {
   return path === '/api' || path.startsWith('/api/');
 }
 
-/**
- * Guards every /api route (health and docs stay open): rate limits first (per client: the API key when a
- * valid one is presented, else the client address), then the API key when API_KEYS is set. Limits are
- * checked before the body is read, so a 429 answers at once.
- */
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who the request counts against: its API key (hashed) when it sent a valid one, else its address. */
+    /** Who the request counts against: its API key (hashed) when it sent a valid one, else its address
+     *  (IPv6: its /64). */
     clientId: string;
   }
 }
 
+/**
+ * Guards every /api route (health and docs stay open). Authentication comes first: with API_KEYS set, a
+ * request without a valid key is counted only in the `unauthenticated` bucket of its address (429 once that
+ * is full, else 401) and never spends a keyed client's or the global quota. Requests with a valid key, and
+ * every request when API_KEYS is unset, are counted in their route's tier (per key, else per address) and in
+ * the global bucket. All of this runs before the body is read, so a 401 or 429 answers at once.
+ */
 export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: GuardOptions): void {
   app.decorateRequest('clientId', '');
   const keysRequired = apiKeys.length > 0;
@@ -72,34 +76,31 @@ export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: 
     }
   }
 
+  function refuse(request: FastifyRequest, reply: FastifyReply, tier: RateLimitTier, decision: RateLimitDecision): FastifyReply {
+    const retryAfter = Math.max(1, decision.retryAfterSeconds);
+    request.log.info({ tier, retryAfter }, 'rate limit exceeded');
+    return sendError(
+      reply,
+      429,
+      {
+        error: 'Rate limit exceeded',
+        message: `Too many requests; at most ${decision.limit} per minute. Retry in ${retryAfter} s.`,
+        retryAfter,
+      },
+      { 'Retry-After': retryAfter, 'X-RateLimit-Limit': decision.limit, 'X-RateLimit-Remaining': 0 },
+    );
+  }
+
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!isApiRequest(request)) return;
     const presented = presentedApiKey(request);
     const validKey = keysRequired && presented !== undefined && matches(presented);
-    const client = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${request.ip}`;
-    request.clientId = client;
-    const tier = request.routeOptions.config?.rateLimitTier ?? 'api';
+    const address = clientAddressKey(request.ip);
 
-    const decision = await decide(request, tier, client);
-    if (decision && !decision.allowed) {
-      const retryAfter = Math.max(1, decision.retryAfterSeconds);
-      request.log.info({ tier, retryAfter }, 'rate limit exceeded');
-      return sendError(
-        reply,
-        429,
-        {
-          error: 'Rate limit exceeded',
-          message: `Too many requests; at most ${decision.limit} per minute. Retry in ${retryAfter} s.`,
-          retryAfter,
-        },
-        { 'Retry-After': retryAfter, 'X-RateLimit-Limit': decision.limit, 'X-RateLimit-Remaining': 0 },
-      );
-    }
-    if (decision && decision.limit > 0) {
-      reply.header('X-RateLimit-Limit', decision.limit);
-      reply.header('X-RateLimit-Remaining', decision.remaining);
-    }
     if (keysRequired && !validKey) {
+      request.clientId = `anon:${address}`;
+      const decision = await decide(request, 'unauthenticated', request.clientId);
+      if (decision && !decision.allowed) return refuse(request, reply, 'unauthenticated', decision);
       return sendError(
         reply,
         401,
@@ -111,6 +112,15 @@ export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: 
         },
         { 'WWW-Authenticate': 'Bearer' },
       );
+    }
+
+    request.clientId = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${address}`;
+    const tier = request.routeOptions.config?.rateLimitTier ?? 'api';
+    const decision = await decide(request, tier, request.clientId);
+    if (decision && !decision.allowed) return refuse(request, reply, tier, decision);
+    if (decision && decision.limit > 0) {
+      reply.header('X-RateLimit-Limit', decision.limit);
+      reply.header('X-RateLimit-Remaining', decision.remaining);
     }
   });
 }

@@ -4,12 +4,14 @@ import { createLogger, createShutdown, installSignalHandlers } from '@lookup/log
 import { createBroker, deadLetterOps } from '@lookup/messaging';
 import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
 import { buildApp } from './app.ts';
+import { startupWarnings } from './startup-warnings.ts';
 import { createJobEventHub } from './job-events.ts';
 import { createResourceRouter } from './resources/resource-router.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'api', level: config.logLevel });
 logger.info({ config: describeConfig(config) }, 'starting');
+for (const warning of startupWarnings(config)) logger.warn(warning);
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api`, failFast: true });
@@ -52,6 +54,7 @@ const app = await buildApp({
       submitPerMin: config.rateLimitSubmitPerMin,
       apiPerMin: config.rateLimitApiPerMin,
       globalPerMin: config.rateLimitGlobalPerMin,
+      unauthenticatedPerMin: config.rateLimitUnauthenticatedPerMin,
     },
   }),
   publishJobSubmitted: (message) =>

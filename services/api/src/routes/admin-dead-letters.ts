@@ -36,7 +36,6 @@ const DeadLetterSchema = {
 
 const ADMIN_ERRORS = {
   401: errorResponse('Missing or wrong admin key (X-Admin-Key)'),
-  403: errorResponse('Admin endpoints are disabled: ADMIN_API_KEY is not set'),
   503: errorResponse('RabbitMQ is unavailable'),
 };
 
@@ -46,7 +45,7 @@ const ADMIN_ERRORS = {
  */
 export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: Readonly<Config>; deadLetters: DeadLetterAdmin }): void {
   const { config, deadLetters } = deps;
-  const preHandler = requireAdmin(config);
+  const requireAdminKey = requireAdmin(config); // before the body is read or validated
   const security = [{ adminKey: [] }];
   const unavailable = (reply: Parameters<typeof sendUnavailable>[0], err: unknown) => {
     reply.log.warn({ err: (err as Error)?.message }, 'dead-letter operation failed');
@@ -56,7 +55,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.get<{ Querystring: { limit?: string } }>(
     '/api/admin/dead-letters',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'List dead-lettered messages',
@@ -82,7 +81,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.post<{ Body: { messageId?: string; all?: boolean } }>(
     '/api/admin/dead-letters/replay',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'Replay dead-lettered messages',
@@ -106,7 +105,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   app.delete<{ Querystring: { messageId?: string; all?: 'true' | 'false' } }>(
     '/api/admin/dead-letters',
     {
-      preHandler,
+      onRequest: requireAdminKey,
       schema: {
         tags: ['admin'],
         summary: 'Discard dead-lettered messages',

@@ -21,7 +21,6 @@ export const ADMIN_SCHEMAS = [ResourceWorkerInfoSchema, ResourcePinSchema, MoveR
 const ADMIN_ERRORS = {
   ...API_ERROR_RESPONSES,
   401: errorResponse('Missing or wrong admin key (X-Admin-Key), or API key when API_KEYS is set'),
-  403: errorResponse('Admin endpoints are disabled: ADMIN_API_KEY is not set'),
   503: errorResponse('Redis is unavailable'),
 };
 
@@ -29,8 +28,8 @@ const ResultRef = Type.Ref(ResourceAdminResultSchema);
 
 /**
  * Admin endpoints of the pinned resources, under `/api/admin/resources`. They need the admin key in the
- * `X-Admin-Key` header (compared in constant time): missing or wrong is 401. With ADMIN_API_KEY unset they are
- * disabled and answer 403. (When API_KEYS is set, the usual API key is needed as well, like every /api route.)
+ * `X-Admin-Key` header (compared in constant time), checked before the body: missing or wrong is 401. With
+ * ADMIN_API_KEY unset they are not registered (404). (When API_KEYS is set, the usual API key is needed as well, like every /api route.)
  */
 export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { config: Readonly<Config>; resources: ResourceRouter }): Promise<void> {
   const { config, resources } = deps;
@@ -43,7 +42,8 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
       request.log.warn({ err: err.message }, 'resource admin request failed');
       return sendUnavailable(reply, 'The resource directory (Redis) is unavailable');
     });
-    scope.addHook('preHandler', requireAdmin(config));
+    // onRequest: the admin key is checked before the body is read or validated (401, never 400, without it).
+    scope.addHook('onRequest', requireAdmin(config));
 
     const adminSecurity = [{ adminKey: [] }];
 

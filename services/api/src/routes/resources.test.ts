@@ -184,11 +184,25 @@ describe('resource admin routes', () => {
     expect(drain.statusCode).toBe(202);
   });
 
-  it('are disabled (403) while ADMIN_API_KEY is unset', async () => {
+  it('do not exist (404, absent from the OpenAPI document) while ADMIN_API_KEY is unset', async () => {
     const { app } = await harness({ adminApiKey: undefined });
-    const r = await app.inject({ method: 'GET', url: '/api/admin/resources/pins', headers: { 'x-admin-key': 'anything' } });
-    expect(r.statusCode).toBe(403);
-    expect(r.json().message).toMatch(/ADMIN_API_KEY/);
+    for (const [method, url] of [['GET', '/api/admin/resources/pins'], ['GET', '/api/admin/resources/workers'], ['POST', '/api/admin/resources/move']] as const) {
+      const r = await app.inject({ method, url, headers: { 'x-admin-key': 'anything' }, payload: method === 'POST' ? { key: 'db/a' } : undefined });
+      expect(r.statusCode, url).toBe(404);
+      expect(r.json()).toEqual({ error: 'Not found', message: `No route for ${method} ${url}` });
+    }
+    const doc = (await app.inject({ method: 'GET', url: '/swagger/json' })).json();
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/api/admin'))).toEqual([]);
+  });
+
+  it('check the admin key before the body: a bad body without the key is 401, not 400', async () => {
+    const { app } = await harness();
+    for (const payload of ['{not json', JSON.stringify({ nope: 1 })]) {
+      const r = await app.inject({ method: 'POST', url: '/api/admin/resources/move', headers: { 'content-type': 'application/json' }, payload });
+      expect(r.statusCode, payload).toBe(401);
+    }
+    const withKey = await app.inject({ method: 'POST', url: '/api/admin/resources/move', headers: { 'content-type': 'application/json', 'x-admin-key': 'sesame' }, payload: '{not json' });
+    expect(withKey.statusCode).toBe(400);
   });
 
   it('are in the OpenAPI document with tags, summaries and schemas', async () => {
