@@ -240,7 +240,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rateLimitUnauthenticatedPerMin: read('RATE_LIMIT_UNAUTHENTICATED_PER_MIN', int(0, 10_000_000), 30),
     apiRequestTimeoutMs: read('API_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), 30_000),
     apiHeadersTimeoutMs: read('API_HEADERS_TIMEOUT_MS', int(1000, 3_600_000), 10_000),
-    apiKeepAliveTimeoutMs: read('API_KEEP_ALIVE_TIMEOUT_MS', int(100, 600_000), 5000),
+    apiKeepAliveTimeoutMs: read('API_KEEP_ALIVE_TIMEOUT_MS', int(100, 600_000), 72_000),
     apiIdleTimeoutMs: read('API_IDLE_TIMEOUT_MS', int(20_000, 3_600_000), 60_000),
     apiMaxConnectionsPerClient: read('API_MAX_CONNECTIONS_PER_CLIENT', int(0, 1_000_000), 64),
     apiMaxConnections: read('API_MAX_CONNECTIONS', int(1, 1_000_000), 10_000),

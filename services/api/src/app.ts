@@ -36,8 +36,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // connection after keepAliveTimeout. The request timeout covers receiving the request only, so a long
     // response (the event stream) is not cut by it; the stream's 15 s heartbeat keeps it under the idle timeout.
     requestTimeout: config.apiRequestTimeoutMs,
-    // Never shorter than a resource request may wait for its owner (no byte flows meanwhile).
-    connectionTimeout: Math.max(config.apiIdleTimeoutMs, config.resourceProxyTimeoutMs + 5000),
+    // Never shorter than a resource request may wait for its owner (no byte flows meanwhile), nor than the
+    // keep-alive timeout (else an idle keep-alive connection is cut silently, before the Keep-Alive hint says).
+    connectionTimeout: Math.max(config.apiIdleTimeoutMs, config.resourceProxyTimeoutMs + 5000, config.apiKeepAliveTimeoutMs + 1000),
     keepAliveTimeout: config.apiKeepAliveTimeoutMs,
     http: { maxHeaderSize: config.apiMaxHeaderBytes, headersTimeout, connectionsCheckingInterval: checkEveryMs },
     clientErrorHandler: clientErrorHandler(config),

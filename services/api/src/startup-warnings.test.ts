@@ -45,7 +45,7 @@ describe('edge configuration', () => {
       unauth: c.rateLimitUnauthenticatedPerMin, request: c.apiRequestTimeoutMs, headers: c.apiHeadersTimeoutMs, keepAlive: c.apiKeepAliveTimeoutMs,
       idle: c.apiIdleTimeoutMs, perClient: c.apiMaxConnectionsPerClient, total: c.apiMaxConnections, headerBytes: c.apiMaxHeaderBytes,
       url: c.apiMaxUrlLength, cors: c.corsOrigins,
-    }).toEqual({ unauth: 30, request: 30_000, headers: 10_000, keepAlive: 5000, idle: 60_000, perClient: 64, total: 10_000, headerBytes: 16_384, url: 8192, cors: [] });
+    }).toEqual({ unauth: 30, request: 30_000, headers: 10_000, keepAlive: 72_000, idle: 60_000, perClient: 64, total: 10_000, headerBytes: 16_384, url: 8192, cors: [] });
     expect(() => loadConfig({ API_REQUEST_TIMEOUT_MS: '5000', API_HEADERS_TIMEOUT_MS: '6000' })).toThrow(/API_HEADERS_TIMEOUT_MS/);
     // The idle timeout stays above the event stream's 15 s heartbeat.
     expect(() => loadConfig({ API_IDLE_TIMEOUT_MS: '10000' })).toThrow(/API_IDLE_TIMEOUT_MS/);

@@ -73,7 +73,9 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
+        // No explicit `Connection: keep-alive`: HTTP/1.1 keeps the connection by default, and a client that sent
+        // `Connection: close` gets it closed after the stream (forcing keep-alive held it open until the
+        // keep-alive timeout).
         'x-accel-buffering': 'no',
         'x-job-id': jobId,
       });
