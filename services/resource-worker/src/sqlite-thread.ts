@@ -7,21 +7,23 @@ import { execute, type Outcome, type QueryBody } from './sql-engine.ts';
 /**
  * One key's database thread (a worker_thread): its own sql.js module instance (so its own Emscripten in-memory
  * filesystem, shared with no other key), its own copy of the database loaded from the key's file, one request
- * at a time. A request that changed the database is exported to a temporary file (written and fsync'd here);
+ * at a time. A thread may be started ahead of need (sql.js loaded, no database yet: a spare) and then serves the
+ * one key it is opened for, until it is terminated; it is never reused for another key. A request that changed the database is exported to a temporary file (written and fsync'd here);
  * the main thread alone renames it over the key's file, after checking the lease. The main thread terminates
  * this thread when a statement runs past RESOURCE_STATEMENT_TIMEOUT_MS (V8 termination stops WebAssembly
  * mid-statement), when the request is abandoned or the lease lost, and when the key is closed.
  */
 
 export interface ThreadData {
-  file: string;
   /** The compiled sql.js WebAssembly.Module, shared by every thread (compiled once per process). */
   wasm?: unknown;
 }
 
-export type ToThread = { type: 'query'; id: number; body: QueryBody; tmp: string };
+/** `open` once (a thread serves one key in its whole life), then queries. */
+export type ToThread = { type: 'open'; file: string } | { type: 'query'; id: number; body: QueryBody; tmp: string };
 
 export type FromThread =
+  | { type: 'booted' }
   | { type: 'ready' }
   | { type: 'open-failed'; message: string }
   | { type: 'done'; id: number; outcome: Outcome; wrote: boolean }
@@ -47,9 +49,19 @@ try {
     },
   } as unknown as SqlJsConfig;
   const SQL = await initSqlJs(wasm ? config : undefined);
-  const db = existsSync(data.file) ? new SQL.Database(readFileSync(data.file)) : new SQL.Database();
-  harden(db);
+  let db: Database | undefined;
   port.on('message', (m: ToThread) => {
+    if (m.type === 'open') {
+      if (db) return post({ type: 'open-failed', message: 'this thread already serves a database' });
+      try {
+        db = existsSync(m.file) ? new SQL.Database(readFileSync(m.file)) : new SQL.Database();
+        harden(db);
+      } catch (err) {
+        return post({ type: 'open-failed', message: (err as Error).message });
+      }
+      return post({ type: 'ready' });
+    }
+    if (!db) return post({ type: 'write-failed', id: m.id, message: 'no database open' });
     const outcome = execute(db, m.body);
     if (!outcome.changed) return post({ type: 'done', id: m.id, outcome, wrote: false });
     try {
@@ -61,7 +73,7 @@ try {
     }
     post({ type: 'done', id: m.id, outcome, wrote: true });
   });
-  post({ type: 'ready' });
+  post({ type: 'booted' });
 } catch (err) {
   post({ type: 'open-failed', message: (err as Error).message });
 }

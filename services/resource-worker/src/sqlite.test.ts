@@ -113,8 +113,8 @@ describe('sqlite resource type: one database thread per key', async () => {
 
   it('keeps keys apart: what one key writes to its in-memory filesystem, another cannot see', async () => {
     // Below the sandbox (which refuses both statements): each thread has its own sql.js instance.
-    const a = new DatabaseThread(path.join(dataDir, 'db', 'none-a.sqlite'), undefined);
-    const b = new DatabaseThread(path.join(dataDir, 'db', 'none-b.sqlite'), undefined);
+    const a = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-a.sqlite'));
+    const b = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-b.sqlite'));
     await Promise.all([a.ready, b.ready]);
     const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret'); VACUUM INTO '/tmp/shared.db'" }, path.join(dataDir, 'tmp-a'));
     expect(wa.type === 'done' && wa.outcome.failure).toBeUndefined();

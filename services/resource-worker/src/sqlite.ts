@@ -108,26 +108,44 @@ function spawnThread(data: ThreadData): Worker {
 
 class ThreadStopped extends Error {}
 
-/** The main thread's handle on one database thread: one request at a time, terminated on demand. */
+/**
+ * The main thread's handle on one database thread: started with sql.js loaded (`booted`), then opened for one
+ * key's file (`open`, once), then one request at a time; terminated on demand.
+ */
 export class DatabaseThread {
   private readonly worker: Worker;
-  /** Settles once the database is loaded (rejects when it could not be). */
+  /** Settles once sql.js is loaded in the thread. */
+  readonly booted: Promise<void>;
+  /** Settles once the database is loaded (rejects when it could not be); pending until `open`. */
   readonly ready: Promise<void>;
+  private opened = false;
   private pending?: { id: number; resolve: (m: FromThread) => void; reject: (e: Error) => void };
   private nextId = 0;
   private stopped?: Error;
   private terminated?: Promise<void>;
 
-  constructor(file: string, wasm: unknown) {
-    this.worker = spawnThread({ file, wasm });
+  constructor(wasm: unknown) {
+    this.worker = spawnThread({ wasm });
+    let onBooted!: () => void;
     let onReady!: () => void;
-    let onFail!: (e: Error) => void;
+    let failBoot!: (e: Error) => void;
+    let failReady!: (e: Error) => void;
+    this.booted = new Promise<void>((resolve, reject) => {
+      onBooted = resolve;
+      failBoot = reject;
+    });
     this.ready = new Promise<void>((resolve, reject) => {
       onReady = resolve;
-      onFail = reject;
+      failReady = reject;
     });
-    this.ready.catch(() => undefined); // observed by whoever awaits it
+    const onFail = (e: Error) => {
+      failBoot(e);
+      failReady(e);
+    };
+    this.booted.catch(() => undefined); // observed by whoever awaits them
+    this.ready.catch(() => undefined);
     this.worker.on('message', (m: FromThread) => {
+      if (m.type === 'booted') return onBooted();
       if (m.type === 'ready') return onReady();
       if (m.type === 'open-failed') return this.stop(new Error(`could not open the database: ${m.message}`));
       const p = this.pending;
@@ -152,6 +170,21 @@ export class DatabaseThread {
 
   get alive(): boolean {
     return this.stopped === undefined;
+  }
+
+  /** Loads the key's database file into the thread (once); `ready` settles when it is loaded. */
+  open(file: string): this {
+    if (this.opened) throw new Error('a database thread serves one database');
+    this.opened = true;
+    this.worker.ref();
+    this.worker.postMessage({ type: 'open', file } satisfies ToThread);
+    return this;
+  }
+
+  /** A spare thread does not keep the process alive. */
+  unref(): this {
+    this.worker.unref();
+    return this;
   }
 
   /** Runs one request; rejects if the thread stops first. */
@@ -204,9 +237,19 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
   let dataDir = options.dataDir ?? '';
   let statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
   const parsed = new WeakMap<ResourceRequest, QueryBody>();
+  // One thread started ahead of need, sql.js loaded, bound to no key: opening a key takes it (so a new key does
+  // not wait for a thread to start) and starts the next one. It never serves two keys.
+  let spare: DatabaseThread | undefined;
+  const startSpare = () => {
+    spare = new DatabaseThread(wasm).unref();
+  };
 
   function startThread(resource: SqliteResource): DatabaseThread {
-    if (!resource.thread || !resource.thread.alive) resource.thread = new DatabaseThread(resource.file, wasm);
+    if (!resource.thread || !resource.thread.alive) {
+      const thread = spare?.alive ? spare : new DatabaseThread(wasm);
+      startSpare();
+      resource.thread = thread.open(resource.file);
+    }
     return resource.thread;
   }
 
@@ -228,6 +271,7 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
       statementTimeoutMs = options.statementTimeoutMs ?? config.resourceStatementTimeoutMs;
       mkdirSync(path.join(dataDir, 'db'), { recursive: true });
       ready = true;
+      startSpare();
     },
     accept(request) {
       databaseName(request.key);
