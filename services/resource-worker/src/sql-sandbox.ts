@@ -39,101 +39,132 @@ export interface SandboxViolation {
   message: string;
 }
 
-const asciiUpper = (s: string) => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+// Character classes of SQLite's tokenizer (tokenize.c), on UTF-16 code units: identifier characters are ASCII
+// letters, digits, '_', '$' and everything from 0x80 up; whitespace is space, \t, \n, \f, \r.
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 12 || c === 13;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+const isIdStart = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c >= 0x80;
+const isIdChar = (c: number) => isIdStart(c) || isDigit(c) || c === 36;
 
-// SQLite's tokenizer (tokenize.c): identifier characters are ASCII letters, digits, '_', '$' and every byte >= 0x80.
-const isIdStart = (c: string) => /[A-Za-z_]/.test(c) || c.charCodeAt(0) >= 0x80;
-const isIdChar = (c: string) => /[A-Za-z0-9_$]/.test(c) || c.charCodeAt(0) >= 0x80;
-const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\f' || c === '\r';
+/** Names longer than this match no rule's name (the longest is 18 characters); they are not copied. */
+const MAX_NAME = 24;
+const LONG_NAME = '\u0000';
 
 /**
- * Splits SQL into tokens as SQLite's tokenizer does, dropping whitespace and comments. An unterminated string or
- * quoted identifier runs to the end of the text (SQLite refuses it as a syntax error anyway).
+ * Splits SQL into tokens as SQLite's tokenizer does, calling `visit(kind, start, end)` for each and skipping
+ * whitespace and comments; stops when `visit` returns true. One pass, no allocation per token: the check runs on
+ * the worker's main thread, for bodies up to RESOURCE_BODY_LIMIT_BYTES. An unterminated string or quoted
+ * identifier runs to the end of the text (SQLite refuses it as a syntax error anyway). Operators are one
+ * character each (none matters to the rules).
  */
-export function tokenize(sql: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
+export function scan(sql: string, visit: (kind: TokenKind, start: number, end: number) => boolean | void): void {
   const n = sql.length;
-  const push = (kind: TokenKind, start: number, end: number, name?: string) => out.push({ kind, text: sql.slice(start, end), name, offset: start });
-  /** The end of a quoted run starting at `start` (the opening quote), where a doubled closing quote escapes it. */
-  const quoted = (start: number, close: string, doubling: boolean): { end: number; closed: boolean } => {
+  /** The end of a quoted run starting at `start` (the opening quote); a doubled closing quote escapes it. */
+  const quotedEnd = (start: number, close: string, doubling: boolean): number => {
     let j = start + 1;
     for (;;) {
-      if (j >= n) return { end: n, closed: false };
-      if (sql[j] === close) {
-        if (doubling && sql[j + 1] === close) {
-          j += 2;
-          continue;
-        }
-        return { end: j + 1, closed: true };
+      j = sql.indexOf(close, j);
+      if (j < 0) return n;
+      if (doubling && sql[j + 1] === close) {
+        j += 2;
+        continue;
       }
-      j += 1;
+      return j + 1;
     }
   };
+  let i = 0;
   while (i < n) {
-    const c = sql[i]!;
+    const c = sql.charCodeAt(i);
+    const d = sql.charCodeAt(i + 1); // NaN past the end
+    let kind: TokenKind;
+    let end: number;
     if (isSpace(c)) {
       i += 1;
-    } else if (c === '-' && sql[i + 1] === '-') {
+      continue;
+    } else if (c === 45 && d === 45) {
+      // -- to the end of the line
       const nl = sql.indexOf('\n', i + 2);
       i = nl < 0 ? n : nl + 1;
-    } else if (c === '/' && sql[i + 1] === '*') {
-      // Not nested: the first '*/' ends it; an unterminated comment runs to the end (SQLite accepts that).
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-    } else if (c === "'") {
-      const { end } = quoted(i, "'", true);
-      push('string', i, end);
-      i = end;
-    } else if (c === '"' || c === '`') {
-      const { end, closed } = quoted(i, c, true);
-      const inner = sql.slice(i + 1, closed ? end - 1 : end).split(c + c).join(c);
-      push('quoted', i, end, asciiUpper(inner));
-      i = end;
-    } else if (c === '[') {
+      continue;
+    } else if (c === 47 && d === 42) {
+      // /* ... */, not nested: the first '*/' ends it; an unterminated comment runs to the end (SQLite accepts that).
+      const close = sql.indexOf('*/', i + 2);
+      i = close < 0 ? n : close + 2;
+      continue;
+    } else if (c === 39) {
+      kind = 'string';
+      end = quotedEnd(i, "'", true);
+    } else if (c === 34 || c === 96) {
+      kind = 'quoted';
+      end = quotedEnd(i, sql[i]!, true);
+    } else if (c === 91) {
+      kind = 'quoted';
       const close = sql.indexOf(']', i + 1);
-      const end = close < 0 ? n : close + 1;
-      push('quoted', i, end, asciiUpper(sql.slice(i + 1, close < 0 ? n : close)));
-      i = end;
-    } else if ((c === 'x' || c === 'X') && sql[i + 1] === "'") {
-      const { end } = quoted(i + 1, "'", false);
-      push('blob', i, end);
-      i = end;
-    } else if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(sql[i + 1] ?? ''))) {
-      let j = i + 1;
-      while (j < n && /[0-9A-Za-z_.]/.test(sql[j]!)) {
+      end = close < 0 ? n : close + 1;
+    } else if ((c === 120 || c === 88) && d === 39) {
+      kind = 'blob';
+      end = quotedEnd(i + 1, "'", false);
+    } else if (isDigit(c) || (c === 46 && isDigit(d))) {
+      kind = 'number';
+      end = i + 1;
+      while (end < n) {
+        const e = sql.charCodeAt(end);
+        if (!(isIdChar(e) || e === 46) || e === 36) break;
         // An exponent's sign belongs to the number: 1e+5.
-        if ((sql[j] === 'e' || sql[j] === 'E') && (sql[j + 1] === '+' || sql[j + 1] === '-')) j += 1;
-        j += 1;
+        if ((e === 101 || e === 69) && (sql[end + 1] === '+' || sql[end + 1] === '-')) end += 1;
+        end += 1;
       }
-      push('number', i, j);
-      i = j;
-    } else if (c === '?') {
-      let j = i + 1;
-      while (j < n && /[0-9]/.test(sql[j]!)) j += 1;
-      push('param', i, j);
-      i = j;
-    } else if (c === ':' || c === '@' || c === '$' || c === '#') {
-      // Named parameters. (SQLite's TCL-style `$a::b(...)` suffixes are not followed: whatever they contain is
-      // then read as ordinary tokens, which can only make the check stricter.)
-      let j = i + 1;
-      while (j < n && isIdChar(sql[j]!)) j += 1;
-      push(j > i + 1 ? 'param' : 'punct', i, j);
-      i = j;
+    } else if (c === 63) {
+      kind = 'param';
+      end = i + 1;
+      while (end < n && isDigit(sql.charCodeAt(end))) end += 1;
+    } else if (c === 58 || c === 64 || c === 36 || c === 35) {
+      // Named parameters :a @a $a #a. (SQLite's TCL-style `$a::b(...)` suffixes are not followed: whatever they
+      // contain is then read as ordinary tokens, which can only make the check stricter.)
+      end = i + 1;
+      while (end < n && isIdChar(sql.charCodeAt(end))) end += 1;
+      kind = end > i + 1 ? 'param' : 'punct';
     } else if (isIdStart(c)) {
-      let j = i + 1;
-      while (j < n && isIdChar(sql[j]!)) j += 1;
-      const text = sql.slice(i, j);
-      push('word', i, j, asciiUpper(text));
-      i = j;
+      kind = 'word';
+      end = i + 1;
+      while (end < n && isIdChar(sql.charCodeAt(end))) end += 1;
     } else {
-      // Operators and punctuation, one or two characters (only ';', '(', ')', '.', '=' matter here).
-      const two = sql.slice(i, i + 2);
-      const len = ['<=', '>=', '==', '!=', '<>', '<<', '>>', '||', '->'].includes(two) ? (two === '->' && sql[i + 2] === '>' ? 3 : 2) : 1;
-      push('punct', i, i + len);
-      i += len;
+      kind = 'punct';
+      end = i + 1;
     }
+    if (visit(kind, i, end) === true) return;
+    i = end;
   }
+}
+
+/** A word's or quoted identifier's name: unquoted, ASCII upper-cased; LONG_NAME past MAX_NAME characters. */
+function nameOf(sql: string, kind: TokenKind, start: number, end: number): string {
+  let from = start;
+  let to = end;
+  let quote = '';
+  if (kind === 'quoted') {
+    quote = sql[start]!;
+    const close = quote === '[' ? ']' : quote;
+    from = start + 1;
+    if (to - from >= 1 && sql[to - 1] === close) to -= 1;
+  }
+  if (to - from > MAX_NAME * 2) return LONG_NAME;
+  let name = sql.slice(from, to);
+  if (quote === '"' || quote === '`') name = name.split(quote + quote).join(quote);
+  if (name.length > MAX_NAME) return LONG_NAME;
+  // SQLite folds ASCII only. toUpperCase() may also fold other letters ('ı' to 'I'), which can only make a name
+  // SQLite does not know look like one of ours: a stricter check, never a laxer one.
+  return name.toUpperCase();
+}
+
+/** Every token, as objects (for tests and tools; `checkSql` itself does not build this list). */
+export function tokenize(sql: string): Token[] {
+  const out: Token[] = [];
+  scan(sql, (kind, start, end) => {
+    const token: Token = { kind, text: sql.slice(start, end), offset: start };
+    if (kind === 'word' || kind === 'quoted') token.name = nameOf(sql, kind, start, end);
+    out.push(token);
+  });
   return out;
 }
 
@@ -155,60 +186,82 @@ export const NAME_ARGUMENT_PRAGMAS = new Set([
 /** Pragmas a key may also set: they change only that database's own header fields or this connection's checks. */
 export const SETTABLE_PRAGMAS = new Set(['USER_VERSION', 'APPLICATION_ID', 'FOREIGN_KEYS', 'DEFER_FOREIGN_KEYS', 'RECURSIVE_TRIGGERS']);
 
-const isName = (t: Token | undefined): t is Token => t !== undefined && (t.kind === 'word' || t.kind === 'quoted');
-const isPunct = (t: Token | undefined, p: string) => t !== undefined && t.kind === 'punct' && t.text === p;
+const ALLOWED_PRAGMAS = [...NAME_ARGUMENT_PRAGMAS, ...NO_ARGUMENT_PRAGMAS, ...SETTABLE_PRAGMAS].map((p) => p.toLowerCase()).join(', ');
 
-/** The first rule the SQL breaks, or undefined when it may run. */
-export function checkSql(sql: string): SandboxViolation | undefined {
-  const tokens = tokenize(sql);
-  let vacuumAt = -1; // a VACUUM earlier in this statement
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (isPunct(t, ';')) {
-      vacuumAt = -1;
-      continue;
-    }
-    if (t.kind === 'word') {
-      if (t.name === 'ATTACH' || t.name === 'DETACH') {
-        return { rule: t.name, message: `${t.name} is not allowed: a key's SQL reaches only that key's database` };
-      }
-      if (t.name === 'VACUUM') vacuumAt = i;
-      if (t.name === 'INTO' && vacuumAt >= 0) {
-        return { rule: 'VACUUM INTO', message: "VACUUM INTO is not allowed: it writes a copy of the database to a file (plain VACUUM is allowed)" };
-      }
-      if (t.name === 'PRAGMA') {
-        const v = checkPragma(tokens, i);
-        if (v) return v;
-      }
-    }
-    if (isName(t) && DENIED_FUNCTIONS.has(t.name!) && isPunct(tokens[i + 1], '(')) {
-      const fn = t.name!.toLowerCase();
-      return { rule: fn, message: `${fn}() is not allowed: it reaches files or native code outside the key's database` };
-    }
+/**
+ * What may follow `PRAGMA [schema.]name`: nothing (end of statement), `= value` or `(value)` for a settable
+ * pragma, `(name)` for one that reports on a table or index. `next` is the token after the name: ';', '=', '(',
+ * another token, or undefined at the end of the text.
+ */
+function pragmaViolation(pragma: string, next: string | undefined): SandboxViolation | undefined {
+  const shown = `PRAGMA ${pragma === LONG_NAME ? '(a very long name)' : pragma.toLowerCase()}`;
+  if (!NAME_ARGUMENT_PRAGMAS.has(pragma) && !NO_ARGUMENT_PRAGMAS.has(pragma) && !SETTABLE_PRAGMAS.has(pragma)) {
+    return { rule: shown, message: `${shown} is not allowed; allowed pragmas: ${ALLOWED_PRAGMAS}` };
   }
+  const ends = next === undefined || next === ';';
+  if (SETTABLE_PRAGMAS.has(pragma)) return ends || next === '=' || next === '(' ? undefined : { rule: shown, message: `${shown} must end the statement` };
+  if (next === '=' || (next === '(' && NO_ARGUMENT_PRAGMAS.has(pragma))) return { rule: shown, message: `${shown} is read-only here: it takes no value` };
+  if (!ends && next !== '(') return { rule: shown, message: `${shown} must end the statement` };
   return undefined;
 }
 
-function checkPragma(tokens: Token[], at: number): SandboxViolation | undefined {
-  let i = at + 1;
-  let name = tokens[i];
-  if (isName(name) && isPunct(tokens[i + 1], '.')) {
-    i += 2; // schema.pragma
-    name = tokens[i];
-  }
-  if (!isName(name)) return { rule: 'PRAGMA', message: 'PRAGMA needs a pragma name from the allowed list' };
-  const pragma = name.name!;
-  const shown = `PRAGMA ${pragma.toLowerCase()}`;
-  const next = tokens[i + 1];
-  const ends = next === undefined || isPunct(next, ';');
-  const sets = isPunct(next, '=');
-  const args = isPunct(next, '(');
-  const allowed = [...NAME_ARGUMENT_PRAGMAS, ...NO_ARGUMENT_PRAGMAS, ...SETTABLE_PRAGMAS].map((p) => p.toLowerCase());
-  if (!NAME_ARGUMENT_PRAGMAS.has(pragma) && !NO_ARGUMENT_PRAGMAS.has(pragma) && !SETTABLE_PRAGMAS.has(pragma)) {
-    return { rule: shown, message: `${shown} is not allowed; allowed pragmas: ${allowed.join(', ')}` };
-  }
-  if (SETTABLE_PRAGMAS.has(pragma)) return ends || sets || args ? undefined : { rule: shown, message: `${shown} must end the statement` };
-  if (sets || (args && NO_ARGUMENT_PRAGMAS.has(pragma))) return { rule: shown, message: `${shown} is read-only here: it takes no value` };
-  if (!ends && !args) return { rule: shown, message: `${shown} must end the statement` };
+const NO_PRAGMA_NAME: SandboxViolation = { rule: 'PRAGMA', message: 'PRAGMA needs a pragma name from the allowed list' };
+
+/** The first rule the SQL breaks, or undefined when it may run. One pass over the text. */
+export function checkSql(sql: string): SandboxViolation | undefined {
+  let violation: SandboxViolation | undefined;
+  let vacuum = false; // a VACUUM earlier in this statement
+  let previousName: string | undefined; // the previous token's name, if it was a word or quoted identifier
+  // PRAGMA [schema.]name: 1 after PRAGMA, 2 after a first name, 3 after 'schema.', 4 after 'schema.name'.
+  let pragmaState = 0;
+  let pragma = '';
+  scan(sql, (kind, start, end) => {
+    const isName = kind === 'word' || kind === 'quoted';
+    const name = isName ? nameOf(sql, kind, start, end) : undefined;
+    const punct = kind === 'punct' ? sql[start] : undefined;
+    if (pragmaState === 1 || pragmaState === 3) {
+      if (!isName) {
+        violation = NO_PRAGMA_NAME;
+        return true;
+      }
+      pragma = name!;
+      pragmaState += 1;
+      previousName = name;
+      return false;
+    }
+    if (pragmaState === 2 && punct === '.') {
+      pragmaState = 3;
+      previousName = undefined;
+      return false;
+    }
+    if (pragmaState === 2 || pragmaState === 4) {
+      pragmaState = 0;
+      violation = pragmaViolation(pragma, punct ?? sql.slice(start, Math.min(end, start + 1)) + (kind === 'punct' ? '' : ' '));
+      if (violation) return true;
+    }
+    if (punct === ';') vacuum = false;
+    if (punct === '(' && previousName !== undefined && DENIED_FUNCTIONS.has(previousName)) {
+      const fn = previousName.toLowerCase();
+      violation = { rule: fn, message: `${fn}() is not allowed: it reaches files or native code outside the key's database` };
+      return true;
+    }
+    if (kind === 'word') {
+      if (name === 'ATTACH' || name === 'DETACH') {
+        violation = { rule: name, message: `${name} is not allowed: a key's SQL reaches only that key's database` };
+        return true;
+      }
+      if (name === 'VACUUM') vacuum = true;
+      if (name === 'INTO' && vacuum) {
+        violation = { rule: 'VACUUM INTO', message: 'VACUUM INTO is not allowed: it writes a copy of the database to a file (plain VACUUM is allowed)' };
+        return true;
+      }
+      if (name === 'PRAGMA') pragmaState = 1;
+    }
+    previousName = name;
+    return false;
+  });
+  if (violation) return violation;
+  if (pragmaState === 1 || pragmaState === 3) return NO_PRAGMA_NAME;
+  if (pragmaState === 2 || pragmaState === 4) return pragmaViolation(pragma, undefined);
   return undefined;
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import initSqlJs, { type Database, type SqlJsConfig } from 'sql.js';
 import { writeTemp } from './atomic-file.ts';
+import { checkSql } from './sql-sandbox.ts';
 import { execute, type Outcome, type QueryBody } from './sql-engine.ts';
 
 /**
@@ -20,7 +21,10 @@ export interface ThreadData {
 }
 
 /** `open` once (a thread serves one key in its whole life), then queries. */
-export type ToThread = { type: 'open'; file: string } | { type: 'query'; id: number; body: QueryBody; tmp: string };
+export type ToThread =
+  | { type: 'open'; file: string }
+  /** `check`: run the SQL sandbox here first (large queries, so the main thread does not spend time on them). */
+  | { type: 'query'; id: number; body: QueryBody; tmp: string; check?: boolean };
 
 export type FromThread =
   | { type: 'booted' }
@@ -62,6 +66,11 @@ try {
       return post({ type: 'ready' });
     }
     if (!db) return post({ type: 'write-failed', id: m.id, message: 'no database open' });
+    const violation = m.check ? checkSql(m.body.query) : undefined;
+    if (violation) {
+      const failure = { status: 403, error: 'Statement not allowed', details: { rule: violation.rule, message: violation.message } };
+      return post({ type: 'done', id: m.id, outcome: { failure, changed: false }, wrote: false });
+    }
     const outcome = execute(db, m.body);
     if (!outcome.changed) return post({ type: 'done', id: m.id, outcome, wrote: false });
     try {

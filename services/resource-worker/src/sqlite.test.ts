@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
 import { createLogger } from '@lookup/logging';
 import type { ResourceContext, ResourceRequest } from '@lookup/resource-kit';
-import { createSqliteType, databaseName, DatabaseThread, parseQueryBody, runQuery, writeFileAtomic } from './sqlite.ts';
+import { createSqliteType, databaseName, DatabaseThread, MAIN_THREAD_CHECK_MAX, parseQueryBody, runQuery, writeFileAtomic } from './sqlite.ts';
 
 const SQL = await initSqlJs();
 const dir = mkdtempSync(path.join(tmpdir(), 'sqlite-test-'));
@@ -116,11 +116,11 @@ describe('sqlite resource type: one database thread per key', async () => {
     const a = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-a.sqlite'));
     const b = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-b.sqlite'));
     await Promise.all([a.ready, b.ready]);
-    const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret'); VACUUM INTO '/tmp/shared.db'" }, path.join(dataDir, 'tmp-a'));
+    const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret'); VACUUM INTO '/tmp/shared.db'" }, path.join(dataDir, 'tmp-a'), false);
     expect(wa.type === 'done' && wa.outcome.failure).toBeUndefined();
-    const same = await a.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-a2'));
+    const same = await a.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-a2'), false);
     expect(same.type === 'done' && same.outcome.result?.rows).toEqual([{ v: 'secret' }]); // there, for key A
-    const other = await b.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-b'));
+    const other = await b.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-b'), false);
     expect(other.type === 'done' && other.outcome.failure?.details?.message).toMatch(/no such table: x.s/);
     await Promise.all([a.terminate(), b.terminate()]);
   });
@@ -161,6 +161,15 @@ describe('sqlite resource type: one database thread per key', async () => {
       expect(() => accept(post('db/x', q)), q).toThrow(expect.objectContaining({ status: 403, message: 'Statement not allowed' }));
     }
     expect(existsSync(path.join(dataDir, 'db', 'x.sqlite'))).toBe(false);
+  });
+
+  it('checks a large query in its database thread instead, before it runs', async () => {
+    const ctx = context('db/large');
+    const db = await type.open('db/large', ctx);
+    const filler = `SELECT '${'x'.repeat(MAIN_THREAD_CHECK_MAX)}';`;
+    await expect(run(db, ctx, `${filler} ATTACH '/tmp/shared.db' AS s`)).rejects.toMatchObject({ status: 403, details: { rule: 'ATTACH' } });
+    expect(await run(db, ctx, `${filler} SELECT 2 AS two`)).toMatchObject({ status: 200, body: { rows: [{ two: 2 }] } });
+    await type.close(db, { key: 'db/large', epoch: 1, reason: 'test', logger });
   });
 });
 

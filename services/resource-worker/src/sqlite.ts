@@ -33,7 +33,8 @@ export { runQuery, type QueryBody } from './sql-engine.ts';
  * moment leaves the old or the new file, never a torn one.
  *
  * Before a request pins its key (`accept`, on the main thread): the key name (404), the method (405), the body
- * (400/415) and the SQL sandbox (403, sql-sandbox.ts) are checked.
+ * (400/415) and the SQL sandbox (403, sql-sandbox.ts; queries over MAIN_THREAD_CHECK_MAX are checked in the
+ * database thread instead, before they run) are checked.
  */
 
 export interface SqliteResource {
@@ -85,6 +86,13 @@ export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'
   }
   throw new ResourceHttpError(400, '"params" must be an array or an object');
 }
+
+/**
+ * Queries up to this size are checked by the sandbox on the main thread, before the key is pinned (a refused one
+ * pins nothing). Larger ones are checked in the key's database thread, before they run, so a large body does not
+ * hold up the heartbeats (the check costs tens of milliseconds per MiB).
+ */
+export const MAIN_THREAD_CHECK_MAX = 64 * 1024;
 
 /** The SQL sandbox as an HTTP answer: 403 naming the rule. */
 export function assertSqlAllowed(query: string): void {
@@ -188,13 +196,13 @@ export class DatabaseThread {
   }
 
   /** Runs one request; rejects if the thread stops first. */
-  run(body: QueryBody, tmp: string): Promise<Extract<FromThread, { type: 'done' | 'write-failed' }>> {
+  run(body: QueryBody, tmp: string, check = true): Promise<Extract<FromThread, { type: 'done' | 'write-failed' }>> {
     if (this.stopped) return Promise.reject(this.stopped);
     if (this.pending) return Promise.reject(new Error('database thread busy'));
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       this.pending = { id, resolve: resolve as (m: FromThread) => void, reject };
-      this.worker.postMessage({ type: 'query', id, body, tmp } satisfies ToThread);
+      this.worker.postMessage({ type: 'query', id, body, tmp, check } satisfies ToThread);
     });
   }
 
@@ -236,7 +244,8 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
   let ready = false;
   let dataDir = options.dataDir ?? '';
   let statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
-  const parsed = new WeakMap<ResourceRequest, QueryBody>();
+  /** Bodies accept() parsed, and whether the sandbox still has to check them (in the thread). */
+  const parsed = new WeakMap<ResourceRequest, { body: QueryBody; check: boolean }>();
   // One thread started ahead of need, sql.js loaded, bound to no key: opening a key takes it (so a new key does
   // not wait for a thread to start) and starts the next one. It never serves two keys.
   let spare: DatabaseThread | undefined;
@@ -279,8 +288,9 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
         throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
       }
       const body = parseQueryBody(request);
-      assertSqlAllowed(body.query);
-      parsed.set(request, body);
+      const small = body.query.length <= MAIN_THREAD_CHECK_MAX;
+      if (small) assertSqlAllowed(body.query);
+      parsed.set(request, { body, check: !small });
     },
     async open(key, ctx) {
       if (!ready) throw new Error('sqlite type used before setup()');
@@ -299,19 +309,19 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
       return resource;
     },
     async handle(request, resource, ctx): Promise<ResourceResponse> {
-      let body = parsed.get(request);
-      if (!body) {
-        // Called without accept() (a caller of the type other than ResourceHost): check here.
+      let prepared = parsed.get(request);
+      if (!prepared) {
+        // Called without accept() (a caller of the type other than ResourceHost): check in the thread.
         if (request.method !== 'POST') throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
-        body = parseQueryBody(request);
-        assertSqlAllowed(body.query);
+        prepared = { body: parseQueryBody(request), check: true };
       }
+      const { body, check } = prepared;
       const thread = startThread(resource);
       const tmp = tempPathFor(resource.file);
       let reply;
       try {
         await within(thread.ready, ctx.signal);
-        reply = await within(thread.run(body, tmp), ctx.signal, statementTimeoutMs);
+        reply = await within(thread.run(body, tmp, check), ctx.signal, statementTimeoutMs);
       } catch (err) {
         await discard(resource, thread, tmp);
         if (err instanceof StatementTimeout) {
