@@ -68,6 +68,12 @@ export interface Config {
   resourceReplyLimitBytes: number;
   /** A resource worker's id (unset: generated at start, unique per process). */
   resourceWorkerId: string | undefined;
+  /** Longest a resource request's SQL may run; past it the statement is interrupted and the request answers 504. */
+  resourceStatementTimeoutMs: number;
+  /** A resource unused this long is closed and its lease released (the next request places it afresh). */
+  resourceIdleMs: number;
+  /** Most resources one worker keeps open; past it the least recently used idle one is closed, or 503. */
+  resourceMaxOpen: number;
   /** How long job documents and results live in Redis. */
   jobTtlSeconds: number;
   /** Messages a consumer may hold unacknowledged. */
@@ -254,6 +260,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resourceBodyLimitBytes: read('RESOURCE_BODY_LIMIT_BYTES', int(256, 64 * 1024 * 1024), 1024 * 1024),
     resourceReplyLimitBytes: read('RESOURCE_REPLY_LIMIT_BYTES', int(4096, 120 * 1024 * 1024), 16 * 1024 * 1024),
     resourceWorkerId: read<string | undefined>('RESOURCE_WORKER_ID', str, undefined),
+    resourceStatementTimeoutMs: read('RESOURCE_STATEMENT_TIMEOUT_MS', int(10, 600_000), 5_000),
+    resourceIdleMs: read('RESOURCE_IDLE_MS', int(100, 7 * 24 * 3600 * 1000), 300_000),
+    resourceMaxOpen: read('RESOURCE_MAX_OPEN', int(1, 10_000), 32),
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),

@@ -4,13 +4,13 @@ import { leaseTimings } from '@lookup/coordination';
 import { loadConfig } from '@lookup/config';
 import { createLogger } from '@lookup/logging';
 import { ResourceHost } from './resource-host.ts';
-import type { ResourceType } from './types.ts';
+import { ResourceHttpError, type ResourceType } from './types.ts';
 
 const timings = leaseTimings({ heartbeatMs: 1000, maxMissed: 3 }); // local validity 2400 ms
 const logger = createLogger({ service: 'test', level: 'silent' });
 const tick = () => new Promise((r) => setImmediate(r));
 
-function setup(options: { concurrency?: number } = {}) {
+function setup(options: { concurrency?: number; env?: Record<string, string>; accept?: ResourceType<{ key: string }>['accept'] } = {}) {
   let now = 0;
   const replies: ResourceReplyMessage[] = [];
   const log: string[] = [];
@@ -18,9 +18,11 @@ function setup(options: { concurrency?: number } = {}) {
   let maxActive = 0;
   const gates: (() => void)[] = [];
   const leases = new Map<string, number>(); // key -> epoch granted to us
+  const released: string[] = [];
   const type: ResourceType<{ key: string }> = {
     name: 'fake',
     concurrency: options.concurrency,
+    accept: options.accept,
     open: (key) => {
       log.push(`open ${key}`);
       return { key };
@@ -41,14 +43,19 @@ function setup(options: { concurrency?: number } = {}) {
     type,
     workerId: 'w1',
     timings,
-    config: loadConfig({}),
+    config: loadConfig(options.env ?? {}),
     logger,
     clock: () => now,
     reply: (_t, body) => (replies.push(body), true),
     directory: {
       adopt: async (_w, key, epoch) => leases.get(key) === epoch,
       heartbeat: async (_w, held) => ({ draining: false, statuses: held.map((h) => (leases.get(h.key) === h.epoch ? 'renewed' : 'lost')) }),
-      release: async () => true,
+      release: async (_w, key, epoch) => {
+        if (leases.get(key) !== epoch) return false;
+        leases.delete(key);
+        released.push(key);
+        return true;
+      },
       leave: async () => undefined,
     },
   });
@@ -61,7 +68,10 @@ function setup(options: { concurrency?: number } = {}) {
     gates.shift()!();
     await tick();
   };
-  return { host, replies, log, leases, send, request, release, setNow: (t: number) => (now = t), maxActive: () => maxActive };
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await tick();
+  };
+  return { host, replies, log, leases, released, send, request, release, settle, setNow: (t: number) => (now = t), maxActive: () => maxActive };
 }
 
 describe('ResourceHost', () => {
@@ -126,5 +136,74 @@ describe('ResourceHost', () => {
     await tick();
     expect(h.replies.at(-1)).toMatchObject({ type: 'refused', reason: 'lease-lost' });
     expect(h.log).not.toContain('end slow');
+  });
+
+  it('pins nothing for a request the type refuses: no open, and the placed lease is given back', async () => {
+    const h = setup({
+      accept: (r) => {
+        if (r.method !== 'POST') throw new ResourceHttpError(405, 'use POST');
+      },
+    });
+    h.leases.set('k', 1);
+    h.send({ ...h.request('bad'), method: 'GET' });
+    await h.settle();
+    expect(h.replies[0]).toMatchObject({ type: 'response', status: 405, epoch: 1 });
+    expect(h.log).toEqual([]);
+    expect(h.released).toEqual(['k']);
+    expect(h.host.held).toEqual([]);
+    // Once the key is open under that epoch, a refused request leaves it pinned.
+    h.leases.set('k', 2);
+    h.send(h.request('good', 'k', 2));
+    await h.release();
+    h.send({ ...h.request('bad2', 'k', 2), method: 'GET' });
+    await h.settle();
+    expect(h.replies.at(-1)).toMatchObject({ status: 405 });
+    expect(h.host.held).toEqual([{ key: 'k', epoch: 2 }]);
+    expect(h.released).toEqual(['k']);
+  });
+
+  it('closes and releases a key idle for RESOURCE_IDLE_MS', async () => {
+    const h = setup({ env: { RESOURCE_IDLE_MS: '1000' } });
+    h.leases.set('k', 1);
+    h.send(h.request('r1'));
+    await h.release();
+    (h.host as unknown as { expireSlots(): void }).expireSlots();
+    await h.settle();
+    expect(h.host.held).toEqual([{ key: 'k', epoch: 1 }]);
+    h.setNow(1000);
+    (h.host as unknown as { expireSlots(): void }).expireSlots();
+    await h.settle();
+    expect(h.host.held).toEqual([]);
+    expect(h.log).toContain('close k (idle for 1000 ms (RESOURCE_IDLE_MS))');
+    expect(h.released).toEqual(['k']);
+  });
+
+  it('keeps at most RESOURCE_MAX_OPEN keys open: closes the least recently used idle one, or answers 503', async () => {
+    const h = setup({ env: { RESOURCE_MAX_OPEN: '2' } });
+    for (const k of ['a', 'b', 'c', 'd']) h.leases.set(k, 1);
+    h.send(h.request('ra', 'a'));
+    await h.release();
+    h.setNow(10);
+    h.send(h.request('rb', 'b'));
+    await h.release();
+    h.setNow(20);
+    h.send(h.request('rc', 'c')); // a is the least recently used: closed to make room
+    await h.release();
+    expect(h.log).toContain('close a (least recently used, to stay within 2 open resources (RESOURCE_MAX_OPEN))');
+    expect(h.released).toEqual(['a']);
+    expect(h.host.held.map((x) => x.key).sort()).toEqual(['b', 'c']);
+    // b busy, c busy: no room for d.
+    h.send(h.request('rb2', 'b'));
+    h.send(h.request('rc2', 'c'));
+    await h.settle();
+    h.send(h.request('rd', 'd'));
+    await h.settle();
+    const refused = h.replies.find((r) => r.requestId === 'rd');
+    expect(refused).toMatchObject({ type: 'response', status: 503 });
+    expect(refused && refused.type === 'response' && refused.headers['retry-after']).toBeTruthy();
+    expect(h.released).toEqual(['a', 'd']);
+    expect(h.log).not.toContain('open d');
+    await h.release();
+    await h.release();
   });
 });

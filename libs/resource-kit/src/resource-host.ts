@@ -36,6 +36,10 @@ interface Slot<R> {
   controller: AbortController;
   active: Set<Promise<unknown>>;
   releasing: boolean;
+  /** Settles once a scheduled release has closed the slot and released the lease. */
+  released?: Promise<void>;
+  /** Monotonic time the last request for this key ended (or the slot opened): for idle release and LRU eviction. */
+  lastUsed: number;
 }
 
 interface Task {
@@ -57,6 +61,11 @@ const b64 = (buf: Buffer) => buf.toString('base64');
  * FIFO queues, adopts, opens, serves, renews (one heartbeat for every key), and closes keys whose lease is lost,
  * expired (on the monotonic clock) or released. A key is closed at its local deadline, which comes a safety
  * margin before Redis can grant the lease to anyone else.
+ *
+ * Keys are pinned only by requests the type accepts (`accept`): a refused request releases the lease the API
+ * placed for it and opens nothing. A key unused for RESOURCE_IDLE_MS is closed and released; at most
+ * RESOURCE_MAX_OPEN keys are open at once (a new key closes the least recently used idle one, or is answered
+ * 503 with Retry-After when every open key is busy).
  */
 export class ResourceHost<R> {
   private readonly slots = new Map<string, Slot<R>>();
@@ -64,6 +73,8 @@ export class ResourceHost<R> {
   private readonly running = new Map<string, Task>();
   private readonly clock: MonotonicClock;
   private readonly concurrency: number;
+  /** New keys between the RESOURCE_MAX_OPEN check and their slot (they count against the cap). */
+  private reserved = 0;
   private draining = false;
   private stopping = false;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -216,6 +227,25 @@ export class ResourceHost<R> {
     const { key, epoch, requestId } = message;
     if (taskSignal.aborted) return;
     if (this.stopping || this.draining) return this.refuse(target, requestId, 'draining', `worker ${this.deps.workerId} is draining`);
+    const request: ResourceRequest = {
+      requestId,
+      key,
+      epoch,
+      method: message.method,
+      query: message.query,
+      headers: message.headers,
+      body: Buffer.from(message.body, 'base64'),
+    };
+    if (this.deps.type.accept) {
+      try {
+        await this.deps.type.accept(request, { key, logger: this.deps.logger.child({ key }), config: this.deps.config });
+      } catch (err) {
+        // Refused before anything is opened: give back the lease the API placed for this request, unless the key
+        // is already open here under that epoch (pinned by earlier requests) or another request for it is running.
+        if (this.slots.get(key)?.epoch !== epoch && (this.queues.get(key)?.active ?? 0) <= 1) await this.releaseUnopened(key, epoch);
+        return this.respondError(target, message, epoch, err);
+      }
+    }
     let slot = this.slots.get(key);
     if (slot && slot.epoch !== epoch) {
       if (epoch < slot.epoch) {
@@ -227,6 +257,22 @@ export class ResourceHost<R> {
     }
     if (slot && slot.releasing) return this.refuse(target, requestId, 'draining', `key ${key} is being released`);
     if (!slot) {
+      if (!(await this.reserve())) {
+        await this.releaseUnopened(key, epoch);
+        const max = this.deps.config.resourceMaxOpen;
+        const retryAfter = String(Math.max(1, Math.ceil(this.deps.timings.renewEveryMs / 1000)));
+        return this.respondError(
+          target,
+          message,
+          epoch,
+          new ResourceHttpError(503, 'Too many open resources', { message: `worker ${this.deps.workerId} has ${max} resources open (RESOURCE_MAX_OPEN), all busy; retry shortly` }, { 'retry-after': retryAfter }),
+        );
+      }
+      let reserved = true;
+      const unreserve = () => {
+        if (reserved) this.reserved -= 1;
+        reserved = false;
+      };
       const sent = this.clock();
       let adopted = false;
       try {
@@ -234,9 +280,13 @@ export class ResourceHost<R> {
       } catch (err) {
         this.deps.logger.warn({ key, epoch, err: (err as Error).message }, 'could not adopt key');
       }
-      if (!adopted) return this.refuse(target, requestId, 'not-owner', `worker ${this.deps.workerId} does not hold ${key} at epoch ${epoch}`);
+      if (!adopted) {
+        unreserve();
+        return this.refuse(target, requestId, 'not-owner', `worker ${this.deps.workerId} does not hold ${key} at epoch ${epoch}`);
+      }
       if (this.slots.get(key)) {
         // Another task for this key adopted meanwhile (only with concurrency > 1).
+        unreserve();
         slot = this.slots.get(key)!;
       } else {
         slot = {
@@ -247,8 +297,10 @@ export class ResourceHost<R> {
           controller: new AbortController(),
           active: new Set(),
           releasing: false,
+          lastUsed: this.clock(),
         };
         this.slots.set(key, slot);
+        unreserve();
         const ctx = this.context(slot, slot.controller.signal);
         try {
           ctx.assertOwner();
@@ -267,7 +319,7 @@ export class ResourceHost<R> {
           // A key this type cannot open is not kept pinned to us.
           await this.deps.directory.release(this.deps.workerId, key, epoch).catch(() => false);
           if (isLeaseError(err)) return this.refuse(target, requestId, 'lease-lost', (err as Error).message);
-          return this.respondError(target, message, slot, err);
+          return this.respondError(target, message, epoch, err);
         }
       }
     }
@@ -277,18 +329,10 @@ export class ResourceHost<R> {
     }
     const signal = AbortSignal.any([slot.controller.signal, taskSignal]);
     const ctx = this.context(slot, signal);
-    const request: ResourceRequest = {
-      requestId,
-      key,
-      epoch,
-      method: message.method,
-      query: message.query,
-      headers: message.headers,
-      body: Buffer.from(message.body, 'base64'),
-    };
+    const open = slot;
     const work = (async () => {
       ctx.assertOwner();
-      return this.deps.type.handle(request, slot.resource as R, ctx);
+      return this.deps.type.handle(request, open.resource as R, ctx);
     })();
     slot.active.add(work);
     let result: ResourceResponse;
@@ -296,9 +340,10 @@ export class ResourceHost<R> {
       result = await work;
     } catch (err) {
       if (isLeaseError(err)) return this.refuse(target, requestId, taskSignal.aborted ? 'cancelled' : 'lease-lost', (err as Error).message);
-      return this.respondError(target, message, slot, err);
+      return this.respondError(target, message, slot.epoch, err);
     } finally {
       slot.active.delete(work);
+      slot.lastUsed = this.clock();
     }
     if (taskSignal.aborted) return; // the API answered 504 already; nobody waits for this
     this.send(target, {
@@ -310,13 +355,21 @@ export class ResourceHost<R> {
     });
   }
 
-  private respondError(target: ReplyTarget, message: ResourceRequestMessage, slot: Slot<R>, err: unknown): void {
+  /** Gives back a lease this worker holds at `epoch` but never opened (a refused request's); a no-op otherwise. */
+  private async releaseUnopened(key: string, epoch: number): Promise<void> {
+    const released = await this.deps.directory.release(this.deps.workerId, key, epoch).catch(() => false);
+    if (released) this.deps.logger.debug({ key, epoch }, 'released the lease of a refused request');
+  }
+
+  private respondError(target: ReplyTarget, message: ResourceRequestMessage, epoch: number, err: unknown): void {
     let status = 500;
     let body: Record<string, unknown> = { error: 'Internal error' };
+    let headers: Record<string, string> = {};
     if (err instanceof ResourceHttpError || (isCodedError(err) && err.code === 'RESOURCE_HTTP_ERROR')) {
       const e = err as ResourceHttpError;
       status = e.status;
       body = { error: e.message, ...(e.details ?? {}) };
+      headers = e.headers ?? {};
     } else {
       this.deps.logger.error({ err, key: message.key, requestId: message.requestId }, 'resource handler failed');
     }
@@ -324,9 +377,9 @@ export class ResourceHost<R> {
       type: 'response',
       requestId: message.requestId,
       worker: this.deps.workerId,
-      epoch: slot.epoch,
+      epoch,
       status,
-      headers: { 'content-type': 'application/json; charset=utf-8' },
+      headers: { ...headers, 'content-type': 'application/json; charset=utf-8' },
       body: b64(Buffer.from(JSON.stringify(body))),
     });
   }
@@ -372,35 +425,70 @@ export class ResourceHost<R> {
         return;
       }
       if (this.valid(slot)) slot.deadline = Math.max(slot.deadline, deadline);
-      if (status === 'release') this.scheduleRelease(slot, 'release requested');
+      if (status === 'release') void this.scheduleRelease(slot, 'release requested');
     });
     if (result.draining && !this.draining) {
       this.draining = true;
       this.deps.logger.info({ keys: this.slots.size }, 'draining: releasing every key and taking no new ones');
     }
-    if (this.draining) for (const slot of this.slots.values()) this.scheduleRelease(slot, 'draining');
+    if (this.draining) for (const slot of this.slots.values()) void this.scheduleRelease(slot, 'draining');
   }
 
   private expireSlots(): void {
+    const now = this.clock();
     for (const slot of this.slots.values()) {
       if ((slot.state === 'open' || slot.state === 'opening') && !this.valid(slot)) void this.closeSlot(slot, 'lease expired');
+      else if (this.idle(slot) && now - slot.lastUsed >= this.deps.config.resourceIdleMs) {
+        void this.scheduleRelease(slot, `idle for ${this.deps.config.resourceIdleMs} ms (RESOURCE_IDLE_MS)`);
+      }
     }
   }
 
+  /** Open, not being released, nothing running or queued for it. */
+  private idle(slot: Slot<R>): boolean {
+    const q = this.queues.get(slot.key);
+    return slot.state === 'open' && !slot.releasing && slot.active.size === 0 && (!q || (q.active === 0 && q.tasks.length === 0));
+  }
+
+  /**
+   * Makes room for one more open key under RESOURCE_MAX_OPEN: true when there is room (reserved for the caller,
+   * who must call `unreserve` once its slot exists or the open failed), false when every open key is busy.
+   * The least recently used idle key is closed and released through its own queue, as an admin release is, so a
+   * request for it that arrives meanwhile waits behind the release and then finds the key gone.
+   */
+  private async reserve(): Promise<boolean> {
+    const max = this.deps.config.resourceMaxOpen;
+    while (this.slots.size + this.reserved >= max) {
+      let victim: Slot<R> | undefined;
+      for (const slot of this.slots.values()) if (this.idle(slot) && (!victim || slot.lastUsed < victim.lastUsed)) victim = slot;
+      if (!victim) return false;
+      await this.scheduleRelease(victim, `least recently used, to stay within ${max} open resources (RESOURCE_MAX_OPEN)`);
+    }
+    this.reserved += 1;
+    return true;
+  }
+
   /** Releases a key after the requests queued before the release request have been served. */
-  private scheduleRelease(slot: Slot<R>, reason: string): void {
-    if (slot.releasing) return;
+  private scheduleRelease(slot: Slot<R>, reason: string): Promise<void> {
+    if (slot.releasing) return slot.released ?? Promise.resolve();
     slot.releasing = true;
-    this.enqueue(slot.key, {
-      requestId: `release:${slot.key}:${slot.epoch}`,
-      controller: new AbortController(),
-      started: false,
-      run: async () => {
-        await this.closeSlot(slot, reason);
-        const released = await this.deps.directory.release(this.deps.workerId, slot.key, slot.epoch).catch(() => false);
-        this.deps.logger.info({ key: slot.key, epoch: slot.epoch, reason, released }, 'resource released');
-      },
+    slot.released = new Promise<void>((resolve) => {
+      this.enqueue(slot.key, {
+        requestId: `release:${slot.key}:${slot.epoch}`,
+        controller: new AbortController(),
+        started: false,
+        run: async () => {
+          try {
+            await this.closeSlot(slot, reason);
+            const released = await this.deps.directory.release(this.deps.workerId, slot.key, slot.epoch).catch(() => false);
+            this.deps.logger.info({ key: slot.key, epoch: slot.epoch, reason, released }, 'resource released');
+          } finally {
+            resolve();
+          }
+        },
+      });
     });
+    return slot.released;
   }
 
   private async closeSlot(slot: Slot<R>, reason: string): Promise<void> {

@@ -53,6 +53,12 @@ export interface ResourceType<R> {
   concurrency?: number;
   /** Once per process, before the worker takes requests (e.g. load a WebAssembly module). */
   setup?(ctx: { config: Readonly<Config>; logger: Logger }): Promise<void> | void;
+  /**
+   * Checks a request before anything is pinned or opened (key name, method, body): throw a ResourceHttpError to
+   * refuse it. A refused request neither keeps its key's lease nor opens the resource. Called on the worker's
+   * main thread for every request: keep it cheap. The same `request` object is then passed to `handle`.
+   */
+  accept?(request: ResourceRequest, ctx: { key: string; logger: Logger; config: Readonly<Config> }): Promise<void> | void;
   /** Opens (or creates) the resource for a key this worker now owns. Throw a ResourceHttpError to refuse the key. */
   open(key: string, ctx: ResourceContext): Promise<R> | R;
   handle(request: ResourceRequest, resource: R, ctx: ResourceContext): Promise<ResourceResponse> | ResourceResponse;
@@ -60,11 +66,11 @@ export interface ResourceType<R> {
   close(resource: R, ctx: { key: string; epoch: number; reason: string; logger: Logger }): Promise<void> | void;
 }
 
-/** An error whose status and message the client sees (e.g. 400 for a bad SQL statement). */
+/** An error whose status and message the client sees (e.g. 400 for a bad SQL statement), with extra headers if any. */
 export class ResourceHttpError extends Error {
   readonly code = 'RESOURCE_HTTP_ERROR';
   readonly retryable = false;
-  constructor(readonly status: number, message: string, readonly details?: Record<string, unknown>) {
+  constructor(readonly status: number, message: string, readonly details?: Record<string, unknown>, readonly headers?: Record<string, string>) {
     super(message);
     this.name = 'ResourceHttpError';
   }

@@ -1,9 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import initSqlJs from 'sql.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { databaseName, parseQueryBody, runQuery, writeFileAtomic } from './sqlite.ts';
+import { loadConfig } from '@lookup/config';
+import { createLogger } from '@lookup/logging';
+import type { ResourceContext, ResourceRequest } from '@lookup/resource-kit';
+import { createSqliteType, databaseName, DatabaseThread, MAIN_THREAD_CHECK_MAX, parseQueryBody, runQuery, writeFileAtomic } from './sqlite.ts';
 
 const SQL = await initSqlJs();
 const dir = mkdtempSync(path.join(tmpdir(), 'sqlite-test-'));
@@ -48,3 +51,125 @@ describe('sqlite resource type', () => {
     expect(readdirSync(dir)).toEqual(['x.sqlite']);
   });
 });
+
+const logger = createLogger({ service: 'test', level: 'silent' });
+const config = loadConfig({});
+
+function context(key: string, owner: { held: boolean } = { held: true }, controller = new AbortController()): ResourceContext {
+  return {
+    key,
+    epoch: 1,
+    signal: controller.signal,
+    assertOwner: () => {
+      if (!owner.held || controller.signal.aborted) throw Object.assign(new Error('lease lost'), { code: 'LEASE_NOT_HELD' });
+    },
+    logger,
+    config,
+  };
+}
+
+let requests = 0;
+const post = (key: string, query: string, params?: unknown[]): ResourceRequest => ({
+  requestId: `r${++requests}`,
+  key,
+  epoch: 1,
+  method: 'POST',
+  query: '',
+  headers: { 'content-type': 'application/json' },
+  body: Buffer.from(JSON.stringify(params === undefined ? { query } : { query, params })),
+});
+
+const SLOW = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
+
+describe('sqlite resource type: one database thread per key', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'sqlite-type-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  const type = createSqliteType({ dataDir, statementTimeoutMs: 300 });
+  await type.setup!({ config, logger });
+  const run = async (resource: Awaited<ReturnType<typeof type.open>>, ctx: ResourceContext, query: string, params?: unknown[]) => {
+    const request = post(ctx.key, query, params);
+    await type.accept!(request, { key: ctx.key, logger, config });
+    return type.handle(request, resource, ctx);
+  };
+
+  it('interrupts a statement at the time limit (504) without blocking the main thread, and reopens from the file', async () => {
+    const ctx = context('db/slow');
+    const db = await type.open('db/slow', ctx);
+    await run(db, ctx, 'CREATE TABLE t (v); INSERT INTO t VALUES (1)');
+    let ticks = 0;
+    const timer = setInterval(() => (ticks += 1), 10);
+    const slow = await run(db, ctx, `INSERT INTO t VALUES (2); ${SLOW}`).then(
+      () => undefined,
+      (err) => err,
+    );
+    clearInterval(timer);
+    expect(slow).toMatchObject({ status: 504, message: 'Statement timeout' });
+    expect(slow.details.message).toMatch(/RESOURCE_STATEMENT_TIMEOUT_MS/);
+    expect(ticks).toBeGreaterThan(0); // the main thread ran timers while the statement ran
+    // The interrupted request's insert was never committed; the key works again, from its file.
+    expect(await run(db, ctx, 'SELECT v FROM t ORDER BY v')).toMatchObject({ status: 200, body: { rows: [{ v: 1 }] } });
+    await type.close(db, { key: 'db/slow', epoch: 1, reason: 'test', logger });
+  });
+
+  it('keeps keys apart: what one key writes to its in-memory filesystem, another cannot see', async () => {
+    // Below the sandbox (which refuses both statements): each thread has its own sql.js instance.
+    const a = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-a.sqlite'));
+    const b = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-b.sqlite'));
+    await Promise.all([a.ready, b.ready]);
+    const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret'); VACUUM INTO '/tmp/shared.db'" }, path.join(dataDir, 'tmp-a'), false);
+    expect(wa.type === 'done' && wa.outcome.failure).toBeUndefined();
+    const same = await a.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-a2'), false);
+    expect(same.type === 'done' && same.outcome.result?.rows).toEqual([{ v: 'secret' }]); // there, for key A
+    const other = await b.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-b'), false);
+    expect(other.type === 'done' && other.outcome.failure?.details?.message).toMatch(/no such table: x.s/);
+    await Promise.all([a.terminate(), b.terminate()]);
+  });
+
+  it('never renames a write over the file once the lease is lost, and drops the state that was ahead of it', async () => {
+    const owner = { held: true };
+    const ctx = context('db/fenced', owner);
+    const db = await type.open('db/fenced', ctx);
+    await run(db, ctx, 'CREATE TABLE t (v); INSERT INTO t VALUES (1)');
+    const file = path.join(dataDir, 'db', 'fenced.sqlite');
+    const before = readFileSync(file);
+    owner.held = false;
+    await expect(run(db, ctx, 'INSERT INTO t VALUES (2)')).rejects.toMatchObject({ code: 'LEASE_NOT_HELD' });
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(readdirSync(path.dirname(file)).filter((f) => f.includes('fenced') && f.endsWith('.tmp'))).toEqual([]);
+    owner.held = true;
+    expect(await run(db, ctx, 'SELECT count(*) AS n FROM t')).toMatchObject({ body: { rows: [{ n: 1 }] } });
+    await type.close(db, { key: 'db/fenced', epoch: 1, reason: 'test', logger });
+  });
+
+  it('stops the statement of an abandoned request', async () => {
+    const controller = new AbortController();
+    const ctx = context('db/abandoned', { held: true }, controller);
+    const db = await type.open('db/abandoned', ctx);
+    const pending = run(db, ctx, SLOW);
+    setTimeout(() => controller.abort(new Error('cancelled')), 50);
+    await expect(pending).rejects.toMatchObject({ code: 'LEASE_NOT_HELD' });
+    expect(db.thread).toBeUndefined();
+    await type.close(db, { key: 'db/abandoned', epoch: 1, reason: 'test', logger });
+  });
+
+  it('refuses bad keys, methods, bodies and sandboxed statements before anything is opened', async () => {
+    const accept = (r: ResourceRequest) => type.accept!(r, { key: r.key, logger, config });
+    expect(() => accept(post('db/..x', 'SELECT 1'))).toThrow(/no such resource/);
+    expect(() => accept({ ...post('db/x', 'SELECT 1'), method: 'GET' })).toThrow(expect.objectContaining({ status: 405 }));
+    expect(() => accept({ ...post('db/x', 'SELECT 1'), body: Buffer.from('{') })).toThrow(expect.objectContaining({ status: 400 }));
+    for (const q of ["ATTACH '/tmp/shared.db' AS s", 'DETACH s', "VACUUM INTO '/tmp/x'", "SELECT load_extension('x')", 'PRAGMA writable_schema = 1']) {
+      expect(() => accept(post('db/x', q)), q).toThrow(expect.objectContaining({ status: 403, message: 'Statement not allowed' }));
+    }
+    expect(existsSync(path.join(dataDir, 'db', 'x.sqlite'))).toBe(false);
+  });
+
+  it('checks a large query in its database thread instead, before it runs', async () => {
+    const ctx = context('db/large');
+    const db = await type.open('db/large', ctx);
+    const filler = `SELECT '${'x'.repeat(MAIN_THREAD_CHECK_MAX)}';`;
+    await expect(run(db, ctx, `${filler} ATTACH '/tmp/shared.db' AS s`)).rejects.toMatchObject({ status: 403, details: { rule: 'ATTACH' } });
+    expect(await run(db, ctx, `${filler} SELECT 2 AS two`)).toMatchObject({ status: 200, body: { rows: [{ two: 2 }] } });
+    await type.close(db, { key: 'db/large', epoch: 1, reason: 'test', logger });
+  });
+});
+

@@ -1,23 +1,47 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import initSqlJs, { type Database, type SqlJsStatic, type SqlValue } from 'sql.js';
-import { ResourceHttpError, type ResourceContext, type ResourceRequest, type ResourceResponse, type ResourceType } from '@lookup/resource-kit';
+import { Worker } from 'node:worker_threads';
+import type { SqlValue } from 'sql.js';
+import { ResourceHttpError, type ResourceRequest, type ResourceResponse, type ResourceType } from '@lookup/resource-kit';
+import { commitTemp, tempPathFor } from './atomic-file.ts';
+import { checkSql } from './sql-sandbox.ts';
+import type { Params, QueryBody } from './sql-engine.ts';
+import type { FromThread, ThreadData, ToThread } from './sqlite-thread.ts';
+
+export { writeFileAtomic } from './atomic-file.ts';
+export { runQuery, type QueryBody } from './sql-engine.ts';
 
 /**
  * The seed's example done properly: one SQLite database per key `db/<name>`, kept in
  * `<RESOURCE_DATA_DIR>/db/<name>.sqlite`. SQLite is sql.js (SQLite compiled to WebAssembly): no native addon, no
- * install script, nothing downloaded at install time. The database lives in memory while this worker owns the
- * key; after every request that changed it, the whole file is written to a temporary file, fsync'd, and renamed
- * over the old one (then the directory is fsync'd), so a crash or SIGKILL at any moment leaves either the old or
- * the new file, never a torn one. The rename happens only after `assertOwner()` confirms, in the same synchronous
- * step, that this worker still holds the key's lease.
+ * install script, nothing downloaded at install time.
+ *
+ * Each open key's database lives in its own worker thread (sqlite-thread.ts), with its own sql.js instance: the
+ * worker's main thread (heartbeats, lease renewals, every other key) never runs SQL, and one key's SQL cannot
+ * reach another key's in-memory filesystem. A request's SQL may run RESOURCE_STATEMENT_TIMEOUT_MS; past it the
+ * thread is terminated (V8 termination interrupts WebAssembly mid-statement), the request answers 504, and the
+ * next request reopens the database from its file, which holds the last committed state.
+ *
+ * Writes, and why a thread can never commit after the lease is lost: after a request that changed the database,
+ * the thread exports it to a temporary file and fsyncs it, but only the main thread renames that file over the
+ * key's file, in one synchronous step right after `ctx.assertOwner()` (the lease check on the monotonic clock,
+ * a safety margin before Redis could grant the key to anyone else). The rename is the commit; a thread has no
+ * way to perform it, so a thread still running, or one that finished after the lease was lost, produces at most a
+ * temporary file that is removed. (The alternative, handing the thread a synchronous epoch check through shared
+ * memory, would put the lease state in two places; here it stays where the heartbeats update it.) A crash at any
+ * moment leaves the old or the new file, never a torn one.
+ *
+ * Before a request pins its key (`accept`, on the main thread): the key name (404), the method (405), the body
+ * (400/415) and the SQL sandbox (403, sql-sandbox.ts; queries over MAIN_THREAD_CHECK_MAX are checked in the
+ * database thread instead, before they run) are checked.
  */
 
 export interface SqliteResource {
   name: string;
   file: string;
-  db: Database;
+  /** The database thread; undefined once discarded (timeout, abandoned request, failed write): reopened on demand. */
+  thread?: DatabaseThread;
 }
 
 export const DB_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -29,13 +53,6 @@ export function databaseName(key: string): string {
     throw new ResourceHttpError(404, `no such resource '${key}': this worker serves db/<name> keys, name of letters, digits, '.', '_' and '-'`);
   }
   return m[1]!;
-}
-
-type Params = SqlValue[] | Record<string, SqlValue>;
-
-export interface QueryBody {
-  query: string;
-  params?: Params;
 }
 
 /** Validates `{"query": "...", "params": [...] | {...}}`. */
@@ -65,157 +82,285 @@ export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'
   if (typeof params === 'object') {
     const out: Record<string, SqlValue> = {};
     for (const [k, v] of Object.entries(params)) out[/^[:@$]/.test(k) ? k : `:${k}`] = value(v, `params.${k}`);
-    return { query, params: out };
+    return { query, params: out satisfies Params };
   }
   throw new ResourceHttpError(400, '"params" must be an array or an object');
 }
 
-function jsonValue(v: SqlValue): unknown {
-  return v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v;
+/**
+ * Queries up to this size are checked by the sandbox on the main thread, before the key is pinned (a refused one
+ * pins nothing). Larger ones are checked in the key's database thread, before they run, so a large body does not
+ * hold up the heartbeats (the check costs tens of milliseconds per MiB).
+ */
+export const MAIN_THREAD_CHECK_MAX = 64 * 1024;
+
+/** The SQL sandbox as an HTTP answer: 403 naming the rule. */
+export function assertSqlAllowed(query: string): void {
+  const violation = checkSql(query);
+  if (violation) throw new ResourceHttpError(403, 'Statement not allowed', { rule: violation.rule, message: violation.message });
 }
 
-function stamp(db: Database): string {
-  const r = db.exec('SELECT total_changes(), (SELECT schema_version FROM pragma_schema_version), (SELECT user_version FROM pragma_user_version)');
-  return JSON.stringify(r[0]?.values[0] ?? []);
+/**
+ * Starts a database thread: the compiled `sqlite-thread.js` beside this file, or, when running from TypeScript
+ * sources (vitest, tsx), `sqlite-thread.ts` through tsx's loader.
+ */
+function spawnThread(data: ThreadData): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const entry = new URL('./sqlite-thread.ts', here).href;
+    const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
+    return new Worker(boot, { eval: true, workerData: data });
+  }
+  return new Worker(new URL('./sqlite-thread.js', here), { workerData: data });
 }
 
-/** Runs the statement(s): rows of the last statement that returns columns, and the rows changed. */
-export function runQuery(db: Database, { query, params }: QueryBody): { columns: string[]; rows: Record<string, unknown>[]; changes: number } {
-  let columns: string[] = [];
-  let rows: Record<string, unknown>[] = [];
-  const totalChanges = () => Number(db.exec('SELECT total_changes()')[0]?.values[0]?.[0] ?? 0);
-  const before = totalChanges();
-  let first = true;
-  const it = db.iterateStatements(query);
-  for (const stmt of it) {
-    try {
-      if (first && params !== undefined) {
-        if (it.getRemainingSQL().replace(/[\s;]+/g, '') !== '') {
-          throw new ResourceHttpError(400, 'SQL error', { message: '"params" can only be used with a single statement' });
-        }
-        stmt.bind(params);
+class ThreadStopped extends Error {}
+
+/**
+ * The main thread's handle on one database thread: started with sql.js loaded (`booted`), then opened for one
+ * key's file (`open`, once), then one request at a time; terminated on demand.
+ */
+export class DatabaseThread {
+  private readonly worker: Worker;
+  /** Settles once sql.js is loaded in the thread. */
+  readonly booted: Promise<void>;
+  /** Settles once the database is loaded (rejects when it could not be); pending until `open`. */
+  readonly ready: Promise<void>;
+  private opened = false;
+  private pending?: { id: number; resolve: (m: FromThread) => void; reject: (e: Error) => void };
+  private nextId = 0;
+  private stopped?: Error;
+  private terminated?: Promise<void>;
+
+  constructor(wasm: unknown) {
+    this.worker = spawnThread({ wasm });
+    let onBooted!: () => void;
+    let onReady!: () => void;
+    let failBoot!: (e: Error) => void;
+    let failReady!: (e: Error) => void;
+    this.booted = new Promise<void>((resolve, reject) => {
+      onBooted = resolve;
+      failBoot = reject;
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      failReady = reject;
+    });
+    const onFail = (e: Error) => {
+      failBoot(e);
+      failReady(e);
+    };
+    this.booted.catch(() => undefined); // observed by whoever awaits them
+    this.ready.catch(() => undefined);
+    this.worker.on('message', (m: FromThread) => {
+      if (m.type === 'booted') return onBooted();
+      if (m.type === 'ready') return onReady();
+      if (m.type === 'open-failed') return this.stop(new Error(`could not open the database: ${m.message}`));
+      const p = this.pending;
+      if (p && p.id === m.id) {
+        this.pending = undefined;
+        p.resolve(m);
       }
-      first = false;
-      const names = stmt.getColumnNames();
-      const out: Record<string, unknown>[] = [];
-      while (stmt.step()) {
-        const values = stmt.get();
-        const row: Record<string, unknown> = {};
-        names.forEach((n, i) => (row[n] = jsonValue(values[i] as SqlValue)));
-        out.push(row);
-      }
-      if (names.length > 0) {
-        columns = names;
-        rows = out;
-      }
-    } finally {
-      stmt.free();
-    }
+    });
+    this.worker.on('error', (err) => this.stop(err));
+    this.worker.on('exit', (code) => this.stop(new ThreadStopped(`database thread exited (code ${code})`)));
+    this.stop = (err: Error) => {
+      if (this.stopped) return;
+      this.stopped = err;
+      onFail(err);
+      const p = this.pending;
+      this.pending = undefined;
+      p?.reject(err);
+    };
   }
-  return { columns, rows, changes: totalChanges() - before };
+
+  private stop: (err: Error) => void;
+
+  get alive(): boolean {
+    return this.stopped === undefined;
+  }
+
+  /** Loads the key's database file into the thread (once); `ready` settles when it is loaded. */
+  open(file: string): this {
+    if (this.opened) throw new Error('a database thread serves one database');
+    this.opened = true;
+    this.worker.ref();
+    this.worker.postMessage({ type: 'open', file } satisfies ToThread);
+    return this;
+  }
+
+  /** A spare thread does not keep the process alive. */
+  unref(): this {
+    this.worker.unref();
+    return this;
+  }
+
+  /** Runs one request; rejects if the thread stops first. */
+  run(body: QueryBody, tmp: string, check = true): Promise<Extract<FromThread, { type: 'done' | 'write-failed' }>> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    if (this.pending) return Promise.reject(new Error('database thread busy'));
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      this.pending = { id, resolve: resolve as (m: FromThread) => void, reject };
+      this.worker.postMessage({ type: 'query', id, body, tmp, check } satisfies ToThread);
+    });
+  }
+
+  /** Stops the thread wherever it is (mid-statement included); safe to call twice. */
+  terminate(): Promise<void> {
+    this.stop(new ThreadStopped('database thread terminated'));
+    this.terminated ??= this.worker.terminate().then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.terminated;
+  }
 }
 
-/** Writes bytes to `file` atomically and durably: temp file, fsync, `beforeRename()`, rename, fsync directory. */
-export function writeFileAtomic(file: string, data: Uint8Array, beforeRename: () => void): void {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    beforeRename();
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+class StatementTimeout extends Error {}
+
+/** Waits for `work`, unless the signal aborts first or (when given) `timeoutMs` passes. */
+function within<T>(work: Promise<T>, signal: AbortSignal, timeoutMs?: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => reject(new StatementTimeout()), timeoutMs);
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    });
+  });
 }
 
-export function createSqliteType(options: { dataDir?: string } = {}): ResourceType<SqliteResource> {
-  let SQL: SqlJsStatic | undefined;
+export interface SqliteTypeOptions {
+  dataDir?: string;
+  /** Overrides RESOURCE_STATEMENT_TIMEOUT_MS. */
+  statementTimeoutMs?: number;
+}
+
+export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<SqliteResource> {
+  let wasm: unknown;
+  let ready = false;
   let dataDir = options.dataDir ?? '';
+  let statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
+  /** Bodies accept() parsed, and whether the sandbox still has to check them (in the thread). */
+  const parsed = new WeakMap<ResourceRequest, { body: QueryBody; check: boolean }>();
+  // One thread started ahead of need, sql.js loaded, bound to no key: opening a key takes it (so a new key does
+  // not wait for a thread to start) and starts the next one. It never serves two keys.
+  let spare: DatabaseThread | undefined;
+  const startSpare = () => {
+    spare = new DatabaseThread(wasm).unref();
+  };
 
-  function load(file: string): Database {
-    return existsSync(file) ? new SQL!.Database(readFileSync(file)) : new SQL!.Database();
+  function startThread(resource: SqliteResource): DatabaseThread {
+    if (!resource.thread || !resource.thread.alive) {
+      const thread = spare?.alive ? spare : new DatabaseThread(wasm);
+      startSpare();
+      resource.thread = thread.open(resource.file);
+    }
+    return resource.thread;
   }
 
-  function persist(resource: SqliteResource, ctx: ResourceContext): void {
-    try {
-      const data = resource.db.export();
-      // Checked again right before the rename, synchronously: nothing else runs in between.
-      writeFileAtomic(resource.file, data, () => ctx.assertOwner());
-    } catch (err) {
-      // Memory is ahead of the file: go back to what is on disk, so what we serve is what is stored.
-      resource.db.close();
-      resource.db = load(resource.file);
-      throw err;
-    }
+  /** Drops the thread and its in-memory state: what the file holds is what the next request sees. */
+  async function discard(resource: SqliteResource, thread: DatabaseThread, tmp?: string): Promise<void> {
+    if (resource.thread === thread) resource.thread = undefined;
+    await thread.terminate();
+    if (tmp) rmSync(tmp, { force: true });
   }
 
   return {
     name: 'sqlite',
     concurrency: 1,
     async setup({ config }) {
-      SQL = await initSqlJs();
+      const require = createRequire(import.meta.url);
+      const G = globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<unknown> } };
+      wasm = await G.WebAssembly.compile(readFileSync(require.resolve('sql.js/dist/sql-wasm.wasm')));
       dataDir = path.resolve(options.dataDir ?? config.resourceDataDir);
+      statementTimeoutMs = options.statementTimeoutMs ?? config.resourceStatementTimeoutMs;
       mkdirSync(path.join(dataDir, 'db'), { recursive: true });
+      ready = true;
+      startSpare();
     },
-    open(key, ctx) {
-      if (!SQL) throw new Error('sqlite type used before setup()');
-      const name = databaseName(key);
-      const file = path.join(dataDir, 'db', `${name}.sqlite`);
-      const existed = existsSync(file);
-      const db = load(file);
-      ctx.logger.info({ file, existed }, 'database opened');
-      return { name, file, db };
-    },
-    handle(request, resource, ctx): ResourceResponse {
+    accept(request) {
+      databaseName(request.key);
       if (request.method !== 'POST') {
         throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
       }
       const body = parseQueryBody(request);
-      const db = resource.db;
-      const before = stamp(db);
-      let result: ReturnType<typeof runQuery> | undefined;
-      let failure: unknown;
+      const small = body.query.length <= MAIN_THREAD_CHECK_MAX;
+      if (small) assertSqlAllowed(body.query);
+      parsed.set(request, { body, check: !small });
+    },
+    async open(key, ctx) {
+      if (!ready) throw new Error('sqlite type used before setup()');
+      const name = databaseName(key);
+      const file = path.join(dataDir, 'db', `${name}.sqlite`);
+      const existed = existsSync(file);
+      const resource: SqliteResource = { name, file };
+      const thread = startThread(resource);
       try {
-        result = runQuery(db, body);
+        await within(thread.ready, ctx.signal);
       } catch (err) {
-        failure = err;
+        await discard(resource, thread);
+        throw err;
       }
-      // A transaction must end within its request: the file is written only in autocommit state.
-      let openTransaction = false;
+      ctx.logger.info({ file, existed }, 'database opened');
+      return resource;
+    },
+    async handle(request, resource, ctx): Promise<ResourceResponse> {
+      let prepared = parsed.get(request);
+      if (!prepared) {
+        // Called without accept() (a caller of the type other than ResourceHost): check in the thread.
+        if (request.method !== 'POST') throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
+        prepared = { body: parseQueryBody(request), check: true };
+      }
+      const { body, check } = prepared;
+      const thread = startThread(resource);
+      const tmp = tempPathFor(resource.file);
+      let reply;
       try {
-        db.run('BEGIN');
-        db.run('ROLLBACK');
-      } catch {
-        openTransaction = true;
-        db.run('ROLLBACK');
+        await within(thread.ready, ctx.signal);
+        reply = await within(thread.run(body, tmp, check), ctx.signal, statementTimeoutMs);
+      } catch (err) {
+        await discard(resource, thread, tmp);
+        if (err instanceof StatementTimeout) {
+          ctx.logger.warn({ timeoutMs: statementTimeoutMs }, 'statement interrupted at the time limit; database reopened from its file on the next request');
+          throw new ResourceHttpError(504, 'Statement timeout', {
+            message: `the request's SQL ran longer than ${statementTimeoutMs} ms (RESOURCE_STATEMENT_TIMEOUT_MS) and was interrupted; none of its changes were kept`,
+            timeoutMs: statementTimeoutMs,
+          });
+        }
+        if (ctx.signal.aborted) {
+          ctx.assertOwner(); // throws the lease error (lost, or the request abandoned)
+          throw err;
+        }
+        ctx.logger.warn({ err: (err as Error).message }, 'database thread failed; reopened from its file on the next request');
+        throw new ResourceHttpError(503, 'Database unavailable', { message: `the database engine for '${resource.name}' stopped (${(err as Error).message}); retry, it restarts from the last committed state` }, { 'retry-after': '1' });
       }
-      if (stamp(db) !== before) persist(resource, ctx);
-      if (failure) {
-        if (failure instanceof ResourceHttpError) throw failure;
-        if ((failure as { code?: string }).code === 'LEASE_NOT_HELD') throw failure;
-        throw new ResourceHttpError(400, 'SQL error', { message: (failure as Error).message });
+      if (reply.type === 'write-failed') {
+        await discard(resource, thread, tmp);
+        throw new Error(`could not write ${resource.file}: ${reply.message}`);
       }
-      if (openTransaction) {
-        throw new ResourceHttpError(400, 'SQL error', { message: 'the request left a transaction open; it was rolled back (BEGIN and COMMIT in one request)' });
+      if (reply.wrote) {
+        try {
+          // Lease check and rename in one synchronous step on the main thread: see the comment at the top.
+          commitTemp(tmp, resource.file, () => ctx.assertOwner());
+        } catch (err) {
+          // Memory is ahead of the file: discard it, so what we serve is what is stored.
+          await discard(resource, thread, tmp);
+          throw err;
+        }
       }
+      const { result, failure } = reply.outcome;
+      if (failure) throw new ResourceHttpError(failure.status, failure.error, failure.details);
       return { status: 200, body: { database: resource.name, ...result! } };
     },
-    close(resource) {
-      resource.db.close();
+    async close(resource) {
+      const thread = resource.thread;
+      resource.thread = undefined;
+      await thread?.terminate();
     },
   };
 }
+
