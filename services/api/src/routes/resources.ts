@@ -70,7 +70,11 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
           'one at a time, in arrival order. The answer is the owner\'s status, headers and body, plus X-Resource-Owner ' +
           'and X-Resource-Epoch (the lease epoch, which grows each time the key changes hands). The example worker ' +
           'serves SQLite databases: `POST /api/resources/db/{name}` with `{"query": "...", "params": [...]}` returns ' +
-          '`{database, columns, rows, changes}`; a SQL error is 400 `{error, message}`.',
+          '`{database, columns, rows, changes}`; a SQL error is 400 `{error, message}`; a statement the sandbox refuses ' +
+          '(ATTACH, DETACH, VACUUM INTO, load_extension and other file functions, PRAGMAs outside an allow-list) is 403 ' +
+          '`{error, rule, message}`; SQL running past RESOURCE_STATEMENT_TIMEOUT_MS is interrupted, 504 "Statement ' +
+          'timeout"; a worker whose RESOURCE_MAX_OPEN keys are all busy answers 503 "Too many open resources" with ' +
+          'Retry-After.',
         params: Type.Object({ '*': Type.String({ description: 'The resource key, e.g. db/customers' }) }),
         response: {
           200: {
@@ -90,8 +94,8 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
           431: errorResponse('The headers to forward exceed what a resource request may carry'),
           ...API_ERROR_RESPONSES,
           502: errorResponse("The owner's reply could not be read"),
-          503: errorResponse('No live resource worker (or Redis/RabbitMQ unavailable); see Retry-After'),
-          504: errorResponse('The owner did not answer within RESOURCE_PROXY_TIMEOUT_MS; it was told to abandon the request'),
+          503: errorResponse('No live resource worker (or Redis/RabbitMQ unavailable), or the owner has RESOURCE_MAX_OPEN busy keys; see Retry-After'),
+          504: errorResponse('The owner did not answer within RESOURCE_PROXY_TIMEOUT_MS (it was told to abandon the request), or its SQL ran past RESOURCE_STATEMENT_TIMEOUT_MS and was interrupted'),
         },
       },
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
