@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseAddress } from '@lookup/contracts';
 
 /**
  * The part of a client address that identifies one client for quotas and connection caps:
@@ -10,30 +10,13 @@ import { isIPv4, isIPv6 } from 'node:net';
  */
 export function clientAddressKey(address: string | undefined): string {
   if (!address) return 'unknown';
-  const bare = address.replace(/%.*$/, ''); // zone id (fe80::1%eth0)
-  if (isIPv4(bare)) return bare;
-  if (!isIPv6(bare)) return address;
-  const groups = expandIPv6(bare);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
-  }
-  return `${compressIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (including a trailing dotted IPv4). */
-function expandIPv6(address: string): number[] {
-  let text = address.toLowerCase();
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const parse = (part: string) => (part ? part.split(':').map((h) => parseInt(h, 16)) : []);
-  const left = parse(head);
-  const right = tail === undefined ? [] : parse(tail);
-  const zeros = tail === undefined ? 0 : 8 - left.length - right.length;
-  return [...left, ...Array<number>(zeros).fill(0), ...right];
+  const parsed = parseAddress(address); // the target policy's parser: every IPv6 text form, zone ids dropped
+  if (!parsed) return address;
+  const b = parsed.bytes;
+  if (parsed.family === 4) return b.join('.');
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups = [0, 1, 2, 3].map((i) => (b[2 * i]! << 8) | b[2 * i + 1]!);
+  return `${compressIPv6([...groups, 0, 0, 0, 0])}/64`;
 }
 
 /** Canonical text (RFC 5952): lower case, the longest run of two or more zero groups as `::`. */
