@@ -10,12 +10,23 @@ export const ServiceNameEnum = Type.Union(
 
 export const SubmitLookupBodySchema = Type.Object(
   {
-    target: Type.String({ description: 'An IPv4/IPv6 address or a domain name', examples: ['8.8.8.8'], maxLength: 1024 }),
+    target: Type.String({ description: 'An IPv4/IPv6 address or a domain name', examples: ['127.0.0.2'], maxLength: 1024 }),
     services: Type.Optional(
-      Type.Array(ServiceNameEnum, { minItems: 1, maxItems: 4, description: 'Services to run; omitted means all four' }),
+      Type.Array(ServiceNameEnum, {
+        minItems: 1,
+        maxItems: 4,
+        description: 'Services to run; omitted means all four',
+        examples: [['GeoIP', 'ReverseDNS']],
+      }),
     ),
   },
-  { $id: 'SubmitLookupBody', additionalProperties: false },
+  {
+    $id: 'SubmitLookupBody',
+    additionalProperties: false,
+    // Swagger UI's "Try it out" body: a loopback target (refused unless ALLOW_PRIVATE_TARGETS, as in the README's
+    // fixture setup) and explicit services, so trying it sends nothing off the machine.
+    examples: [{ target: '127.0.0.2', services: ['GeoIP', 'ReverseDNS'] }],
+  },
 );
 export type SubmitLookupBody = Static<typeof SubmitLookupBodySchema>;
 
