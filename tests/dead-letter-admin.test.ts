@@ -80,6 +80,11 @@ describe('dead letters, operable', () => {
 
     const one = await admin('/api/admin/dead-letters?messageId=poison-2', { method: 'DELETE' });
     expect(await one.json()).toEqual({ discarded: 1 });
+    // An id that matches nothing (already discarded, or never there) is a 404 for replay and discard alike.
+    const gone = await admin('/api/admin/dead-letters?messageId=poison-2', { method: 'DELETE' });
+    expect(gone.status).toBe(404);
+    expect(await gone.json()).toMatchObject({ error: 'Dead letter not found' });
+    expect((await admin('/api/admin/dead-letters/replay', { method: 'POST', body: JSON.stringify({ messageId: 'no-such' }) })).status).toBe(404);
     const rest = await admin('/api/admin/dead-letters?all=true', { method: 'DELETE' });
     expect(await rest.json()).toEqual({ discarded: 1 });
     expect((await amqp.channel.checkQueue(t.queues.deadLetter)).messageCount).toBe(0);

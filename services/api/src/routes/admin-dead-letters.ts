@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '@lookup/config';
 import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
 import { requireAdmin } from '../admin-auth.ts';
-import { sendError, sendUnavailable } from '../errors.ts';
+import { sendError, sendUnavailable, truncate } from '../errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 
 /** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
@@ -88,14 +88,16 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         description: 'Re-publishes the message with `messageId` (or every message, with `all: true`) to the exchange and routing key it was first published to.',
         security,
         body: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'boolean' } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+        response: { 200: { type: 'object', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
     async (request, reply) => {
       const sel = selector(request.body);
       if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all: true to replay every message' });
       try {
-        return { replayed: await deadLetters.replay(sel) };
+        const replayed = await deadLetters.replay(sel);
+        if (replayed === 0 && sel.messageId !== undefined) return notFound(reply, sel.messageId);
+        return { replayed };
       } catch (err) {
         return unavailable(reply, err);
       }
@@ -112,19 +114,26 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         description: 'Removes the message with `messageId`, or every message with `all=true`.',
         security,
         querystring: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+        response: { 200: { type: 'object', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
     async (request, reply) => {
       const sel = selector({ messageId: request.query.messageId, all: request.query.all === 'true' });
       if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all=true to discard every message' });
       try {
-        return { discarded: await deadLetters.discard(sel) };
+        const discarded = await deadLetters.discard(sel);
+        if (discarded === 0 && sel.messageId !== undefined) return notFound(reply, sel.messageId);
+        return { discarded };
       } catch (err) {
         return unavailable(reply, err);
       }
     },
   );
+}
+
+/** A messageId that matches no dead letter: 404, not a 200 that says nothing happened. */
+function notFound(reply: FastifyReply, messageId: string) {
+  return sendError(reply, 404, { error: 'Dead letter not found', message: `No dead-lettered message has messageId '${truncate(messageId, 100)}'` });
 }
 
 function selector(input: { messageId?: string; all?: boolean } | undefined): DeadLetterSelector | undefined {
