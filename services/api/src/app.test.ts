@@ -885,6 +885,11 @@ describe('errors are JSON everywhere', () => {
     expect(res.headers.allow).toBe('GET, HEAD, DELETE');
     res = await h.app.inject({ method: 'POST', url: '/health/live' });
     expect(res.statusCode).toBe(405);
+    // The static route names the resource: DELETE /api/lookup/{jobId} would take 'services' as a job id, but
+    // /api/lookup/services is the catalogue, which is read-only.
+    res = await h.app.inject({ method: 'PATCH', url: '/api/lookup/services' });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
   });
 
   it('a malformed URL: 400 JSON', async () => {

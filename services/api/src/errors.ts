@@ -117,12 +117,18 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
   app.setErrorHandler((err: FastifyError, request, reply) => handleError(err, request, reply, bodyLimitBytes));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = PROBED_METHODS.filter((m) => {
-      if (m === request.method) return false;
+    // Each method's matching route, and how many parameters it needed. The most specific match names the
+    // resource: PATCH /api/lookup/services must not offer DELETE because DELETE /api/lookup/{jobId} would match
+    // 'services' as a job id; only the methods of the routes with the fewest parameters are allowed.
+    const matches = PROBED_METHODS.flatMap((m) => {
+      if (m === request.method) return [];
       const route = app.findRoute({ method: m, url: path });
       // CORS's catch-all preflight route (OPTIONS *) does not make every path exist.
-      return route !== null && !(m === 'OPTIONS' && route.params && '*' in route.params);
+      if (route === null || (m === 'OPTIONS' && route.params && '*' in route.params)) return [];
+      return [{ method: m, params: Object.keys(route.params ?? {}).length }];
     });
+    const fewest = Math.min(...matches.map((r) => r.params));
+    const allowed = matches.filter((r) => r.params === fewest).map((r) => r.method);
     if (allowed.length > 0) {
       return sendError(
         reply,
