@@ -874,6 +874,13 @@ describe('errors are JSON everywhere', () => {
     expect(res.json()).toEqual({ error: 'Not found', message: 'No route for GET /nope' });
   });
 
+  it('GET / leads to the documentation', async () => {
+    const h = await harness();
+    const res = await h.app.inject({ method: 'GET', url: '/' });
+    expect(res.statusCode).toBe(302);
+    expect(res.headers.location).toBe('/swagger');
+  });
+
   it('wrong method: 405 JSON with Allow', async () => {
     const h = await harness();
     let res = await h.app.inject({ method: 'DELETE', url: '/api/lookup' });

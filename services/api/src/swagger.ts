@@ -59,4 +59,6 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
     },
   });
   await app.register(swaggerUi, { routePrefix: '/swagger' });
+  // Someone who opens the API's address in a browser lands on its documentation, not on a 404.
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/swagger', 302));
 }
