@@ -1043,6 +1043,14 @@ describe('Idempotency-Key', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'Invalid Idempotency-Key' });
   });
+
+  it('refuses an empty key with 400 (not a submission without one)', async () => {
+    const h = await harness();
+    const res = await post(h, { target: '8.8.8.8' }, { 'idempotency-key': '' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'Invalid Idempotency-Key' });
+    expect(h.jobs.jobs.size).toBe(0);
+  });
 });
 
 describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
