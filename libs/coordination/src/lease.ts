@@ -215,7 +215,9 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.tenure = undefined;
     clearTimeout(tenure.timer);
     tenure.controller.abort(new CoordinationError('LEASE_NOT_HELD', `lease ${this.name} lost (${reason})`));
-    this.options.logger?.warn({ lease: this.name, epoch: tenure.epoch, reason }, 'lease lost');
+    // Giving a lease back on purpose (shutdown, an idle key closed) is routine; losing one is worth a warning.
+    if (reason === 'stopped') this.options.logger?.debug({ lease: this.name, epoch: tenure.epoch }, 'lease released');
+    else this.options.logger?.warn({ lease: this.name, epoch: tenure.epoch, reason }, 'lease lost');
     this.emit('lost', { epoch: tenure.epoch, reason });
   }
 }
