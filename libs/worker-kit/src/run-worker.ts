@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { loadConfigOrExit, describeConfig } from '@lookup/config';
 import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, type LookupCommand } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
@@ -25,6 +26,9 @@ export async function runWorker(definition: LookupService): Promise<void> {
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const { lookup, close } = await definition.setup({ config, logger });
   const stop = new AbortController();
+  // Every attempt in flight (up to PREFETCH at once) listens for the stop and removes its listener when it
+  // ends: many listeners at once is the design, not a leak.
+  setMaxListeners(0, stop.signal);
 
   const shutdown = createShutdown({
     logger,

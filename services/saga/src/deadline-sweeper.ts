@@ -1,5 +1,6 @@
 import type { Logger } from '@lookup/logging';
 import type { JobStore } from '@lookup/store';
+import { sleep } from '@lookup/coordination';
 
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
@@ -33,9 +34,8 @@ export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSig
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'deadline sweep failed; retrying');
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, intervalMs);
-      signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-    });
+    // sleep() removes its abort listener when the pause ends; adding one per pause and never removing it
+    // piled up listeners on the leader's signal (MaxListenersExceededWarning after ten sweeps).
+    await sleep(intervalMs, signal);
   }
 }
