@@ -1,10 +1,19 @@
 # One image for every service of the suite. The default command runs all of them under the supervisor
 # (scripts/start.mjs, the root `start` script); docker-compose.yml runs one service per container by overriding
 # `command` with the matching `start:<name>` script's argv.
+#
+# The image carries production dependencies only (`npm ci --omit=dev`: no nx, typescript, vitest, testcontainers,
+# tsx, esbuild), the compiled JavaScript (each package's dist/), the Ping worker's compiled ICMP addon, and the
+# offline demo's RDAP/DNS fixture bundled into one file (tests/fixtures/dist/serve.mjs; docker-compose.yml's
+# `fixtures` service, profile `demo`).
+#
+# NODE_VERSION is the one place the Node version is chosen, for every stage (the build compiles the addon against
+# that Node's headers): `docker compose build --build-arg NODE_VERSION=22`, or NODE_VERSION in .env.
+ARG NODE_VERSION=20
 
-# Stage 1: just the npm manifests (root + every workspace), so the `npm ci` layer below is rebuilt only when a
+# Stage 1: just the npm manifests (root + every workspace), so the `npm ci` layers below are rebuilt only when a
 # package.json or the lockfile changes, and new workspaces are picked up without editing this file.
-FROM node:20-bookworm-slim AS manifests
+FROM node:${NODE_VERSION}-bookworm-slim AS manifests
 WORKDIR /src
 COPY . .
 RUN mkdir -p /manifests \
@@ -14,33 +23,49 @@ RUN mkdir -p /manifests \
       if [ -f "$f" ]; then mkdir -p "/manifests/${f%/package.json}" && cp "$f" "/manifests/$f"; fi; \
     done
 
-# Stage 2: dependencies, the compiled JavaScript and the Ping worker's ICMP socket addon (plain C, compiled by
-# `npm run build` with cc against /usr/local/include/node). The compiler stays in this stage; the final image only
-# gets /app.
-FROM node:20-bookworm-slim AS build
+# Stage 2: a C/C++ toolchain for native code: the Ping worker's ICMP addon (plain C, compiled by `npm run build`
+# with $CC against /usr/local/include/node) and any dependency with a native part that has no prebuilt binary
+# (node-gyp: python3, make, g++). Compilers never reach the image: it only copies files out of these stages.
+FROM node:${NODE_VERSION}-bookworm-slim AS toolchain
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc g++ make python3 libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV CC=gcc
 WORKDIR /app
 RUN chown node:node /app
 USER node
 
-# devDependencies are kept: the build (esbuild), the dead-letter CLI and the benchmark use them.
+# Stage 3: every dependency (devDependencies too: esbuild compiles), then the build.
+FROM toolchain AS build
 COPY --from=manifests --chown=node:node /manifests/ ./
 RUN npm ci --no-audit --no-fund && npm cache clean --force
-
 COPY --chown=node:node . .
 # Compile every package to dist/ (scripts/build.mjs): the services run as plain JavaScript. The build only warns
 # when the addon does not compile (the worker would fall back to the system ping); here that fails the image.
 RUN npm run build \
  && if [ ! -f services/workers/ping/dist/native/icmp.node ]; then echo "the Ping worker's ICMP addon did not compile" >&2; exit 1; fi
-# RESOURCE_DATA_DIR's default (./data/resources). A named volume mounted here is seeded with this directory's
-# ownership, so the non-root user can write to it.
-RUN mkdir -p data/resources
+# The demo profile's RDAP and DNS fixture (`npm run fixtures` runs it through tsx, a devDependency): one
+# self-contained ES module, dns-packet included, so the production image runs it with plain node.
+RUN npx esbuild tests/fixtures/serve.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+      --banner:js="import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" \
+      --outfile=tests/fixtures/dist/serve.mjs
+# What the image takes from this stage, under /runtime: the root package.json (the start scripts) and scripts/
+# (the supervisor, the healthcheck), each workspace's package.json and dist/, and the fixture bundle.
+RUN mkdir -p /tmp/runtime/tests/fixtures /tmp/runtime/data/resources \
+ && cp -R package.json scripts /tmp/runtime/ \
+ && cp -R tests/fixtures/dist /tmp/runtime/tests/fixtures/ \
+ && for d in libs/* services/* services/workers/*; do \
+      if [ -f "$d/package.json" ] && [ -d "$d/dist" ]; then mkdir -p "/tmp/runtime/$d" && cp -R "$d/package.json" "$d/dist" "/tmp/runtime/$d/"; fi; \
+    done
 
-# Stage 3: the image.
-FROM node:20-bookworm-slim
+# Stage 4: production dependencies only, installed (not pruned) from the lockfile. Native ones compile here, against
+# the same Node and libc as the image.
+FROM toolchain AS deps
+COPY --from=manifests --chown=node:node /manifests/ ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# Stage 5: the image.
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 
 # iputils-ping: the Ping worker's fallback when its in-process ICMP socket cannot open (PING_ENGINE=auto).
 # libcap2-bin: setcap, so the non-root `node` user can send ICMP echo with /bin/ping (the container still needs
@@ -57,8 +82,10 @@ WORKDIR /app
 RUN chown node:node /app
 USER node
 
-# node_modules, every package's dist/ (with services/workers/ping/dist/native/icmp.node) and data/resources.
-COPY --from=build --chown=node:node /app/ ./
+# Production node_modules (with the workspace links) and the manifests, then the built files over them. data/resources
+# is RESOURCE_DATA_DIR's default: a named volume mounted there is seeded with its ownership, so `node` can write.
+COPY --from=deps --chown=node:node /app/ ./
+COPY --from=build --chown=node:node /tmp/runtime/ ./
 
 EXPOSE 8080
 ENTRYPOINT ["/usr/bin/tini", "--"]

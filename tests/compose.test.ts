@@ -1,7 +1,9 @@
-// Keeps docker-compose.yml, the Dockerfile and the root package.json's start scripts in step, and checks the
-// process supervisor (scripts/start.mjs) that `npm start` and the image's CMD run.
+// Keeps docker-compose.yml, compose.demo.yml, .env.example, the Dockerfile and the root package.json's start scripts
+// in step, and checks the process supervisor (scripts/start.mjs) that `npm start` and the image's CMD run. No Docker
+// engine is needed: compose files are rendered with `docker-compose config` (v1, or the v2 plugin), the Dockerfile
+// is read as text.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -10,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const START = path.join(ROOT, 'scripts', 'start.mjs');
+const IMAGE = 'distributed-lookup:latest';
 
 interface StartModule {
   splitCommand(command: string): string[];
@@ -17,27 +20,48 @@ interface StartModule {
 }
 
 interface ComposeService {
-  build?: unknown;
+  build?: { context?: string; args?: Record<string, string> } | string;
   image?: string;
+  pull_policy?: string;
+  profiles?: string[];
   command?: unknown;
   container_name?: string;
   ports?: unknown[];
   restart?: string;
+  env_file?: unknown;
   healthcheck?: { test?: unknown; disable?: boolean };
   depends_on?: Record<string, { condition?: string }> | string[];
   environment?: Record<string, unknown> | string[];
+  networks?: Record<string, { ipv4_address?: string } | null> | string[];
   cap_add?: string[];
   sysctls?: Record<string, string> | string[];
 }
-
-const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+interface ComposeFile {
   services: Record<string, ComposeService>;
   volumes?: Record<string, unknown>;
-};
+  networks?: Record<string, { ipam?: { config?: Array<{ subnet?: string }> } } | null>;
+}
+
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+const compose = parse(read('docker-compose.yml'), { merge: true }) as ComposeFile;
 const services = compose.services;
-// Services built from this repository (as opposed to rabbitmq and redis, which are images).
-const appServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
+/** The suite's own services (one per start:<name> script): every service of this image but the demo's fixtures. */
+const appServices = Object.entries(services).filter(([name, s]) => s.image === IMAGE && name !== 'fixtures');
+const LOOKUP_WORKERS = ['geoip-worker', 'ping-worker', 'rdap-worker', 'reverse-dns-worker'];
+
+/** Every variable libs/config/src/config.ts reads: its `read('NAME', ...)` calls. */
+const CONFIG_VARIABLES = [...read('libs/config/src/config.ts').matchAll(/\bread(?:<[^>]*>)?\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1]!);
+/** What compose sets in the containers over .env, and to what (the rest comes from .env unchanged). */
+const SET_BY_COMPOSE: Record<string, (service: string) => string | RegExp | undefined> = {
+  AMQP_URL: () => 'amqp://lookup:rmqTestSecret42@rabbitmq:5672',
+  REDIS_URL: () => 'redis://:redisTestSecret42@redis:6379',
+  API_HOST: (s) => (s === 'api' ? '0.0.0.0' : undefined),
+  API_PORT: (s) => (s === 'api' ? '8080' : undefined),
+  RESOURCE_DATA_DIR: (s) => (s === 'resource-worker' ? '/app/data/resources' : undefined),
+  ADMIN_API_KEY: (s) => (s === 'api' ? 'adminTestKey42' : ''),
+  API_KEYS: (s) => (s === 'api' ? 'k1,k2' : ''),
+};
 
 let start: StartModule;
 beforeAll(async () => {
@@ -53,9 +77,33 @@ function findCompose(): { cmd: string; prefix: string[] } | null {
   return null;
 }
 
+/** A published port in either rendering (v1: "127.0.0.1:5672:5672/tcp"; v2: {host_ip, published, target}). */
+function portBinding(port: unknown): { hostIp: string; published: string; target: string } {
+  if (typeof port === 'string') {
+    const m = /^(?:(\[[^\]]+\]|[^:]+):)?(?:(\d*):)?(\d+)(?:\/\w+)?$/.exec(port);
+    expect(m, `port ${port}`).toBeTruthy();
+    return { hostIp: m![1] ?? '', published: m![2] ?? '', target: m![3]! };
+  }
+  const p = port as { host_ip?: string; published?: string | number; target: string | number };
+  return { hostIp: p.host_ip ?? '', published: String(p.published ?? ''), target: String(p.target) };
+}
+
+const asEnv = (env: ComposeService['environment']): Record<string, string> =>
+  Array.isArray(env)
+    ? Object.fromEntries(env.map((e) => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]))
+    : Object.fromEntries(Object.entries(env ?? {}).map(([k, v]) => [k, v == null ? '' : String(v)]));
+
 describe('docker-compose.yml', () => {
-  /** Runs `<compose> --env-file <file> -f docker-compose.yml config [args]` with the given variables and no others. */
-  function composeConfig(vars: Record<string, string>, args: string[] = ['-q']): SpawnSyncReturns<string> {
+  /**
+   * Renders the compose files the way a user's checkout would: a project directory holding them and a `.env` with
+   * exactly `vars` (never the developer's .env or shell: only PATH and HOME are passed), then
+   * `<compose> [-f file]... [--profile p]... config [args]`.
+   */
+  function composeConfig(
+    vars: Record<string, string>,
+    options: { args?: string[]; files?: string[]; profiles?: string[] } = {},
+  ): SpawnSyncReturns<string> {
+    const { args = ['-q'], files = ['docker-compose.yml'], profiles = [] } = options;
     const tool = findCompose();
     if (!tool) {
       // Fail, never skip: a skipped check is one nobody notices.
@@ -64,24 +112,33 @@ describe('docker-compose.yml', () => {
           '(Debian: apt-get install docker-compose) to run this test; .ci/run does so',
       );
     }
-    const dir = mkdtempSync(path.join(tmpdir(), 'compose-env-'));
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-project-'));
     try {
-      const envFile = path.join(dir, 'test.env');
-      writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
-      // Only PATH and HOME from this shell: a developer's RABBITMQ_PASSWORD must not make the test pass.
+      for (const file of files) copyFileSync(path.join(ROOT, file), path.join(dir, file));
+      copyFileSync(path.join(ROOT, 'Dockerfile'), path.join(dir, 'Dockerfile'));
+      writeFileSync(path.join(dir, '.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
       const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
-      const r = spawnSync(tool.cmd, [...tool.prefix, '--env-file', envFile, '-f', 'docker-compose.yml', 'config', ...args], { cwd: ROOT, encoding: 'utf8', env });
+      const argv = [...tool.prefix, ...files.flatMap((f) => ['-f', f]), ...profiles.flatMap((p) => ['--profile', p]), 'config', ...args];
+      const r = spawnSync(tool.cmd, argv, { cwd: dir, encoding: 'utf8', env });
       expect(r.error).toBeUndefined();
       return r;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+  function rendered(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): ComposeFile {
+    const r = composeConfig(vars, { ...options, args: [] });
+    expect(r.status, `config said:\n${r.stdout}${r.stderr}`).toBe(0);
+    return parse(r.stdout) as ComposeFile;
+  }
   const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
+  const DEMO = { files: ['docker-compose.yml', 'compose.demo.yml'], profiles: ['demo'] };
 
-  it('is valid for docker-compose (config -q exits 0) once the secrets are set', () => {
+  it('is valid for docker-compose (config -q exits 0) once the secrets are set, alone and with the demo override', () => {
     const r = composeConfig(SECRETS);
     expect(r.status, `config -q said:\n${r.stdout}${r.stderr}`).toBe(0);
+    const demo = composeConfig(SECRETS, DEMO);
+    expect(demo.status, `config -q (demo) said:\n${demo.stdout}${demo.stderr}`).toBe(0);
   });
 
   it('refuses to start without the RabbitMQ and Redis passwords, naming them', () => {
@@ -94,43 +151,78 @@ describe('docker-compose.yml', () => {
   });
 
   it('takes every secret from the environment (.env): rendered into the services, never written in the file', () => {
-    const rendered = parse(composeConfig(SECRETS, []).stdout) as { services: Record<string, ComposeService> };
-    const env = (name: string) => rendered.services[name]!.environment as Record<string, string>;
+    const out = rendered(SECRETS);
+    const env = (name: string) => asEnv(out.services[name]!.environment);
     expect(env('api').AMQP_URL).toBe('amqp://lookup:rmqTestSecret42@rabbitmq:5672');
     expect(env('api').REDIS_URL).toBe('redis://:redisTestSecret42@redis:6379');
     expect(env('api').ADMIN_API_KEY).toBe('adminTestKey42');
     expect(env('api').API_KEYS).toBe('k1,k2');
-    expect(env('saga').ADMIN_API_KEY).toBeUndefined(); // only the API gets the keys
+    // Only the API gets the keys: .env reaches every app container, the others have them blanked.
+    for (const [name] of appServices.filter(([n]) => n !== 'api')) {
+      expect(env(name).ADMIN_API_KEY ?? '', `${name}: ADMIN_API_KEY`).toBe('');
+      expect(env(name).API_KEYS ?? '', `${name}: API_KEYS`).toBe('');
+    }
     expect(env('rabbitmq')).toMatchObject({ RABBITMQ_DEFAULT_USER: 'lookup', RABBITMQ_DEFAULT_PASS: 'rmqTestSecret42' });
     expect(env('redis')).toMatchObject({ REDISCLI_AUTH: 'redisTestSecret42' });
+    expect(env('rabbitmq').ADMIN_API_KEY).toBeUndefined(); // the images get no env_file
 
-    const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
-    expect(raw).not.toMatch(/guest/);
-    // Every password, key or URL credential is a ${VARIABLE}, never a literal.
-    for (const line of raw.split('\n').filter((l) => !l.trim().startsWith('#'))) {
-      const m = /^\s*(\w*(?:PASS|PASSWORD|KEY|KEYS|AUTH))\s*:\s*(.*)$/.exec(line);
-      if (m) expect(m[2], line).toMatch(/^\$\{\w+:[-?][^}]*\}(\s*#.*)?$/);
+    for (const file of ['docker-compose.yml', 'compose.demo.yml']) {
+      const raw = read(file);
+      expect(raw).not.toMatch(/guest/);
+      // Every password, key or URL credential is a ${VARIABLE} (or blanked: ""), never a literal.
+      for (const line of raw.split('\n').filter((l) => !l.trim().startsWith('#'))) {
+        const m = /^\s*(\w*(?:PASS|PASSWORD|KEY|KEYS|AUTH))\s*:\s*(.*)$/.exec(line);
+        if (m) expect(m[2], line).toMatch(/^(\$\{\w+:[-?][^}]*\}|"")(\s*#.*)?$/);
+      }
+      expect(raw).not.toMatch(/:\/\/[^$\s/]*:[^$\s@]+@/); // no user:password@ literal in a URL
     }
-    expect(raw).not.toMatch(/:\/\/[^$\s/]*:[^$\s@]+@/); // no user:password@ literal in a URL
   });
 
-  it('documents every variable it reads in .env.example, and keeps .env out of git and the image', () => {
-    const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
-    const used = new Set([...raw.matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
-    const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+  it('documents every variable it substitutes in .env.example, and keeps .env out of git and the image', () => {
+    const example = read('.env.example');
     const documented = new Set([...example.matchAll(/^(\w+)=/gm)].map((m) => m[1]!));
-    for (const name of used) expect(documented.has(name), `${name} in .env.example`).toBe(true);
+    for (const file of ['docker-compose.yml', 'compose.demo.yml']) {
+      const used = new Set([...read(file).matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
+      for (const name of used) expect(documented.has(name), `${file}'s ${name} in .env.example`).toBe(true);
+    }
     // The example holds no secret: the required ones are blank.
     expect(example).toMatch(/^RABBITMQ_PASSWORD=$/m);
     expect(example).toMatch(/^REDIS_PASSWORD=$/m);
     expect(example).toMatch(/^ADMIN_API_KEY=$/m);
-    expect(readFileSync(path.join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('.env');
-    expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain('.env');
+    expect(example).toMatch(/^API_KEYS=$/m);
+    expect(read('.gitignore').split('\n')).toContain('.env');
+    expect(read('.dockerignore').split('\n')).toContain('.env');
+  });
+
+  it('passes every configuration variable of libs/config from .env (env_file) to every app container, documented in .env.example', () => {
+    // The parse found the whole list (a parse that found nothing would make this test pass vacuously).
+    expect(CONFIG_VARIABLES.length).toBeGreaterThanOrEqual(50);
+    expect(CONFIG_VARIABLES).toEqual(
+      expect.arrayContaining(['RETRY_MAX_ATTEMPTS', 'LOOKUP_TIMEOUT_MS', 'PING_COUNT', 'PREFETCH', 'JOB_DEADLINE_MS', 'TRUST_PROXY',
+        'TARGET_ALLOW_CIDRS', 'TARGET_DENY_CIDRS', 'RDAP_MAX_RESPONSE_BYTES', 'API_MAX_CONNECTIONS', 'RESOURCE_MAX_OPEN']),
+    );
+    const example = read('.env.example');
+    for (const name of CONFIG_VARIABLES) {
+      expect(example, `.env.example documents ${name} (a "${name}=" line, commented or not)`).toMatch(new RegExp(`^(# ?)?${name}=`, 'm'));
+    }
+
+    for (const [name, svc] of appServices) expect(svc.env_file, `${name}: env_file`).toEqual('.env');
+    // A .env setting every variable to a value of its own: each container sees it, unless compose sets it there.
+    const vars: Record<string, string> = { ...SECRETS };
+    for (const name of CONFIG_VARIABLES) if (!(name in vars)) vars[name] = `from-env-file-${name.toLowerCase()}`;
+    const out = rendered(vars);
+    for (const [service] of appServices) {
+      const env = asEnv(out.services[service]!.environment);
+      for (const name of CONFIG_VARIABLES) {
+        const forced = SET_BY_COMPOSE[name]?.(service);
+        expect(env[name], `${service}: ${name}`).toEqual(forced ?? vars[name]);
+      }
+    }
   });
 
   it('has a service for every start:<name> script, whose command is exactly the script argv', () => {
     const scripts = start.readServices(pkg);
-    expect(scripts.map((s) => s.name)).toEqual(expect.arrayContaining(['api', 'saga', 'geoip', 'ping', 'rdap', 'reverse-dns']));
+    expect(scripts.map((s) => s.name)).toEqual(expect.arrayContaining(['api', 'saga', 'geoip', 'ping', 'rdap', 'reverse-dns', 'resource-worker']));
     for (const script of scripts) {
       const name = [script.name, `${script.name}-worker`].find((n) => services[n] !== undefined);
       expect(name, `no compose service "${script.name}" or "${script.name}-worker" for script start:${script.name}`).toBeDefined();
@@ -143,37 +235,74 @@ describe('docker-compose.yml', () => {
     for (const [name] of appServices) expect(expected.has(name), `compose service ${name} has no start:<name> script`).toBe(true);
   });
 
+  it('builds the one image once (only the api service has build:, with NODE_VERSION) and runs it everywhere without pulling', () => {
+    expect(appServices.length).toBeGreaterThanOrEqual(7);
+    const builders = Object.entries(services).filter(([, s]) => s.build !== undefined);
+    expect(builders.map(([n]) => n)).toEqual(['api']);
+    expect(services.api!.build).toEqual({ context: '.', args: { NODE_VERSION: '${NODE_VERSION:-20}' } });
+    for (const [name, svc] of [...appServices, ['fixtures', services.fixtures!] as [string, ComposeService]]) {
+      expect(svc.image, `${name}: image`).toBe(IMAGE);
+      // The image exists only once built here: a pull could only fail (or fetch someone else's image).
+      expect(svc.pull_policy, `${name}: pull_policy`).toBe('never');
+    }
+    // Nothing else of the image: rabbitmq and redis are pinned upstream images.
+    expect(Object.keys(services).filter((n) => services[n]!.image !== IMAGE).sort()).toEqual(['rabbitmq', 'redis']);
+  });
+
   it('lets saga and the workers scale: no container_name and no host ports', () => {
-    expect(appServices.length).toBeGreaterThanOrEqual(6);
     for (const [name, svc] of appServices) {
       expect(svc.container_name, `${name} has a container_name`).toBeUndefined();
       if (name !== 'api') expect(svc.ports, `${name} publishes host ports`).toBeUndefined();
     }
-    expect(services.api?.ports).toEqual(['8080:8080']);
   });
 
-  it('restarts every service and health-checks the ones others wait for', () => {
-    for (const [name, svc] of Object.entries(services)) {
-      expect(svc.restart, `${name}: restart`).toBe('unless-stopped');
-    }
-    const waitedFor = new Set<string>();
-    for (const [, svc] of Object.entries(services)) {
-      if (svc.depends_on && !Array.isArray(svc.depends_on)) {
-        for (const [dep, cond] of Object.entries(svc.depends_on)) if (cond.condition === 'service_healthy') waitedFor.add(dep);
-      }
-    }
-    expect([...waitedFor].sort()).toEqual(['rabbitmq', 'redis']);
-    for (const name of [...waitedFor, 'api']) {
-      const hc = services[name]?.healthcheck;
+  it('publishes only on 127.0.0.1 (the API on API_PUBLISH_ADDRESS), on host ports set in .env: RabbitMQ, its console, Redis, the API', () => {
+    const defaults = rendered(SECRETS);
+    const published = (out: ComposeFile) =>
+      Object.fromEntries(
+        Object.entries(out.services).map(([name, s]) => [name, (s.ports ?? []).map(portBinding).map((p) => `${p.hostIp}:${p.published}:${p.target}`).sort()]),
+      );
+    expect(published(defaults)).toEqual({
+      rabbitmq: ['127.0.0.1:15672:15672', '127.0.0.1:5672:5672'],
+      redis: ['127.0.0.1:6379:6379'],
+      api: ['127.0.0.1:8080:8080'],
+      saga: [], 'geoip-worker': [], 'ping-worker': [], 'rdap-worker': [], 'reverse-dns-worker': [], 'resource-worker': [],
+      ...(defaults.services.fixtures ? { fixtures: [] } : {}),
+    });
+    const moved = rendered({
+      ...SECRETS, RABBITMQ_HOST_PORT: '25672', RABBITMQ_MANAGEMENT_HOST_PORT: '25673', REDIS_HOST_PORT: '26379',
+      API_HOST_PORT: '28080', API_PUBLISH_ADDRESS: '0.0.0.0',
+    });
+    expect(published(moved)).toMatchObject({
+      rabbitmq: ['127.0.0.1:25672:5672', '127.0.0.1:25673:15672'],
+      redis: ['127.0.0.1:26379:6379'],
+      api: ['0.0.0.0:28080:8080'],
+    });
+  });
+
+  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', () => {
+    const out = rendered(SECRETS, DEMO);
+    expect(Object.keys(out.services).sort()).toEqual(Object.keys(services).sort()); // fixtures included
+    for (const [name, svc] of Object.entries(out.services)) {
+      const hc = svc.healthcheck;
       expect(hc?.disable, `${name}: healthcheck disabled`).not.toBe(true);
       expect(Array.isArray(hc?.test) && (hc!.test as unknown[]).length > 1, `${name}: healthcheck test`).toBe(true);
+      expect((hc!.test as string[])[0], `${name}: healthcheck runs a command (CMD)`).toBe('CMD');
     }
-    expect((services.api!.healthcheck!.test as string[]).join(' ')).toContain('http://127.0.0.1:8080/health/ready');
-    expect(services.rabbitmq!.healthcheck!.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
-    expect(services.redis!.healthcheck!.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    const test = (name: string) => out.services[name]!.healthcheck!.test as string[];
+    expect(test('api')).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--http', 'http://127.0.0.1:8080/health/ready']);
+    for (const [name] of appServices.filter(([n]) => n !== 'api')) {
+      expect(test(name), name).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--connected']);
+    }
+    expect(test('fixtures')).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--http', 'http://127.0.0.1:8081/domain/example.test']);
+    expect(test('rabbitmq')).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
+    expect(test('redis')).toEqual(['CMD', 'redis-cli', 'ping']);
+    // The script the checks run is in the image (scripts/ is copied into it).
+    expect(read('scripts/healthcheck.mjs')).toContain('--connected');
   });
 
-  it('wires every app service to RabbitMQ and Redis and waits for them to be healthy', () => {
+  it('restarts every service, and app services wait for healthy RabbitMQ and Redis', () => {
+    for (const [name, svc] of Object.entries(services)) expect(svc.restart, `${name}: restart`).toBe('unless-stopped');
     for (const [name, svc] of appServices) {
       expect(svc.depends_on, `${name}: depends_on`).toEqual({
         rabbitmq: { condition: 'service_healthy' },
@@ -192,14 +321,52 @@ describe('docker-compose.yml', () => {
     expect(redisCommand).toContain('requirepass');
     expect(redisCommand).not.toMatch(/--requirepass/);
   });
+
+  it('has an offline demo: the fixtures under profile demo, and compose.demo.yml pointing the API and lookup workers at them', () => {
+    const fixtures = services.fixtures!;
+    expect(fixtures.profiles).toEqual(['demo']);
+    expect(fixtures.command).toEqual(['node', 'tests/fixtures/dist/serve.mjs']); // bundled by the Dockerfile
+    const fixtureEnv = asEnv(fixtures.environment);
+    expect(fixtureEnv.FIXTURE_LISTEN_HOST).toBe('0.0.0.0'); // other containers are its clients
+    // Without the override nothing points at the fixtures, and the profile is off by default.
+    for (const [name, svc] of appServices) {
+      expect(asEnv(svc.environment).RDAP_BASE_URL, name).toBeUndefined();
+      expect(asEnv(svc.environment).DNS_SERVERS, name).toBeUndefined();
+    }
+
+    const out = rendered(SECRETS, DEMO);
+    const demoIp = (out.services.fixtures!.networks as Record<string, { ipv4_address?: string } | null>).demo?.ipv4_address;
+    expect(demoIp).toBe('10.253.53.53');
+    const subnet = out.networks?.demo?.ipam?.config?.[0]?.subnet;
+    expect(subnet).toBe('10.253.53.0/24');
+    for (const name of LOOKUP_WORKERS) {
+      const svc = out.services[name]!;
+      const env = asEnv(svc.environment);
+      expect(env, name).toMatchObject({
+        RDAP_BASE_URL: `http://fixtures:${fixtureEnv.RDAP_FIXTURE_PORT}`,
+        DNS_SERVERS: `${demoIp}:${fixtureEnv.DNS_FIXTURE_PORT}`, // an IP address: DNS_SERVERS takes no names
+        ALLOW_PRIVATE_TARGETS: 'true',
+        AMQP_URL: 'amqp://lookup:rmqTestSecret42@rabbitmq:5672', // the base file's environment is kept
+      });
+      const networks = Array.isArray(svc.networks) ? svc.networks : Object.keys(svc.networks ?? {});
+      expect(networks.sort(), name).toEqual(['default', 'demo']);
+      expect((svc.depends_on as Record<string, { condition?: string }>).fixtures, name).toEqual({ condition: 'service_healthy' });
+    }
+    expect(asEnv(out.services.api!.environment).ALLOW_PRIVATE_TARGETS).toBe('true');
+    // The prefix moves both the subnet and the fixture's address.
+    const moved = rendered({ ...SECRETS, DEMO_NETWORK_PREFIX: '10.99.7' }, DEMO);
+    expect(moved.networks?.demo?.ipam?.config?.[0]?.subnet).toBe('10.99.7.0/24');
+    expect(asEnv(moved.services['reverse-dns-worker']!.environment).DNS_SERVERS).toBe('10.99.7.53:5353');
+  });
 });
 
 describe('Dockerfile', () => {
-  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const dockerfile = read('Dockerfile').replace(/\\\n/g, ' ');
   const instructions = dockerfile
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
+  const froms = instructions.filter((l) => /^FROM\s/i.test(l));
   const finalStage = instructions.slice(instructions.map((l) => /^FROM\s/i.test(l)).lastIndexOf(true));
   /** The instructions of the stage named `name` (FROM ... AS name), up to the next FROM. */
   const stage = (name: string) => {
@@ -208,6 +375,21 @@ describe('Dockerfile', () => {
     const next = instructions.findIndex((l, i) => i > start && /^FROM\s/i.test(l));
     return instructions.slice(start, next < 0 ? undefined : next);
   };
+  /** A stage and the stages it is built FROM, base first. */
+  const lineage = (name: string): string[][] => {
+    const own = stage(name);
+    const base = /^FROM\s+(\S+)/i.exec(own[0] ?? '')?.[1];
+    return base && stage(base).length > 0 ? [...lineage(base), own] : [own];
+  };
+  /** The COPY --from=<stage> <source> <dest> instructions of `lines`, as [stage, source]. */
+  const copiesFrom = (lines: string[]) =>
+    lines
+      .filter((l) => /^COPY\s.*--from=/i.test(l))
+      .map((l) => {
+        const tokens = l.split(/\s+/).slice(1);
+        const paths = tokens.filter((t) => !t.startsWith('--'));
+        return [tokens.find((t) => t.startsWith('--from='))!.slice('--from='.length), paths[0]!] as const;
+      });
 
   it('runs the `start` script by default (CMD is its argv)', () => {
     const cmds = finalStage.filter((l) => /^CMD\s/i.test(l));
@@ -217,21 +399,61 @@ describe('Dockerfile', () => {
     expect(argv).toEqual(['node', 'scripts/start.mjs']);
   });
 
-  it('builds on node:20-bookworm-slim with ping, and runs as the non-root node user', () => {
-    expect(finalStage[0]).toMatch(/^FROM\s+node:20-bookworm-slim\s*$/i);
-    expect(finalStage.some((l) => /^RUN\s.*apt-get install.*\biputils-ping\b/.test(l))).toBe(true);
-    const users = finalStage.filter((l) => /^USER\s/i.test(l));
-    expect(users.at(-1)).toBe('USER node');
+  it('takes the Node version from one ARG, NODE_VERSION (default 20), in every stage', () => {
+    const args = instructions.filter((l) => /^ARG\s+NODE_VERSION\b/i.test(l));
+    expect(args).toEqual(['ARG NODE_VERSION=20']);
+    expect(instructions.indexOf(args[0]!)).toBeLessThan(instructions.indexOf(froms[0]!)); // global: usable in FROM
+    expect(froms.length).toBeGreaterThanOrEqual(3);
+    const stageNames = new Set(froms.map((l) => /\sAS\s+(\S+)\s*$/i.exec(l)?.[1]).filter(Boolean));
+    for (const from of froms) {
+      const base = /^FROM\s+(\S+)/i.exec(from)![1]!;
+      if (stageNames.has(base)) continue; // built on an earlier stage, so on the same Node
+      expect(base, from).toBe('node:${NODE_VERSION}-bookworm-slim');
+    }
+    // No Node version written in any other instruction.
+    expect(instructions.filter((l) => l !== 'ARG NODE_VERSION=20').join('\n')).not.toMatch(/node:\d|NODE_VERSION=\d/);
   });
 
-  it('installs and builds in a stage with a C compiler (the Ping ICMP addon), and the image copies /app from it', () => {
-    const copy = finalStage.map((l) => /^COPY\s.*--from=(\S+)\s+.*\/app\/?\s+\.\/?$/.exec(l)).find(Boolean);
-    expect(copy, 'the final stage copies /app from a build stage').toBeTruthy();
-    const build = stage(copy![1]!);
-    expect(build[0]).toMatch(/^FROM\s+node:20-bookworm-slim\s/i); // same libc and node headers as the image
+  it('runs on bookworm-slim with ping and tini, as the non-root node user', () => {
+    expect(finalStage[0]).toMatch(/^FROM\s+node:\$\{NODE_VERSION\}-bookworm-slim(\s+AS\s+\w+)?\s*$/i);
+    expect(finalStage.some((l) => /^RUN\s.*apt-get install.*\biputils-ping\b.*\btini\b/.test(l))).toBe(true);
+    expect(finalStage.filter((l) => /^USER\s/i.test(l)).at(-1)).toBe('USER node');
+  });
+
+  it('gives the image production dependencies only: node_modules from `npm ci --omit=dev`, never from the build stage', () => {
+    // The final stage installs nothing itself.
+    expect(finalStage.filter((l) => /\bnpm\s+(ci|install|i)\b/.test(l))).toEqual([]);
+    const copies = copiesFrom(finalStage);
+    expect(copies.length).toBeGreaterThanOrEqual(2);
+    const installs = (stageName: string) => lineage(stageName).flat().filter((l) => /^RUN\s.*\bnpm\s+(ci|install)\b/.test(l));
+    let nodeModules = 0;
+    for (const [from, source] of copies) {
+      if (/^\/app\/?$|node_modules/.test(source)) {
+        // What brings node_modules into the image: a stage (and its bases) whose only installs are --omit=dev.
+        const npm = installs(from);
+        expect(npm.length, `COPY --from=${from} ${source}: the stage installs packages`).toBeGreaterThan(0);
+        for (const line of npm) expect(line, `${from}: ${line}`).toMatch(/\bnpm ci\b.*--omit=dev/);
+        nodeModules += 1;
+      }
+    }
+    expect(nodeModules, 'node_modules comes from exactly one stage').toBe(1);
+    // What the build stage (full dependencies) hands over is assembled from package.json, scripts/, each package's
+    // dist/ and the fixture bundle: never its node_modules.
+    const assembly = instructions.filter((l) => /^RUN\s.*\/tmp\/runtime/.test(l)).join('\n');
+    expect(assembly).toContain('dist');
+    expect(assembly).not.toMatch(/node_modules/);
+    expect(copies.filter(([from]) => installs(from).some((l) => !/--omit=dev/.test(l))).map(([, source]) => source)).toEqual(['/tmp/runtime/']);
+  });
+
+  it('installs and builds in a stage with a C compiler (the Ping ICMP addon) and bundles the demo fixture', () => {
+    const build = lineage('build').flat();
     expect(build.some((l) => /^RUN\s.*apt-get install.*\bgcc\b.*\blibc6-dev\b/.test(l))).toBe(true);
     expect(build.some((l) => /^RUN\s.*\bnpm ci\b/.test(l))).toBe(true);
     expect(build.some((l) => /^RUN\s.*\bnpm run build\b.*icmp\.node/.test(l))).toBe(true);
+    expect(build.some((l) => /^RUN\s+npx esbuild tests\/fixtures\/serve\.ts --bundle .*--outfile=tests\/fixtures\/dist\/serve\.mjs/.test(l))).toBe(true);
+    const assembly = instructions.find((l) => /^RUN\s.*\/tmp\/runtime/.test(l))!;
+    expect(assembly).toContain('cp -R tests/fixtures/dist');
+    expect(assembly).toMatch(/cp -R package\.json scripts /);
   });
 });
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * Container healthchecks (docker-compose.yml), with no dependency but node:
+ *
+ *   node scripts/healthcheck.mjs --http URL
+ *       healthy when URL answers 2xx within 4 s (the API: /health/ready, which asks RabbitMQ and Redis).
+ *   node scripts/healthcheck.mjs --connected
+ *       for processes without an HTTP port (the saga, the lookup workers, the resource worker): healthy when this
+ *       network namespace holds an ESTABLISHED TCP connection to AMQP_URL's port and one to REDIS_URL's port
+ *       (read from /proc/net/tcp and /proc/net/tcp6). In a container the service is the only process with sockets,
+ *       so this says "the service is running and connected to the broker and to Redis"; while it reconnects (a
+ *       broker restart) it is unhealthy, and a process whose event loop is stuck loses its AMQP connection to the
+ *       broker's 15 s heartbeat. Replaceable by an HTTP check once the services have a health port.
+ *
+ * Exit code 0 healthy, 1 unhealthy (one line on stderr says why), 2 usage error.
+ */
+import { readFileSync } from 'node:fs';
+
+const TCP_ESTABLISHED = '01';
+const DEFAULT_PORTS = { 'amqp:': 5672, 'amqps:': 5671, 'redis:': 6379, 'rediss:': 6379 };
+
+function fail(message, code = 1) {
+  process.stderr.write(`unhealthy: ${message}\n`);
+  process.exit(code);
+}
+
+/** The port a service URL connects to (its explicit port, else the scheme's default). */
+function urlPort(raw, fallbackUrl) {
+  const url = new URL(raw || fallbackUrl);
+  return url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol];
+}
+
+/** Remote ports of the ESTABLISHED connections listed in /proc/net/tcp-format text. */
+function establishedRemotePorts(text) {
+  const ports = new Set();
+  for (const line of text.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    // sl local_address rem_address st ...; addresses are HEXADDR:HEXPORT
+    if (fields.length < 4 || fields[3] !== TCP_ESTABLISHED) continue;
+    const port = Number.parseInt(fields[2].split(':').at(-1), 16);
+    if (Number.isInteger(port)) ports.add(port);
+  }
+  return ports;
+}
+
+function readProcNet(procNet) {
+  let text = '';
+  for (const name of ['tcp', 'tcp6']) {
+    try {
+      text += `${readFileSync(`${procNet}/${name}`, 'utf8')}\n`;
+    } catch {
+      // no IPv6 in this namespace
+    }
+  }
+  return text;
+}
+
+async function checkHttp(url) {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(4000) });
+    if (res.ok) process.exit(0);
+    fail(`${url} answered ${res.status}`);
+  } catch (err) {
+    fail(`${url}: ${err.cause?.code ?? err.message}`);
+  }
+}
+
+function checkConnected() {
+  const procNet = process.env.HEALTHCHECK_PROC_NET ?? '/proc/net';
+  const wanted = {
+    RabbitMQ: urlPort(process.env.AMQP_URL, 'amqp://127.0.0.1:5672'),
+    Redis: urlPort(process.env.REDIS_URL, 'redis://127.0.0.1:6379'),
+  };
+  const established = establishedRemotePorts(readProcNet(procNet));
+  const missing = Object.entries(wanted).filter(([, port]) => !established.has(port));
+  if (missing.length > 0) fail(`no established connection to ${missing.map(([name, port]) => `${name} (port ${port})`).join(' or ')}`);
+  process.exit(0);
+}
+
+const [mode, arg] = process.argv.slice(2);
+if (mode === '--http' && arg) await checkHttp(arg);
+else if (mode === '--connected' && arg === undefined) checkConnected();
+else fail('usage: healthcheck.mjs --http URL | --connected', 2);
