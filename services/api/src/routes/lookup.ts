@@ -200,7 +200,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'addresses (IANA registries, every IPv4/IPv6 encoding) unless ALLOW_PRIVATE_TARGETS or TARGET_ALLOW_CIDRS ' +
           'allow them, and always refuses TARGET_DENY_CIDRS; a domain with any refused address is refused ' +
           'here too. Workers check every address again after their own resolution: a job whose target resolves to ' +
-          'a refused address later has that service Failed with a message naming the rule.',
+          'a refused address later has that service Failed with a message naming the rule. Only a submission that ' +
+          'creates a job counts against the submission quota (RATE_LIMIT_SUBMIT_PER_MIN, X-RateLimit-* headers): an ' +
+          'invalid one (400, 413, 415), a 409 or an idempotent replay does not.',
         body: SubmitBodyRef,
         headers: {
           type: 'object',
