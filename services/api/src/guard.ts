@@ -36,7 +36,7 @@ export function apiKeyMatcher(apiKeys: readonly string[]): (presented: string) =
 }
 
 /** Whether a request is an /api request: the matched route's pattern, or the raw path for unknown routes. */
-export function isApiRequest(request: FastifyRequest): boolean {
+function isApiRequest(request: FastifyRequest): boolean {
   const pattern = request.routeOptions.url;
   const path = pattern ?? (request.url.split('?')[0] ?? '');
   return path === '/api' || path.startsWith('/api/');
