@@ -58,7 +58,7 @@ describe('rate limiter (real Redis)', () => {
     const { rl } = limiter({ submitPerMin: 3 }, { now: c.now });
     expect(await allowedCount(() => rl.check('submit', 'ip:10.0.0.1'), 5)).toBe(3);
     const b = await rl.check('submit', 'ip:10.0.0.2');
-    expect(b).toEqual({ allowed: true, retryAfterSeconds: 0, limit: 3, remaining: 2 });
+    expect(b).toEqual({ allowed: true, retryAfterSeconds: 0, limit: 3, remaining: 2, resetSeconds: 60 });
     // The tiers are separate buckets too: A's api calls are unaffected by its exhausted submissions.
     expect((await rl.check('api', 'ip:10.0.0.1')).allowed).toBe(true);
   });
@@ -66,11 +66,12 @@ describe('rate limiter (real Redis)', () => {
   it('reports limit and remaining on allowed checks, retryAfter on refused ones', async () => {
     const c = clock();
     const { rl } = limiter({ apiPerMin: 3 }, { now: c.now });
-    expect(await rl.check('api', 'x')).toEqual({ allowed: true, retryAfterSeconds: 0, limit: 3, remaining: 2 });
-    expect(await rl.check('api', 'x')).toMatchObject({ remaining: 1 });
+    expect(await rl.check('api', 'x')).toEqual({ allowed: true, retryAfterSeconds: 0, limit: 3, remaining: 2, resetSeconds: 60 });
+    c.set(10_000);
+    expect(await rl.check('api', 'x')).toMatchObject({ remaining: 1, resetSeconds: 50 }); // a fixed window: its end
     expect(await rl.check('api', 'x')).toMatchObject({ remaining: 0 });
     c.set(15_000);
-    expect(await rl.check('api', 'x')).toEqual({ allowed: false, retryAfterSeconds: 45, limit: 3, remaining: 0 });
+    expect(await rl.check('api', 'x')).toEqual({ allowed: false, retryAfterSeconds: 45, limit: 3, remaining: 0, resetSeconds: 45 });
   });
 
   it('caps all clients together at the global limit', async () => {
@@ -114,6 +115,32 @@ describe('rate limiter (real Redis)', () => {
     expect(again.retryAfterSeconds).toBe(10); // the 10 s segment leaves at 70 s
     c.set(70_000);
     expect(await allowedCount(submit, 3)).toBe(2);
+  });
+
+  it('reports when the oldest counted request leaves a sliding window (X-RateLimit-Reset)', async () => {
+    const c = clock();
+    const { rl } = limiter({ submitPerMin: 6 }, { now: c.now });
+    const submit = () => rl.check('submit', 'ip:10.0.2.9');
+    c.set(5_000);
+    expect(await submit()).toMatchObject({ allowed: true, remaining: 5, resetSeconds: 55 }); // segment 0 leaves at 60 s
+    c.set(42_000);
+    expect(await submit()).toMatchObject({ allowed: true, remaining: 4, resetSeconds: 18 }); // still segment 0 first
+    c.set(61_000);
+    expect(await submit()).toMatchObject({ allowed: true, remaining: 4, resetSeconds: 39 }); // now segment 4 (40-50 s)
+  });
+
+  it('counts the resource tier in its own bucket and in the global one', async () => {
+    const c = clock();
+    const { rl, namespace } = limiter({ apiPerMin: 2, resourcePerMin: 3, globalPerMin: 100 }, { now: c.now });
+    expect(await allowedCount(() => rl.check('resource', 'ip:10.0.9.1'), 5)).toBe(3);
+    expect(await allowedCount(() => rl.check('api', 'ip:10.0.9.1'), 5)).toBe(2);
+    expect(await sumBucket(`${namespace}:rl:resource:ip:10.0.9.1`)).toBe(3);
+    expect(await sumBucket(`${namespace}:rl:api:ip:10.0.9.1`)).toBe(2);
+    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(5);
+    // Unset or 0: only the global cap applies.
+    const open = limiter({ globalPerMin: 4 }, { now: c.now });
+    expect(await allowedCount(() => open.rl.check('resource', 'ip:10.0.9.2'), 6)).toBe(4);
+    expect(await redis.exists(`${open.namespace}:rl:resource:ip:10.0.9.2`)).toBe(0);
   });
 
   it('uses a fixed window for other API calls', async () => {

@@ -207,6 +207,7 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
     RATE_LIMIT_SUBMIT_PER_MIN: '10000000',
     RATE_LIMIT_API_PER_MIN: '10000000',
     RATE_LIMIT_GLOBAL_PER_MIN: '100000000',
+    RATE_LIMIT_RESOURCE_PER_MIN: '10000000',
     // The load generator holds up to thousands of connections from one address; the per-client cap would refuse them.
     API_MAX_CONNECTIONS_PER_CLIENT: '0',
     ...o.env,

@@ -28,6 +28,7 @@ export function fixtureEnv(fixtures: { rdapUrl: string; dnsAddress: string }, ov
     RATE_LIMIT_SUBMIT_PER_MIN: '0',
     RATE_LIMIT_API_PER_MIN: '0',
     RATE_LIMIT_GLOBAL_PER_MIN: '0',
+    RATE_LIMIT_RESOURCE_PER_MIN: '0',
     RETRY_BASE_DELAY_MS: '100',
     ...overrides,
   };

@@ -31,6 +31,7 @@ export function resourceEnv(namespace: string, extra: Record<string, string> = {
       RATE_LIMIT_API_PER_MIN: '0',
       RATE_LIMIT_SUBMIT_PER_MIN: '0',
       RATE_LIMIT_GLOBAL_PER_MIN: '0',
+      RATE_LIMIT_RESOURCE_PER_MIN: '0',
       ...extra,
     },
     cleanup: () => rmSync(dataDir, { recursive: true, force: true }),

@@ -21,6 +21,9 @@ export interface Config {
   rateLimitSubmitPerMin: number;
   rateLimitApiPerMin: number;
   rateLimitGlobalPerMin: number;
+  /** RATE_LIMIT_RESOURCE_PER_MIN: resource proxy requests (/api/resources/*) per client per minute, a tier of
+   *  its own instead of the API tier (0 = only the global cap applies). */
+  rateLimitResourcePerMin: number;
   allowPrivateTargets: boolean;
   /** TARGET_ALLOW_CIDRS: ranges the target policy allows although they are special-purpose (private, loopback...). */
   targetAllowCidrs: string[];
@@ -236,6 +239,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rateLimitSubmitPerMin: read('RATE_LIMIT_SUBMIT_PER_MIN', int(0, 10_000_000), 20),
     rateLimitApiPerMin: read('RATE_LIMIT_API_PER_MIN', int(0, 10_000_000), 100),
     rateLimitGlobalPerMin: read('RATE_LIMIT_GLOBAL_PER_MIN', int(0, 100_000_000), 1000),
+    rateLimitResourcePerMin: read('RATE_LIMIT_RESOURCE_PER_MIN', int(0, 10_000_000), 600),
     allowPrivateTargets: read('ALLOW_PRIVATE_TARGETS', bool, false),
     targetAllowCidrs: read('TARGET_ALLOW_CIDRS', cidrList, []),
     targetDenyCidrs: read('TARGET_DENY_CIDRS', cidrList, []),

@@ -4,17 +4,20 @@ import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
 /**
- * `submit`: POST /api/lookup. `api`: every other /api route. `unauthenticated`: any /api request without a
- * valid API key while keys are required; counted in its own bucket only, never in the global one, so keyless
- * traffic cannot lock out clients that hold a key.
+ * `submit`: accepted submissions (POST /api/lookup). `resource`: the resource proxy (/api/resources/*).
+ * `api`: every other /api route. `unauthenticated`: any /api request without a valid API key while keys are
+ * required; counted in its own bucket only, never in the global one, so keyless traffic cannot lock out clients
+ * that hold a key.
  */
-export type RateLimitTier = 'submit' | 'api' | 'unauthenticated';
+export type RateLimitTier = 'submit' | 'api' | 'resource' | 'unauthenticated';
 
 /** Requests per window (one minute unless `windowMs` says otherwise). 0 disables that bucket. */
 export interface RateLimits {
   submitPerMin: number;
   apiPerMin: number;
   globalPerMin: number;
+  /** Resource proxy requests per client (0 or unset: only the global cap applies). */
+  resourcePerMin?: number;
   /** Requests without a valid API key, per client address (0 or unset: unlimited). Not part of the global cap. */
   unauthenticatedPerMin?: number;
 }
@@ -27,6 +30,9 @@ export interface RateLimitDecision {
   limit: number;
   /** Requests left in that bucket after this one. */
   remaining: number;
+  /** Seconds until the oldest request counted in that bucket leaves the window (when refused: retryAfterSeconds;
+   *  0 or unset when no bucket is counted). */
+  resetSeconds?: number;
 }
 
 export interface RateLimiter {
@@ -47,7 +53,7 @@ export interface RateLimiterDeps {
   now?: () => number;
 }
 
-const UNLIMITED: RateLimitDecision = Object.freeze({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 });
+const UNLIMITED: RateLimitDecision = Object.freeze({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0, resetSeconds: 0 });
 const WARN_INTERVAL_MS = 10_000;
 
 /**
@@ -68,7 +74,7 @@ export function createRateLimiter({
   now,
 }: RateLimiterDeps): RateLimiter {
   for (const [name, value] of Object.entries(limits)) {
-    if (value === undefined && name === 'unauthenticatedPerMin') continue;
+    if (value === undefined && (name === 'unauthenticatedPerMin' || name === 'resourcePerMin')) continue;
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`rate limit ${name} must be a whole number >= 0, got ${value}`);
   }
   if (!Number.isInteger(submitSegments) || submitSegments < 1) throw new RangeError('submitSegments must be >= 1');
@@ -79,6 +85,7 @@ export function createRateLimiter({
   const tiers: Record<RateLimitTier, { limit: number; segments: number; global: boolean }> = {
     submit: { limit: limits.submitPerMin, segments: submitSegments, global: true },
     api: { limit: limits.apiPerMin, segments: 1, global: true },
+    resource: { limit: limits.resourcePerMin ?? 0, segments: 1, global: true },
     unauthenticated: { limit: limits.unauthenticatedPerMin ?? 0, segments: 1, global: false },
   };
   const globalKey = k.rateLimit('global', 'all');
@@ -115,12 +122,14 @@ export function createRateLimiter({
       warnFailOpen(err);
       return { ...UNLIMITED };
     }
-    const [allowed, retryMs, limit, remaining] = (reply as (number | string)[]).map(Number) as [number, number, number, number];
+    const [allowed, retryMs, limit, remaining, resetMs] = (reply as (number | string)[]).map(Number) as [number, number, number, number, number];
+    const retryAfterSeconds = allowed === 1 ? 0 : Math.max(1, Math.ceil(retryMs / 1000));
     return {
       allowed: allowed === 1,
-      retryAfterSeconds: allowed === 1 ? 0 : Math.max(1, Math.ceil(retryMs / 1000)),
+      retryAfterSeconds,
       limit,
       remaining: Math.max(0, remaining),
+      resetSeconds: allowed === 1 ? Math.max(0, Math.ceil(resetMs / 1000)) : retryAfterSeconds,
     };
   }
 

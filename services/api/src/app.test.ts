@@ -60,9 +60,19 @@ class FakeLimiter implements RateLimiter {
   readonly calls: { tier: RateLimitTier; client: string }[] = [];
   refuse: RateLimitDecision | undefined;
   throws = false;
+  /** When set, counts like the Redis limiter: per tier and client, a refused request counted nowhere. */
+  limits: Partial<Record<RateLimitTier, number>> | undefined;
+  readonly counted = new Map<string, number>();
   async check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
     this.calls.push({ tier, client });
     if (this.throws) throw new Error('redis down');
+    const limit = this.limits?.[tier];
+    if (limit !== undefined) {
+      const used = this.counted.get(`${tier} ${client}`) ?? 0;
+      if (used >= limit) return { allowed: false, retryAfterSeconds: 42, limit, remaining: 0 };
+      this.counted.set(`${tier} ${client}`, used + 1);
+      return { allowed: true, retryAfterSeconds: 0, limit, remaining: limit - used - 1, resetSeconds: 60 };
+    }
     return this.refuse ?? { allowed: true, retryAfterSeconds: 0, limit: 20, remaining: 19 };
   }
 }
@@ -84,7 +94,7 @@ afterEach(async () => {
   while (apps.length > 0) await apps.pop()!.close();
 });
 
-async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
+async function harness(overrides: Partial<Config> = {}, extraDeps: Partial<ApiDeps> = {}): Promise<Harness> {
   // DNS_SERVERS on loopback, where nothing answers: the API's domain pre-check fails at once and accepts (no
   // query leaves the machine). The pre-check itself is tested in routes/lookup-target-policy.test.ts.
   const config: Readonly<Config> = Object.freeze({ ...loadConfig({}), bodyLimitBytes: 1024, dnsServers: ['127.0.0.1:9'], ...overrides });
@@ -116,6 +126,7 @@ async function harness(overrides: Partial<Config> = {}): Promise<Harness> {
     async readiness() {
       return ready;
     },
+    ...extraDeps,
   };
   const app = await buildApp(deps);
   apps.push(app);
@@ -613,11 +624,80 @@ describe('rate limits', () => {
     expect(h.published).toHaveLength(0);
   });
 
-  it('answers 429 before reading the body (even an invalid one)', async () => {
+  it('checks the submission quota after validation: an invalid submission is a 400 and is not counted', async () => {
     const h = await harness();
     h.limiter.refuse = { allowed: false, retryAfterSeconds: 3, limit: 20, remaining: 0 };
     const res = await post(h.app, '{not json', { headers: { 'content-type': 'application/json' } });
-    expect(res.statusCode).toBe(429);
+    expect(res.statusCode).toBe(400);
+    expect(h.limiter.calls).toEqual([]);
+    // Other /api routes are still checked in onRequest, before the request is read.
+    expect((await h.app.inject({ method: 'GET', url: '/api/lookup/not-a-uuid' })).statusCode).toBe(429);
+  });
+
+  it('invalid submissions (400, 415) and idempotent replays do not spend the submission quota', async () => {
+    const h = await harness({ rateLimitSubmitPerMin: 20 });
+    h.limiter.limits = { submit: 20 };
+    const invalid: [unknown, Partial<InjectOptions>, number][] = [
+      [{}, {}, 400], // schema: no target
+      [{ target: 'not a target!' }, {}, 400],
+      [{ target: '127.0.0.1' }, {}, 400], // target policy
+      [{ target: '8.8.8.8', services: ['Nope'] }, {}, 400],
+      ['target=8.8.8.8', { headers: { 'content-type': 'text/plain' } }, 415],
+    ];
+    for (let i = 0; i < 15; i++) {
+      const [body, extra, status] = invalid[i % invalid.length]!;
+      expect((await post(h.app, body, extra)).statusCode, `invalid ${i}`).toBe(status);
+    }
+    expect(h.limiter.calls).toEqual([]);
+
+    const first = await post(h.app, { target: '8.8.8.8' }, { headers: { 'idempotency-key': 'once' } });
+    expect(first.statusCode).toBe(202);
+    for (let i = 0; i < 3; i++) {
+      const replay = await post(h.app, { target: '8.8.8.8' }, { headers: { 'idempotency-key': 'once' } });
+      expect(replay.statusCode).toBe(202);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 19; i++) statuses.push((await post(h.app, { target: `8.8.4.${i + 1}` })).statusCode);
+    expect(statuses).toEqual(Array(19).fill(202));
+    expect(h.jobs.jobs.size).toBe(20);
+    expect(h.limiter.counted.get('submit ip:127.0.0.1')).toBe(20);
+
+    const over = await post(h.app, { target: '8.8.8.8' });
+    expect(over.statusCode).toBe(429);
+    expect(over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/42/), retryAfter: 42 });
+    expect(over.headers['retry-after']).toBe('42');
+    expect(h.jobs.jobs.size).toBe(20);
+  });
+
+  it('frees a claimed Idempotency-Key when the quota refuses the submission, so the retry can use it', async () => {
+    const h = await harness();
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 5, limit: 20, remaining: 0 };
+    expect((await post(h.app, { target: '8.8.8.8' }, { headers: { 'idempotency-key': 'later' } })).statusCode).toBe(429);
+    h.limiter.refuse = undefined;
+    const retry = await post(h.app, { target: '8.8.8.8' }, { headers: { 'idempotency-key': 'later' } });
+    expect(retry.statusCode).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expect(h.jobs.jobs.has(retry.json().jobId)).toBe(true);
+  });
+
+  it('counts the resource proxy in its own tier (RATE_LIMIT_RESOURCE_PER_MIN), not the api tier', async () => {
+    const resources = {
+      forward: async () => ({ type: 'response', status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from('{}'), owner: 'w1', epoch: 1 }),
+    };
+    const h = await harness({ rateLimitResourcePerMin: 7 }, { resources: resources as unknown as ApiDeps['resources'] });
+    h.limiter.limits = { resource: 7, api: 100 };
+    const proxied = await h.app.inject({ method: 'GET', url: '/api/resources/db/a' });
+    expect(proxied.statusCode).toBe(200);
+    expect(proxied.headers['x-ratelimit-limit']).toBe('7');
+    expect(proxied.headers['x-ratelimit-remaining']).toBe('6');
+    const listed = await h.app.inject({ method: 'GET', url: '/api/lookup/services' });
+    expect(listed.headers['x-ratelimit-limit']).toBe('100');
+    expect(h.limiter.calls.map((c) => c.tier)).toEqual(['resource', 'api']);
+    for (let i = 0; i < 6; i++) await h.app.inject({ method: 'GET', url: '/api/resources/db/a' });
+    expect((await h.app.inject({ method: 'GET', url: '/api/resources/db/a' })).statusCode).toBe(429);
+    // The api tier is untouched by the proxy traffic.
+    expect(h.limiter.counted.get('api ip:127.0.0.1')).toBe(1);
   });
 
   it('uses the submit tier for POST /api/lookup and the api tier elsewhere, keyed by client address', async () => {
@@ -634,11 +714,34 @@ describe('rate limits', () => {
     ]);
   });
 
-  it('sends X-RateLimit-Limit and X-RateLimit-Remaining on allowed answers', async () => {
+  it('sends X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset on allowed answers', async () => {
     const h = await harness();
+    h.limiter.limits = { submit: 20 };
     const res = await post(h.app, { target: '8.8.8.8' });
     expect(res.headers['x-ratelimit-limit']).toBe('20');
     expect(res.headers['x-ratelimit-remaining']).toBe('19');
+    expect(res.headers['x-ratelimit-reset']).toBe('60');
+  });
+
+  it('sends no X-RateLimit headers and asks the limiter nothing when every bucket of a tier is disabled', async () => {
+    const h = await harness({ rateLimitApiPerMin: 0, rateLimitGlobalPerMin: 0, rateLimitSubmitPerMin: 5 });
+    const res = await h.app.inject({ method: 'GET', url: '/api/lookup/services' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+    expect(h.limiter.calls).toEqual([]);
+    expect((await post(h.app, { target: '8.8.8.8' })).headers['x-ratelimit-limit']).toBe('5');
+  });
+
+  it('counts admin requests in the api tier before the admin key is checked, so keys cannot be guessed freely', async () => {
+    const deadLetters = { list: async () => ({ count: 0, messages: [] }), replay: async () => 1, discard: async () => 1 };
+    const h = await harness({ adminApiKey: 'sesame' }, { deadLetters });
+    const res = await h.app.inject({ method: 'GET', url: '/api/admin/dead-letters', headers: { 'x-admin-key': 'guess' } });
+    expect(res.statusCode).toBe(401);
+    expect(h.limiter.calls).toEqual([{ tier: 'api', client: 'ip:127.0.0.1' }]);
+    h.limiter.refuse = { allowed: false, retryAfterSeconds: 8, limit: 100, remaining: 0 };
+    const refused = await h.app.inject({ method: 'GET', url: '/api/admin/dead-letters', headers: { 'x-admin-key': 'guess' } });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('8');
   });
 
   it('does not rate limit health and docs routes', async () => {

@@ -88,7 +88,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'DELETE'],
       allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization', 'Idempotency-Key'], // no X-Admin-Key: admin is not for browsers
-      exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'Location', 'X-Job-Id'],
+      exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'Location', 'X-Job-Id'],
       maxAge: 600,
       // Any OPTIONS is answered as a preflight (204, no body) instead of the plugin's text/plain 400 for one
       // without Origin: every error of the API stays JSON.
@@ -99,7 +99,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await registerSwagger(app, { apiKeysRequired: config.apiKeys.length > 0 });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
-  installApiGuard(app, { apiKeys: config.apiKeys, rateLimiter: deps.rateLimiter });
+  // Authentication, then @fastify/rate-limit (registered here, before the routes, so it sees every route).
+  await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents });

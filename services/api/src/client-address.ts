@@ -1,4 +1,8 @@
-import { parseAddress } from '@lookup/contracts';
+import { isIPv4, isIPv6 } from 'node:net';
+import { normalizeIP } from '@fastify/rate-limit';
+
+/** The IPv6 prefix that identifies one client: one subscriber usually gets a whole /64. */
+export const IPV6_CLIENT_PREFIX = 64;
 
 /**
  * The part of a client address that identifies one client for quotas and connection caps:
@@ -7,36 +11,16 @@ import { parseAddress } from '@lookup/contracts';
  * - any other IPv6: its /64, written `2001:db8:0:1::/64`. One subscriber usually gets a whole /64 and can rotate
  *   through its 2^64 addresses at will; keying by the full address would give each one a fresh quota.
  * Anything else (no address, a unix socket) is returned as it is.
+ *
+ * The IPv6 masking is @fastify/rate-limit's own (`normalizeIP`, what its `ipv6Subnet` option drives in its
+ * default key generator); our key generator keys authenticated clients by their API key, so it calls this
+ * instead, and the per-client connection cap keys connections the same way.
  */
 export function clientAddressKey(address: string | undefined): string {
   if (!address) return 'unknown';
-  const parsed = parseAddress(address); // the target policy's parser: every IPv6 text form, zone ids dropped
-  if (!parsed) return address;
-  const b = parsed.bytes;
-  if (parsed.family === 4) return b.join('.');
-  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const groups = [0, 1, 2, 3].map((i) => (b[2 * i]! << 8) | b[2 * i + 1]!);
-  return `${compressIPv6([...groups, 0, 0, 0, 0])}/64`;
-}
-
-/** Canonical text (RFC 5952): lower case, the longest run of two or more zero groups as `::`. */
-function compressIPv6(groups: number[]): string {
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const bare = address.replace(/%.*$/, ''); // zone id (fe80::1%eth0)
+  if (isIPv4(bare)) return bare;
+  if (!isIPv6(bare)) return address;
+  const key = normalizeIP(bare, IPV6_CLIENT_PREFIX);
+  return isIPv4(key) ? key : `${key}/${IPV6_CLIENT_PREFIX}`;
 }

@@ -15,6 +15,21 @@ export function sendError(
   return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
 }
 
+/**
+ * An error thrown from a hook that already knows its JSON answer (the rate-limit plugin's 429): the error handler
+ * sends `body` with `statusCode` as it is.
+ */
+export class HttpError extends Error {
+  readonly statusCode: number;
+  readonly body: ErrorBody;
+  constructor(statusCode: number, body: ErrorBody) {
+    super(body.message ?? body.error);
+    this.name = 'HttpError';
+    this.statusCode = statusCode;
+    this.body = body;
+  }
+}
+
 /** 503 for a dependency that is down: the client should retry shortly. */
 export function sendUnavailable(reply: FastifyReply, message: string, retryAfterSeconds = 5): FastifyReply {
   return sendError(reply, 503, { error: 'Service unavailable', message, retryAfter: retryAfterSeconds }, { 'Retry-After': retryAfterSeconds });
@@ -66,6 +81,7 @@ const VALIDATION_TITLES: Record<string, string> = {
 
 /** Maps any error to its JSON answer. Client errors keep their 4xx; anything else is a 500 without details. */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
+  if (err instanceof HttpError) return sendError(reply, err.statusCode, err.body);
   if (err.validation) {
     const details = describeValidation(err);
     return sendError(reply, 400, {

@@ -1,18 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fastifyRateLimit from '@fastify/rate-limit';
+import type { Config } from '@lookup/config';
+import type { RateLimiter } from '@lookup/store';
 import { clientAddressKey } from './client-address.ts';
 import { sendError } from './errors.ts';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Rate-limit tier of an /api route ('api' when unset). */
-    rateLimitTier?: RateLimitTier;
-  }
-}
+import { luaRateLimitStore, RATE_LIMIT_WINDOW_MS, rateLimitErrorResponse, rateLimitTier } from './rate-limit.ts';
 
 export interface GuardOptions {
-  apiKeys: readonly string[];
+  config: Readonly<Config>;
   rateLimiter: RateLimiter;
 }
 
@@ -55,43 +51,42 @@ declare module 'fastify' {
 }
 
 /**
- * Guards every /api route (health and docs stay open). Authentication comes first: with API_KEYS set, a
- * request without a valid key is counted only in the `unauthenticated` bucket of its address (429 once that
- * is full, else 401) and never spends a keyed client's or the global quota. Requests with a valid key, and
- * every request when API_KEYS is unset, are counted in their route's tier (per key, else per address) and in
- * the global bucket. All of this runs before the body is read, so a 401 or 429 answers at once.
+ * Guards every /api route (health and docs stay open). Authentication comes first, in this onRequest hook: with
+ * API_KEYS set, a request without a valid key is counted only in the `unauthenticated` bucket of its address (429
+ * once that is full, else 401) and never spends a keyed client's or the global quota. Every other /api request is
+ * counted by @fastify/rate-limit in its route's tier and in the global bucket (per key hash, else per address, IPv6
+ * by /64), through a store backed by our Lua script; the plugin sends X-RateLimit-Limit/-Remaining/-Reset, and
+ * Retry-After with the 429.
+ * - A route with its own `config.rateLimit` (the resource proxy, submissions) is checked by the plugin's route
+ *   hook: in onRequest for the resource tier, in preHandler for submissions (after validation and the
+ *   Idempotency-Key claim, routes/lookup.ts), so an invalid submission or a replay spends nothing.
+ * - Every other /api route, and an unknown /api path or method, is in the api tier and checked here, through the
+ *   plugin's `fastify.rateLimit()` handler: before any hook of the route itself (route hooks run after the
+ *   instance's), so the admin routes' key check (their own onRequest hook) cannot be probed without quota.
+ * Both run before the body is read, except the submission check.
  */
-export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: GuardOptions): void {
+export async function installApiGuard(app: FastifyInstance, { config, rateLimiter }: GuardOptions): Promise<void> {
   app.decorateRequest('clientId', '');
-  const keysRequired = apiKeys.length > 0;
-  const matches = apiKeyMatcher(apiKeys);
+  const keysRequired = config.apiKeys.length > 0;
+  const matches = apiKeyMatcher(config.apiKeys);
 
-  async function decide(request: FastifyRequest, tier: RateLimitTier, client: string): Promise<RateLimitDecision | undefined> {
-    try {
-      return await rateLimiter.check(tier, client);
-    } catch (err) {
-      // Fail open: readiness reports Redis; a limiter outage must not take the API down.
-      request.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'rate limit check failed; allowing the request');
-      return undefined;
-    }
-  }
+  await app.register(fastifyRateLimit, {
+    global: false, // only routes with their own config.rateLimit get the plugin's route hook; the rest: see below
+    ...rateLimitTier(config, 'api'),
+    hook: 'onRequest',
+    timeWindow: RATE_LIMIT_WINDOW_MS,
+    // Who a request counts against, set by the hook below: `key:<hash>` for a valid API key, else `ip:<address>`
+    // (IPv6: its /64, IPv4-mapped IPv6: the IPv4; client-address.ts). The plugin's ipv6Subnet applies only to its
+    // own key generator, which cannot key authenticated clients by their key.
+    keyGenerator: (request: FastifyRequest) => request.clientId,
+    store: luaRateLimitStore(rateLimiter, app.log),
+    skipOnError: true, // fail open when the limiter throws (the Redis limiter already fails open on its own)
+    errorResponseBuilder: rateLimitErrorResponse,
+  });
+  const limitUnauthenticated = app.rateLimit(rateLimitTier(config, 'unauthenticated'));
+  const limitApi = app.rateLimit(); // the plugin-wide options: the api tier
 
-  function refuse(request: FastifyRequest, reply: FastifyReply, tier: RateLimitTier, decision: RateLimitDecision): FastifyReply {
-    const retryAfter = Math.max(1, decision.retryAfterSeconds);
-    request.log.info({ tier, retryAfter }, 'rate limit exceeded');
-    return sendError(
-      reply,
-      429,
-      {
-        error: 'Rate limit exceeded',
-        message: `Too many requests; at most ${decision.limit} per minute. Retry in ${retryAfter} s.`,
-        retryAfter,
-      },
-      { 'Retry-After': retryAfter, 'X-RateLimit-Limit': decision.limit, 'X-RateLimit-Remaining': 0 },
-    );
-  }
-
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (!isApiRequest(request)) return;
     const presented = presentedApiKey(request);
     const validKey = keysRequired && presented !== undefined && matches(presented);
@@ -99,8 +94,7 @@ export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: 
 
     if (keysRequired && !validKey) {
       request.clientId = `anon:${address}`;
-      const decision = await decide(request, 'unauthenticated', request.clientId);
-      if (decision && !decision.allowed) return refuse(request, reply, 'unauthenticated', decision);
+      await limitUnauthenticated.call(app, request, reply); // throws the 429 once the address's bucket is full
       return sendError(
         reply,
         401,
@@ -115,12 +109,7 @@ export function installApiGuard(app: FastifyInstance, { apiKeys, rateLimiter }: 
     }
 
     request.clientId = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${address}`;
-    const tier = request.routeOptions.config?.rateLimitTier ?? 'api';
-    const decision = await decide(request, tier, request.clientId);
-    if (decision && !decision.allowed) return refuse(request, reply, tier, decision);
-    if (decision && decision.limit > 0) {
-      reply.header('X-RateLimit-Limit', decision.limit);
-      reply.header('X-RateLimit-Remaining', decision.remaining);
-    }
+    // A route's `config.rateLimit` object is checked by the plugin's route hook; `false` exempts a route.
+    if (request.routeOptions.config?.rateLimit === undefined) await limitApi.call(app, request, reply); // throws the 429
   });
 }

@@ -54,6 +54,7 @@ const app = await buildApp({
       submitPerMin: config.rateLimitSubmitPerMin,
       apiPerMin: config.rateLimitApiPerMin,
       globalPerMin: config.rateLimitGlobalPerMin,
+      resourcePerMin: config.rateLimitResourcePerMin,
       unauthenticatedPerMin: config.rateLimitUnauthenticatedPerMin,
     },
   }),

@@ -8,8 +8,10 @@
 -- ARGV[1 + 2i]   limit of bucket i (0 = disabled: neither read nor counted)
 -- ARGV[2 + 2i]   segments of bucket i: 1 = fixed window, n = sliding window of n segments
 --
--- Returns { allowed (1|0), retryAfterMs, limit, remaining } where limit and remaining describe the most
--- constrained bucket: the refusing one with the longest wait, else the one with the fewest requests left.
+-- Returns { allowed (1|0), retryAfterMs, limit, remaining, resetMs } where limit, remaining and resetMs describe
+-- the most constrained bucket: the refusing one with the longest wait, else the one with the fewest requests
+-- left. resetMs: when refused, the wait; when allowed, how long until the oldest request counted in that bucket
+-- leaves the window (a fixed window: its end; a sliding one: when its oldest non-empty segment leaves).
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -47,9 +49,17 @@ local function inspect(key, limit, segments)
       end
     end
   end
+  -- After this request is counted (in the current segment), the oldest counted request leaves at:
+  local reset = (current + segments) * segMs - now
+  for seg = oldest, current do
+    if (counts[seg] or 0) > 0 then
+      reset = (seg + segments) * segMs - now
+      break
+    end
+  end
   return {
     key = key, limit = limit, total = total, wait = wait, current = current, stale = stale,
-    ttl = segments * segMs + segMs,
+    ttl = segments * segMs + segMs, reset = reset,
   }
 end
 
@@ -66,17 +76,17 @@ for _, b in ipairs(buckets) do
   if b.total >= b.limit and (refusing == nil or b.wait > refusing.wait) then refusing = b end
 end
 if refusing then
-  return { 0, refusing.wait, refusing.limit, 0 }
+  return { 0, refusing.wait, refusing.limit, 0, refusing.wait }
 end
 
-local reportLimit, reportRemaining = 0, 0
+local reportLimit, reportRemaining, reportReset = 0, 0, 0
 for i, b in ipairs(buckets) do
   if #b.stale > 0 then redis.call('HDEL', b.key, unpack(b.stale)) end
   redis.call('HINCRBY', b.key, b.current, 1)
   redis.call('PEXPIRE', b.key, b.ttl)
   local remaining = b.limit - b.total - 1
   if i == 1 or remaining < reportRemaining then
-    reportLimit, reportRemaining = b.limit, remaining
+    reportLimit, reportRemaining, reportReset = b.limit, remaining, b.reset
   end
 end
-return { 1, 0, reportLimit, reportRemaining }
+return { 1, 0, reportLimit, reportRemaining, reportReset }

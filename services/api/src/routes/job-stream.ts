@@ -26,7 +26,6 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
   app.get<{ Params: { jobId: string } }>(
     '/api/lookup/:jobId/events',
     {
-      config: { rateLimitTier: 'api' },
       attachValidation: true,
       schema: {
         tags: ['lookup'],

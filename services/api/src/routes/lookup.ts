@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   SCHEMA_VERSION,
   SERVICE_CATALOGUE,
@@ -17,6 +17,7 @@ import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
 import type { ApiDeps } from '../deps.ts';
 import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { parseServices } from '../services-param.ts';
+import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
   JOB_ROUTE_ERRORS,
@@ -76,7 +77,6 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
   app.get(
     '/api/lookup/services',
     {
-      config: { rateLimitTier: 'api' },
       schema: {
         tags: ['lookup'],
         summary: 'List the lookup services',
@@ -87,10 +87,109 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
     async () => CATALOGUE,
   );
 
+  /** A submission that passed validation, with its job id (and the Idempotency-Key it claimed for that id). */
+  interface Submission {
+    target: { target: string; targetType: JobSubmitted['targetType'] };
+    services: JobSubmitted['services'];
+    jobId: string;
+    idemKey: string | undefined;
+  }
+  const submissions = new WeakMap<FastifyRequest, Submission>();
+
+  const accepted = (id: string, target: string, services: JobSubmitted['services']): SubmitLookupAccepted => ({
+    jobId: id,
+    statusUrl: `/api/lookup/${id}`,
+    message: `Lookup accepted: ${services.map(serviceName).join(', ')} for ${target}. Poll statusUrl for the results.`,
+  });
+
+  /**
+   * Everything that can refuse a submission before it is counted: the target, the target policy (with the domain
+   * pre-check), the services, the Idempotency-Key; then the key's claim, so a replay is answered here (202, the
+   * earlier job) and never reaches the quota check.
+   */
+  async function prepareSubmission(request: FastifyRequest<{ Body: SubmitLookupBody }>, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    const { target: rawTarget, services: rawServices } = request.body;
+    const problems: string[] = [];
+    let errorTitle = 'Invalid request';
+
+    const target = validateTarget(rawTarget);
+    if (!target.ok) {
+      problems.push(target.error);
+      errorTitle = 'Invalid target';
+    } else if (target.targetType === 'IPAddress') {
+      const verdict = targetPolicy.checkAddress(target.target);
+      if (!verdict.allowed) {
+        request.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
+        return sendError(reply, 400, { error: 'Target not allowed', message: verdict.message });
+      }
+    }
+    const services = parseServices(rawServices);
+    if (!services.ok) {
+      problems.push(...services.problems);
+      errorTitle = problems.length === services.problems.length ? 'Invalid services' : 'Invalid request';
+    }
+    if (!target.ok || !services.ok) {
+      return sendError(reply, 400, { error: errorTitle, message: problems.join('; '), details: problems });
+    }
+    if (target.targetType === 'Domain' && precheckDomain) {
+      const refusal = await precheckDomain(target.target);
+      if (refusal) {
+        request.log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
+        return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
+      }
+    }
+
+    const jobId = randomUUID();
+    const log = request.log.child({ jobId });
+
+    const idemKey = request.headers['idempotency-key'];
+    if (idemKey !== undefined && (typeof idemKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idemKey))) {
+      return sendError(reply, 400, { error: 'Invalid Idempotency-Key', message: 'Idempotency-Key must be 1-255 printable ASCII characters without spaces' });
+    }
+    if (typeof idemKey === 'string') {
+      // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
+      const fingerprint = JSON.stringify([target.target, services.services]);
+      let claim;
+      try {
+        claim = await idempotency.claim(request.clientId, idemKey, fingerprint, jobId);
+      } catch (err) {
+        log.error({ err }, 'could not check the Idempotency-Key; answering 503');
+        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
+      }
+      if (claim.state === 'conflict') {
+        return sendError(reply, 409, {
+          error: 'Idempotency key reused',
+          message: `Idempotency-Key '${truncate(idemKey, 60)}' was already used for job ${claim.jobId} with a different body`,
+        });
+      }
+      if (claim.state === 'replay') {
+        log.info({ existingJobId: claim.jobId }, 'idempotent replay');
+        const body = accepted(claim.jobId, target.target, services.services);
+        return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', claim.jobId).header('Idempotent-Replayed', 'true').send(body);
+      }
+    }
+    submissions.set(request, { target, services: services.services, jobId, idemKey });
+    return undefined;
+  }
+
+  /** A claimed Idempotency-Key whose submission the quota refused (429) is freed, so the retry can use it. */
+  async function releaseClaimWhenRefused(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+    const submission = submissions.get(request);
+    if (reply.statusCode === 429 && submission?.idemKey !== undefined) {
+      await idempotency.release(request.clientId, submission.idemKey, submission.jobId).catch(() => undefined);
+    }
+    return payload;
+  }
+
   app.post<{ Body: SubmitLookupBody }>(
     '/api/lookup',
     {
-      config: { rateLimitTier: 'submit' },
+      // The submission quota is checked in preHandler, after prepareSubmission (validation and the Idempotency-Key
+      // claim, which runs first: the plugin's hook is added after the route's own): an invalid submission (400,
+      // 415, 413) or an idempotent replay spends nothing.
+      config: { rateLimit: { ...rateLimitTier(config, 'submit'), hook: 'preHandler' } },
+      preHandler: prepareSubmission,
+      onSend: releaseClaimWhenRefused,
       schema: {
         tags: ['lookup'],
         summary: 'Submit a lookup',
@@ -101,7 +200,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'addresses (IANA registries, every IPv4/IPv6 encoding) unless ALLOW_PRIVATE_TARGETS or TARGET_ALLOW_CIDRS ' +
           'allow them, and always refuses TARGET_DENY_CIDRS; a domain with any refused address is refused ' +
           'here too. Workers check every address again after their own resolution: a job whose target resolves to ' +
-          'a refused address later has that service Failed with a message naming the rule.',
+          'a refused address later has that service Failed with a message naming the rule. Only a submission that ' +
+          'creates a job counts against the submission quota (RATE_LIMIT_SUBMIT_PER_MIN, X-RateLimit-* headers): an ' +
+          'invalid one (400, 413, 415), a 409 or an idempotent replay does not.',
         body: SubmitBodyRef,
         headers: {
           type: 'object',
@@ -129,79 +230,17 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      const { target: rawTarget, services: rawServices } = request.body;
-      const problems: string[] = [];
-      let errorTitle = 'Invalid request';
-
-      const target = validateTarget(rawTarget);
-      if (!target.ok) {
-        problems.push(target.error);
-        errorTitle = 'Invalid target';
-      } else if (target.targetType === 'IPAddress') {
-        const verdict = targetPolicy.checkAddress(target.target);
-        if (!verdict.allowed) {
-          request.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
-          return sendError(reply, 400, { error: 'Target not allowed', message: verdict.message });
-        }
-      }
-      const services = parseServices(rawServices);
-      if (!services.ok) {
-        problems.push(...services.problems);
-        errorTitle = problems.length === services.problems.length ? 'Invalid services' : 'Invalid request';
-      }
-      if (!target.ok || !services.ok) {
-        return sendError(reply, 400, { error: errorTitle, message: problems.join('; '), details: problems });
-      }
-      if (target.targetType === 'Domain' && precheckDomain) {
-        const refusal = await precheckDomain(target.target);
-        if (refusal) {
-          request.log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
-          return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
-        }
-      }
-
-      const jobId = randomUUID();
+      // prepareSubmission (a preHandler, before the quota check) has validated the request and claimed its key.
+      const { target, services, jobId, idemKey } = submissions.get(request)!;
       const now = Date.now();
       const createdAt = new Date(now).toISOString();
       const log = request.log.child({ jobId });
-      const accepted = (id: string): SubmitLookupAccepted => ({
-        jobId: id,
-        statusUrl: `/api/lookup/${id}`,
-        message: `Lookup accepted: ${services.services.map(serviceName).join(', ')} for ${target.target}. Poll statusUrl for the results.`,
-      });
-
-      const idemKey = request.headers['idempotency-key'];
-      if (idemKey !== undefined && (typeof idemKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idemKey))) {
-        return sendError(reply, 400, { error: 'Invalid Idempotency-Key', message: 'Idempotency-Key must be 1-255 printable ASCII characters without spaces' });
-      }
-      if (typeof idemKey === 'string') {
-        // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
-        const fingerprint = JSON.stringify([target.target, services.services]);
-        let claim;
-        try {
-          claim = await idempotency.claim(request.clientId, idemKey, fingerprint, jobId);
-        } catch (err) {
-          log.error({ err }, 'could not check the Idempotency-Key; answering 503');
-          return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
-        }
-        if (claim.state === 'conflict') {
-          return sendError(reply, 409, {
-            error: 'Idempotency key reused',
-            message: `Idempotency-Key '${truncate(idemKey, 60)}' was already used for job ${claim.jobId} with a different body`,
-          });
-        }
-        if (claim.state === 'replay') {
-          log.info({ existingJobId: claim.jobId }, 'idempotent replay');
-          const body = accepted(claim.jobId);
-          return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', claim.jobId).header('Idempotent-Replayed', 'true').send(body);
-        }
-      }
       const releaseKey = async () => {
-        if (typeof idemKey === 'string') await idempotency.release(request.clientId, idemKey, jobId).catch(() => undefined);
+        if (idemKey !== undefined) await idempotency.release(request.clientId, idemKey, jobId).catch(() => undefined);
       };
 
       try {
-        await jobs.create({ jobId, target: target.target, targetType: target.targetType, services: services.services, createdAt, deadlineAt: now + config.jobDeadlineMs });
+        await jobs.create({ jobId, target: target.target, targetType: target.targetType, services, createdAt, deadlineAt: now + config.jobDeadlineMs });
       } catch (err) {
         log.error({ err }, 'could not store the job; answering 503');
         await releaseKey();
@@ -216,7 +255,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         jobId,
         target: target.target,
         targetType: target.targetType,
-        services: services.services,
+        services,
       };
       try {
         await publishJobSubmitted(message);
@@ -232,10 +271,10 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       }
 
       log.info(
-        { target: target.target, targetType: target.targetType, services: services.services.map(serviceName), messageId: message.messageId },
+        { target: target.target, targetType: target.targetType, services: services.map(serviceName), messageId: message.messageId },
         'job accepted',
       );
-      const body = accepted(jobId);
+      const body = accepted(jobId, target.target, services);
       return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', jobId).send(body);
     },
   );
@@ -243,7 +282,6 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
   app.get<{ Params: { jobId: string } }>(
     '/api/lookup/:jobId',
     {
-      config: { rateLimitTier: 'api' },
       attachValidation: true,
       schema: {
         tags: ['lookup'],
@@ -277,7 +315,6 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
   app.delete<{ Params: { jobId: string } }>(
     '/api/lookup/:jobId',
     {
-      config: { rateLimitTier: 'api' },
       attachValidation: true,
       schema: {
         tags: ['lookup'],

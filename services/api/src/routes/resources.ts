@@ -6,6 +6,7 @@ import type { ResourceRouter } from '../resources/resource-router.ts';
 import { forwardedRequestHeaders, relayedResponseHeaders } from '../resources/proxy-headers.ts';
 import { handleError, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
+import { rateLimitTier } from '../rate-limit.ts';
 
 export const RESOURCE_PREFIX = '/api/resources/';
 
@@ -60,7 +61,7 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
       method: [...METHODS],
       url: '/api/resources/*',
       bodyLimit,
-      config: { rateLimitTier: 'api' },
+      config: { rateLimit: rateLimitTier(config, 'resource') }, // its own tier: RATE_LIMIT_RESOURCE_PER_MIN
       schema: {
         tags: ['resources'],
         summary: 'Proxy a request to the owner of a pinned resource',
