@@ -31,7 +31,7 @@ afterEach(async () => {
   while (apps.length > 0) await apps.pop()!.close();
 });
 
-async function harness(env: Record<string, string> = {}) {
+async function harness(env: Record<string, string> = {}, limiter?: ApiDeps['rateLimiter']) {
   const config = loadConfig({ DNS_SERVERS: dns.address, ...env });
   const created: NewJob[] = [];
   const published: JobSubmitted[] = [];
@@ -45,7 +45,7 @@ async function harness(env: Record<string, string> = {}) {
       cancel: async () => ({ disposition: 'missing', status: '' }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
-    rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },
+    rateLimiter: limiter ?? { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },
     publishJobSubmitted: async (m) => void published.push(m),
     publishJobCompleted: async () => undefined,
     readiness: async () => ({ rabbitmq: true, redis: true }),
@@ -117,6 +117,23 @@ describe('POST /api/lookup: domains pre-checked at the API (DNS_SERVERS)', () =>
     expect(body.error).toBe('Target not allowed');
     expect(body.message).toContain(`'${target}' resolves to ${address}, which the target policy refuses`);
     expect(body.message).toContain(`rule ${rule}`);
+    expect(h.created).toEqual([]);
+  });
+
+  it('runs after the submission quota: a refused (429) submission sends no DNS query', async () => {
+    const tiers: string[] = [];
+    const full: ApiDeps['rateLimiter'] = {
+      check: async (tier) => {
+        tiers.push(tier);
+        return tier === 'submit' ? { allowed: false, retryAfterSeconds: 30, limit: 20, remaining: 0 } : { allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 };
+      },
+    };
+    const h = await harness({}, full);
+    const before = dns.queries;
+    const res = await h.post('fresh-name.example.test');
+    expect(res.statusCode).toBe(429);
+    expect(tiers).toContain('submit');
+    expect(dns.queries).toBe(before);
     expect(h.created).toEqual([]);
   });
 

@@ -103,9 +103,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
   });
 
   /**
-   * Everything that can refuse a submission before it is counted: the target, the target policy (with the domain
-   * pre-check), the services, the Idempotency-Key; then the key's claim, so a replay is answered here (202, the
-   * earlier job) and never reaches the quota check.
+   * Everything that can refuse a submission before it is counted and costs no I/O beyond Redis: the target, the
+   * target policy for IP literals, the services, the Idempotency-Key; then the key's claim, so a replay is answered
+   * here (202, the earlier job) and never reaches the quota check. The domain pre-check (DNS) runs after the quota.
    */
   async function prepareSubmission(request: FastifyRequest<{ Body: SubmitLookupBody }>, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const { target: rawTarget, services: rawServices } = request.body;
@@ -131,14 +131,6 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
     if (!target.ok || !services.ok) {
       return sendError(reply, 400, { error: errorTitle, message: problems.join('; '), details: problems });
     }
-    if (target.targetType === 'Domain' && precheckDomain) {
-      const refusal = await precheckDomain(target.target);
-      if (refusal) {
-        request.log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
-        return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
-      }
-    }
-
     const jobId = randomUUID();
     const log = request.log.child({ jobId });
 
@@ -201,8 +193,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'allow them, and always refuses TARGET_DENY_CIDRS; a domain with any refused address is refused ' +
           'here too. Workers check every address again after their own resolution: a job whose target resolves to ' +
           'a refused address later has that service Failed with a message naming the rule. Only a submission that ' +
-          'creates a job counts against the submission quota (RATE_LIMIT_SUBMIT_PER_MIN, X-RateLimit-* headers): an ' +
-          'invalid one (400, 413, 415), a 409 or an idempotent replay does not.',
+          'creates a job, or a domain refused after its DNS pre-check (that cost a DNS query), counts against the ' +
+          'submission quota (RATE_LIMIT_SUBMIT_PER_MIN, X-RateLimit-* headers): any other invalid one (400, 413, ' +
+          '415), a 409 or an idempotent replay does not.',
         body: SubmitBodyRef,
         headers: {
           type: 'object',
@@ -238,6 +231,17 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       const releaseKey = async () => {
         if (idemKey !== undefined) await idempotency.release(request.clientId, idemKey, jobId).catch(() => undefined);
       };
+
+      // The domain pre-check sends DNS queries, so it runs after the quota check: a client cannot make the API
+      // query DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
+      if (target.targetType === 'Domain' && precheckDomain) {
+        const refusal = await precheckDomain(target.target);
+        if (refusal) {
+          log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
+          await releaseKey();
+          return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
+        }
+      }
 
       try {
         await jobs.create({ jobId, target: target.target, targetType: target.targetType, services, createdAt, deadlineAt: now + config.jobDeadlineMs });
