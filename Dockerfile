@@ -87,6 +87,9 @@ USER node
 COPY --from=deps --chown=node:node /app/ ./
 COPY --from=build --chown=node:node /tmp/runtime/ ./
 
+# Inside a container the API must listen on every interface to be reachable through a published port; the
+# suite's own default (127.0.0.1) is for a developer's machine.
+ENV API_HOST=0.0.0.0
 EXPOSE 8080
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "scripts/start.mjs"]

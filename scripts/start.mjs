@@ -3,15 +3,23 @@
 //
 // Every `start:<name>` script in the root package.json is one service. Each one runs as its own child process,
 // spawned from the script's argv directly (not through `npm run`, so signals reach the node process itself).
-// Output lines are prefixed with `[name] `; the rest of the line is passed through untouched, so pino's JSON
-// lines stay parseable after the prefix.
 //
-// Shutdown: SIGINT or SIGTERM sends SIGTERM to every child, waits up to 15 s, then SIGKILLs whatever is left
-// and exits (0 when every child stopped in time and cleanly). A second SIGINT/SIGTERM skips the wait.
+// Output: every line stays what it was, one JSON object per line (each carries `service`, the process name), so
+// `npm start -s | jq` and pino-pretty work. A line a child prints that is not JSON (a Node warning, a crash's
+// stack) is wrapped into one, with the child's name as `service`. The supervisor's own lines are JSON lines too
+// (`"service":"start"`). LOG_FORMAT=pretty, or LOG_FORMAT unset/auto with stdout a terminal: human-readable lines
+// instead (the children are started with LOG_FORMAT=pretty).
+//
+// Shutdown: SIGINT, SIGTERM or SIGHUP sends SIGTERM to every child, waits up to 15 s, then SIGKILLs whatever is
+// left and exits (0 when every child stopped in time and cleanly). A second signal skips the wait. The same
+// happens when the supervisor's parent exits (e.g. `npm start` killed by a signal its shell did not pass on), so
+// nothing keeps running orphaned; and each child stops by itself when the supervisor dies (EXIT_WITH_PARENT).
 //
 // Restart policy: a child that exits while we are not shutting down is logged and restarted with exponential
-// backoff, 1 s doubling up to 30 s; the delay resets once a child has stayed up for 60 s. `--no-restart`
-// disables restarts: the other services keep running, and the supervisor exits 1 once none is left.
+// backoff, 1 s doubling up to 30 s; the delay resets once a child has stayed up for 60 s. A child that exits 78
+// (EX_CONFIG: a bad variable, a busy API_PORT) is not restarted: it would fail the same way. `--no-restart`
+// disables restarts: the other services keep running, and the supervisor exits 1 (78 after a configuration
+// error) once none is left.
 //
 // Plain Node ESM on purpose: it must run before (and without) any TypeScript loader.
 
@@ -26,6 +34,9 @@ const SHUTDOWN_GRACE_MS = 15_000;
 const BACKOFF_INITIAL_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
 const BACKOFF_RESET_AFTER_MS = 60_000;
+/** EX_CONFIG: what a service exits with on a configuration error; never restarted. */
+export const EXIT_CONFIG = 78;
+const PARENT_CHECK_MS = 500;
 
 /** Reads `start:<name>` scripts from a package.json object, in declaration order. */
 export function readServices(pkg) {
@@ -98,8 +109,8 @@ function usage(services) {
   return [
     'Usage: node scripts/start.mjs [--only name[,name...]] [--no-restart] [--root DIR] [--help]',
     '',
-    'Starts every service named by a `start:<name>` script in package.json as its own child process,',
-    'prefixing each output line with [name].',
+    'Starts every service named by a `start:<name>` script in package.json as its own child process.',
+    'Output: JSON lines (LOG_FORMAT=json), or human-readable ones on a terminal or with LOG_FORMAT=pretty.',
     '',
     '  --only a,b     start only these services',
     '  --no-restart   do not restart a service that exits (default: restart with backoff 1s..30s);',
@@ -107,15 +118,36 @@ function usage(services) {
     '  --root DIR     read DIR/package.json and run the services in DIR (default: the repository root)',
     '  --help         this text',
     '',
-    'SIGINT/SIGTERM: SIGTERM to every service, up to 15 s grace, then SIGKILL. Exit 0 on a clean shutdown.',
+    'SIGINT/SIGTERM/SIGHUP (or the parent process exiting): SIGTERM to every service, up to 15 s grace, then',
+    'SIGKILL. Exit 0 on a clean shutdown. A service exiting 78 (configuration error) is not restarted.',
     '',
     `Services: ${services.map((s) => s.name).join(', ') || '(none found)'}`,
     '',
   ].join('\n');
 }
 
-function say(msg) {
-  safeWrite(process.stderr, `[start] ${msg}\n`);
+/** Whether lines are rendered for a human: LOG_FORMAT=pretty, or LOG_FORMAT unset/auto and stdout a terminal. */
+export function prettyWanted(env = process.env, stdoutIsTty = process.stdout.isTTY === true) {
+  const format = (env.LOG_FORMAT || 'auto').trim().toLowerCase();
+  return format === 'pretty' || (format === 'auto' && stdoutIsTty);
+}
+
+let pretty = false;
+
+/** One log line in the services' shape: JSON, or human-readable when `pretty`. */
+export function formatLine({ level = 'info', service, pid, msg, fields = {} }, asPretty = false, now = new Date()) {
+  if (!asPretty) return `${JSON.stringify({ level, time: now.toISOString(), service, pid, ...fields, msg })}\n`;
+  const extra = Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)}`).join('');
+  return `${now.toISOString().slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${service}${pid !== undefined ? `[${pid}]` : ''} ${msg}${extra}\n`;
+}
+
+/** A problem with how the supervisor was called: plain text on stderr (nothing has started). */
+function usageError(msg) {
+  safeWrite(process.stderr, `start.mjs: ${msg}\n`);
+}
+
+function say(msg, level = 'info', fields = {}) {
+  safeWrite(process.stdout, formatLine({ level, service: 'start', pid: process.pid, msg, fields }, pretty));
 }
 
 function safeWrite(stream, text) {
@@ -126,9 +158,30 @@ function safeWrite(stream, text) {
   }
 }
 
-function pipeLines(stream, out, prefix) {
+/**
+ * Passes a child's lines through: a JSON object line unchanged; any other line wrapped into a JSON line naming the
+ * child (or, when pretty, stdout lines as they are, the child renders them itself, and stderr lines marked as the
+ * child's).
+ */
+export function relayLine(line, { name, pid, stream }, asPretty = false) {
+  if (asPretty) {
+    return stream === 'stdout' ? `${line}\n` : formatLine({ level: 'warn', service: name, pid, msg: line, fields: { stream } }, true);
+  }
+  const trimmed = line.trim();
+  if (trimmed.startsWith('{') && trimmed.endsWith('}')) {
+    try {
+      const v = JSON.parse(trimmed);
+      if (v && typeof v === 'object' && !Array.isArray(v)) return `${line}\n`;
+    } catch {
+      // not JSON: wrapped below
+    }
+  }
+  return formatLine({ level: stream === 'stderr' ? 'warn' : 'info', service: name, pid, msg: line, fields: { stream } }, false);
+}
+
+function pipeLines(stream, out, meta) {
   const rl = createInterface({ input: stream, crlfDelay: Infinity });
-  rl.on('line', (line) => safeWrite(out, `${prefix}${line}\n`));
+  rl.on('line', (line) => safeWrite(out, relayLine(line, meta, pretty)));
 }
 
 async function main() {
@@ -136,11 +189,12 @@ async function main() {
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});
 
+  pretty = prettyWanted();
   let opts;
   try {
     opts = parseArgs(process.argv.slice(2));
   } catch (err) {
-    say(err.message);
+    usageError(err.message);
     return 2;
   }
   const ROOT = opts.root;
@@ -149,7 +203,7 @@ async function main() {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     services = readServices(pkg);
   } catch (err) {
-    say(`cannot read services from ${path.join(ROOT, 'package.json')}: ${err.message}`);
+    usageError(`cannot read services from ${path.join(ROOT, 'package.json')}: ${err.message}`);
     return 2;
   }
   if (opts.help) {
@@ -160,14 +214,14 @@ async function main() {
     const known = new Set(services.map((s) => s.name));
     const unknown = opts.only.filter((n) => !known.has(n));
     if (unknown.length) {
-      say(`unknown service(s) in --only: ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
+      usageError(`unknown service(s) in --only: ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
       return 2;
     }
     const wanted = new Set(opts.only);
     services = services.filter((s) => wanted.has(s.name));
   }
   if (services.length === 0) {
-    say('no start:<name> scripts found in package.json; nothing to run');
+    usageError('no start:<name> scripts found in package.json; nothing to run');
     return 2;
   }
 
@@ -176,9 +230,12 @@ async function main() {
     ...process.env,
     PATH: [path.join(ROOT, 'node_modules', '.bin'), process.env.PATH].filter(Boolean).join(path.delimiter),
   };
+  // The children's stdout is a pipe: tell them to render for a human when we do.
+  if (pretty) env.LOG_FORMAT = 'pretty';
 
   let shuttingDown = false;
   let unexpectedExit = false;
+  let configError = false;
   /** name -> { svc, child, startedAt, delay, timer, exited } */
   const state = new Map();
   let resolveAllExited;
@@ -204,10 +261,10 @@ async function main() {
     }
     s.child = child;
     s.startedAt = Date.now();
-    const prefix = `[${s.svc.name}] `;
-    pipeLines(child.stdout, process.stdout, prefix);
-    pipeLines(child.stderr, process.stderr, prefix);
-    say(`${s.svc.name} started (pid ${child.pid ?? '?'}): ${s.svc.command}`);
+    const meta = { name: s.svc.name, pid: child.pid };
+    pipeLines(child.stdout, process.stdout, { ...meta, stream: 'stdout' });
+    pipeLines(child.stderr, process.stderr, { ...meta, stream: 'stderr' });
+    say(`${s.svc.name} started (pid ${child.pid ?? '?'}): ${s.svc.command}`, 'info', { child: s.svc.name, childPid: child.pid });
     let finished = false;
     const done = (code, signal, err) => {
       if (finished) return;
@@ -228,6 +285,17 @@ async function main() {
       return;
     }
     unexpectedExit = true;
+    if (code === EXIT_CONFIG) {
+      // A configuration error (a bad variable, a port in use) fails the same way on every restart.
+      configError = true;
+      say(`${s.svc.name} ${how} (configuration error); not restarting: fix the configuration and start again`, 'error');
+      if (running().length === 0 && ![...state.values()].some((x) => x.timer !== null)) {
+        say('no service left running; exiting', 'error');
+        shuttingDown = true;
+        checkDone();
+      }
+      return;
+    }
     if (!opts.restart) {
       say(`${s.svc.name} ${how}; not restarting (--no-restart)`);
       if (running().length === 0) {
@@ -250,13 +318,13 @@ async function main() {
   function shutdown(sig) {
     if (shuttingDown) {
       if (forceKill) {
-        say(`${sig} again: killing now`);
+        say(`${sig} again: killing now`, 'warn');
         forceKill();
       }
       return;
     }
     shuttingDown = true;
-    say(`${sig} received: stopping ${running().map((s) => s.svc.name).join(', ') || 'nothing'}`);
+    say(`${sig === 'parent process exited' ? sig : `${sig} received`}: stopping ${running().map((s) => s.svc.name).join(', ') || 'nothing'}`);
     for (const s of state.values()) {
       if (s.timer) {
         clearTimeout(s.timer);
@@ -275,7 +343,7 @@ async function main() {
       forceKill = null;
       clearTimeout(graceTimer);
       for (const s of running()) {
-        say(`${s.svc.name} did not stop in time; SIGKILL`);
+        say(`${s.svc.name} did not stop in time; SIGKILL`, 'warn');
         s.forceKilled = true;
         try {
           s.child.kill('SIGKILL');
@@ -291,6 +359,21 @@ async function main() {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGHUP', () => shutdown('SIGHUP'));
+  // Whatever ends the supervisor, no child outlives it: a last SIGTERM (the children also watch their parent).
+  process.on('exit', () => {
+    for (const s of running()) {
+      try {
+        s.child.kill('SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  // `npm start` runs us through `sh -c`: when the shell dies (of the SIGTERM or SIGINT npm passes on to it, not
+  // to us) we are re-parented; when npm dies of a signal it passes on to nobody (SIGHUP, SIGKILL), the shell
+  // stays. Either way: stop as if signalled. (Nothing to watch under PID 1, e.g. a container's CMD.)
+  const stopWatching = watchParent(() => shutdown('parent process exited'));
+  allExited.then(stopWatching);
 
   for (const svc of services) {
     const s = { svc, child: null, startedAt: 0, delay: BACKOFF_INITIAL_MS, timer: null, exited: null, forceKilled: false };
@@ -300,6 +383,7 @@ async function main() {
 
   await allExited;
 
+  if (configError) return EXIT_CONFIG;
   if (unexpectedExit && !opts.restart) return 1;
   const clean = [...state.values()].every((s) => {
     if (s.forceKilled) return false;
@@ -307,8 +391,52 @@ async function main() {
     const { code, signal, err } = s.exited;
     return !err && (code === 0 || signal === 'SIGTERM' || signal === 'SIGINT');
   });
-  say(clean ? 'all services stopped' : 'stopped, but not every service shut down cleanly');
+  say(clean ? 'all services stopped' : 'stopped, but not every service shut down cleanly', clean ? 'info' : 'warn');
   return clean ? 0 : 1;
+}
+
+/** A process's parent pid, start time and state from /proc (Linux), or undefined. */
+function procStat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0], ppid: Number(fields[1]), startTime: fields[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Calls onGone once our parent has exited (we were re-parented), or, when the parent is a shell running a command
+ * string (`sh -c`, as npm runs scripts), once the shell's parent has. The services do the same
+ * (libs/logging, watchParent). Returns a function that stops watching.
+ */
+export function watchParent(onGone, { intervalMs = PARENT_CHECK_MS, readPpid = () => process.ppid } = {}) {
+  const parent = readPpid();
+  if (parent <= 1) return () => {};
+  let grand;
+  try {
+    const argv = readFileSync(`/proc/${parent}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const gp = procStat(parent)?.ppid;
+    if (argv[1] === '-c' && /(^|\/)(sh|dash|bash|ash|zsh)$/.test(argv[0] ?? '') && gp > 1) {
+      const st = procStat(gp);
+      if (st) grand = { pid: gp, startTime: st.startTime };
+    }
+  } catch {
+    // no /proc: only the parent pid is watched
+  }
+  const timer = setInterval(() => {
+    let gone = readPpid() !== parent;
+    if (!gone && grand) {
+      const st = procStat(grand.pid);
+      gone = !st || st.startTime !== grand.startTime || st.state === 'Z';
+    }
+    if (!gone) return;
+    clearInterval(timer);
+    onGone();
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 // Run only when executed directly, so the helpers above can be imported by tests.
@@ -318,7 +446,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       process.exitCode = code;
     },
     (err) => {
-      say(`fatal: ${err && err.stack ? err.stack : err}`);
+      say(`fatal: ${err && err.stack ? err.stack : err}`, 'fatal');
       process.exitCode = 1;
     },
   );

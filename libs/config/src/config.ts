@@ -18,6 +18,12 @@ export interface Config {
   dnsServers: string[];
   geoipDbPath: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** LOG_FORMAT: 'json' (one JSON object per line), 'pretty' (human-readable lines), or 'auto' (pretty when
+   *  stdout is a terminal, JSON otherwise). */
+  logFormat: 'auto' | 'json' | 'pretty';
+  /** EXIT_WITH_PARENT: a service stops when the process that started it exits (npm, the supervisor), instead of
+   *  running on orphaned. */
+  exitWithParent: boolean;
   rateLimitSubmitPerMin: number;
   rateLimitApiPerMin: number;
   rateLimitGlobalPerMin: number;
@@ -118,6 +124,7 @@ type Parser<T> = (raw: string, name: string) => T;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const PING_ENGINES = ['auto', 'socket', 'system'] as const;
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 const int = (min: number, max: number): Parser<number> => (raw, name) => {
   if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${name} must be an integer, got '${raw}'`);
@@ -228,7 +235,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     amqpUrl: read('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672'),
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
-    apiHost: read('API_HOST', str, '0.0.0.0'),
+    apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
     namespace,
     rdapBaseUrl: read<string | undefined>('RDAP_BASE_URL', url(['http:', 'https:']), undefined),
@@ -236,6 +243,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dnsServers: read('DNS_SERVERS', hostPortList, []),
     geoipDbPath: read<string | undefined>('GEOIP_DB_PATH', str, undefined),
     logLevel: logLevel as Config['logLevel'],
+    logFormat: read('LOG_FORMAT', oneOf(LOG_FORMATS), 'auto'),
+    exitWithParent: read('EXIT_WITH_PARENT', bool, true),
     rateLimitSubmitPerMin: read('RATE_LIMIT_SUBMIT_PER_MIN', int(0, 10_000_000), 20),
     rateLimitApiPerMin: read('RATE_LIMIT_API_PER_MIN', int(0, 10_000_000), 100),
     rateLimitGlobalPerMin: read('RATE_LIMIT_GLOBAL_PER_MIN', int(0, 100_000_000), 1000),

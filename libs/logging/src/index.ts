@@ -1,2 +1,3 @@
 export * from './logging.ts';
 export * from './lifecycle.ts';
+export * from './pretty.ts';

@@ -1,16 +1,32 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { describeConfig, type Config } from '@lookup/config';
+import { prettyDestination } from './pretty.ts';
 
 export type { Logger } from 'pino';
 
+/** How log lines are written: JSON lines, human-readable lines, or pretty when stdout is a terminal. */
+export type LogFormat = 'json' | 'pretty' | 'auto';
+
 export interface LoggerDeps {
+  /** The process's name (`api`, `saga`, `worker-ping`...): the only `service` field of every line. */
   service: string;
   level: string;
+  /** LOG_FORMAT: 'auto' (the default) is pretty on a terminal, JSON otherwise. Ignored with `destination`. */
+  format?: LogFormat;
   /** Where log lines go; stdout by default. */
   destination?: pino.DestinationStream;
 }
 
-/** The root logger of a process: JSON lines with `service`, `pid` and ISO time. */
-export function createLogger({ service, level, destination }: LoggerDeps): Logger {
+/** Whether `format` renders pretty lines, given whether stdout is a terminal. */
+export function isPretty(format: LogFormat | undefined, stdoutIsTty: boolean = process.stdout.isTTY === true): boolean {
+  return format === 'pretty' || (format === 'auto' && stdoutIsTty);
+}
+
+/**
+ * The root logger of a process: JSON lines with `service` (the process name), `pid` and ISO time; lines about
+ * one lookup service carry it as `lookupService`, never as a second `service` key.
+ */
+export function createLogger({ service, level, format = 'json', destination }: LoggerDeps): Logger {
   const options: LoggerOptions = {
     level,
     base: { service, pid: process.pid },
@@ -18,13 +34,24 @@ export function createLogger({ service, level, destination }: LoggerDeps): Logge
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: ['*.password', '*.apiKey', 'headers.authorization', 'headers["x-api-key"]'], censor: '***' },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  if (isPretty(format)) return pino(options, prettyDestination(process.stdout, { colour: process.stdout.isTTY === true }));
+  return pino(options);
 }
 
-/** Per-message child logger: every line about a job carries its id. */
+/**
+ * The start-up lines of a process: one compact info line (`starting`, with the namespace and what `extra` adds),
+ * and the whole configuration (secrets masked) at debug level.
+ */
+export function logStartup(logger: Logger, config: Config, extra: Record<string, unknown> = {}): void {
+  logger.info({ namespace: config.namespace, logLevel: config.logLevel, node: process.version, ...extra }, 'starting');
+  logger.debug({ config: describeConfig(config) }, 'configuration');
+}
+
+/** Per-message child logger: every line about a job carries its id (and the lookup service it concerns). */
 export function jobLogger(
   logger: Logger,
-  fields: { jobId: string; messageId?: string; service?: string | number },
+  fields: { jobId: string; messageId?: string; lookupService?: string | number },
 ): Logger {
   return logger.child(fields);
 }

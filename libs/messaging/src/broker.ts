@@ -54,7 +54,7 @@ export interface ReceivedMessage<T> {
 export type MessageHandler<T> = (message: ReceivedMessage<T>) => Promise<void>;
 
 export interface ConsumeOptions<T> {
-  /** A queue of the topology; or '' with `exclusive` for a private, server-named queue of this process. */
+  /** A queue of the topology; or, with `exclusive`, the name of a private queue of this process ('' = server-named). */
   queue: string;
   /**
    * Declare a private queue for this process (exclusive, deleted with its connection, re-declared on every
@@ -278,7 +278,8 @@ export class Broker extends EventEmitter {
     if (consumer.options.exclusive) {
       // Non-durable and unmirrored by design: a notification missed while disconnected is recovered by the
       // subscriber re-reading state after a reconnect, not by the queue.
-      const declared = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      // Named by the caller (e.g. `<ns>.api.<instance>`), or by the server (`amq.gen-...`) when the name is ''.
+      const declared = await channel.assertQueue(consumer.options.queue, { exclusive: true, autoDelete: true, durable: false });
       queue = declared.queue;
       for (const b of consumer.options.exclusive.bindings) await channel.bindQueue(queue, b.exchange, b.routingKey);
     }

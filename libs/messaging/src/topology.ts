@@ -23,6 +23,11 @@ export function topology(namespace: string) {
        */
       delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
+      /**
+       * An API process's private queue for `job.completed` (exclusive, auto-deleted with its connection, so not in
+       * declarations()): it wakes that process's event streams. `instanceId` is unique per process.
+       */
+      api: (instanceId: string) => `${ns}.api.${instanceId}`,
     },
     /** Routing key on the retry exchange for a command that must wait `delayMs` (its per-message TTL). */
     delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { loadConfigOrExit } from '@lookup/config';
 import { ResourceMessageValidators, resourceRequestLimitProblem, type ResourceReplyMessage, type ResourceWorkerMessage } from '@lookup/contracts';
 import { createResourceDirectory, leaseTimings } from '@lookup/coordination';
-import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
 import { RpcServer, resourceQueues, topology } from '@lookup/messaging';
 import { createRedis, waitForRedis } from '@lookup/store';
 import { ResourceHost } from './resource-host.ts';
@@ -22,10 +22,10 @@ export function generateWorkerId(): string {
  */
 export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ service: `resource-worker`, level: config.logLevel });
+  const logger = createLogger({ service: `resource-worker`, level: config.logLevel, format: config.logFormat });
   const workerId = config.resourceWorkerId ?? generateWorkerId();
   const log = logger.child({ workerId, type: type.name });
-  log.info({ config: describeConfig(config) }, 'starting');
+  logStartup(log, config);
 
   const timings = leaseTimings({ heartbeatMs: config.resourceHeartbeatMs, maxMissed: config.resourceMaxMissed });
   const redis = createRedis({ url: config.redisUrl, logger: log, name: `${config.namespace}-resource-${workerId}` });
@@ -98,7 +98,7 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
       { name: 'close redis', run: () => redis.quit() },
     ],
   });
-  installSignalHandlers(shutdown, log);
+  installSignalHandlers(shutdown, log, { exitWithParent: config.exitWithParent });
 
   await waitForRedis(redis, 60_000);
   // The queue exists before the worker is registered, so the API never routes to a worker it cannot reach.

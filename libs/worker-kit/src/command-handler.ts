@@ -59,7 +59,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
-    const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, service: serviceName(service), attempt: cmd.attempt });
+    const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, lookupService: serviceName(service), attempt: cmd.attempt });
     if (cmd.serviceType !== service) {
       throw new PoisonMessageError(`command for service ${cmd.serviceType} reached the ${serviceName(service)} worker`);
     }

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
-import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, type LookupCommand } from '@lookup/contracts';
-import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
 import { createBroker } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';
@@ -16,8 +16,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export async function runWorker(definition: LookupService): Promise<void> {
   const info = serviceInfo(definition.service);
   const config = loadConfigOrExit();
-  const logger = createLogger({ service: `worker-${info.slug}`, level: config.logLevel });
-  logger.info({ config: describeConfig(config) }, 'starting');
+  const logger = createLogger({ service: `worker-${info.slug}`, level: config.logLevel, format: config.logFormat });
+  logStartup(logger, config, { lookupService: info.name });
 
   const name = `${config.namespace}-worker-${info.slug}`;
   const redis = createRedis({ url: config.redisUrl, logger, name });
@@ -41,7 +41,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
       { name: 'close redis', run: () => redis.quit() },
     ],
   });
-  installSignalHandlers(shutdown, logger);
+  installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
   const publishEvent = (routingKey: string, event: { messageId: string; jobId: string }) =>
     broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId });

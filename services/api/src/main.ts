@@ -1,16 +1,21 @@
-import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contracts';
-import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
 import { createBroker, deadLetterOps } from '@lookup/messaging';
 import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
+import { listenProblem } from './listen-problem.ts';
 import { createJobEventHub } from './job-events.ts';
 import { createResourceRouter } from './resources/resource-router.ts';
 
 const config = loadConfigOrExit();
-const logger = createLogger({ service: 'api', level: config.logLevel });
-logger.info({ config: describeConfig(config) }, 'starting');
+const logger = createLogger({ service: 'api', level: config.logLevel, format: config.logFormat });
+// Names this process's private queues (`<ns>.api.<instance>`, `<ns>.resource-reply.<instance>`).
+const instanceId = `${hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+logStartup(logger, config, { instanceId });
 for (const warning of startupWarnings(config)) logger.warn(warning);
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
@@ -27,7 +32,7 @@ const broker = createBroker({
 // Every API replica hears every job.completed (a private queue each), to wake its event streams.
 const jobEvents = createJobEventHub();
 await broker.consume<JobCompleted>({
-  queue: '',
+  queue: broker.topology.queues.api(instanceId),
   exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
   validator: MessageValidators.jobCompleted,
   prefetch: 512,
@@ -37,7 +42,7 @@ broker.on('connected', () => jobEvents.notifyAll());
 void broker.start();
 
 // Pinned resources: placement in Redis, requests to the owner over RabbitMQ (its own connection).
-const resources = createResourceRouter({ redis, config, logger });
+const resources = createResourceRouter({ redis, config, logger, instanceId });
 void resources.start();
 
 const app = await buildApp({
@@ -91,6 +96,15 @@ const shutdown = createShutdown({
     { name: 'close redis', run: () => redis.quit() },
   ],
 });
-installSignalHandlers(shutdown, logger);
+installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
-await app.listen({ host: config.apiHost, port: config.apiPort });
+try {
+  await app.listen({ host: config.apiHost, port: config.apiPort });
+} catch (err) {
+  // A port or address the API cannot take is a configuration error: say which, exit 78 (EX_CONFIG, as a bad
+  // value does) without a stack trace; the supervisor does not restart a service that exits 78.
+  const problem = listenProblem(err, config.apiHost, config.apiPort);
+  if (!problem) throw err;
+  logger.fatal({ code: (err as NodeJS.ErrnoException).code, host: config.apiHost, port: config.apiPort }, problem);
+  process.exit(78);
+}

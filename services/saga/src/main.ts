@@ -1,6 +1,6 @@
-import { loadConfigOrExit, describeConfig } from '@lookup/config';
+import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobSubmitted, type TaskCompleted } from '@lookup/contracts';
-import { createLogger, createShutdown, installSignalHandlers } from '@lookup/logging';
+import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
 import { createBroker, type ReceivedMessage } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createDeliveryCounter, createJobStore, createRedis } from '@lookup/store';
@@ -8,8 +8,8 @@ import { createSaga } from './saga.ts';
 import { sweepDeadlines } from './deadline-sweeper.ts';
 
 const config = loadConfigOrExit();
-const logger = createLogger({ service: 'saga', level: config.logLevel });
-logger.info({ config: describeConfig(config) }, 'starting');
+const logger = createLogger({ service: 'saga', level: config.logLevel, format: config.logFormat });
+logStartup(logger, config);
 
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
 const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
@@ -49,7 +49,7 @@ const shutdown = createShutdown({
     { name: 'close redis', run: () => redis.quit() },
   ],
 });
-installSignalHandlers(shutdown, logger);
+installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
 await broker.consume<JobSubmitted | TaskCompleted>({
   queue: broker.topology.queues.saga,

@@ -60,7 +60,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
   /** task.completed: record the outcome atomically; announce job.completed once the last one is in. */
   async function onTaskCompleted(message: ReceivedMessage<TaskCompleted>): Promise<void> {
     const ev = message.body;
-    const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId, service: serviceName(ev.serviceType) });
+    const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId, lookupService: serviceName(ev.serviceType) });
     // The location is derived, never trusted: a result lives at its job's own key for that service. An event
     // naming any other key (another job's result, any Redis key) is forged or broken and is dead-lettered.
     const own = jobs.resultLocation(ev.jobId, ev.serviceType);
