@@ -90,11 +90,13 @@ describe('end to end', () => {
     expect(result(doc, 'GeoIP')).toMatchObject({ status: 'Succeeded', data: { found: true, countryCode: 'US' } });
   });
 
-  it('resolves a domain through the DNS fixture; ReverseDNS fails at once for a domain', async () => {
+  it('resolves a domain through the DNS fixture; ReverseDNS looks up the PTR record of each address', async () => {
     const doc = await submitAndWait({ target: 'Example.TEST.', services: [0, 'PING', 'rdap', 3] });
     expect(doc).toMatchObject({ target: 'example.test', targetType: 'Domain', status: 'Completed' });
-    expect(result(doc, 'ReverseDNS')).toMatchObject({ status: 'Failed', success: false, attempts: 1, data: null });
-    expect(result(doc, 'ReverseDNS').errorMessage).toMatch(/domain/i);
+    expect(result(doc, 'ReverseDNS')).toMatchObject({
+      status: 'Succeeded',
+      data: { ip: '127.0.0.2', found: true, hostname: 'fixture-host.example.test', resolvedFrom: 'example.test', addresses: [{ ip: '127.0.0.2', found: true }] },
+    });
     expect(result(doc, 'Ping')).toMatchObject({ status: 'Succeeded', data: { reachable: true } });
     expect(result(doc, 'RDAP')).toMatchObject({ status: 'Succeeded' });
     expect(result(doc, 'GeoIP')).toMatchObject({ status: 'Succeeded' });

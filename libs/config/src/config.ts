@@ -17,6 +17,8 @@ export interface Config {
   rdapMaxResponseBytes: number;
   dnsServers: string[];
   geoipDbPath: string | undefined;
+  /** GEOIP_ASN_DB_PATH: an ASN .mmdb file instead of the bundled one (GeoIP's network owner); unreadable: asn null. */
+  geoipAsnDbPath: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** LOG_FORMAT: 'json' (one JSON object per line), 'pretty' (human-readable lines), or 'auto' (pretty when
    *  stdout is a terminal, JSON otherwise). */
@@ -242,6 +244,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rdapMaxResponseBytes: read('RDAP_MAX_RESPONSE_BYTES', int(1024, 256 * 1024 * 1024), 1024 * 1024),
     dnsServers: read('DNS_SERVERS', hostPortList, []),
     geoipDbPath: read<string | undefined>('GEOIP_DB_PATH', str, undefined),
+    geoipAsnDbPath: read<string | undefined>('GEOIP_ASN_DB_PATH', str, undefined),
     logLevel: logLevel as Config['logLevel'],
     logFormat: read('LOG_FORMAT', oneOf(LOG_FORMATS), 'auto'),
     exitWithParent: read('EXIT_WITH_PARENT', bool, true),

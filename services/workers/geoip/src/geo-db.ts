@@ -39,8 +39,8 @@ export interface GeoDbOptions extends MmdbReaderOptions {
   recordCacheSize?: number;
 }
 
-const DBIP_SOURCE = 'DB-IP Lite (CC BY 4.0)';
-const DBIP_ATTRIBUTION = 'IP Geolocation by DB-IP (https://db-ip.com)';
+export const DBIP_SOURCE = 'DB-IP Lite (CC BY 4.0)';
+export const DBIP_ATTRIBUTION = 'IP Geolocation by DB-IP (https://db-ip.com)';
 
 /**
  * Opens `dbPath` (config.geoipDbPath) or, when unset, the bundled DB-IP Lite city databases (IPv4 + IPv6).
@@ -89,33 +89,46 @@ async function openSingle(dbPath: string, options: GeoDbOptions): Promise<GeoDb>
   };
 }
 
-interface GeoFile {
+/** One open .mmdb file whose records are normalised to T, with a bounded cache of normalised records. */
+export interface MmdbFile<T> {
   reader: MmdbReader;
-  match(ip: string): GeoMatch | undefined;
+  /** The network `ip` is in and its normalised record; undefined when the file has no record for it. */
+  match(ip: string): { record: Readonly<T>; prefixLength: number } | undefined;
 }
 
+type GeoFile = MmdbFile<GeoRecord>;
+
 function openFile(file: string, options: GeoDbOptions): GeoFile {
+  return openMmdbFile(file, options, normaliseRecord);
+}
+
+/**
+ * Opens `file` with MmdbReader; `normalise` turns a decoded record into T, or undefined for a record that says
+ * nothing (then the address counts as not found).
+ */
+export function openMmdbFile<T extends object>(file: string, options: GeoDbOptions, normalise: (raw: unknown) => T | undefined): MmdbFile<T> {
   const reader = MmdbReader.open(file, options);
   const max = options.recordCacheSize ?? 4096;
   // Normalised records by data offset, least recently used first (a Map keeps insertion order). Many networks
-  // share a record, and a hit skips both the decode and the normalising.
-  const records = new Map<number, Readonly<GeoRecord>>();
+  // share a record, and a hit skips both the decode and the normalising. null: the record says nothing.
+  const records = new Map<number, Readonly<T> | null>();
   return {
     reader,
     match(ip) {
       const { dataOffset, prefixLength } = reader.find(ip);
       if (dataOffset === undefined) return undefined;
       let record = records.get(dataOffset);
-      if (record) {
+      if (record !== undefined) {
         records.delete(dataOffset);
       } else {
         const raw = reader.decode(dataOffset);
-        if (!raw) return undefined; // as maxmind: a record that decodes to nothing is no match
-        record = Object.freeze(normaliseRecord(raw));
+        // as maxmind: a record that decodes to nothing is no match
+        const normalised = raw ? normalise(raw) : undefined;
+        record = normalised ? Object.freeze(normalised) : null;
         if (records.size >= max) records.delete(records.keys().next().value!);
       }
       records.set(dataOffset, record);
-      return { record, prefixLength };
+      return record ? { record, prefixLength } : undefined;
     },
   };
 }

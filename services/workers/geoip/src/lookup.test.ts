@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
+import type { Logger } from '@lookup/logging';
 import type { LookupFn } from '@lookup/worker-kit';
 import { startDnsFixture, type DnsFixture, lookupContext, silentLogger } from '../../../../tests/fixtures/index.ts';
 import { geoipLookup } from './lookup.ts';
@@ -36,12 +37,20 @@ describe('GeoIP lookup', () => {
       countryCode: 'US',
       country: 'United States',
       source: 'DB-IP Lite (CC BY 4.0)',
-      attribution: 'IP Geolocation by DB-IP (https://db-ip.com)',
+      asnSource: 'ip-location-db asn: Route Views, NRO, DB-IP Lite (CC BY 4.0)',
+      attribution: 'IP Geolocation by DB-IP (https://db-ip.com); AS numbers by Route Views (https://www.routeviews.org) and the NRO (https://www.nro.net)',
     });
     expect(typeof data.latitude).toBe('number');
     expect(typeof data.longitude).toBe('number');
     expect(data.prefixLength).toBeGreaterThan(0);
     expect(data).not.toHaveProperty('resolvedFrom');
+  });
+
+  it('names the network owner: AS number and organisation, IPv4 and IPv6', async () => {
+    expect((await lookup(ctx('8.8.8.8'))).asn).toEqual({ number: 15169, organization: expect.stringMatching(/google/i) });
+    expect((await lookup(ctx('2001:4860:4860::8888'))).asn).toEqual({ number: 15169, organization: expect.stringMatching(/google/i) });
+    expect((await lookup(ctx('::ffff:1.1.1.1'))).asn).toEqual({ number: 13335, organization: expect.stringMatching(/cloudflare/i) });
+    expect((await lookup(ctx('public.example.test', 'Domain'))).asn).toMatchObject({ number: 15169 });
   });
 
   it('locates an IPv6 address in the IPv6 database', async () => {
@@ -57,7 +66,7 @@ describe('GeoIP lookup', () => {
 
   it('reports a loopback address as not found, which is a success', async () => {
     const data = await lookup(ctx('127.0.0.1'));
-    expect(data).toMatchObject({ ip: '127.0.0.1', found: false, scope: 'loopback', source: 'DB-IP Lite (CC BY 4.0)' });
+    expect(data).toMatchObject({ ip: '127.0.0.1', found: false, scope: 'loopback', asn: null, source: 'DB-IP Lite (CC BY 4.0)' });
     expect(data).not.toHaveProperty('countryCode');
   });
 
@@ -85,6 +94,23 @@ describe('GeoIP lookup', () => {
 
   it('fails transiently when the DNS server answers SERVFAIL', async () => {
     await expect(lookup(ctx('servfail.example.test', 'Domain'))).rejects.toMatchObject({ code: 'DNS_SERVFAIL', retryable: true });
+  });
+});
+
+describe('GeoIP lookup without an ASN database', () => {
+  it('still locates addresses when GEOIP_ASN_DB_PATH points nowhere: asn null, and a warning at start-up', async () => {
+    const warnings: string[] = [];
+    const recorder = { info: () => undefined, warn: (_obj: unknown, msg: string, ...args: unknown[]) => warnings.push(String(msg).replace('%s', String(args[0]))) } as unknown as Logger;
+    const config = loadConfig({ DNS_SERVERS: dnsFixture.address, LOG_LEVEL: 'silent', GEOIP_ASN_DB_PATH: '/nonexistent/asn.mmdb' });
+    const service = await geoipLookup.setup({ config, logger: recorder });
+    try {
+      expect(warnings).toEqual([expect.stringMatching(/no ASN database, results carry asn: null \(cannot open the ASN database \/nonexistent\/asn\.mmdb: ENOENT/)]);
+      const data = await service.lookup(ctx('8.8.8.8'));
+      expect(data).toMatchObject({ ip: '8.8.8.8', found: true, countryCode: 'US', asn: null, source: 'DB-IP Lite (CC BY 4.0)', attribution: 'IP Geolocation by DB-IP (https://db-ip.com)' });
+      expect(data).not.toHaveProperty('asnSource');
+    } finally {
+      await service.close?.();
+    }
   });
 });
 

@@ -1,25 +1,51 @@
 import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type TargetPolicy } from '@lookup/contracts';
 import { defineLookupService, resolveTarget, type ResolverSettings, type LookupContext, type LookupData } from '@lookup/worker-kit';
+import { openAsnDb, type AsnDb, type AsnRecord } from './asn-db.ts';
 import { openGeoDb, type GeoDb } from './geo-db.ts';
 
-/** GeoIP: location of an address (a domain's first A/AAAA address) from an offline .mmdb city database. */
+/**
+ * GeoIP: location and network owner (AS number and organisation) of an address (a domain's first A/AAAA
+ * address) from offline .mmdb databases: a city database and an ASN database.
+ */
 export const geoipLookup = defineLookupService({
   service: ServiceType.GeoIP,
   async setup({ config, logger }) {
     const db = await openGeoDb(config.geoipDbPath);
     logger.info({ source: db.source, built: db.databaseBuilt }, 'GeoIP database open');
+    // The network owner is an extra: without its database the worker still locates addresses (asn: null).
+    let asn: AsnDb | undefined;
+    try {
+      asn = await openAsnDb(config.geoipAsnDbPath);
+      logger.info({ source: asn.source, built: asn.databaseBuilt }, 'GeoIP ASN database open');
+    } catch (err) {
+      logger.warn({ err }, 'GeoIP: no ASN database, results carry asn: null (%s)', (err as Error).message);
+    }
     const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: dnsTimeout(config.lookupTimeoutMs) };
     const policy = targetPolicyFromConfig(config);
-    return { lookup: (ctx) => locate(ctx, db, dns, policy), close: () => db.close() };
+    const credit = credits(db, asn);
+    return {
+      lookup: (ctx) => locate(ctx, db, asn, credit, dns, policy),
+      close: () => {
+        db.close();
+        asn?.close();
+      },
+    };
   },
 });
 
-async function locate(ctx: LookupContext, db: GeoDb, dns: ResolverSettings, policy: TargetPolicy): Promise<LookupData> {
+async function locate(
+  ctx: LookupContext,
+  db: GeoDb,
+  asnDb: AsnDb | undefined,
+  credit: Credit,
+  dns: ResolverSettings,
+  policy: TargetPolicy,
+): Promise<LookupData> {
   // The same target policy as every worker: an offline read sends nothing, but a refused target gets no answer
   // from any service (and a private address's location is no one's business).
   const resolved = await resolveTarget(ctx, dns, policy);
   const ip = plainAddress(resolved.ip);
-  const credit = { source: db.source, ...(db.attribution ? { attribution: db.attribution } : {}) };
+  const asn = owner(asnDb, ip);
   const base = { ip: resolved.ip, ...(resolved.resolvedFrom ? { resolvedFrom: resolved.resolvedFrom, resolvedAddresses: resolved.resolvedAddresses } : {}) };
   let hit;
   try {
@@ -31,9 +57,35 @@ async function locate(ctx: LookupContext, db: GeoDb, dns: ResolverSettings, poli
   if (!hit) {
     const scope = addressScope(ip);
     const reason = scope === 'public' ? 'the address is not in the database' : `${ip} is a ${scope} address`;
-    return { ...base, found: false, scope, reason, ...credit };
+    return { ...base, found: false, scope, reason, asn, ...credit };
   }
-  return { ...base, found: true, ...hit.record, prefixLength: hit.prefixLength, ...credit };
+  return { ...base, found: true, ...hit.record, prefixLength: hit.prefixLength, asn, ...credit };
+}
+
+/** The AS that announces `ip`'s network, or null (unknown, or no ASN database). Never fails the lookup. */
+function owner(asnDb: AsnDb | undefined, ip: string): Readonly<AsnRecord> | null {
+  if (!asnDb) return null;
+  try {
+    return asnDb.lookup(ip) ?? null;
+  } catch {
+    return null; // an address the ASN file cannot take: the location answer still stands
+  }
+}
+
+/**
+ * `source` (the location data's), `asnSource` (the network owner data's, when an ASN database is open) and
+ * `attribution`: every credit the data's licences ask for, each once (the city and ASN data both credit DB-IP).
+ */
+interface Credit {
+  source: string;
+  asnSource?: string;
+  attribution?: string;
+}
+
+function credits(db: GeoDb, asnDb: AsnDb | undefined): Credit {
+  const parts = [db.attribution, asnDb?.attribution].flatMap((a) => (a ? a.split('; ') : []));
+  const attribution = [...new Set(parts)].join('; ');
+  return { source: db.source, ...(asnDb ? { asnSource: asnDb.source } : {}), ...(attribution ? { attribution } : {}) };
 }
 
 /** Drops an IPv6 zone and unwraps IPv4-mapped IPv6, which the IPv4 database answers for. */
