@@ -1,8 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import helmet from '@fastify/helmet';
 import cors from '@fastify/cors';
 import type { ApiDeps } from './deps.ts';
 import { capConnectionsPerClient } from './connection-limits.ts';
+import { API_SECURITY_HEADERS } from './security-headers.ts';
 import { fastifyTrustProxy } from './proxy-trust.ts';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, sendUrlTooLong } from './errors.ts';
 import { installApiGuard } from './guard.ts';
@@ -79,8 +79,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Security headers on every answer. Helmet's default CSP minus upgrade-insecure-requests (the API is often
   // reached over plain HTTP on a private network, where upgrading Swagger UI's assets to https would break it).
   // Swagger UI at /swagger loads only same-origin scripts and styles and data: images, which the default allows.
-  await app.register(helmet, {
-    contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
+  // helmet's headers on every answer (errors and docs too), computed once (security-headers.ts).
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(API_SECURITY_HEADERS);
+    done();
   });
   app.addHook('onRequest', async (request, reply) => {
     if (request.url.length > config.apiMaxUrlLength) return sendUrlTooLong(reply, request.url.length, config.apiMaxUrlLength);
