@@ -49,13 +49,17 @@ function operations(doc: Doc): [string, string, Operation][] {
   );
 }
 
-/** Every value under a `target` key anywhere in the document (request examples, schema examples, parameters). */
-function exampleTargets(node: unknown, found: string[] = []): string[] {
-  if (Array.isArray(node)) for (const item of node) exampleTargets(item, found);
+/**
+ * Every string value under a `target` key anywhere in the document (request and schema examples), and every string
+ * inside an `example` or `examples` that is an IP address.
+ */
+function exampleTargets(node: unknown, found: string[] = [], inExample = false): string[] {
+  if (typeof node === 'string' && inExample && isIP(node) !== 0) found.push(node);
+  else if (Array.isArray(node)) for (const item of node) exampleTargets(item, found, inExample);
   else if (node && typeof node === 'object') {
     for (const [key, value] of Object.entries(node)) {
       if (key === 'target' && typeof value === 'string') found.push(value);
-      exampleTargets(value, found);
+      else exampleTargets(value, found, inExample || key === 'example' || key === 'examples');
     }
   }
   return found;
