@@ -95,9 +95,9 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
       ],
       components: {
         securitySchemes: {
-          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-          bearer: { type: 'http', scheme: 'bearer' },
-          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'One of API_KEYS (needed on /api routes only when API_KEYS is set)' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'One of API_KEYS as `Authorization: Bearer <key>`, instead of X-API-Key' },
+          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key', description: 'ADMIN_API_KEY, for the /api/admin routes' },
         },
       },
     },
