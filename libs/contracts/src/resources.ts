@@ -201,11 +201,11 @@ export const MoveResourceBodySchema = Type.Object(
     key: Key,
     to: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Target worker id; omitted: the least loaded other worker' })),
   },
-  { $id: 'MoveResourceBody', additionalProperties: false },
+  { $id: 'MoveResourceBody', additionalProperties: false, examples: [{ key: 'db/customers' }] },
 );
 export type MoveResourceBody = Static<typeof MoveResourceBodySchema>;
 
-export const UnpinResourceBodySchema = Type.Object({ key: Key }, { $id: 'UnpinResourceBody', additionalProperties: false });
+export const UnpinResourceBodySchema = Type.Object({ key: Key }, { $id: 'UnpinResourceBody', additionalProperties: false, examples: [{ key: 'db/customers' }] });
 export type UnpinResourceBody = Static<typeof UnpinResourceBodySchema>;
 
 export const ResourceAdminResultSchema = Type.Object(

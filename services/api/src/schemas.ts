@@ -60,3 +60,34 @@ export const JOB_ROUTE_ERRORS = {
   ...API_ERROR_RESPONSES,
   503: describe('Redis is unavailable; see the Retry-After header'),
 };
+
+/**
+ * The request body documented (documentation only: the proxy passes any body through as bytes) for the resource
+ * routes' methods that carry one, with the SQLite worker's request as the example.
+ */
+export const RESOURCE_REQUEST_BODY = {
+  description:
+    'Passed to the owner as bytes, with its Content-Type (any type; at most RESOURCE_BODY_LIMIT_BYTES). The SQLite ' +
+    'worker (keys db/{name}) takes POST with a JSON object: `query`, one SQL statement, and optional `params`, ' +
+    'positional (array) or named (object).',
+  required: false,
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['query'],
+        properties: {
+          query: { type: 'string', description: 'One SQL statement' },
+          params: {
+            oneOf: [{ type: 'array', items: {} }, { type: 'object', additionalProperties: true }],
+            description: 'Positional (array) or named (object) parameters',
+          },
+        },
+      },
+      example: { query: 'SELECT 1 AS one', params: [] },
+    },
+  },
+} as const;
+
+/** The methods of the resource proxy that carry a request body. */
+export const RESOURCE_BODY_METHODS = ['post', 'put', 'patch'] as const;

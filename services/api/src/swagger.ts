@@ -1,6 +1,59 @@
 import type { FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
+import swagger, { type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { RESOURCE_BODY_METHODS, RESOURCE_REQUEST_BODY } from './schemas.ts';
+
+type SecurityRequirement = Record<string, string[]>;
+
+/** The alternatives that carry an API key: the X-API-Key header or an Authorization Bearer token. */
+const API_KEY_ALTERNATIVES: readonly SecurityRequirement[] = [{ apiKey: [] }, { bearer: [] }];
+
+/**
+ * The security requirement of an /api operation: the route's own (the admin key), each alternative combined with
+ * each way of sending the API key when API_KEYS is set. `undefined` when the operation needs nothing.
+ */
+export function withApiKey(declared: readonly SecurityRequirement[] | undefined, apiKeysRequired: boolean): SecurityRequirement[] | undefined {
+  const own = declared && declared.length > 0 ? declared : undefined;
+  if (!apiKeysRequired) return own ? [...own] : undefined;
+  if (!own) return [...API_KEY_ALTERNATIVES];
+  return own.flatMap((requirement) => API_KEY_ALTERNATIVES.map((key) => ({ ...key, ...requirement })));
+}
+
+interface MediaType {
+  schema?: { $ref?: string };
+  example?: unknown;
+  examples?: Record<string, unknown>;
+}
+interface OpenApiDocument {
+  paths: Record<string, Record<string, { requestBody?: { content: Record<string, MediaType> } }>>;
+  components: { schemas?: Record<string, { example?: unknown }> };
+}
+
+/**
+ * Request bodies as Swagger UI's "Try it out" should pre-fill them: a body given as a reference to a shared schema
+ * gets that schema's example (@fastify/swagger keeps it on the component only), and the resource proxy's methods
+ * that carry a body get the SQLite worker's request (the route itself has no body schema: it passes bytes through).
+ */
+function completeRequestBodies(doc: OpenApiDocument): void {
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const operation of Object.values(item)) {
+      for (const media of Object.values(operation?.requestBody?.content ?? {})) {
+        if (media.example !== undefined || media.examples !== undefined) continue;
+        const ref = media.schema?.$ref;
+        const example = ref?.startsWith('#/components/schemas/') ? doc.components?.schemas?.[ref.slice(21)]?.example : undefined;
+        if (example !== undefined) media.example = example;
+      }
+    }
+  }
+  const proxy = doc.paths?.['/api/resources/{*}'];
+  if (proxy) {
+    for (const method of RESOURCE_BODY_METHODS) {
+      const operation = proxy[method];
+      // A copy: @fastify/swagger shares one operation object between the methods of a route.
+      if (operation && !operation.requestBody) proxy[method] = { ...operation, requestBody: structuredClone(RESOURCE_REQUEST_BODY) as never };
+    }
+  }
+}
 
 export interface SwaggerOptions {
   /** Whether /api routes require an API key (documented as a security requirement). */
@@ -42,9 +95,9 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
       ],
       components: {
         securitySchemes: {
-          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-          bearer: { type: 'http', scheme: 'bearer' },
-          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'One of API_KEYS (needed on /api routes only when API_KEYS is set)' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'One of API_KEYS as `Authorization: Bearer <key>`, instead of X-API-Key' },
+          adminKey: { type: 'apiKey', in: 'header', name: 'X-Admin-Key', description: 'ADMIN_API_KEY, for the /api/admin routes' },
         },
       },
     },
@@ -53,9 +106,16 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
         typeof json.$id === 'string' ? json.$id : `def-${i}`,
     },
     transform: ({ schema, url }) => {
-      // /api routes carry the API-key requirement when keys are configured.
-      if (!apiKeysRequired || !url.startsWith('/api') || !schema) return { schema, url };
-      return { schema: { ...schema, security: [{ apiKey: [] }, { bearer: [] }] } as typeof schema, url };
+      // /api routes carry the API-key requirement when keys are configured, combined with what the route itself
+      // declares (the admin routes' X-Admin-Key): each alternative then names both keys, sent together.
+      if (!schema || !url.startsWith('/api')) return { schema, url };
+      const security = withApiKey((schema as { security?: SecurityRequirement[] }).security, apiKeysRequired);
+      return { schema: (security ? { ...schema, security } : schema) as typeof schema, url };
+    },
+    transformObject: (documentObject) => {
+      const { openapiObject } = documentObject as { openapiObject: ReturnType<SwaggerTransformObject> };
+      completeRequestBodies(openapiObject as unknown as OpenApiDocument);
+      return openapiObject;
     },
   });
   await app.register(swaggerUi, { routePrefix: '/swagger' });

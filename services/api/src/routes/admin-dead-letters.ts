@@ -63,7 +63,11 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         security,
         querystring: { type: 'object', properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$' } }, additionalProperties: false },
         response: {
-          200: { type: 'object', properties: { count: { type: 'integer' }, messages: { type: 'array', items: DeadLetterSchema } } },
+          200: {
+            type: 'object',
+            description: 'The first `limit` dead letters (default 50), oldest first, and how many the queue holds',
+            properties: { count: { type: 'integer' }, messages: { type: 'array', items: DeadLetterSchema } },
+          },
           ...ADMIN_ERRORS,
           ...API_ERROR_RESPONSES,
         },
@@ -87,8 +91,13 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         summary: 'Replay dead-lettered messages',
         description: 'Re-publishes the message with `messageId` (or every message, with `all: true`) to the exchange and routing key it was first published to.',
         security,
-        body: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'boolean' } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+        body: {
+          type: 'object',
+          properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'boolean' } },
+          additionalProperties: false,
+          examples: [{ messageId: '6f1c2b9e-0d4a-4c8e-9b1f-3a5d7e2c4b10' }],
+        },
+        response: { 200: { type: 'object', description: 'How many messages were re-published', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
     async (request, reply) => {
@@ -114,7 +123,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         description: 'Removes the message with `messageId`, or every message with `all=true`.',
         security,
         querystring: { type: 'object', properties: { messageId: { type: 'string', minLength: 1 }, all: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
+        response: { 200: { type: 'object', description: 'How many messages were removed', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
     async (request, reply) => {

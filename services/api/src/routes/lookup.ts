@@ -195,7 +195,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           'a refused address later has that service Failed with a message naming the rule. Only a submission that ' +
           'creates a job, or a domain refused after its DNS pre-check (that cost a DNS query), counts against the ' +
           'submission quota (RATE_LIMIT_SUBMIT_PER_MIN, X-RateLimit-* headers): any other invalid one (400, 413, ' +
-          '415), a 409 or an idempotent replay does not.',
+          '415), a 409 or an idempotent replay does not. The example body (loopback 127.0.0.2, GeoIP and ReverseDNS) ' +
+          'sends nothing off the machine; it is accepted when the suite runs against the fixtures with ' +
+          'ALLOW_PRIVATE_TARGETS=true (README, "Trying it with no network"), and refused with 400 "Target not allowed" otherwise.',
         body: SubmitBodyRef,
         headers: {
           type: 'object',
