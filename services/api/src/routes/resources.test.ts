@@ -218,7 +218,7 @@ describe('resource admin routes', () => {
     expect(doc.paths['/api/admin/resources/pins'].get.summary.length).toBeGreaterThan(0);
     expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['resources', 'admin']));
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['ResourceWorkerInfo', 'ResourcePin', 'MoveResourceBody', 'ResourceAdminResult']));
-    expect(doc.components.securitySchemes.adminKey).toEqual({ type: 'apiKey', in: 'header', name: 'X-Admin-Key' });
+    expect(doc.components.securitySchemes.adminKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-Admin-Key' });
     expect(paths).not.toContain('/api/resources');
   });
 });
