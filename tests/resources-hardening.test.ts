@@ -65,6 +65,7 @@ describe('a slow statement (finding 4)', () => {
     expect(answer.status).toBe(504);
     expect(answer.body.error).toBe('Statement timeout'); // the worker's answer, not the API's proxy timeout
     expect(answer.body.message).toMatch(/RESOURCE_STATEMENT_TIMEOUT_MS/);
+    expect(answer.body).toMatchObject({ code: 'STATEMENT_TIMEOUT', details: { timeoutMs: expect.any(Number) } });
     expect(answer.owner).toBe(s.worker.id);
     // Another key answered while the statement ran, from the same worker under the same epoch: no failover.
     expect(meanwhile.length).toBeGreaterThan(0);
@@ -95,7 +96,10 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
     for (const [method, key, body, headers, status] of refused) {
       const r = await rawHttp(s.api.port, method, `/api/resources/${key}`, body, headers);
       expect(r.status, `${method} ${key}: ${r.body}`).toBe(status);
-      expect(JSON.parse(r.body).error, key).toEqual(expect.any(String));
+      // The worker's refusal through the proxy: the one error body, a stable code, nothing else.
+      const answer = JSON.parse(r.body) as Record<string, unknown>;
+      expect(Object.keys(answer).filter((k) => !['error', 'message', 'code', 'details'].includes(k)), key).toEqual([]);
+      expect(answer, key).toMatchObject({ error: expect.any(String), message: expect.any(String), code: expect.stringMatching(/^[A-Z_]+$/) });
       expect(await pinState(s.ns, key, s.worker.id), key).toEqual(UNPINNED);
     }
     const files = readdirSync(path.join(s.re.dataDir, 'db'));
@@ -128,6 +132,7 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
     expect(full.status).toBe(503);
     expect(full.body.error).toBe('Too many open resources');
     expect(full.body.message).toMatch(/RESOURCE_MAX_OPEN/);
+    expect(full.body).toMatchObject({ code: 'TOO_MANY_OPEN_RESOURCES', details: { maxOpen: expect.any(Number) } });
     expect(Number(full.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await pinState(s.ns, 'db/cap4', s.worker.id)).toEqual(UNPINNED);
     expect((await Promise.all(busy)).map((r) => r.status)).toEqual([504, 504]);
@@ -153,7 +158,8 @@ describe('the SQLite sandbox (finding 12)', () => {
     for (const [query, rule] of refusals) {
       const r = await sql(s.api.url, 'keya', query);
       expect(r.status, query).toBe(403);
-      expect(r.body, query).toMatchObject({ error: 'Statement not allowed', rule });
+      // The one error body: the rule in details, the stable code for every rule.
+      expect(r.body, query).toEqual({ error: 'Statement not allowed', message: expect.any(String), code: 'STATEMENT_NOT_ALLOWED', details: { rule } });
     }
     // Literals and comments may say anything; allowed pragmas work.
     expect((await sql(s.api.url, 'keya', "SELECT 'attach' AS w /* VACUUM INTO */")).body.rows).toEqual([{ w: 'attach' }]);

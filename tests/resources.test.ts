@@ -57,8 +57,7 @@ describe('pinned resources', () => {
     expect(sel.epoch).toBe(created.epoch);
     const bad = await sql(api.url, 'customers', 'SELEC * FROM customers');
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toBe('SQL error');
-    expect(bad.body.message).toMatch(/syntax error/);
+    expect(bad.body).toEqual({ error: 'SQL error', message: expect.stringMatching(/syntax error/), code: 'SQL_ERROR' });
     const missing = await sql(api.url, 'customers', 'SELECT * FROM nope');
     expect(missing.status).toBe(400);
     expect(missing.body.message).toMatch(/no such table/);
@@ -189,7 +188,14 @@ describe('pinned resources', () => {
     expect(unpinned.status).toBe(200);
     const pins = await admin(api.url, 'GET', '/pins');
     expect(pins.body.pins.map((p: { key: string }) => p.key)).not.toContain('db/movable');
-    expect((await admin(api.url, 'POST', '/unpin', { key: 'db/never-seen' })).status).toBe(404);
+    const notPinned = await admin(api.url, 'POST', '/unpin', { key: 'db/never-seen' });
+    expect(notPinned.status).toBe(404);
+    expect(notPinned.body).toEqual({
+      error: 'Key not pinned',
+      message: "'db/never-seen' is not pinned",
+      code: 'NOT_PINNED',
+      details: { key: 'db/never-seen', status: 'not-pinned' },
+    });
 
     // Drain the owner of 'durable': its keys move, and it takes no new ones.
     const d = await sqlUntilOk(api.url, 'durable', 'SELECT 1');
@@ -209,7 +215,9 @@ describe('pinned resources', () => {
     for (let i = 0; i < 5; i++) expect((await sqlUntilOk(api.url, `after-drain${i}`, 'SELECT 1')).owner).not.toBe(d.owner);
     const listed = await admin(api.url, 'GET', '/workers');
     expect(listed.body.workers.find((w: { id: string }) => w.id === d.owner).draining).toBe(true);
-    expect((await admin(api.url, 'POST', '/workers/nope/drain')).status).toBe(404);
+    const unknownWorker = await admin(api.url, 'POST', '/workers/nope/drain');
+    expect(unknownWorker.status).toBe(404);
+    expect(unknownWorker.body).toMatchObject({ error: 'Unknown worker', code: 'UNKNOWN_WORKER', details: { worker: 'nope' } });
   });
 
   it('keeps every key and queue name under the namespace', async () => {

@@ -72,11 +72,18 @@ export const ServiceInfoSchema = Type.Object(
   { $id: 'ServiceInfo' },
 );
 
+/**
+ * Every error answer of the suite (API, admin routes, and the resource workers' answers relayed by the proxy):
+ * `error` a short title, `message` one sentence, `code` a stable machine code where one exists (UPPER_SNAKE, e.g.
+ * `STATEMENT_NOT_ALLOWED`), `details` structured extras: the list of problems of a validation error, or an object
+ * (e.g. the sandbox's `{rule}`, a statement timeout's `{timeoutMs}`). `retryAfter` repeats the Retry-After header.
+ */
 export const ErrorBodySchema = Type.Object(
   {
     error: Type.String(),
-    message: Type.Optional(Type.String()),
-    details: Type.Optional(Type.Array(Type.String())),
+    message: Type.String(),
+    code: Type.Optional(Type.String()),
+    details: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Record(Type.String(), Type.Unknown())])),
     retryAfter: Type.Optional(Type.Integer({ minimum: 0, description: 'Seconds to wait before retrying (429, 503)' })),
   },
   { $id: 'ErrorBody', additionalProperties: true },

@@ -141,7 +141,7 @@ describe('ResourceHost', () => {
   it('pins nothing for a request the type refuses: no open, and the placed lease is given back', async () => {
     const h = setup({
       accept: (r) => {
-        if (r.method !== 'POST') throw new ResourceHttpError(405, 'use POST');
+        if (r.method !== 'POST') throw new ResourceHttpError(405, { error: 'Method not allowed', message: 'Use POST', code: 'METHOD_NOT_ALLOWED' });
       },
     });
     h.leases.set('k', 1);
@@ -201,9 +201,47 @@ describe('ResourceHost', () => {
     const refused = h.replies.find((r) => r.requestId === 'rd');
     expect(refused).toMatchObject({ type: 'response', status: 503 });
     expect(refused && refused.type === 'response' && refused.headers['retry-after']).toBeTruthy();
+    expect(refused && refused.type === 'response' && bodyOf(refused)).toMatchObject({
+      error: 'Too many open resources',
+      code: 'TOO_MANY_OPEN_RESOURCES',
+      details: { maxOpen: 2 },
+    });
     expect(h.released).toEqual(['a', 'd']);
     expect(h.log).not.toContain('open d');
     await h.release();
     await h.release();
   });
+
+  it('answers every error with the one error body {error, message, code?, details?}: refusals and unexpected failures', async () => {
+    const h = setup({
+      accept: (r) => {
+        if (r.requestId === 'refused') {
+          throw new ResourceHttpError(403, { error: 'Statement not allowed', message: 'ATTACH is not allowed', code: 'STATEMENT_NOT_ALLOWED', details: { rule: 'ATTACH' } });
+        }
+        if (r.requestId === 'crash') throw new Error('secret internal detail');
+      },
+    });
+    h.leases.set('k', 1);
+    h.send(h.request('refused'));
+    h.send(h.request('crash'));
+    await h.settle();
+    const refused = h.replies.find((r) => r.requestId === 'refused');
+    const crash = h.replies.find((r) => r.requestId === 'crash');
+    expect(refused).toMatchObject({ type: 'response', status: 403, headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(refused?.type === 'response' && bodyOf(refused)).toEqual({
+      error: 'Statement not allowed',
+      message: 'ATTACH is not allowed',
+      code: 'STATEMENT_NOT_ALLOWED',
+      details: { rule: 'ATTACH' },
+    });
+    expect(crash).toMatchObject({ type: 'response', status: 500 });
+    const body = crash?.type === 'response' ? bodyOf(crash) : undefined;
+    expect(Object.keys(body ?? {}).sort()).toEqual(['code', 'error', 'message']);
+    expect(body).toMatchObject({ error: 'Internal error', code: 'INTERNAL_ERROR', message: expect.any(String) });
+    expect(JSON.stringify(body)).not.toContain('secret');
+  });
 });
+
+function bodyOf(reply: { body?: string }): Record<string, unknown> {
+  return JSON.parse(Buffer.from(reply.body ?? '', 'base64').toString('utf8')) as Record<string, unknown>;
+}

@@ -1,5 +1,5 @@
 import type { Config } from '@lookup/config';
-import { isCodedError, type ResourceReplyMessage, type ResourceWorkerMessage, type ResourceRequestMessage } from '@lookup/contracts';
+import { isCodedError, type ErrorBody, type ResourceReplyMessage, type ResourceWorkerMessage, type ResourceRequestMessage } from '@lookup/contracts';
 import { CoordinationError, monotonicNow, withTimeout, type LeaseTimings, type MonotonicClock, type ResourceDirectory } from '@lookup/coordination';
 import type { Logger } from '@lookup/logging';
 import { ResourceHttpError, type ResourceContext, type ResourceRequest, type ResourceResponse, type ResourceType } from './types.ts';
@@ -265,7 +265,16 @@ export class ResourceHost<R> {
           target,
           message,
           epoch,
-          new ResourceHttpError(503, 'Too many open resources', { message: `worker ${this.deps.workerId} has ${max} resources open (RESOURCE_MAX_OPEN), all busy; retry shortly` }, { 'retry-after': retryAfter }),
+          new ResourceHttpError(
+            503,
+            {
+              error: 'Too many open resources',
+              message: `Worker ${this.deps.workerId} has ${max} resources open (RESOURCE_MAX_OPEN), all busy; retry shortly`,
+              code: 'TOO_MANY_OPEN_RESOURCES',
+              details: { maxOpen: max },
+            },
+            { 'retry-after': retryAfter },
+          ),
         );
       }
       let reserved = true;
@@ -363,12 +372,16 @@ export class ResourceHost<R> {
 
   private respondError(target: ReplyTarget, message: ResourceRequestMessage, epoch: number, err: unknown): void {
     let status = 500;
-    let body: Record<string, unknown> = { error: 'Internal error' };
+    let body: ErrorBody = { error: 'Internal error', message: 'The resource worker failed while handling the request; it was logged', code: 'INTERNAL_ERROR' };
     let headers: Record<string, string> = {};
     if (err instanceof ResourceHttpError || (isCodedError(err) && err.code === 'RESOURCE_HTTP_ERROR')) {
       const e = err as ResourceHttpError;
       status = e.status;
-      body = { error: e.message, ...(e.details ?? {}) };
+      // The suite's one error body: exactly these four fields.
+      const b: Partial<ErrorBody> = e.body ?? {};
+      body = { error: b.error ?? 'Error', message: b.message ?? e.message };
+      if (b.code !== undefined) body.code = b.code;
+      if (b.details !== undefined) body.details = b.details;
       headers = e.headers ?? {};
     } else {
       this.deps.logger.error({ err, key: message.key, requestId: message.requestId }, 'resource handler failed');

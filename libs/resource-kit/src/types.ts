@@ -1,5 +1,6 @@
 import type { Config } from '@lookup/config';
 import type { Logger } from '@lookup/logging';
+import type { ErrorBody } from '@lookup/contracts';
 
 /** One proxied HTTP request, as the owner of its key sees it. */
 export interface ResourceRequest {
@@ -66,12 +67,15 @@ export interface ResourceType<R> {
   close(resource: R, ctx: { key: string; epoch: number; reason: string; logger: Logger }): Promise<void> | void;
 }
 
-/** An error whose status and message the client sees (e.g. 400 for a bad SQL statement), with extra headers if any. */
+/**
+ * An error the client sees as it is: `status`, the suite's error body `{error, message, code?, details?}` (e.g. 400
+ * `{error: 'SQL error', message: 'no such table: t', code: 'SQL_ERROR'}`), and extra headers if any.
+ */
 export class ResourceHttpError extends Error {
   readonly code = 'RESOURCE_HTTP_ERROR';
   readonly retryable = false;
-  constructor(readonly status: number, message: string, readonly details?: Record<string, unknown>, readonly headers?: Record<string, string>) {
-    super(message);
+  constructor(readonly status: number, readonly body: ErrorBody, readonly headers?: Record<string, string>) {
+    super(body.message);
     this.name = 'ResourceHttpError';
   }
 }

@@ -1009,15 +1009,50 @@ describe('errors are JSON everywhere', () => {
     expect(typeof res.json().error).toBe('string');
   });
 
-  it('an unexpected internal error: 500 {error} without a stack trace, logged', async () => {
+  it('an unexpected internal error: 500 {error, message} without a stack trace, logged', async () => {
     const h = await harness();
     // Store failures are 503 by design; a document that breaks the response schema is a real bug.
     h.jobs.getDocument = async () => ({ broken: true }) as unknown as JobDocument;
     const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({ error: 'Internal error' });
+    expect(res.json()).toEqual({ error: 'Internal error', message: expect.any(String) });
     expect(res.body).not.toMatch(/at |stack/);
     expect(h.logs.some((l) => l.level === 'error')).toBe(true);
+  });
+});
+
+/** The suite's one error body: `{error, message, code?, details?}` (plus `retryAfter` with a Retry-After header). */
+function expectErrorBody(body: Record<string, unknown>, where: string): void {
+  expect(Object.keys(body).filter((k) => !['error', 'message', 'code', 'details', 'retryAfter'].includes(k)), where).toEqual([]);
+  expect(typeof body.error, where).toBe('string');
+  expect(typeof body.message, where).toBe('string');
+  expect((body.message as string).length, where).toBeGreaterThan(0);
+  if ('code' in body) expect(body.code, where).toMatch(/^[A-Z][A-Z0-9_]*$/);
+  if ('details' in body) expect(typeof body.details === 'object' && body.details !== null, where).toBe(true);
+}
+
+describe('one error body everywhere (issue 12)', () => {
+  it('every API 4xx and 5xx answer is {error, message, code?, details?}', async () => {
+    const h = await harness({ adminApiKey: 'sesame' });
+    const answers: [string, Awaited<ReturnType<FastifyInstance['inject']>>][] = [
+      ['400 validation', await post(h.app, { services: ['GeoIP'] })],
+      ['400 target', await post(h.app, { target: '256.1.1.1' })],
+      ['400 JSON', await post(h.app, '{nope', { headers: { 'content-type': 'application/json' } })],
+      ['413', await post(h.app, { target: 'x'.repeat(2000) })],
+      ['415', await post(h.app, 'target=x', { headers: { 'content-type': 'text/plain' } })],
+      ['400 job id', await h.app.inject({ method: 'GET', url: '/api/lookup/not-a-uuid' })],
+      ['404 job', await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` })],
+      ['404 route', await h.app.inject({ method: 'GET', url: '/nope' })],
+      ['405', await h.app.inject({ method: 'DELETE', url: '/api/lookup' })],
+      ['401 admin', await h.app.inject({ method: 'GET', url: '/api/admin/dead-letters' })],
+    ];
+    h.jobs.getDocument = async () => ({ broken: true }) as unknown as JobDocument;
+    answers.push(['500', await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` })]);
+    for (const [where, res] of answers) {
+      expect(res.statusCode, where).toBeGreaterThanOrEqual(400);
+      expect(res.headers['content-type'], where).toMatch(/^application\/json/);
+      expectErrorBody(res.json(), where);
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { ErrorBody } from '@lookup/contracts';
 import { UUID_RE } from './schemas.ts';
 
-/** Every error answer of the API: `{error, message?, details?, retryAfter?}` (invariant 7). */
+/** Every error answer of the API: `{error, message, code?, details?, retryAfter?}` (invariant 7). */
 export function sendError(
   reply: FastifyReply,
   statusCode: number,
@@ -23,7 +23,7 @@ export class HttpError extends Error {
   readonly statusCode: number;
   readonly body: ErrorBody;
   constructor(statusCode: number, body: ErrorBody) {
-    super(body.message ?? body.error);
+    super(body.message);
     this.name = 'HttpError';
     this.statusCode = statusCode;
     this.body = body;
@@ -120,7 +120,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     return sendError(reply, status, { error: STATUS_CODES[status] ?? 'Bad request', message: err.message });
   }
   request.log.error({ err }, 'unexpected error while handling the request');
-  return sendError(reply, 500, { error: 'Internal error' });
+  return sendError(reply, 500, { error: 'Internal error', message: 'The request failed unexpectedly; it was logged' });
 }
 
 const PROBED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -178,7 +178,7 @@ export function frameworkErrorHandler(maxUrlLength: number) {
       sendError(reply, 400, { error: 'Bad request', message: 'The URL is malformed' });
       return;
     }
-    sendError(reply, 500, { error: 'Internal error' });
+    sendError(reply, 500, { error: 'Internal error', message: 'The request failed unexpectedly; it was logged' });
   };
 }
 

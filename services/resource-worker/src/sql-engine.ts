@@ -20,15 +20,18 @@ export interface QueryResult {
 
 /** An error the client sees, thrown inside a database thread (sent to the main thread as plain data). */
 export class EngineError extends Error {
-  constructor(readonly status: number, message: string, readonly details?: Record<string, unknown>) {
+  constructor(readonly status: number, readonly title: string, message: string, readonly code: string, readonly details?: Record<string, unknown>) {
     super(message);
     this.name = 'EngineError';
   }
 }
 
+/** A refused or failed request: its status and the suite's error body `{error, message, code?, details?}`. */
 export interface EngineFailure {
   status: number;
   error: string;
+  message: string;
+  code?: string;
   details?: Record<string, unknown>;
 }
 
@@ -61,7 +64,7 @@ export function runQuery(db: Database, { query, params }: QueryBody): QueryResul
     try {
       if (first && params !== undefined) {
         if (it.getRemainingSQL().replace(/[\s;]+/g, '') !== '') {
-          throw new EngineError(400, 'SQL error', { message: '"params" can only be used with a single statement' });
+          throw new EngineError(400, 'SQL error', '"params" can only be used with a single statement', 'SQL_ERROR');
         }
         stmt.bind(params);
       }
@@ -98,8 +101,8 @@ export function execute(db: Database, body: QueryBody): Outcome {
     result = runQuery(db, body);
   } catch (err) {
     failure = err instanceof EngineError
-      ? { status: err.status, error: err.message, details: err.details }
-      : { status: 400, error: 'SQL error', details: { message: (err as Error).message } };
+      ? { status: err.status, error: err.title, message: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) }
+      : { status: 400, error: 'SQL error', message: (err as Error).message, code: 'SQL_ERROR' };
   }
   let openTransaction = false;
   try {
@@ -110,7 +113,7 @@ export function execute(db: Database, body: QueryBody): Outcome {
     db.run('ROLLBACK');
   }
   if (!failure && openTransaction) {
-    failure = { status: 400, error: 'SQL error', details: { message: 'the request left a transaction open; it was rolled back (BEGIN and COMMIT in one request)' } };
+    failure = { status: 400, error: 'SQL error', message: 'The request left a transaction open; it was rolled back (BEGIN and COMMIT in one request)', code: 'TRANSACTION_LEFT_OPEN' };
   }
   return { result: failure ? undefined : result, failure, changed: stamp(db) !== before };
 }

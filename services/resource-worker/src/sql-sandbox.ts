@@ -265,3 +265,11 @@ export function checkSql(sql: string): SandboxViolation | undefined {
   if (pragmaState === 2 || pragmaState === 4) return pragmaViolation(pragma, undefined);
   return undefined;
 }
+
+/**
+ * A violation as the suite's error answer: 403, `code` STATEMENT_NOT_ALLOWED for every rule, the rule itself in
+ * `details.rule` (a rule is a name such as 'ATTACH', not a stable machine code).
+ */
+export function sandboxFailure(v: SandboxViolation): { status: 403; error: string; message: string; code: string; details: { rule: string } } {
+  return { status: 403, error: 'Statement not allowed', message: v.message, code: 'STATEMENT_NOT_ALLOWED', details: { rule: v.rule } };
+}

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import initSqlJs, { type Database, type SqlJsConfig } from 'sql.js';
 import { writeTemp } from './atomic-file.ts';
-import { checkSql } from './sql-sandbox.ts';
+import { checkSql, sandboxFailure } from './sql-sandbox.ts';
 import { execute, type Outcome, type QueryBody } from './sql-engine.ts';
 
 /**
@@ -68,7 +68,7 @@ try {
     if (!db) return post({ type: 'write-failed', id: m.id, message: 'no database open' });
     const violation = m.check ? checkSql(m.body.query) : undefined;
     if (violation) {
-      const failure = { status: 403, error: 'Statement not allowed', details: { rule: violation.rule, message: violation.message } };
+      const failure = sandboxFailure(violation);
       return post({ type: 'done', id: m.id, outcome: { failure, changed: false }, wrote: false });
     }
     const outcome = execute(db, m.body);

@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('sqlite resource type', () => {
   it('maps db/<name> keys to database names and refuses anything else', () => {
     expect(databaseName('db/customers')).toBe('customers');
-    for (const k of ['db', 'db/a/b', 'db/..', 'db/.hidden', 'other/x', 'db/a..b']) expect(() => databaseName(k), k).toThrow(/no such resource/);
+    for (const k of ['db', 'db/a/b', 'db/..', 'db/.hidden', 'other/x', 'db/a..b']) expect(() => databaseName(k), k).toThrow(/No such resource/);
   });
 
   it('parses {query, params} and refuses anything else with a message', () => {
@@ -24,7 +24,7 @@ describe('sqlite resource type', () => {
     expect(parseQueryBody(req('{"query":"SELECT :a","params":{"a":2}}'))).toEqual({ query: 'SELECT :a', params: { ':a': 2 } });
     expect(() => parseQueryBody(req('nope'))).toThrow(/not valid JSON/);
     expect(() => parseQueryBody(req('{"query":""}'))).toThrow(/non-empty/);
-    expect(() => parseQueryBody(req('{"query":"x","extra":1}'))).toThrow(/unknown field/);
+    expect(() => parseQueryBody(req('{"query":"x","extra":1}'))).toThrow(/Unknown field/);
     expect(() => parseQueryBody(req('{"query":"x","params":[{}]}'))).toThrow(/params\[0\]/);
     expect(() => parseQueryBody(req('{"query":"x"}', 'text/plain'))).toThrow(/application\/json/);
   });
@@ -103,8 +103,8 @@ describe('sqlite resource type: one database thread per key', async () => {
       (err) => err,
     );
     clearInterval(timer);
-    expect(slow).toMatchObject({ status: 504, message: 'Statement timeout' });
-    expect(slow.details.message).toMatch(/RESOURCE_STATEMENT_TIMEOUT_MS/);
+    expect(slow).toMatchObject({ status: 504, body: { error: 'Statement timeout', code: 'STATEMENT_TIMEOUT', details: { timeoutMs: expect.any(Number) } } });
+    expect(slow.body.message).toMatch(/RESOURCE_STATEMENT_TIMEOUT_MS/);
     expect(ticks).toBeGreaterThan(0); // the main thread ran timers while the statement ran
     // The interrupted request's insert was never committed; the key works again, from its file.
     expect(await run(db, ctx, 'SELECT v FROM t ORDER BY v')).toMatchObject({ status: 200, body: { rows: [{ v: 1 }] } });
@@ -121,7 +121,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     const same = await a.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-a2'), false);
     expect(same.type === 'done' && same.outcome.result?.rows).toEqual([{ v: 'secret' }]); // there, for key A
     const other = await b.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-b'), false);
-    expect(other.type === 'done' && other.outcome.failure?.details?.message).toMatch(/no such table: x.s/);
+    expect(other.type === 'done' && other.outcome.failure?.message).toMatch(/no such table: x.s/);
     await Promise.all([a.terminate(), b.terminate()]);
   });
 
@@ -154,11 +154,13 @@ describe('sqlite resource type: one database thread per key', async () => {
 
   it('refuses bad keys, methods, bodies and sandboxed statements before anything is opened', async () => {
     const accept = (r: ResourceRequest) => type.accept!(r, { key: r.key, logger, config });
-    expect(() => accept(post('db/..x', 'SELECT 1'))).toThrow(/no such resource/);
+    expect(() => accept(post('db/..x', 'SELECT 1'))).toThrow(/No such resource/);
     expect(() => accept({ ...post('db/x', 'SELECT 1'), method: 'GET' })).toThrow(expect.objectContaining({ status: 405 }));
     expect(() => accept({ ...post('db/x', 'SELECT 1'), body: Buffer.from('{') })).toThrow(expect.objectContaining({ status: 400 }));
     for (const q of ["ATTACH '/tmp/shared.db' AS s", 'DETACH s', "VACUUM INTO '/tmp/x'", "SELECT load_extension('x')", 'PRAGMA writable_schema = 1']) {
-      expect(() => accept(post('db/x', q)), q).toThrow(expect.objectContaining({ status: 403, message: 'Statement not allowed' }));
+      expect(() => accept(post('db/x', q)), q).toThrow(
+        expect.objectContaining({ status: 403, body: expect.objectContaining({ error: 'Statement not allowed', code: 'STATEMENT_NOT_ALLOWED', details: { rule: expect.any(String) } }) }),
+      );
     }
     expect(existsSync(path.join(dataDir, 'db', 'x.sqlite'))).toBe(false);
   });
@@ -167,7 +169,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     const ctx = context('db/large');
     const db = await type.open('db/large', ctx);
     const filler = `SELECT '${'x'.repeat(MAIN_THREAD_CHECK_MAX)}';`;
-    await expect(run(db, ctx, `${filler} ATTACH '/tmp/shared.db' AS s`)).rejects.toMatchObject({ status: 403, details: { rule: 'ATTACH' } });
+    await expect(run(db, ctx, `${filler} ATTACH '/tmp/shared.db' AS s`)).rejects.toMatchObject({ status: 403, body: { code: 'STATEMENT_NOT_ALLOWED', details: { rule: 'ATTACH' } } });
     expect(await run(db, ctx, `${filler} SELECT 2 AS two`)).toMatchObject({ status: 200, body: { rows: [{ two: 2 }] } });
     await type.close(db, { key: 'db/large', epoch: 1, reason: 'test', logger });
   });

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { SqlValue } from 'sql.js';
 import { ResourceHttpError, type ResourceRequest, type ResourceResponse, type ResourceType } from '@lookup/resource-kit';
 import { commitTemp, tempPathFor } from './atomic-file.ts';
-import { checkSql } from './sql-sandbox.ts';
+import { checkSql, sandboxFailure } from './sql-sandbox.ts';
 import type { Params, QueryBody } from './sql-engine.ts';
 import type { FromThread, ThreadData, ToThread } from './sqlite-thread.ts';
 
@@ -44,13 +44,30 @@ export interface SqliteResource {
   thread?: DatabaseThread;
 }
 
+/** 400 for a query body of the wrong shape. */
+function badBody(message: string): ResourceHttpError {
+  return new ResourceHttpError(400, { error: 'Invalid request body', message, code: 'INVALID_BODY' });
+}
+
+function notPost(method: string): ResourceHttpError {
+  return new ResourceHttpError(
+    405,
+    { error: 'Method not allowed', message: `Use POST with {"query": "...", "params": [...]}, not ${method}`, code: 'METHOD_NOT_ALLOWED' },
+    { allow: 'POST' },
+  );
+}
+
 export const DB_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
 /** `db/<name>` -> name, or a 404 for any other key. */
 export function databaseName(key: string): string {
   const m = /^db\/([^/]+)$/.exec(key);
   if (!m || !DB_NAME_RE.test(m[1]!) || m[1]!.includes('..')) {
-    throw new ResourceHttpError(404, `no such resource '${key}': this worker serves db/<name> keys, name of letters, digits, '.', '_' and '-'`);
+    throw new ResourceHttpError(404, {
+      error: 'Unknown resource',
+      message: `No such resource '${key}': this worker serves db/<name> keys, name of letters, digits, '.', '_' and '-'`,
+      code: 'UNKNOWN_RESOURCE',
+    });
   }
   return m[1]!;
 }
@@ -59,24 +76,24 @@ export function databaseName(key: string): string {
 export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'>): QueryBody {
   const type = request.headers['content-type'];
   if (type !== undefined && !/^application\/json\b/i.test(type)) {
-    throw new ResourceHttpError(415, `send the query as application/json, not '${type.slice(0, 100)}'`);
+    throw new ResourceHttpError(415, { error: 'Unsupported media type', message: `Send the query as application/json, not '${type.slice(0, 100)}'`, code: 'UNSUPPORTED_MEDIA_TYPE' });
   }
   let body: unknown;
   try {
     body = JSON.parse(request.body.toString('utf8'));
   } catch {
-    throw new ResourceHttpError(400, 'the body is not valid JSON; send {"query": "...", "params": [...]}');
+    throw new ResourceHttpError(400, { error: 'Invalid JSON', message: 'The body is not valid JSON; send {"query": "...", "params": [...]}', code: 'INVALID_JSON' });
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ResourceHttpError(400, 'the body must be a JSON object {"query": "...", "params": [...]}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badBody('The body must be a JSON object {"query": "...", "params": [...]}');
   const { query, params, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new ResourceHttpError(400, `unknown field(s): ${extra.join(', ')}`);
-  if (typeof query !== 'string' || query.trim() === '') throw new ResourceHttpError(400, '"query" must be a non-empty string');
+  if (extra.length > 0) throw badBody(`Unknown field(s): ${extra.join(', ')}`);
+  if (typeof query !== 'string' || query.trim() === '') throw badBody('"query" must be a non-empty string');
   if (params === undefined || params === null) return { query };
   const value = (v: unknown, where: string): SqlValue => {
     if (v === null || typeof v === 'string' || typeof v === 'number') return v;
     if (typeof v === 'boolean') return v ? 1 : 0;
-    throw new ResourceHttpError(400, `${where} must be a string, number, boolean or null`);
+    throw badBody(`${where} must be a string, number, boolean or null`);
   };
   if (Array.isArray(params)) return { query, params: params.map((v, i) => value(v, `params[${i}]`)) };
   if (typeof params === 'object') {
@@ -84,7 +101,7 @@ export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'
     for (const [k, v] of Object.entries(params)) out[/^[:@$]/.test(k) ? k : `:${k}`] = value(v, `params.${k}`);
     return { query, params: out satisfies Params };
   }
-  throw new ResourceHttpError(400, '"params" must be an array or an object');
+  throw badBody('"params" must be an array or an object');
 }
 
 /**
@@ -94,10 +111,13 @@ export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'
  */
 export const MAIN_THREAD_CHECK_MAX = 64 * 1024;
 
-/** The SQL sandbox as an HTTP answer: 403 naming the rule. */
+/** The SQL sandbox as an HTTP answer: 403, code STATEMENT_NOT_ALLOWED, the rule in `details.rule`. */
 export function assertSqlAllowed(query: string): void {
   const violation = checkSql(query);
-  if (violation) throw new ResourceHttpError(403, 'Statement not allowed', { rule: violation.rule, message: violation.message });
+  if (violation) {
+    const { status, ...body } = sandboxFailure(violation);
+    throw new ResourceHttpError(status, body);
+  }
 }
 
 /**
@@ -285,7 +305,7 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
     accept(request) {
       databaseName(request.key);
       if (request.method !== 'POST') {
-        throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
+        throw notPost(request.method);
       }
       const body = parseQueryBody(request);
       const small = body.query.length <= MAIN_THREAD_CHECK_MAX;
@@ -312,7 +332,7 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
       let prepared = parsed.get(request);
       if (!prepared) {
         // Called without accept() (a caller of the type other than ResourceHost): check in the thread.
-        if (request.method !== 'POST') throw new ResourceHttpError(405, `use POST with {"query": "...", "params": [...]}, not ${request.method}`);
+        if (request.method !== 'POST') throw notPost(request.method);
         prepared = { body: parseQueryBody(request), check: true };
       }
       const { body, check } = prepared;
@@ -326,9 +346,11 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
         await discard(resource, thread, tmp);
         if (err instanceof StatementTimeout) {
           ctx.logger.warn({ timeoutMs: statementTimeoutMs }, 'statement interrupted at the time limit; database reopened from its file on the next request');
-          throw new ResourceHttpError(504, 'Statement timeout', {
-            message: `the request's SQL ran longer than ${statementTimeoutMs} ms (RESOURCE_STATEMENT_TIMEOUT_MS) and was interrupted; none of its changes were kept`,
-            timeoutMs: statementTimeoutMs,
+          throw new ResourceHttpError(504, {
+            error: 'Statement timeout',
+            message: `The request's SQL ran longer than ${statementTimeoutMs} ms (RESOURCE_STATEMENT_TIMEOUT_MS) and was interrupted; none of its changes were kept`,
+            code: 'STATEMENT_TIMEOUT',
+            details: { timeoutMs: statementTimeoutMs },
           });
         }
         if (ctx.signal.aborted) {
@@ -336,7 +358,15 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
           throw err;
         }
         ctx.logger.warn({ err: (err as Error).message }, 'database thread failed; reopened from its file on the next request');
-        throw new ResourceHttpError(503, 'Database unavailable', { message: `the database engine for '${resource.name}' stopped (${(err as Error).message}); retry, it restarts from the last committed state` }, { 'retry-after': '1' });
+        throw new ResourceHttpError(
+          503,
+          {
+            error: 'Database unavailable',
+            message: `The database engine for '${resource.name}' stopped (${(err as Error).message}); retry, it restarts from the last committed state`,
+            code: 'DATABASE_UNAVAILABLE',
+          },
+          { 'retry-after': '1' },
+        );
       }
       if (reply.type === 'write-failed') {
         await discard(resource, thread, tmp);
@@ -353,7 +383,10 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
         }
       }
       const { result, failure } = reply.outcome;
-      if (failure) throw new ResourceHttpError(failure.status, failure.error, failure.details);
+      if (failure) {
+        const { status, ...body } = failure;
+        throw new ResourceHttpError(status, body);
+      }
       return { status: 200, body: { database: resource.name, ...result! } };
     },
     async close(resource) {

@@ -1,5 +1,6 @@
 import { requireAdmin } from '../admin-auth.ts';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import {
   MoveResourceBodySchema,
@@ -12,7 +13,7 @@ import {
   type UnpinResourceBody,
 } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
-import type { ResourceRouter } from '../resources/resource-router.ts';
+import type { AdminResult, ResourceRouter } from '../resources/resource-router.ts';
 import { handleError, sendError, sendUnavailable } from '../errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 
@@ -25,6 +26,31 @@ const ADMIN_ERRORS = {
 };
 
 const ResultRef = Type.Ref(ResourceAdminResultSchema);
+
+/** Titles and stable codes of the admin results that are errors (404, 409). */
+const ADMIN_RESULT_ERRORS: Record<string, { error: string; code: string }> = {
+  'not-pinned': { error: 'Key not pinned', code: 'NOT_PINNED' },
+  'unknown-worker': { error: 'Unknown worker', code: 'UNKNOWN_WORKER' },
+  'no-target': { error: 'No target worker', code: 'NO_TARGET' },
+  'bad-target': { error: 'Bad target worker', code: 'BAD_TARGET' },
+};
+
+/**
+ * Sends an admin result: 200/202 as the result object, 4xx as the suite's one error body
+ * `{error, message, code, details}`, the result's other fields (key or worker, status, owner, epoch) in `details`.
+ */
+function sendAdminResult(reply: FastifyReply, { statusCode, ...result }: AdminResult): FastifyReply {
+  if (statusCode < 400) return reply.code(statusCode).send(result);
+  const { message, ...details } = result;
+  const known = ADMIN_RESULT_ERRORS[result.status];
+  const sentence = `${message.charAt(0).toUpperCase()}${message.slice(1)}`;
+  return sendError(reply, statusCode, {
+    error: known?.error ?? (STATUS_CODES[statusCode] ?? 'Error'),
+    message: sentence,
+    code: known?.code ?? result.status.toUpperCase().replace(/-/g, '_'),
+    details,
+  });
+}
 
 /**
  * Admin endpoints of the pinned resources, under `/api/admin/resources`. They need the admin key in the
@@ -91,7 +117,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
             200: { ...ResultRef, description: 'Moved' },
             202: { ...ResultRef, description: 'Release requested; not moved yet' },
             400: errorResponse('Invalid body or key'),
-            409: { ...ResultRef, description: 'No usable target worker' },
+            409: errorResponse('No usable target worker (code NO_TARGET or BAD_TARGET)'),
             ...ADMIN_ERRORS,
           },
         },
@@ -99,8 +125,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
       async (request, reply) => {
         const problem = resourceKeyProblem(request.body.key);
         if (problem) return sendError(reply, 400, { error: 'Invalid resource key', message: problem });
-        const { statusCode, ...result } = await resources.move(request.body.key, request.body.to);
-        return reply.code(statusCode).send(result);
+        return sendAdminResult(reply, await resources.move(request.body.key, request.body.to));
       },
     );
 
@@ -117,7 +142,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
             200: { ...ResultRef, description: 'Unpinned' },
             202: { ...ResultRef, description: 'Release requested; not released yet' },
             400: errorResponse('Invalid body or key'),
-            404: { ...ResultRef, description: 'The key is not pinned' },
+            404: errorResponse('The key is not pinned (code NOT_PINNED)'),
             ...ADMIN_ERRORS,
           },
         },
@@ -125,8 +150,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
       async (request, reply) => {
         const problem = resourceKeyProblem(request.body.key);
         if (problem) return sendError(reply, 400, { error: 'Invalid resource key', message: problem });
-        const { statusCode, ...result } = await resources.unpin(request.body.key);
-        return reply.code(statusCode).send(result);
+        return sendAdminResult(reply, await resources.unpin(request.body.key));
       },
     );
 
@@ -141,14 +165,13 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
           params: Type.Object({ workerId: Type.String({ minLength: 1, maxLength: 128 }) }),
           response: {
             202: { ...ResultRef, description: 'Draining' },
-            404: { ...ResultRef, description: 'Unknown worker' },
+            404: errorResponse('Unknown worker (code UNKNOWN_WORKER)'),
             ...ADMIN_ERRORS,
           },
         },
       },
       async (request, reply) => {
-        const { statusCode, ...result } = await resources.drain(request.params.workerId);
-        return reply.code(statusCode).send(result);
+        return sendAdminResult(reply, await resources.drain(request.params.workerId));
       },
     );
   });

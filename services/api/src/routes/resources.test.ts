@@ -184,6 +184,33 @@ describe('resource admin routes', () => {
     expect(drain.statusCode).toBe(202);
   });
 
+  it('answer results that are errors (404, 409) with the one error body {error, message, code, details}', async () => {
+    const { app, resources } = await harness();
+    resources.unpin = async (key) => ({ statusCode: 404, key, status: 'not-pinned', message: `'${key}' is not pinned` });
+    resources.move = async (key) => ({ statusCode: 409, key, status: 'no-target', message: 'no other live, non-draining worker to move the key to' });
+    resources.drain = async (worker) => ({ statusCode: 404, worker, status: 'unknown-worker', message: `no resource worker '${worker}'` });
+    const headers = { 'x-admin-key': 'sesame' };
+    const unpin = await app.inject({ method: 'POST', url: '/api/admin/resources/unpin', headers, payload: { key: 'db/never' } });
+    expect(unpin.statusCode).toBe(404);
+    expect(unpin.json()).toEqual({
+      error: 'Key not pinned',
+      message: "'db/never' is not pinned",
+      code: 'NOT_PINNED',
+      details: { key: 'db/never', status: 'not-pinned' },
+    });
+    const move = await app.inject({ method: 'POST', url: '/api/admin/resources/move', headers, payload: { key: 'db/a' } });
+    expect(move.statusCode).toBe(409);
+    expect(move.json()).toEqual({
+      error: 'No target worker',
+      message: 'No other live, non-draining worker to move the key to',
+      code: 'NO_TARGET',
+      details: { key: 'db/a', status: 'no-target' },
+    });
+    const drain = await app.inject({ method: 'POST', url: '/api/admin/resources/workers/nope/drain', headers });
+    expect(drain.statusCode).toBe(404);
+    expect(drain.json()).toEqual({ error: 'Unknown worker', message: "No resource worker 'nope'", code: 'UNKNOWN_WORKER', details: { worker: 'nope', status: 'unknown-worker' } });
+  });
+
   it('do not exist (404, absent from the OpenAPI document) while ADMIN_API_KEY is unset', async () => {
     const { app } = await harness({ adminApiKey: undefined });
     for (const [method, url] of [['GET', '/api/admin/resources/pins'], ['GET', '/api/admin/resources/workers'], ['POST', '/api/admin/resources/move']] as const) {
