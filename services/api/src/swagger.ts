@@ -73,7 +73,7 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
         title: 'Distributed lookup API',
         description:
           'Scatter-gather lookups of an IP address or domain (GeoIP, Ping, RDAP, ReverseDNS). Submit a lookup, then ' +
-          'poll its statusUrl. Every error is JSON `{error, message?, details?}`.\n\n' +
+          'poll its statusUrl. Every error is JSON `{error, message, code?, details?}`.\n\n' +
           'Limits on every route (see the README, Security): a body over API_BODY_LIMIT_BYTES is 413, a URL over ' +
           'API_MAX_URL_LENGTH 414, request line and headers over API_MAX_HEADER_BYTES 431, and a request not received ' +
           'within API_HEADERS_TIMEOUT_MS (headers) or API_REQUEST_TIMEOUT_MS (whole request) 408; the 431, 408 and ' +
