@@ -15,6 +15,8 @@ export interface Config {
   rdapBaseUrl: string | undefined;
   /** Largest RDAP response body the RDAP worker reads; a larger answer fails the lookup. */
   rdapMaxResponseBytes: number;
+  /** Refresh the RDAP worker's IANA bootstrap registries at start (only without RDAP_BASE_URL); off under tests. */
+  rdapBootstrapRefresh: boolean;
   dnsServers: string[];
   geoipDbPath: string | undefined;
   /** GEOIP_ASN_DB_PATH: an ASN .mmdb file instead of the bundled one (GeoIP's network owner); unreadable: asn null. */
@@ -242,6 +244,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     namespace,
     rdapBaseUrl: read<string | undefined>('RDAP_BASE_URL', url(['http:', 'https:']), undefined),
     rdapMaxResponseBytes: read('RDAP_MAX_RESPONSE_BYTES', int(1024, 256 * 1024 * 1024), 1024 * 1024),
+    // Test runners set NODE_ENV=test: no test may reach the internet for the registries.
+    rdapBootstrapRefresh: read('RDAP_BOOTSTRAP_REFRESH', bool, env.NODE_ENV !== 'test'),
     dnsServers: read('DNS_SERVERS', hostPortList, []),
     geoipDbPath: read<string | undefined>('GEOIP_DB_PATH', str, undefined),
     geoipAsnDbPath: read<string | undefined>('GEOIP_ASN_DB_PATH', str, undefined),

@@ -20,7 +20,10 @@ export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, descript
 export const TargetTypeSchema = literalUnion(TARGET_TYPES);
 export const ResultStatusSchema = literalUnion(RESULT_STATUSES);
 export const JobStatusSchema = literalUnion(JOB_STATUSES);
-const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
+/** A job id (any UUID, either case): the one pattern the messages, the HTTP routes and the workers check. */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const UUID_RE = new RegExp(UUID_PATTERN);
+const Uuid = Type.String({ pattern: UUID_PATTERN });
 const IsoDate = Type.String({ minLength: 20, maxLength: 40 });
 
 /** Fields every message carries. `correlationId` is the job id. */

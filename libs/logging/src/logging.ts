@@ -47,11 +47,3 @@ export function logStartup(logger: Logger, config: Config, extra: Record<string,
   logger.info({ namespace: config.namespace, logLevel: config.logLevel, node: process.version, ...extra }, 'starting');
   logger.debug({ config: describeConfig(config) }, 'configuration');
 }
-
-/** Per-message child logger: every line about a job carries its id (and the lookup service it concerns). */
-export function jobLogger(
-  logger: Logger,
-  fields: { jobId: string; messageId?: string; lookupService?: string | number },
-): Logger {
-  return logger.child(fields);
-}

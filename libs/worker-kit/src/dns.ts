@@ -35,7 +35,7 @@ const resolvers = new WeakMap<ResolverSettings, dns.Resolver>();
  * stops waiting (the attempt's timeout races it); its query ends by its own timeout, since cancelling would
  * cancel every query of the shared resolver.
  */
-export function createResolver(settings: ResolverSettings, _signal?: AbortSignal): dns.Resolver {
+export function createResolver(settings: ResolverSettings): dns.Resolver {
   let resolver = resolvers.get(settings);
   if (!resolver) {
     resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: 2 });
@@ -67,8 +67,8 @@ export interface AddressAnswers {
 }
 
 /** Queries A and AAAA for `name` at once through the shared resolver for `settings`. */
-export async function queryAddresses(name: string, settings: ResolverSettings, signal?: AbortSignal): Promise<AddressAnswers> {
-  const resolver = createResolver(settings, signal);
+export async function queryAddresses(name: string, settings: ResolverSettings): Promise<AddressAnswers> {
+  const resolver = createResolver(settings);
   const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
   return {
     a: v4.status === 'fulfilled' ? v4.value : [],
@@ -90,7 +90,7 @@ export async function resolveTarget(input: ResolveInput, settings: ResolverSetti
     return { ip: input.target, family: isIPv4(input.target) ? 4 : 6 };
   }
   if (input.signal.aborted) throw transientError('DNS_ABORTED', `resolving ${input.target} was cancelled`);
-  const { a, aaaa, codes } = await queryAddresses(input.target, settings, input.signal);
+  const { a, aaaa, codes } = await queryAddresses(input.target, settings);
   const first = a[0] ?? aaaa[0];
   if (first !== undefined) {
     const addresses = [...a, ...aaaa];

@@ -1,13 +1,12 @@
 import { setMaxListeners } from 'node:events';
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
 import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
 import { createBroker } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';
 import type { LookupService } from './types.ts';
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The whole worker process for one lookup service: config, clients, the consume loop, shutdown.

@@ -1,8 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ErrorBody } from '@lookup/contracts';
-import { UUID_RE } from './schemas.ts';
+import { UUID_RE, type ErrorBody } from '@lookup/contracts';
 
 /** Every error answer of the API: `{error, message, code?, details?, retryAfter?}` (invariant 7). */
 export function sendError(

@@ -21,8 +21,6 @@ export const SHARED_SCHEMAS: readonly TSchema[] = [
   ServiceInfoSchema,
 ];
 
-export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-export const UUID_RE = new RegExp(UUID_PATTERN);
 
 export const ErrorRef = Type.Ref(ErrorBodySchema);
 export const SubmitBodyRef = Type.Ref(SubmitLookupBodySchema);

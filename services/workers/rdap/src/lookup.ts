@@ -41,7 +41,7 @@ export function createRdapLookup(options: RdapOptions = {}): LookupService {
         maxResponseBytes: config.rdapMaxResponseBytes,
       });
       const refresh = new AbortController();
-      const shouldRefresh = options.refreshBootstrap ?? (!config.rdapBaseUrl && process.env.NODE_ENV !== 'test');
+      const shouldRefresh = options.refreshBootstrap ?? (!config.rdapBaseUrl && config.rdapBootstrapRefresh);
       if (shouldRefresh) {
         fetchBootstrap(http, AbortSignal.any([refresh.signal, AbortSignal.timeout(REFRESH_TIMEOUT_MS)]))
           .then((fresh) => {

@@ -110,7 +110,7 @@ export function pickAddresses(addresses: readonly string[], max: number): string
 async function ptr(ip: string, shown: string, settings: ResolverSettings, signal: AbortSignal): Promise<PtrAnswer> {
   const name = reverseName(ip);
   if (!name) throw permanentError('DNS_BAD_QUERY', `'${shown}' is not an IP address`);
-  const resolver = createResolver(settings, signal);
+  const resolver = createResolver(settings);
   try {
     // Not resolver.reverse(): c-ares reports SERVFAIL and timeouts from it as ENOTFOUND, which would turn
     // a transient failure into a confident "no PTR record".
