@@ -6,3 +6,4 @@ export * from './messages.ts';
 export * from './http.ts';
 export * from './errors.ts';
 export * from './resources.ts';
+export * from './backoff.ts';

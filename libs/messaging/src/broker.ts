@@ -4,7 +4,7 @@ import amqp from 'amqplib';
 import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
-import type { Validator } from '@lookup/contracts';
+import { equalJitterBackoff, type Validator } from '@lookup/contracts';
 import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { coalesceWrites } from './socket-tuning.ts';
@@ -134,8 +134,7 @@ export class Broker extends EventEmitter {
         await this.connectOnce();
         return;
       } catch (err) {
-        const base = Math.min(max, min * 2 ** Math.min(attempt, 10));
-        const delay = Math.round(base / 2 + Math.random() * (base / 2));
+        const delay = equalJitterBackoff(attempt, min, max);
         this.log.warn({ err: (err as Error).message, retryInMs: delay, amqp: maskUrl(this.options.url) }, 'rabbitmq connect failed');
         await sleep(delay);
       }

@@ -5,7 +5,7 @@ import { coalesceWrites } from './socket-tuning.ts';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
-import type { Validator } from '@lookup/contracts';
+import { equalJitterBackoff, type Validator } from '@lookup/contracts';
 
 /**
  * Request/reply over RabbitMQ for the pinned-resource proxy: each resource worker consumes its own queue, each
@@ -39,7 +39,6 @@ interface LinkOptions {
   reconnectMaxMs?: number;
 }
 
-const jitter = (base: number) => Math.round(base / 2 + Math.random() * (base / 2));
 
 /**
  * One self-healing AMQP connection with one channel, as the Broker keeps its own: the connection reconnects with
@@ -106,7 +105,7 @@ class Link extends EventEmitter {
         return;
       } catch (err) {
         await connection?.close().catch(() => undefined);
-        const delay = jitter(Math.min(max, min * 2 ** Math.min(attempt, 10)));
+        const delay = equalJitterBackoff(attempt, min, max);
         this.options.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'rpc connect failed');
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -144,7 +143,7 @@ class Link extends EventEmitter {
     if (this.closing || this.connection !== connection) return;
     if (Date.now() - this.channelOpenedAt > 30_000) this.channelLosses = 0;
     const n = this.channelLosses++;
-    const delay = n === 0 ? 0 : jitter(Math.min(this.options.reconnectMaxMs ?? 30_000, (this.options.reconnectMinMs ?? 500) * 2 ** Math.min(n - 1, 10)));
+    const delay = n === 0 ? 0 : equalJitterBackoff(n - 1, this.options.reconnectMinMs ?? 500, this.options.reconnectMaxMs ?? 30_000);
     this.options.logger.warn({ retryInMs: delay }, 'rpc channel closed; re-creating it');
     setTimeout(() => void this.reopen(connection), delay);
   }

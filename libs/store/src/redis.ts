@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
+import { equalJitterBackoff } from '@lookup/contracts';
 
 export { Redis } from 'ioredis';
 
@@ -27,8 +28,7 @@ export function createRedis({ url, logger, name, failFast = false }: RedisClient
     enableOfflineQueue: !failFast,
     connectTimeout: 5_000,
     retryStrategy: (times) => {
-      const base = Math.min(60_000, 250 * 2 ** Math.min(times, 8));
-      return Math.round(base / 2 + Math.random() * (base / 2));
+      return equalJitterBackoff(times, 250, 60_000);
     },
   };
   const redis = new Redis(url, options);

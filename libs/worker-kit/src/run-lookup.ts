@@ -1,4 +1,4 @@
-import { errorMessage, isCodedError } from '@lookup/contracts';
+import { equalJitterBackoff, errorMessage, isCodedError } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import type { LookupData, LookupFn } from './types.ts';
 
@@ -67,8 +67,7 @@ export async function runAttempt(
 
 /** Backoff before `nextAttempt` (2, 3, ...): exponential, capped, with "equal jitter" (half fixed, half random). */
 export function backoffMs(policy: AttemptPolicy, nextAttempt: number, random = Math.random): number {
-  const cap = Math.min(policy.maxBackoffMs, policy.baseBackoffMs * 2 ** Math.max(0, nextAttempt - 2));
-  return Math.round(cap / 2 + random() * (cap / 2));
+  return equalJitterBackoff(nextAttempt - 2, policy.baseBackoffMs, policy.maxBackoffMs, random);
 }
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 100) / 100;
