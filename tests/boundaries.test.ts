@@ -1,12 +1,13 @@
 // The dependency rules of CONVENTIONS.md, enforced by dependency-cruiser with .dependency-cruiser.cjs
 // (`npm run graph:check`): the real workspace must pass, and the same config must report each kind of violation
-// in a small synthetic workspace written to a temp folder (so this test can fail). Each case runs the depcruise CLI
-// exactly as graph:check does, in the folder it checks.
+// in a small synthetic workspace written to a temp folder (so this test can fail).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cruise } from 'dependency-cruiser';
+import extractDepcruiseOptions from 'dependency-cruiser/config-utl/extract-depcruise-options';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,24 +16,20 @@ const CONFIG = '.dependency-cruiser.cjs';
 /** `npm run graph:check`: depcruise with these arguments (err-long: each violation with its rule's comment). */
 const GRAPH_CHECK = ['--config', CONFIG, '--output-type', 'err-long', 'libs', 'services'];
 
-interface Violation {
-  type: string;
-  from: string;
-  to: string;
-  rule: { name: string; severity: string };
-}
-
 const temps: string[] = [];
 afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs depcruise with the repository's config in `cwd`; returns its violations as `rule from -> to`, sorted. */
-function cruise(cwd: string): string[] {
-  const r = spawnSync(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'json', 'libs', 'services'], { cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
-  expect(r.error).toBeUndefined();
-  expect(r.stderr).toBe('');
-  const violations = (JSON.parse(r.stdout) as { summary: { violations: Violation[] } }).summary.violations;
+/**
+ * Cruises libs/ and services/ of `dir` with the copy of the repository's config in it, in process (the CLI would
+ * load TypeScript again for each case); returns the violations as `rule from -> to`, sorted.
+ */
+async function cruiseViolations(dir: string): Promise<string[]> {
+  const options = await extractDepcruiseOptions(path.join(dir, CONFIG));
+  const { output } = await cruise(['libs', 'services'], { ...options, baseDir: dir, validate: true });
+  if (typeof output === 'string') throw new Error(`unexpected depcruise output: ${output}`);
+  const violations = output.summary.violations;
   expect(violations.every((v) => v.rule.severity === 'error')).toBe(true);
   return violations.map((v) => `${v.rule.name} ${v.from} -> ${v.to}`).sort();
 }
@@ -143,7 +140,7 @@ describe('dependency-cruiser: the real workspace', () => {
     expect(Number(/\((\d+) modules/.exec(r.stdout)![1])).toBeGreaterThan(150);
   });
 
-  it('declares in package.json only internal packages the layering allows (no cycle among them either)', () => {
+  it('declares in package.json only internal packages the layering allows (no cycle among them either)', async () => {
     const manifests: Tree = {};
     for (const top of ['libs', 'services', 'services/workers']) {
       for (const name of readdirSync(path.join(ROOT, top))) {
@@ -153,16 +150,16 @@ describe('dependency-cruiser: the real workspace', () => {
     }
     const files = declarations(manifests);
     expect(Object.keys(files).length).toBeGreaterThan(2 * 15);
-    expect(cruise(writeWorkspace(files))).toEqual([]);
+    expect(await cruiseViolations(writeWorkspace(files))).toEqual([]);
   });
 });
 
 describe('dependency-cruiser: synthetic workspaces', () => {
-  it('accepts a workspace that follows every rule', () => {
-    expect(cruise(writeWorkspace(cleanWorkspace()))).toEqual([]);
+  it('accepts a workspace that follows every rule', async () => {
+    expect(await cruiseViolations(writeWorkspace(cleanWorkspace()))).toEqual([]);
   });
 
-  it('reports each kind of violation', () => {
+  it('reports each kind of violation', async () => {
     const ws = cleanWorkspace();
     const add = (file: string, content: string) => {
       ws[file] = content;
@@ -197,7 +194,7 @@ describe('dependency-cruiser: synthetic workspaces', () => {
     add('libs/mystery/src/index.ts', "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n");
     add('services/stray.ts', "import { join } from 'node:path';\nexport const stray = join;\n");
 
-    expect(cruise(writeWorkspace(ws))).toEqual(
+    expect(await cruiseViolations(writeWorkspace(ws))).toEqual(
       [
         'layer-contracts libs/contracts/src/layer.ts -> libs/config/src/index.ts',
         'undeclared-internal-dependency libs/contracts/src/layer.ts -> libs/config/src/index.ts',
@@ -226,12 +223,12 @@ describe('dependency-cruiser: synthetic workspaces', () => {
     );
   });
 
-  it('catches a package.json declaring what the layering forbids', () => {
+  it('catches a package.json declaring what the layering forbids', async () => {
     // The declaration-only check above, on the clean workspace with one bad declaration (config -> logging).
     const ws = cleanWorkspace();
     ws['libs/config/package.json'] = manifest('config', ['contracts', 'logging']);
     const files = declarations(Object.fromEntries(Object.entries(ws).filter(([rel]) => path.basename(rel) === 'package.json')));
-    expect(cruise(writeWorkspace(files))).toEqual([
+    expect(await cruiseViolations(writeWorkspace(files))).toEqual([
       'layer-config libs/config/src/index.ts -> libs/logging/src/index.ts',
       // logging declares config: with config declaring logging, the declarations form a cycle (reported once).
       'no-circular libs/config/src/index.ts -> libs/logging/src/index.ts',
