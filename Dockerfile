@@ -2,10 +2,10 @@
 # (scripts/start.mjs, the root `start` script); docker-compose.yml runs one service per container by overriding
 # `command` with the matching `start:<name>` script's argv.
 #
-# The image carries production dependencies only (`npm ci --omit=dev`: no nx, typescript, vitest, testcontainers,
-# tsx, esbuild), the compiled JavaScript (each package's dist/), the Ping worker's compiled ICMP addon, and the
-# offline demo's RDAP/DNS fixture bundled into one file (tests/fixtures/dist/serve.mjs; docker-compose.yml's
-# `fixtures` service, profile `demo`).
+# The image carries production dependencies only (`npm ci --omit=dev`: no typescript, vitest, testcontainers,
+# tsx, esbuild, dependency-cruiser), the compiled JavaScript (each package's dist/), the Ping worker's compiled ICMP
+# addon, and the offline demo's RDAP/DNS fixture bundled into one file (tests/fixtures/dist/serve.mjs;
+# docker-compose.yml's `fixtures` service, profile `demo`).
 #
 # NODE_VERSION is the one place the Node version is chosen, for every stage (the build compiles the addon against
 # that Node's headers): `docker compose build --build-arg NODE_VERSION=22`, or NODE_VERSION in .env.

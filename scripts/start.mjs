@@ -409,7 +409,7 @@ function procStat(pid) {
 /**
  * Calls onGone once our parent has exited (we were re-parented), or, when the parent is a shell running a command
  * string (`sh -c`, as npm runs scripts), once the shell's parent has. The services do the same
- * (libs/logging, watchParent). Returns a function that stops watching.
+ * (libs/runtime, watchParent). Returns a function that stops watching.
  */
 export function watchParent(onGone, { intervalMs = PARENT_CHECK_MS, readPpid = () => process.ppid } = {}) {
   const parent = readPpid();

@@ -1,3 +1,2 @@
 export * from './logging.ts';
-export * from './lifecycle.ts';
 export * from './pretty.ts';

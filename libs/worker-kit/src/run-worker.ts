@@ -1,7 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
-import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
+import { createLogger, logStartup } from '@lookup/logging';
+import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { createBroker } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';

@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobSubmitted, type TaskCompleted } from '@lookup/contracts';
-import { createLogger, createShutdown, installSignalHandlers, logStartup } from '@lookup/logging';
+import { createLogger, logStartup } from '@lookup/logging';
+import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { createBroker, type ReceivedMessage } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createDeliveryCounter, createJobStore, createRedis } from '@lookup/store';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from '@lookup/logging';
 
 export interface ShutdownStep {
   name: string;

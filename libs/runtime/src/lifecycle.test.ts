@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from './logging.ts';
+import { createLogger } from '@lookup/logging';
 import { watchParent, type ProcReader } from './lifecycle.ts';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
