@@ -1,6 +1,8 @@
 import {
   RoutingKeys,
   SCHEMA_VERSION,
+  commandMessageId,
+  taskCompletedMessageId,
   permanentError,
   serviceName,
   validateTarget,
@@ -87,7 +89,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {
         ...cmd,
-        messageId: `${cmd.jobId}:${service}:${cmd.attempt + 1}`,
+        messageId: commandMessageId(cmd.jobId, service, cmd.attempt + 1),
         occurredAt: new Date().toISOString(),
         attempt: cmd.attempt + 1,
       };
@@ -143,7 +145,7 @@ export function guardTarget(lookup: LookupFn, policy: TargetPolicy): LookupFn {
 
 export function eventFor(result: StoredResult, location: ResultLocation | null, cmd: { jobId: string }): TaskCompleted {
   return {
-    messageId: `${cmd.jobId}:${result.serviceType}:done`,
+    messageId: taskCompletedMessageId(cmd.jobId, result.serviceType),
     correlationId: cmd.jobId,
     schemaVersion: SCHEMA_VERSION,
     occurredAt: new Date().toISOString(),

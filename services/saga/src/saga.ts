@@ -1,6 +1,8 @@
 import {
   RoutingKeys,
   SCHEMA_VERSION,
+  commandMessageId,
+  jobCompletedMessageId,
   serviceInfo,
   serviceName,
   type JobCompleted,
@@ -41,7 +43,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
     await Promise.all(
       ev.services.map((service) => {
         const command: LookupCommand = {
-          messageId: `${ev.jobId}:${service}:1`,
+          messageId: commandMessageId(ev.jobId, service, 1),
           correlationId: ev.jobId,
           schemaVersion: SCHEMA_VERSION,
           occurredAt: new Date().toISOString(),
@@ -110,7 +112,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
   async function announceCompleted(jobId: string): Promise<void> {
     const now = new Date().toISOString();
     const completed: JobCompleted = {
-      messageId: `${jobId}:completed`,
+      messageId: jobCompletedMessageId(jobId),
       correlationId: jobId,
       schemaVersion: SCHEMA_VERSION,
       occurredAt: now,
