@@ -8,3 +8,4 @@ export * from './errors.ts';
 export * from './resources.ts';
 export * from './backoff.ts';
 export * from './message-ids.ts';
+export * from './lua-script.ts';

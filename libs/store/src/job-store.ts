@@ -64,11 +64,11 @@ export type JobStore = ReturnType<typeof createJobStore>;
 
 export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const k = makeKeys(namespace);
-  const recordOutcomeScript = defineScript(redis, 'record_outcome', new URL('./lua/record-outcome.lua', import.meta.url), 2);
-  const markProcessingScript = defineScript(redis, 'mark_processing', new URL('./lua/mark-processing.lua', import.meta.url), 1);
-  const expireScript = defineScript(redis, 'expire_job', new URL('./lua/expire-job.lua', import.meta.url), 2);
-  const cancelScript = defineScript(redis, 'cancel_job', new URL('./lua/cancel-job.lua', import.meta.url), 2);
-  const createScript = defineScript(redis, 'create_job', new URL('./lua/create-job.lua', import.meta.url), 2);
+  const recordOutcomeScript = defineScript(redis, 'record-outcome');
+  const markProcessingScript = defineScript(redis, 'mark-processing');
+  const expireScript = defineScript(redis, 'expire-job');
+  const cancelScript = defineScript(redis, 'cancel-job');
+  const createScript = defineScript(redis, 'create-job');
 
   async function create(job: NewJob): Promise<void> {
     const fields: Record<string, string | number> = {
