@@ -3,6 +3,7 @@ import {
   SCHEMA_VERSION,
   commandMessageId,
   jobCompletedMessageId,
+  outcomeOf,
   serviceInfo,
   serviceName,
   type JobCompleted,
@@ -74,15 +75,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
     const result = await jobs.recordOutcome(
       ev.jobId,
       ev.serviceType,
-      {
-        status: ev.status,
-        success: ev.success,
-        errorMessage: ev.errorMessage,
-        completedAt: ev.completedAt,
-        durationMs: ev.durationMs,
-        attempts: ev.attempts,
-        location: ev.location === null ? null : own,
-      },
+      { ...outcomeOf(ev), location: ev.location === null ? null : own },
       new Date().toISOString(),
     );
     switch (result.disposition) {
