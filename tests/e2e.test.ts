@@ -65,7 +65,7 @@ describe('end to end', () => {
     expect(doc.completedAt).not.toBeNull();
     expect(doc.results).toHaveLength(4);
     for (const r of doc.results) {
-      expect(r, r.serviceType).toMatchObject({ status: 'Succeeded', success: true, errorMessage: null, attempts: 1 });
+      expect(r, r.serviceType).toMatchObject({ status: 'Succeeded', success: true, errorMessage: null, errorCode: null, attempts: 1 });
       expect(typeof r.data).toBe('object');
       expect(r.durationMs).toBeGreaterThanOrEqual(0);
     }

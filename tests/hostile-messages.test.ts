@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import type { GetMessage } from 'amqplib';
-import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type JobDocument } from '@lookup/contracts';
+import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, taskCompletedMessageId, type JobDocument } from '@lookup/contracts';
 import { declarations, topology } from '@lookup/messaging';
 import { createJobStore } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
@@ -59,13 +59,13 @@ async function newJob(services = [0]): Promise<string> {
 
 function taskCompleted(jobId: string, serviceType: number, location: { storage: 'redis'; key: string } | null) {
   return {
-    messageId: `${jobId}:${serviceType}:done`, correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now(),
+    messageId: taskCompletedMessageId(jobId, serviceType), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now(),
     jobId, serviceType, status: 'Succeeded', success: true, errorMessage: null, durationMs: 1, attempts: 1, completedAt: now(), location,
   };
 }
 
 function command(jobId: string, serviceType: number, attempt = 2) {
-  return { messageId: `${jobId}:${serviceType}:${attempt}`, correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now(), jobId, target: '127.0.0.1', targetType: 'IPAddress', serviceType, attempt };
+  return { messageId: commandMessageId(jobId, serviceType, attempt), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now(), jobId, target: '127.0.0.1', targetType: 'IPAddress', serviceType, attempt };
 }
 
 async function getJob(jobId: string) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { StoredResult } from '@lookup/contracts';
-import { createJobStore, createResultStore, deleteByPrefix, type Outcome } from '@lookup/store';
+import { createJobStore, createResultStore, deleteByPrefix, type OutcomeRecord } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
 import { REDIS_URL } from './support/env.ts';
 
@@ -20,8 +20,8 @@ const at = () => new Date().toISOString();
 const stored = (jobId: string, serviceType: 0 | 1 | 2 | 3, data: Record<string, unknown>): StoredResult => ({
   jobId, serviceType, status: 'Succeeded', success: true, data, errorMessage: null, durationMs: 2, attempts: 1, completedAt: at(),
 });
-const outcome = (location: Outcome['location'], status: Outcome['status'] = 'Succeeded'): Outcome => ({
-  status, success: status === 'Succeeded', errorMessage: status === 'Succeeded' ? null : 'boom', completedAt: at(), durationMs: 2, attempts: 1, location,
+const outcome = (location: OutcomeRecord['location'], status: OutcomeRecord['status'] = 'Succeeded'): OutcomeRecord => ({
+  status, success: status === 'Succeeded', errorMessage: status === 'Succeeded' ? null : 'boom', errorCode: null, completedAt: at(), durationMs: 2, attempts: 1, location,
 });
 
 async function newJob(services: Array<0 | 1 | 2 | 3>) {
@@ -90,5 +90,56 @@ describe('job store: the job document', () => {
       ['Ping', 'Failed', null, 'boom'],
       ['RDAP', 'Succeeded', null, null],
     ]);
+  });
+
+  it('shows a failure code, and reads a record written before errorCode existed as null', async () => {
+    const jobId = await newJob([1, 2]);
+    await jobs.recordOutcome(jobId, 1, { ...outcome(null, 'Failed'), errorCode: 'TARGET_REFUSED' }, at());
+    const { errorCode: _, ...old } = outcome(null, 'Failed');
+    await redis.hset(`${ns}:job:${jobId}`, 'o:2', JSON.stringify(old));
+    const doc = await jobs.getDocument(jobId);
+    expect(doc!.results.map((r) => [r.serviceType, r.status, r.errorCode])).toEqual([
+      ['Ping', 'Failed', 'TARGET_REFUSED'],
+      ['RDAP', 'Failed', null],
+    ]);
+  });
+});
+
+describe('job store: finishing a job early (cancel-job.lua and expire-job.lua share includes/finish-job.lua)', () => {
+  const unreported = (status: string, errorMessage: string) => ({
+    status, success: false, data: null, errorMessage, errorCode: null, durationMs: null, attempts: 0,
+  });
+
+  it('cancel records every service still without an outcome Cancelled, counts it, and leaves the deadline index', async () => {
+    const jobId = await newJob([0, 1, 2]);
+    await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
+    const now = at();
+    expect(await jobs.cancel(jobId, now)).toEqual({ disposition: 'cancelled', status: 'Cancelled' });
+    const hash = await redis.hgetall(`${ns}:job:${jobId}`);
+    expect(hash).toMatchObject({ status: 'Cancelled', completedAt: now, done: '3' });
+    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBeNull();
+    const doc = await jobs.getDocument(jobId);
+    expect(doc!.results).toEqual([
+      { serviceType: 'GeoIP', ...unreported('Cancelled', 'the job was cancelled'), completedAt: now },
+      expect.objectContaining({ serviceType: 'Ping', status: 'Failed', errorMessage: 'boom' }),
+      { serviceType: 'RDAP', ...unreported('Cancelled', 'the job was cancelled'), completedAt: now },
+    ]);
+    expect(await jobs.cancel(jobId, at())).toEqual({ disposition: 'finished', status: 'Cancelled' });
+  });
+
+  it('expire records every service still without an outcome TimedOut and completes the job, once due', async () => {
+    const jobId = randomUUID();
+    const deadlineAt = Date.now() + 60_000;
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [3, 0], createdAt: at(), deadlineAt });
+    await jobs.recordOutcome(jobId, 0, outcome(null, 'Failed'), at());
+    expect((await jobs.expire(jobId, new Date(deadlineAt - 1))).disposition).toBe('not-due');
+    const now = new Date(deadlineAt + 1);
+    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false });
+    expect(await redis.hgetall(`${ns}:job:${jobId}`)).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
+    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBeNull();
+    const doc = await jobs.getDocument(jobId);
+    expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
+    expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
+    expect((await jobs.expire(jobId, now)).disposition).toBe('finished');
   });
 });

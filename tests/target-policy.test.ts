@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type JobDocument, type StoredResult, type TargetType } from '@lookup/contracts';
+import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, type JobDocument, type StoredResult, type TargetType } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore, keys } from '@lookup/store';
 import { startDnsFixture, type DnsFixture } from './fixtures/index.ts';
@@ -81,10 +81,10 @@ const pingWorkerLog = () => suite.processes.find((p) => p.name === 'ping')!.line
 
 /**
  * What a forger with access to the broker does: a job record for the result to land in, then a lookup command
- * published straight to the commands exchange, bypassing the API and the saga. Returns the stored result, read
- * with a raw Redis client.
+ * published straight to the commands exchange, bypassing the API and the saga. Returns the job id and the stored
+ * result, read with a raw Redis client.
  */
-async function forge(target: string, targetType: TargetType, serviceName: string): Promise<StoredResult> {
+async function forge(target: string, targetType: TargetType, serviceName: string): Promise<{ jobId: string; result: StoredResult }> {
   const jobId = randomUUID();
   const s = service(serviceName);
   const now = new Date().toISOString();
@@ -92,11 +92,11 @@ async function forge(target: string, targetType: TargetType, serviceName: string
     jobId, target, targetType, services: [s.value], createdAt: now, deadlineAt: Date.now() + 120_000,
   });
   await amqp.publish(t.exchanges.commands, RoutingKeys.command(s.slug), {
-    messageId: `${jobId}:${s.value}:1`, correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
+    messageId: commandMessageId(jobId, s.value, 1), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
     target, targetType, serviceType: s.value, attempt: 1,
-  }, { messageId: `${jobId}:${s.value}:1`, correlationId: jobId });
+  }, { messageId: commandMessageId(jobId, s.value, 1), correlationId: jobId });
   const raw = await waitFor(async () => (await redis.get(keys(ns).result(jobId, s.value))) ?? undefined, 30_000);
-  return JSON.parse(raw) as StoredResult;
+  return { jobId, result: JSON.parse(raw) as StoredResult };
 }
 
 describe('target policy, end to end (ALLOW_PRIVATE_TARGETS unset)', () => {
@@ -116,24 +116,39 @@ describe('target policy, end to end (ALLOW_PRIVATE_TARGETS unset)', () => {
     expect(pingRuns()).toBe('');
   });
 
-  it('forged lookup commands for those domains and for loopback literals are recorded Failed naming the rule; nothing is pinged', async () => {
-    const cases: [string, TargetType, string, RegExp][] = [
-      ['example.test', 'Domain', 'Ping', /example\.test resolved to 127\.0\.0\.2, which the target policy refuses: .*rule loopback/],
-      ['dual.example.test', 'Domain', 'Ping', /dual\.example\.test resolved to 127\.0\.0\.1, .*rule loopback/],
-      ['ipv6.example.test', 'Domain', 'Ping', /ipv6\.example\.test resolved to ::1, .*rule loopback/],
-      ['example.test', 'Domain', 'GeoIP', /rule loopback/],
-      ['127.0.0.1', 'IPAddress', 'Ping', /^127\.0\.0\.1 is refused by the target policy \(rule loopback\)/],
-      ['2002:7f00:1::1', 'IPAddress', 'Ping', /rule 6to4-embedded-loopback/],
-      ['127.0.0.1', 'IPAddress', 'GeoIP', /rule loopback/],
-      ['127.0.0.1', 'IPAddress', 'ReverseDNS', /rule loopback/],
-      ['localhost', 'IPAddress', 'Ping', /not a valid lookup target/],
-      ['127.0.0.1', 'Domain', 'Ping', /is an IP address, not the Domain it claims/],
+  it('forged lookup commands for those domains and for loopback literals are recorded Failed naming the rule, with the code in GET /api/lookup/{id}; nothing is pinged', async () => {
+    const cases: [string, TargetType, string, RegExp, string][] = [
+      ['example.test', 'Domain', 'Ping', /example\.test resolved to 127\.0\.0\.2, which the target policy refuses: .*rule loopback/, 'TARGET_REFUSED'],
+      ['dual.example.test', 'Domain', 'Ping', /dual\.example\.test resolved to 127\.0\.0\.1, .*rule loopback/, 'TARGET_REFUSED'],
+      ['ipv6.example.test', 'Domain', 'Ping', /ipv6\.example\.test resolved to ::1, .*rule loopback/, 'TARGET_REFUSED'],
+      ['example.test', 'Domain', 'GeoIP', /rule loopback/, 'TARGET_REFUSED'],
+      ['127.0.0.1', 'IPAddress', 'Ping', /^127\.0\.0\.1 is refused by the target policy \(rule loopback\)/, 'TARGET_REFUSED'],
+      ['2002:7f00:1::1', 'IPAddress', 'Ping', /rule 6to4-embedded-loopback/, 'TARGET_REFUSED'],
+      ['127.0.0.1', 'IPAddress', 'GeoIP', /rule loopback/, 'TARGET_REFUSED'],
+      ['127.0.0.1', 'IPAddress', 'ReverseDNS', /rule loopback/, 'TARGET_REFUSED'],
+      ['localhost', 'IPAddress', 'Ping', /not a valid lookup target/, 'TARGET_INVALID'],
+      ['127.0.0.1', 'Domain', 'Ping', /is an IP address, not the Domain it claims/, 'TARGET_INVALID'],
     ];
-    const results = await Promise.all(cases.map(([target, type, name]) => forge(target, type, name)));
-    results.forEach((result, i) => {
-      const [target, type, name, message] = cases[i]!;
-      expect(result, `${name} ${type} ${target}`).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1 });
+    const forged = await Promise.all(cases.map(([target, type, name]) => forge(target, type, name)));
+    forged.forEach(({ result }, i) => {
+      const [target, type, name, message, code] = cases[i]!;
+      expect(result, `${name} ${type} ${target}`).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1, errorCode: code });
       expect(result.errorMessage, `${name} ${target}`).toMatch(message);
+    });
+    // The code crosses the worker -> saga -> API boundary: the job document shows it.
+    const docs = await Promise.all(
+      forged.map(({ jobId }) =>
+        waitFor(async () => {
+          const d = (await (await fetch(`${suite.apiUrl}/api/lookup/${jobId}`)).json()) as JobDocument;
+          return d.status === 'Completed' ? d : undefined;
+        }, 30_000),
+      ),
+    );
+    docs.forEach((doc, i) => {
+      const [target, type, name, message, code] = cases[i]!;
+      expect(doc.results, `${name} ${type} ${target}`).toEqual([
+        expect.objectContaining({ serviceType: name, status: 'Failed', errorMessage: expect.stringMatching(message), errorCode: code }),
+      ]);
     });
     expect(pingRuns()).toBe('');
     expect(pingWorkerLog()).toContain('target refused by the target policy; no lookup');

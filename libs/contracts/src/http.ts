@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { JobStatusSchema, ResultStatusSchema, TargetTypeSchema } from './messages.ts';
+import { JobStatusSchema, TargetTypeSchema } from './messages.ts';
+import { RecordedOutcomeFields } from './outcome.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
 
@@ -36,16 +37,18 @@ export const SubmitLookupAcceptedSchema = Type.Object(
 );
 export type SubmitLookupAccepted = Static<typeof SubmitLookupAcceptedSchema>;
 
+// status and success are taken out only to keep `data` where it always was in the answer (keys in schema order).
+const { status, success, ...outcomeRest } = RecordedOutcomeFields;
+
+/** One service's recorded outcome (outcome.ts) and its data. */
 export const ServiceResultSchema = Type.Object(
   {
     serviceType: Type.String({ description: 'Service name' }),
-    status: ResultStatusSchema,
-    success: Type.Boolean(),
+    status,
+    success,
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
-    errorMessage: Type.Union([Type.String(), Type.Null()]),
+    ...outcomeRest,
     completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    durationMs: Type.Union([Type.Number(), Type.Null()]),
-    attempts: Type.Integer(),
   },
   { $id: 'ServiceResult' },
 );

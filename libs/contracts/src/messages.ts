@@ -1,6 +1,7 @@
-import { Type, type Static, type TSchema, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { RESULT_STATUSES, JOB_STATUSES, TARGET_TYPES } from './status.ts';
+import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
+import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema } from './outcome.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 
@@ -12,19 +13,15 @@ export const RoutingKeys = Object.freeze({
   command: (slug: string) => `lookup.${slug}`,
 });
 
-type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
-const literalUnion = <const T extends readonly string[]>(values: T): TUnion<LiteralTuple<T>> =>
-  Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<LiteralTuple<T>>;
+// literalUnion is in status.ts; ResultStatusSchema and ResultLocationSchema are part of the outcome (outcome.ts).
 
 export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
 export const TargetTypeSchema = literalUnion(TARGET_TYPES);
-export const ResultStatusSchema = literalUnion(RESULT_STATUSES);
 export const JobStatusSchema = literalUnion(JOB_STATUSES);
 /** A job id (any UUID, either case): the one pattern the messages, the HTTP routes and the workers check. */
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 export const UUID_RE = new RegExp(UUID_PATTERN);
 const Uuid = Type.String({ pattern: UUID_PATTERN });
-const IsoDate = Type.String({ minLength: 20, maxLength: 40 });
 
 /** Fields every message carries. `correlationId` is the job id. */
 const Envelope = {
@@ -60,23 +57,14 @@ export const LookupCommandSchema = Type.Object(
 );
 export type LookupCommand = Static<typeof LookupCommandSchema>;
 
-export const ResultLocationSchema = Type.Object(
-  { storage: Type.Literal('redis'), key: Type.String({ minLength: 1, maxLength: 512 }) },
-  { additionalProperties: false },
-);
-export type ResultLocation = Static<typeof ResultLocationSchema>;
-
 export const TaskCompletedSchema = Type.Object(
   {
     ...Envelope,
     jobId: Uuid,
     serviceType: ServiceTypeSchema,
-    status: ResultStatusSchema,
-    success: Type.Boolean(),
-    errorMessage: Type.Union([Type.String({ maxLength: 2000 }), Type.Null()]),
-    durationMs: Type.Number({ minimum: 0 }),
-    attempts: Type.Integer({ minimum: 0, maximum: 100 }),
-    completedAt: IsoDate,
+    ...OutcomeFields,
+    /** Absent from messages sent before the field existed: read as null. */
+    errorCode: Type.Optional(OutcomeFields.errorCode),
     /** Where the result document is; null when there is none (e.g. a cancelled task). */
     location: Type.Union([ResultLocationSchema, Type.Null()]),
   },
@@ -99,13 +87,10 @@ export type JobCompleted = Static<typeof JobCompletedSchema>;
 export const StoredResultSchema = Type.Object({
   jobId: Uuid,
   serviceType: ServiceTypeSchema,
-  status: ResultStatusSchema,
-  success: Type.Boolean(),
   data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-  errorMessage: Type.Union([Type.String(), Type.Null()]),
-  durationMs: Type.Number({ minimum: 0 }),
-  attempts: Type.Integer({ minimum: 0 }),
-  completedAt: IsoDate,
+  ...OutcomeFields,
+  /** Absent from documents stored before the field existed: read as null. */
+  errorCode: Type.Optional(OutcomeFields.errorCode),
 });
 export type StoredResult = Static<typeof StoredResultSchema>;
 

@@ -1,3 +1,5 @@
+import { Type, type TLiteral, type TUnion } from '@sinclair/typebox';
+
 export const JOB_STATUSES = ['Pending', 'Processing', 'Completed', 'Cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
@@ -17,3 +19,8 @@ export function completionPercentage(requested: number, withOutcome: number): nu
   const done = Math.min(Math.max(withOutcome, 0), requested);
   return Math.floor((done * 100) / requested);
 }
+
+type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
+/** The schema of one of a list of strings (the status vocabularies above). */
+export const literalUnion = <const T extends readonly string[]>(values: T): TUnion<LiteralTuple<T>> =>
+  Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<LiteralTuple<T>>;

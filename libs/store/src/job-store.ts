@@ -2,10 +2,11 @@ import {
   ALL_SERVICES,
   serviceName,
   completionPercentage,
+  outcomeOf,
   type JobDocument,
   type JobStatus,
+  type RecordedOutcome,
   type ResultLocation,
-  type ResultStatus,
   type ServiceResult,
   type ServiceType,
   type StoredResult,
@@ -24,21 +25,21 @@ export interface NewJob {
   deadlineAt: number;
 }
 
-/** What the saga records per service: the event's metadata and where the data is, never the data. */
-export interface Outcome {
-  status: ResultStatus;
-  success: boolean;
-  errorMessage: string | null;
-  completedAt: string;
-  durationMs: number | null;
-  attempts: number;
-  location: ResultLocation | null;
+/**
+ * What the job records per service (field `o:<service>` of its hash, one JSON document): the outcome
+ * (contracts' RecordedOutcome) and where the result data is, never the data.
+ */
+export type OutcomeRecord = RecordedOutcome & { location: ResultLocation | null };
+
+/** The outcome recorded for a service that never reported: the job was cancelled, or its deadline passed. */
+function unreportedOutcome(status: 'Cancelled' | 'TimedOut', errorMessage: string, at: string): OutcomeRecord {
+  return { status, success: false, errorMessage, errorCode: null, completedAt: at, durationMs: null, attempts: 0, location: null };
 }
 
 export interface JobRecord extends NewJob {
   status: JobStatus;
   completedAt: string | null;
-  outcomes: Map<ServiceType, Outcome>;
+  outcomes: Map<ServiceType, OutcomeRecord>;
   notified: boolean;
 }
 
@@ -64,11 +65,11 @@ export type JobStore = ReturnType<typeof createJobStore>;
 
 export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const k = makeKeys(namespace);
-  const recordOutcomeScript = defineScript(redis, 'record_outcome', new URL('./lua/record-outcome.lua', import.meta.url), 2);
-  const markProcessingScript = defineScript(redis, 'mark_processing', new URL('./lua/mark-processing.lua', import.meta.url), 1);
-  const expireScript = defineScript(redis, 'expire_job', new URL('./lua/expire-job.lua', import.meta.url), 2);
-  const cancelScript = defineScript(redis, 'cancel_job', new URL('./lua/cancel-job.lua', import.meta.url), 2);
-  const createScript = defineScript(redis, 'create_job', new URL('./lua/create-job.lua', import.meta.url), 2);
+  const recordOutcomeScript = defineScript(redis, 'record-outcome');
+  const markProcessingScript = defineScript(redis, 'mark-processing');
+  const expireScript = defineScript(redis, 'expire-job');
+  const cancelScript = defineScript(redis, 'cancel-job');
+  const createScript = defineScript(redis, 'create-job');
 
   async function create(job: NewJob): Promise<void> {
     const fields: Record<string, string | number> = {
@@ -123,16 +124,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       const o = record.outcomes.get(s);
       if (!o) continue;
       const json = o.location ? stored.get(s) : null;
-      results.push({
-        serviceType: serviceName(s),
-        status: o.status,
-        success: o.success,
-        data: json ? resultData(json, record.jobId, s) : null,
-        errorMessage: o.errorMessage,
-        completedAt: o.completedAt,
-        durationMs: o.durationMs,
-        attempts: o.attempts,
-      });
+      results.push({ serviceType: serviceName(s), data: json ? resultData(json, record.jobId, s) : null, ...outcomeOf(o) });
     }
     return {
       jobId: record.jobId,
@@ -151,7 +143,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return (await markProcessingScript([k.job(jobId)], [at])) as JobStatus | '';
   }
 
-  async function recordOutcome(jobId: string, service: ServiceType, outcome: Outcome, at: string): Promise<RecordOutcomeResult> {
+  async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
     const [disposition, status, notified] = (await recordOutcomeScript(
       [k.job(jobId), k.deadlines],
       [service, JSON.stringify(outcome), at, jobId],
@@ -165,12 +157,18 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean }> {
-    const [disposition, status, notified] = (await expireScript([k.job(jobId), k.deadlines], [jobId, now.toISOString(), now.getTime()])) as [ExpireDisposition, JobStatus | '', string];
+    const [disposition, status, notified] = (await expireScript(
+      [k.job(jobId), k.deadlines],
+      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
+    )) as [ExpireDisposition, JobStatus | '', string];
     return { disposition, status, notified: notified === '1' };
   }
 
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
-    const [disposition, status] = (await cancelScript([k.job(jobId), k.deadlines], [jobId, at])) as [CancelDisposition, JobStatus | ''];
+    const [disposition, status] = (await cancelScript(
+      [k.job(jobId), k.deadlines],
+      [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
+    )) as [CancelDisposition, JobStatus | ''];
     return { disposition, status };
   }
 
@@ -195,11 +193,14 @@ function resultData(json: string, jobId: string, service: ServiceType): StoredRe
   return r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
 }
 
-/** An outcome as recorded, or undefined when the field does not hold one (never throws: the job stays readable). */
-function parseOutcome(raw: string): Outcome | undefined {
+/**
+ * An outcome as recorded, or undefined when the field does not hold one (never throws: the job stays readable).
+ * Records written before `errorCode` existed read it as null.
+ */
+function parseOutcome(raw: string): OutcomeRecord | undefined {
   try {
-    const o = JSON.parse(raw) as Outcome | null;
-    return o && typeof o === 'object' && typeof o.status === 'string' ? o : undefined;
+    const o = JSON.parse(raw) as OutcomeRecord | null;
+    return o && typeof o === 'object' && typeof o.status === 'string' ? { ...outcomeOf(o), location: o.location ?? null } : undefined;
   } catch {
     return undefined;
   }
@@ -208,7 +209,7 @@ function parseOutcome(raw: string): Outcome | undefined {
 function toRecord(h: Record<string, string>): JobRecord | undefined {
   if (!h.jobId) return undefined;
   const services = h.services ? h.services.split(',').map((s) => Number(s) as ServiceType) : [];
-  const outcomes = new Map<ServiceType, Outcome>();
+  const outcomes = new Map<ServiceType, OutcomeRecord>();
   for (const s of services) {
     const raw = h[`o:${s}`];
     const outcome = raw ? parseOutcome(raw) : undefined;

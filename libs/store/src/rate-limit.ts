@@ -81,7 +81,7 @@ export function createRateLimiter({
   if (!Number.isInteger(windowMs) || windowMs < submitSegments) throw new RangeError(`windowMs must be an integer >= ${submitSegments}`);
 
   const k = makeKeys(namespace);
-  const script = defineScript(redis, 'rate_limit', new URL('./lua/rate-limit.lua', import.meta.url), 2);
+  const script = defineScript(redis, 'rate-limit');
   const tiers: Record<RateLimitTier, { limit: number; segments: number; global: boolean }> = {
     submit: { limit: limits.submitPerMin, segments: submitSegments, global: true },
     api: { limit: limits.apiPerMin, segments: 1, global: true },

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
-import { equalJitterBackoff } from '@lookup/contracts';
+import { defineLuaCommand, equalJitterBackoff, type ScriptCall } from '@lookup/contracts';
 
 export { Redis } from 'ioredis';
 
@@ -65,19 +64,13 @@ export async function waitForRedis(redis: Redis, timeoutMs = 30_000): Promise<vo
   });
 }
 
-export type ScriptCall = (keys: string[], args: (string | number)[]) => Promise<unknown>;
-
 /**
- * Registers a Lua script kept beside the store code. ioredis loads it once and calls it by SHA
- * (EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a Redis restart).
+ * Registers the Lua script `./lua/<name>.lua` kept beside the store code (includes from `./lua/includes/`
+ * spliced in): contracts' one loader (shared with @lookup/coordination, see lua-script.ts), under this library's
+ * command prefix. Call it with the script's keys and arguments.
  */
-export function defineScript(redis: Redis, name: string, file: URL, numberOfKeys: number): ScriptCall {
-  const commandName = `lookup_${name}`;
-  if (!(commandName in redis)) {
-    redis.defineCommand(commandName, { lua: readFileSync(file, 'utf8'), numberOfKeys });
-  }
-  const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[commandName]!;
-  return (keys, args) => command.call(redis, ...keys, ...args);
+export function defineScript(redis: Redis, name: string): ScriptCall {
+  return defineLuaCommand(redis, `lookup_${name.replace(/-/g, '_')}`, new URL(`./lua/${name}.lua`, import.meta.url));
 }
 
 /** Deletes every key under a prefix (tests and the benchmark clean their NAMESPACE with it). */

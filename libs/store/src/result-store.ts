@@ -31,7 +31,7 @@ export type ResultStore = ReturnType<typeof createResultStore>;
  */
 export function createResultStore({ redis, namespace, ttlSeconds }: ResultStoreDeps) {
   const k = makeKeys(namespace);
-  const saveScript = defineScript(redis, 'save_result', new URL('./lua/save-result.lua', import.meta.url), 2);
+  const saveScript = defineScript(redis, 'save-result');
 
   function locate(jobId: string, service: ServiceType): ResultLocation {
     return { storage: 'redis', key: k.result(jobId, service) };

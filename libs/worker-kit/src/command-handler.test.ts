@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@lookup/logging';
-import { createTargetPolicy, type JobStatus, type LookupCommand, type StoredResult, type TaskCompleted } from '@lookup/contracts';
+import { commandMessageId, createTargetPolicy, type JobStatus, type LookupCommand, type StoredResult, type TaskCompleted } from '@lookup/contracts';
 import type { ReceivedMessage } from '@lookup/messaging';
 import type { SaveResultOutcome, SaveSkipped } from '@lookup/store';
 import { PRECHECK_AFTER_MS, createCommandHandler } from './command-handler.ts';
@@ -54,7 +54,7 @@ function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: S
 }
 
 const command = (ageMs: number, attempt = 1): LookupCommand => ({
-  messageId: `${JOB}:3:${attempt}`,
+  messageId: commandMessageId(JOB, 3, attempt),
   correlationId: JOB,
   schemaVersion: 1,
   occurredAt: new Date(NOW - ageMs).toISOString(),
@@ -99,7 +99,8 @@ describe('command handler: when the job status is checked', () => {
       await h.handle(d);
       expect(h.calls.sort()).toEqual(['find', 'getStatus']);
       expect(h.published).toHaveLength(1);
-      expect(h.published[0]).toMatchObject({ status: 'Succeeded', attempts: 1 });
+      // A document stored before errorCode existed is re-announced with errorCode null.
+      expect(h.published[0]).toMatchObject({ status: 'Succeeded', attempts: 1, errorCode: null });
     }
   });
 
@@ -129,9 +130,9 @@ describe('command handler: the target policy, on every command whoever sent it',
     await h.handle(delivery(forged(target)));
     expect(h.calls).toEqual(['saveIfOpen']);
     expect(h.saved).toHaveLength(1);
-    expect(h.saved[0]).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1 });
+    expect(h.saved[0]).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1, errorCode: 'TARGET_REFUSED' });
     expect(h.saved[0]!.errorMessage).toContain(`rule ${rule}`);
-    expect(h.published[0]).toMatchObject({ status: 'Failed', errorMessage: h.saved[0]!.errorMessage });
+    expect(h.published[0]).toMatchObject({ status: 'Failed', errorMessage: h.saved[0]!.errorMessage, errorCode: 'TARGET_REFUSED' });
   });
 
   it.each([
@@ -145,7 +146,7 @@ describe('command handler: the target policy, on every command whoever sent it',
     const h = harness({ status: 'Processing', allowPrivate: true });
     await h.handle(delivery(forged(target, targetType)));
     expect(h.calls).toEqual(['saveIfOpen']);
-    expect(h.saved[0]).toMatchObject({ status: 'Failed' });
+    expect(h.saved[0]).toMatchObject({ status: 'Failed', errorCode: 'TARGET_INVALID' });
     expect(h.saved[0]!.errorMessage).toMatch(message);
   });
 

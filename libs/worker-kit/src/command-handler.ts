@@ -1,6 +1,9 @@
 import {
   RoutingKeys,
   SCHEMA_VERSION,
+  commandMessageId,
+  taskCompletedMessageId,
+  outcomeOf,
   permanentError,
   serviceName,
   validateTarget,
@@ -87,7 +90,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {
         ...cmd,
-        messageId: `${cmd.jobId}:${service}:${cmd.attempt + 1}`,
+        messageId: commandMessageId(cmd.jobId, service, cmd.attempt + 1),
         occurredAt: new Date().toISOString(),
         attempt: cmd.attempt + 1,
       };
@@ -102,6 +105,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       success: outcome.ok,
       data: outcome.ok ? outcome.data : null,
       errorMessage: outcome.ok ? null : outcome.errorMessage,
+      errorCode: outcome.ok ? null : outcome.errorCode,
       durationMs: outcome.durationMs,
       attempts: cmd.attempt,
       completedAt: new Date().toISOString(),
@@ -143,18 +147,13 @@ export function guardTarget(lookup: LookupFn, policy: TargetPolicy): LookupFn {
 
 export function eventFor(result: StoredResult, location: ResultLocation | null, cmd: { jobId: string }): TaskCompleted {
   return {
-    messageId: `${cmd.jobId}:${result.serviceType}:done`,
+    messageId: taskCompletedMessageId(cmd.jobId, result.serviceType),
     correlationId: cmd.jobId,
     schemaVersion: SCHEMA_VERSION,
     occurredAt: new Date().toISOString(),
     jobId: cmd.jobId,
     serviceType: result.serviceType,
-    status: result.status,
-    success: result.success,
-    errorMessage: result.errorMessage,
-    durationMs: result.durationMs,
-    attempts: result.attempts,
-    completedAt: result.completedAt,
+    ...outcomeOf(result),
     location,
   };
 }

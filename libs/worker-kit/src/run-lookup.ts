@@ -1,4 +1,4 @@
-import { equalJitterBackoff, errorMessage, isCodedError } from '@lookup/contracts';
+import { equalJitterBackoff, errorCodeOf, errorMessage, isCodedError } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import type { LookupData, LookupFn } from './types.ts';
 
@@ -14,7 +14,7 @@ export interface AttemptPolicy {
 
 export type AttemptOutcome =
   | { ok: true; data: LookupData; durationMs: number }
-  | { ok: false; retryable: boolean; timedOut: boolean; errorMessage: string; durationMs: number };
+  | { ok: false; retryable: boolean; timedOut: boolean; errorMessage: string; errorCode: string | null; durationMs: number };
 
 class AttemptTimeout extends Error {
   readonly code = 'LOOKUP_TIMEOUT';
@@ -57,6 +57,7 @@ export async function runAttempt(
       timedOut,
       retryable: timedOut || !isCodedError(err) || err.retryable,
       errorMessage: errorMessage(err),
+      errorCode: isCodedError(err) ? errorCodeOf(err) : null,
       durationMs: elapsed(started),
     };
   } finally {

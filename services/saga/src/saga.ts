@@ -1,6 +1,9 @@
 import {
   RoutingKeys,
   SCHEMA_VERSION,
+  commandMessageId,
+  jobCompletedMessageId,
+  outcomeOf,
   serviceInfo,
   serviceName,
   type JobCompleted,
@@ -41,7 +44,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
     await Promise.all(
       ev.services.map((service) => {
         const command: LookupCommand = {
-          messageId: `${ev.jobId}:${service}:1`,
+          messageId: commandMessageId(ev.jobId, service, 1),
           correlationId: ev.jobId,
           schemaVersion: SCHEMA_VERSION,
           occurredAt: new Date().toISOString(),
@@ -72,15 +75,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
     const result = await jobs.recordOutcome(
       ev.jobId,
       ev.serviceType,
-      {
-        status: ev.status,
-        success: ev.success,
-        errorMessage: ev.errorMessage,
-        completedAt: ev.completedAt,
-        durationMs: ev.durationMs,
-        attempts: ev.attempts,
-        location: ev.location === null ? null : own,
-      },
+      { ...outcomeOf(ev), location: ev.location === null ? null : own },
       new Date().toISOString(),
     );
     switch (result.disposition) {
@@ -110,7 +105,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
   async function announceCompleted(jobId: string): Promise<void> {
     const now = new Date().toISOString();
     const completed: JobCompleted = {
-      messageId: `${jobId}:completed`,
+      messageId: jobCompletedMessageId(jobId),
       correlationId: jobId,
       schemaVersion: SCHEMA_VERSION,
       occurredAt: now,

@@ -1,8 +1,10 @@
 -- Finishes a job whose deadline has passed: every requested service still without an outcome is recorded
 -- TimedOut and the job completes with what it has. Idempotent; never touches a finished job.
 -- KEYS[1] job hash; KEYS[2] deadline index (sorted set)
--- ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] now (epoch ms)
+-- ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] now (epoch ms); ARGV[4] the TimedOut outcome (JSON, built by
+-- job-store.ts)
 -- Returns { disposition, status, notified }: disposition expired | not-due | finished | missing
+--- @include "includes/finish-job"
 local job = KEYS[1]
 local status = redis.call('HGET', job, 'status')
 if not status then
@@ -16,13 +18,5 @@ if status == 'Completed' or status == 'Cancelled' then
 end
 local deadline = tonumber(redis.call('HGET', job, 'deadlineAt') or '0')
 if deadline > tonumber(ARGV[3]) then return { 'not-due', status, notified } end
-local outcome = cjson.encode({
-  status = 'TimedOut', success = false, errorMessage = 'no result before the job deadline',
-  completedAt = ARGV[2], durationMs = cjson.null, attempts = 0, location = cjson.null,
-})
-for service in string.gmatch(redis.call('HGET', job, 'services') or '', '[^,]+') do
-  if redis.call('HSETNX', job, 'o:' .. service, outcome) == 1 then redis.call('HINCRBY', job, 'done', 1) end
-end
-redis.call('HSET', job, 'status', 'Completed', 'completedAt', ARGV[2], 'timedOut', '1')
-redis.call('ZREM', KEYS[2], ARGV[1])
+finishJob(job, KEYS[2], ARGV[1], ARGV[4], 'Completed', ARGV[2], 'timedOut', '1')
 return { 'expired', 'Completed', notified }

@@ -1,8 +1,9 @@
 -- Records one service's outcome on a job, atomically and idempotently.
 -- KEYS[1]  job hash
 -- KEYS[2]  deadline index (sorted set): the job leaves it when it completes
--- ARGV[1]  service number (0-3)
--- ARGV[2]  outcome JSON (status, success, errorMessage, completedAt, durationMs, attempts, location)
+-- ARGV[1]  service number
+-- ARGV[2]  the outcome (JSON of job-store.ts's OutcomeRecord: @lookup/contracts' outcome.ts plus location),
+--          stored as it is: this script never reads its fields
 -- ARGV[3]  completion time (ISO 8601) to stamp if this outcome completes the job
 -- ARGV[4]  job id
 -- Returns { disposition, jobStatus, notified }

@@ -12,6 +12,7 @@ import {
   type SubmitLookupAccepted,
   type SubmitLookupBody,
 } from '@lookup/contracts';
+import { jobCompletedMessageId } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
 import type { ApiDeps } from '../deps.ts';
@@ -357,7 +358,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         return sendError(reply, 409, { error: 'Job already finished', message: `Job ${jobId} is already ${result.status}` });
       }
       const event: JobCompleted = {
-        messageId: `${jobId}:completed`,
+        messageId: jobCompletedMessageId(jobId),
         correlationId: jobId,
         schemaVersion: SCHEMA_VERSION,
         occurredAt: now,

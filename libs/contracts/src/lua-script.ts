@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The one Lua script loader of the suite (@lookup/store and @lookup/coordination each wrap it in a two-line
+ * `defineScript`). It lives here because both infra libraries may import contracts and neither may import the
+ * other (scripts/check-boundaries.mjs); it needs no Redis client library: the client is taken structurally.
+ *
+ * Convention: a library keeps its scripts in `src/lua/<name>.lua` and shared blocks in `src/lua/includes/`. A
+ * line `--- @include "includes/<name>"` (BullMQ's syntax; path relative to the including file, `.lua` optional)
+ * is replaced at load time by that file's text, includes nested in it resolved the same way. Each file is
+ * spliced once per script (a second include of it is dropped), a cycle or a missing file fails loudly at load,
+ * i.e. when the store or coordinator is created. Scripts are read and resolved once per process (cached).
+ */
+
+/** `--- @include "name"` (or `-- @include 'name'`) alone on its line. */
+const INCLUDE_LINE = /^[ \t]*-{2,3}[ \t]*@include[ \t]+(["'])(.+?)\1[ \t;]*$/gm;
+
+export type ReadText = (file: URL) => string;
+
+export class LuaIncludeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LuaIncludeError';
+  }
+}
+
+const fileName = (file: URL) => file.pathname.slice(file.pathname.lastIndexOf('/') + 1);
+
+/** A loader with its own cache, over `read` (tests pass an in-memory reader). */
+export function createLuaLoader(read: ReadText = (file) => readFileSync(file, 'utf8')) {
+  const cache = new Map<string, string>();
+
+  function resolve(file: URL, chain: string[], spliced: Set<string>): string {
+    let source: string;
+    try {
+      source = read(file);
+    } catch (err) {
+      const from = chain.length > 0 ? ` (included by ${chain.map((href) => fileName(new URL(href))).join(' -> ')})` : '';
+      throw new LuaIncludeError(`lua script ${file.pathname} cannot be read${from}: ${(err as Error).message}`);
+    }
+    const here = [...chain, file.href];
+    return source.replace(INCLUDE_LINE, (_line, _quote: string, name: string) => {
+      const target = new URL(name.endsWith('.lua') ? name : `${name}.lua`, file);
+      if (here.includes(target.href)) {
+        throw new LuaIncludeError(`lua include cycle: ${[...here, target.href].map((href) => fileName(new URL(href))).join(' -> ')}`);
+      }
+      if (spliced.has(target.href)) return `-- @include "${name}": already spliced above`;
+      spliced.add(target.href);
+      const body = resolve(target, here, spliced).replace(/\s+$/, '');
+      return `-- >>> @include "${name}"\n${body}\n-- <<< @include "${name}"`;
+    });
+  }
+
+  /** The script at `file` with every include spliced in. */
+  return function load(file: URL): string {
+    let lua = cache.get(file.href);
+    if (lua === undefined) {
+      lua = resolve(file, [], new Set());
+      cache.set(file.href, lua);
+    }
+    return lua;
+  };
+}
+
+export const loadLuaScript = createLuaLoader();
+
+export type ScriptCall = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+
+/** What the loader needs of a Redis client (ioredis's `defineCommand`). */
+export interface ScriptHost {
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+}
+
+/**
+ * Registers `file` (includes spliced) as the client's command `commandName`, once per client: ioredis calls it
+ * by SHA (EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a Redis restart). The number of keys is given
+ * per call, so one script can take a variable number of keys.
+ */
+export function defineLuaCommand(client: ScriptHost, commandName: string, file: URL): ScriptCall {
+  if (!(commandName in client)) client.defineCommand(commandName, { lua: loadLuaScript(file) });
+  const command = (client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[commandName]!;
+  return (keys, args) => command.call(client, keys.length, ...keys, ...args);
+}

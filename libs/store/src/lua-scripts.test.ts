@@ -1,0 +1,21 @@
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadLuaScript } from '@lookup/contracts';
+
+const dir = new URL('./lua/', import.meta.url);
+const scripts = readdirSync(dir).filter((name) => name.endsWith('.lua'));
+
+describe("the store's Lua scripts", () => {
+  it.each(scripts)('%s loads with every include resolved', (name) => {
+    const lua = loadLuaScript(new URL(name, dir));
+    expect(lua.split('\n').filter((line) => /^\s*-{2,3}\s*@include\s+["']/.test(line))).toEqual([]);
+  });
+
+  it('cancel-job and expire-job share one finishJob (includes/finish-job.lua), defined nowhere else', () => {
+    for (const name of ['cancel-job.lua', 'expire-job.lua']) {
+      const lua = loadLuaScript(new URL(name, dir));
+      expect(lua.match(/local function finishJob\(/g)).toHaveLength(1);
+      expect(lua.indexOf('local function finishJob(')).toBeLessThan(lua.indexOf('finishJob(job,'));
+    }
+  });
+});

@@ -1,0 +1,11 @@
+-- Finishes an open job in one step (cancel-job.lua, expire-job.lua): every requested service still without an
+-- outcome gets `outcome` (one JSON document, built by job-store.ts's unreportedOutcome from the outcome record
+-- defined in @lookup/contracts' outcome.ts; never assembled here) and is counted done, the job takes `status`
+-- and `completedAt` (and any further field, value pairs), and it leaves the deadline index.
+local function finishJob(job, deadlines, jobId, outcome, status, completedAt, ...)
+  for service in string.gmatch(redis.call('HGET', job, 'services') or '', '[^,]+') do
+    if redis.call('HSETNX', job, 'o:' .. service, outcome) == 1 then redis.call('HINCRBY', job, 'done', 1) end
+  end
+  redis.call('HSET', job, 'status', status, 'completedAt', completedAt, ...)
+  redis.call('ZREM', deadlines, jobId)
+end
