@@ -7,3 +7,4 @@ export * from './http.ts';
 export * from './errors.ts';
 export * from './resources.ts';
 export * from './backoff.ts';
+export * from './events.ts';
