@@ -38,7 +38,7 @@ export interface PublishOptions {
   headers?: Record<string, unknown>;
   /** Per-message TTL (the retry queue uses it). */
   expiration?: number;
-  /** Survives a broker restart (default true: every publication of the suite is, see PUBLICATIONS). */
+  /** Survives a broker restart (default PUBLISH_DEFAULTS.persistent: true; see PUBLICATIONS). */
   persistent?: boolean;
 }
 
@@ -179,7 +179,7 @@ export class Broker extends EventEmitter {
     if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
     const mandatory = options.mandatory ?? PUBLISH_DEFAULTS.mandatory;
     const props: Options.Publish = {
-      persistent: options.persistent ?? true,
+      persistent: options.persistent ?? PUBLISH_DEFAULTS.persistent,
       contentType: PUBLISH_DEFAULTS.contentType,
       messageId: options.messageId,
       correlationId: options.correlationId,

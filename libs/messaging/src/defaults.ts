@@ -84,6 +84,8 @@ export const PUBLICATIONS = Object.freeze({
 /** Publishing (broker.ts). */
 export const PUBLISH_DEFAULTS = Object.freeze({
   contentType: 'application/json',
+  /** Whether a publish with no `persistent` of its own survives a broker restart (every job message does). */
+  persistent: true,
   /** Publisher-confirm wait before a publish is reported failed (AMQP_PUBLISH_TIMEOUT). */
   confirmTimeoutMs: 10_000,
   /** On the HTTP path (the API) a publish fails sooner: the client gets a 503 rather than a hanging request. */
