@@ -10,3 +10,4 @@ export * from './resources.ts';
 export * from './backoff.ts';
 export * from './message-ids.ts';
 export * from './lua-script.ts';
+export * from './events.ts';

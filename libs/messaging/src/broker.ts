@@ -1,16 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import amqp from 'amqplib';
 import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '@lookup/logging';
-import { maskUrl } from '@lookup/config';
-import { equalJitterBackoff, type Validator } from '@lookup/contracts';
+import type { Validator } from '@lookup/contracts';
 import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
-import { coalesceWrites } from './socket-tuning.ts';
+import { AmqpConnection, type Connection } from './connection.ts';
+import { CONSUME_DEFAULTS, PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
 import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
-
-type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
 export interface BrokerOptions {
   url: string;
@@ -18,9 +15,9 @@ export interface BrokerOptions {
   logger: Logger;
   /** Connection name shown in the RabbitMQ console. */
   name: string;
-  /** Publisher-confirm wait before a publish is reported failed. */
+  /** Publisher-confirm wait before a publish is reported failed (default PUBLISH_DEFAULTS.confirmTimeoutMs). */
   publishTimeoutMs?: number;
-  /** Backoff bounds for reconnecting. */
+  /** Backoff bounds for reconnecting (default CONNECTION_DEFAULTS). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
   /** Highest attempt of a command (sizes the retry delay queues); every process of a suite must agree. */
@@ -36,11 +33,13 @@ export interface PublishOptions {
   /** Job id: travels as the AMQP correlation id (shown as correlation_id in the management UI). */
   correlationId: string;
   messageId: string;
-  /** Unroutable messages are returned and the publish fails (default true). */
+  /** Unroutable messages are returned and the publish fails (default PUBLISH_DEFAULTS.mandatory: true). */
   mandatory?: boolean;
   headers?: Record<string, unknown>;
   /** Per-message TTL (the retry queue uses it). */
   expiration?: number;
+  /** Survives a broker restart (default PUBLISH_DEFAULTS.persistent: true; see PUBLICATIONS). */
+  persistent?: boolean;
 }
 
 export interface ReceivedMessage<T> {
@@ -90,24 +89,41 @@ interface Consumer {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * One AMQP connection per process, with a confirm channel for publishing and one channel per consumer.
- * Reconnects with exponential backoff and jitter, re-declares the topology and resumes consumers.
- * Emits 'connected' and 'disconnected'.
+ * One AMQP connection per process (an AmqpConnection: connection.ts), with a confirm channel for publishing and one
+ * channel per consumer. On every (re)connect it re-declares the topology and resumes consumers; a channel the
+ * broker closes while the connection lives starts it over on a new connection. Emits 'connected' and 'disconnected'.
  */
 export class Broker extends EventEmitter {
   readonly topology: Topology;
+  private readonly amqp: AmqpConnection;
+  /** The live connection once the topology is declared and the publish channel open (set in setup). */
   private connection?: Connection;
   private publishChannel?: ConfirmChannel;
   private readonly consumers: Consumer[] = [];
   private readonly returned = new Set<string>();
   private closing = false;
-  private connecting?: Promise<void>;
   private readonly log: Logger;
 
   constructor(private readonly options: BrokerOptions) {
     super();
     this.topology = topology(options.namespace);
     this.log = options.logger.child({ component: 'broker' });
+    this.amqp = new AmqpConnection({
+      url: options.url,
+      name: options.name,
+      logger: this.log,
+      label: 'rabbitmq',
+      reconnectMinMs: options.reconnectMinMs,
+      reconnectMaxMs: options.reconnectMaxMs,
+      setup: (connection) => this.setup(connection),
+    });
+    this.amqp.on('connected', () => this.emit('connected'));
+    this.amqp.on('disconnected', () => {
+      this.connection = undefined;
+      this.publishChannel = undefined;
+      for (const c of this.consumers) c.channel = undefined;
+      this.emit('disconnected');
+    });
   }
 
   get ready(): boolean {
@@ -116,80 +132,40 @@ export class Broker extends EventEmitter {
 
   /** Connects (retrying until it succeeds or close() is called) and declares the topology. */
   async start(): Promise<void> {
-    await this.ensureConnected();
+    await this.amqp.start();
   }
 
-  private ensureConnected(): Promise<void> {
-    this.connecting ??= this.connectLoop().finally(() => {
-      this.connecting = undefined;
+  /** Every new connection: the publish channel, the topology, then every consumer. */
+  private async setup(connection: Connection): Promise<void> {
+    const publishChannel = await this.amqp.createChannel(connection, true, 'publish');
+    publishChannel.on('return', (msg: ConsumeMessage) => {
+      if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
     });
-    return this.connecting;
-  }
-
-  private async connectLoop(): Promise<void> {
-    const min = this.options.reconnectMinMs ?? 1000;
-    const max = this.options.reconnectMaxMs ?? 60_000;
-    for (let attempt = 0; !this.closing; attempt++) {
-      try {
-        await this.connectOnce();
-        return;
-      } catch (err) {
-        const delay = equalJitterBackoff(attempt, min, max);
-        this.log.warn({ err: (err as Error).message, retryInMs: delay, amqp: maskUrl(this.options.url) }, 'rabbitmq connect failed');
-        await sleep(delay);
-      }
-    }
-    throw new MessagingError('AMQP_CLOSED', 'broker closed while connecting', false);
-  }
-
-  private async connectOnce(): Promise<void> {
-    const url = new URL(this.options.url);
-    if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '15');
-    const connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: true });
-    coalesceWrites(connection);
-    connection.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq connection error'));
-    connection.on('blocked', (reason: string) => this.log.warn({ reason }, 'rabbitmq connection blocked'));
+    await this.declareTopology(publishChannel);
+    this.connection = connection;
+    this.publishChannel = publishChannel;
+    publishChannel.on('close', () => {
+      if (this.publishChannel !== publishChannel) return;
+      this.publishChannel = undefined;
+      // A channel closed by a channel-level error while the connection lives: start over on a new connection.
+      if (this.connection === connection) this.amqp.restart(connection);
+    });
     try {
-      const publishChannel = await connection.createConfirmChannel();
-      publishChannel.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq publish channel error'));
-      publishChannel.on('return', (msg: ConsumeMessage) => {
-        if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
-      });
-      await this.declareTopology(publishChannel);
-      this.connection = connection;
-      this.publishChannel = publishChannel;
-      publishChannel.on('close', () => {
-        if (this.publishChannel !== publishChannel) return;
-        this.publishChannel = undefined;
-        // A channel closed by a channel-level error while the connection lives: start over on a new connection.
-        if (!this.closing && this.connection === connection) void connection.close().catch(() => undefined);
-      });
-      connection.on('close', () => this.onConnectionLost(connection));
       for (const consumer of this.consumers) await this.startConsumer(consumer);
     } catch (err) {
-      await connection.close().catch(() => undefined);
+      if (this.connection === connection) {
+        this.connection = undefined;
+        this.publishChannel = undefined;
+      }
       throw err;
     }
-    this.log.info({ amqp: maskUrl(this.options.url) }, 'rabbitmq connected');
-    this.emit('connected');
-  }
-
-  private onConnectionLost(connection: Connection): void {
-    if (this.connection !== connection) return;
-    this.connection = undefined;
-    this.publishChannel = undefined;
-    for (const c of this.consumers) c.channel = undefined;
-    if (this.closing) return;
-    this.log.warn('rabbitmq connection lost; reconnecting');
-    this.emit('disconnected');
-    void this.ensureConnected().catch(() => undefined);
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? 3, retryDelays: this.options.retryDelays });
-    for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, { durable: true });
+    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? QUEUE_DEFAULTS.maxAttempts, retryDelays: this.options.retryDelays });
+    for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, QUEUE_DEFAULTS.durable);
     for (const q of d.queues) {
-      await channel.assertQueue(q.name, { durable: true, arguments: q.arguments });
+      await channel.assertQueue(q.name, { ...QUEUE_DEFAULTS.durable, arguments: q.arguments });
       for (const b of q.bindings) await channel.bindQueue(q.name, b.exchange, b.routingKey);
     }
   }
@@ -201,10 +177,10 @@ export class Broker extends EventEmitter {
   async publish(exchange: string, routingKey: string, body: unknown, options: PublishOptions): Promise<void> {
     const channel = this.publishChannel;
     if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
-    const mandatory = options.mandatory ?? true;
+    const mandatory = options.mandatory ?? PUBLISH_DEFAULTS.mandatory;
     const props: Options.Publish = {
-      persistent: true,
-      contentType: 'application/json',
+      persistent: options.persistent ?? PUBLISH_DEFAULTS.persistent,
+      contentType: PUBLISH_DEFAULTS.contentType,
       messageId: options.messageId,
       correlationId: options.correlationId,
       type: routingKey,
@@ -216,7 +192,7 @@ export class Broker extends EventEmitter {
       expiration: options.expiration === undefined ? undefined : String(options.expiration),
     };
     const content = Buffer.from(JSON.stringify(body));
-    const timeoutMs = this.options.publishTimeoutMs ?? 10_000;
+    const timeoutMs = this.options.publishTimeoutMs ?? PUBLISH_DEFAULTS.confirmTimeoutMs;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -250,7 +226,8 @@ export class Broker extends EventEmitter {
   async publishDelayed(slug: string, body: unknown, options: Omit<PublishOptions, 'expiration' | 'mandatory'> & { delayMs: number }): Promise<number> {
     const bucket = delayMsBucket(options.delayMs);
     const { delayMs: _delay, ...rest } = options;
-    await this.publish(this.topology.exchanges.retry, this.topology.delayKey(slug, bucket), body, { ...rest, expiration: bucket });
+    const { persistent, mandatory } = PUBLICATIONS.commandRetry;
+    await this.publish(this.topology.exchanges.retry, this.topology.delayKey(slug, bucket), body, { ...rest, persistent, mandatory, expiration: bucket });
     return bucket;
   }
 
@@ -266,19 +243,19 @@ export class Broker extends EventEmitter {
     if (!connection) return;
     const { prefetch } = consumer.options;
     let queue = consumer.options.queue;
-    const channel = await connection.createChannel();
-    channel.on('error', (err: Error) => this.log.warn({ err: err.message, queue }, 'rabbitmq consumer channel error'));
+    const channel = await this.amqp.createChannel(connection, false, `consumer (${queue})`);
     channel.on('close', () => {
       if (consumer.channel !== channel) return;
       consumer.channel = undefined;
-      if (!this.closing && this.connection === connection && !consumer.stopped) void connection.close().catch(() => undefined);
+      // As the publish channel: a consumer channel lost while the connection lives starts over on a new connection.
+      if (!this.closing && this.connection === connection && !consumer.stopped) this.amqp.restart(connection);
     });
     await channel.prefetch(prefetch);
     if (consumer.options.exclusive) {
       // Non-durable and unmirrored by design: a notification missed while disconnected is recovered by the
       // subscriber re-reading state after a reconnect, not by the queue.
       // Named by the caller (e.g. `<ns>.api.<instance>`), or by the server (`amq.gen-...`) when the name is ''.
-      const declared = await channel.assertQueue(consumer.options.queue, { exclusive: true, autoDelete: true, durable: false });
+      const declared = await channel.assertQueue(consumer.options.queue, QUEUE_DEFAULTS.exclusive);
       queue = declared.queue;
       for (const b of consumer.options.exclusive.bindings) await channel.bindQueue(queue, b.exchange, b.routingKey);
     }
@@ -408,7 +385,7 @@ export class Broker extends EventEmitter {
       });
     } catch (err) {
       this.log.warn({ err: (err as Error).message, queue }, 'dead-letter publish failed; requeueing');
-      await sleep(1000);
+      await sleep(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
       safeNack(channel, msg, true);
       return;
     }
@@ -418,7 +395,7 @@ export class Broker extends EventEmitter {
     } catch (err) {
       // The copy is in the dead-letter queue; the follow-up failed, so let the original come back and retry it.
       this.log.warn({ err: (err as Error).message, queue }, 'dead-letter follow-up failed; requeueing');
-      await sleep(1000);
+      await sleep(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
       safeNack(channel, msg, true);
     }
   }
@@ -431,7 +408,7 @@ export class Broker extends EventEmitter {
       // A dead letter stays until an operator acts: the original's per-message TTL must not make it vanish
       // from the dead-letter queue (RabbitMQ's own dead-lettering drops it too, keeping it in x-death).
       expiration: undefined,
-      persistent: true,
+      persistent: PUBLICATIONS.deadLetter.persistent,
       messageId: msg.properties.messageId ?? randomUUID(),
       headers: { ...withoutTtlHeaders(msg.properties.headers), ...extraHeaders },
     };
@@ -445,8 +422,7 @@ export class Broker extends EventEmitter {
   async withConfirmChannel<T>(fn: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
     const connection = this.connection;
     if (!connection) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
-    const channel = await connection.createConfirmChannel();
-    channel.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rabbitmq admin channel error'));
+    const channel = await this.amqp.createChannel(connection, true, 'admin');
     try {
       return await fn(channel);
     } finally {
@@ -455,7 +431,7 @@ export class Broker extends EventEmitter {
   }
 
   /** Stops taking new messages and waits (up to timeoutMs) for in-flight handlers. */
-  async stopConsuming(timeoutMs = 10_000): Promise<void> {
+  async stopConsuming(timeoutMs: number = CONSUME_DEFAULTS.drainTimeoutMs): Promise<void> {
     await Promise.all(
       this.consumers.map(async (c) => {
         c.stopped = true;
@@ -466,12 +442,12 @@ export class Broker extends EventEmitter {
     await Promise.race([Promise.allSettled(inFlight), sleep(timeoutMs)]);
   }
 
+  /** Closes the connection for good; safe to call twice. */
   async close(): Promise<void> {
     this.closing = true;
-    const connection = this.connection;
     this.connection = undefined;
     this.publishChannel = undefined;
-    if (connection) await connection.close().catch(() => undefined);
+    await this.amqp.close();
   }
 }
 
@@ -485,7 +461,7 @@ function withoutTtlHeaders(headers: Record<string, unknown> | undefined): Record
 function defaultErrorDecision(err: unknown): { action: 'dead-letter'; reason: string } | { action: 'requeue'; delayMs: number } {
   const e = err as { retryable?: boolean; message?: string; code?: string };
   if (e && e.retryable === false) return { action: 'dead-letter', reason: `${e.code ?? 'error'}: ${e.message ?? String(err)}` };
-  return { action: 'requeue', delayMs: 1000 };
+  return { action: 'requeue', delayMs: CONSUME_DEFAULTS.requeueDelayMs };
 }
 
 function safeAck(channel: Channel, msg: ConsumeMessage): void {

@@ -1,5 +1,6 @@
 import type { ConfirmChannel, GetMessage } from 'amqplib';
 import { isUtf8, jsonDepth, MAX_MESSAGE_DEPTH } from './json-safety.ts';
+import { PUBLISH_DEFAULTS } from './defaults.ts';
 
 /** One message in the dead-letter queue, as an operator sees it. */
 export interface DeadLetter {
@@ -129,7 +130,7 @@ export function deadLetterOps(channel: ConfirmChannel, queue: string) {
         for (const k of STRIP) delete headers[k];
         headers['x-replayed-at'] = new Date().toISOString();
         await new Promise<void>((resolve, reject) => {
-          channel.publish(d.originalExchange, d.routingKey, msg.content, { ...msg.properties, headers, persistent: true }, (err) => (err ? reject(err) : resolve()));
+          channel.publish(d.originalExchange, d.routingKey, msg.content, { ...msg.properties, headers, persistent: PUBLISH_DEFAULTS.persistent }, (err) => (err ? reject(err) : resolve()));
         });
         channel.ack(msg);
         done.add(msg);

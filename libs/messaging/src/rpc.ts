@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import amqp from 'amqplib';
-import { coalesceWrites } from './socket-tuning.ts';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '@lookup/logging';
-import { maskUrl } from '@lookup/config';
-import { equalJitterBackoff, type Validator } from '@lookup/contracts';
+import type { Validator } from '@lookup/contracts';
+import { RecoveringChannel } from './connection.ts';
+import { PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
 
 /**
  * Request/reply over RabbitMQ for the pinned-resource proxy: each resource worker consumes its own queue, each
@@ -14,174 +13,10 @@ import { equalJitterBackoff, type Validator } from '@lookup/contracts';
  * unroutable (a mandatory publish) instead of waiting in a queue nobody reads. Requests carry a per-message TTL,
  * so a request nobody took in time is dropped by the broker rather than run late.
  *
- * Each side keeps its own connection and channel (both recovered as the Broker's are), separate from the Broker's.
+ * Each side keeps its own connection and channel (a RecoveringChannel: connection.ts), separate from the Broker's,
+ * so resource traffic cannot block job traffic. The queue names are the topology's (topology.ts: `resource`,
+ * `resourceReply`).
  */
-
-type Connection = Awaited<ReturnType<typeof amqp.connect>>;
-
-/** Queue names of the resource RPC, all under the suite's NAMESPACE. */
-export function resourceQueues(namespace: string) {
-  return {
-    worker: (workerId: string) => `${namespace}.resource.${workerId}`,
-    reply: (instanceId: string) => `${namespace}.resource-reply.${instanceId}`,
-  };
-}
-
-interface LinkOptions {
-  url: string;
-  logger: Logger;
-  name: string;
-  /** A confirm channel (publishers) or a plain one. */
-  confirm: boolean;
-  /** Declares the queue and starts the consumer on a fresh channel (on every connect and every re-created channel). */
-  setup: (channel: Channel) => Promise<void>;
-  reconnectMinMs?: number;
-  reconnectMaxMs?: number;
-}
-
-
-/**
- * One self-healing AMQP connection with one channel, as the Broker keeps its own: the connection reconnects with
- * backoff; a channel the broker closes while the connection lives (e.g. 406 PRECONDITION_FAILED for a message over
- * RabbitMQ's max_message_size, or its consumer cancelled because the queue was deleted) is re-created on the same
- * connection with its queue and consumer, without a process restart; if that fails, the connection is closed and
- * re-opened. Emits 'connected' after setup and 'disconnected' when the connection is lost.
- */
-class Link extends EventEmitter {
-  connection?: Connection;
-  channel?: Channel;
-  private closing = false;
-  private connecting?: Promise<void>;
-  /** Channel losses in a row (reset once a channel lived 30 s), for the re-create backoff. */
-  private channelLosses = 0;
-  private channelOpenedAt = 0;
-
-  constructor(private readonly options: LinkOptions) {
-    super();
-  }
-
-  get ready(): boolean {
-    return this.connection !== undefined && this.channel !== undefined && !this.closing;
-  }
-
-  start(): Promise<void> {
-    this.connecting ??= this.loop().finally(() => {
-      this.connecting = undefined;
-    });
-    return this.connecting;
-  }
-
-  private async loop(): Promise<void> {
-    const min = this.options.reconnectMinMs ?? 500;
-    const max = this.options.reconnectMaxMs ?? 30_000;
-    for (let attempt = 0; !this.closing; attempt++) {
-      let connection: Connection | undefined;
-      try {
-        const url = new URL(this.options.url);
-        if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '10');
-        // Low latency, frames coalesced per event-loop turn (see socket-tuning.ts).
-        connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: true });
-        coalesceWrites(connection);
-        connection.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc connection error'));
-        const c = connection;
-        const channel = await this.openChannel(c);
-        if (this.closing) {
-          await connection.close().catch(() => undefined);
-          return;
-        }
-        this.connection = connection;
-        this.adopt(channel);
-        connection.on('close', () => {
-          if (this.connection !== c) return;
-          this.connection = undefined;
-          this.channel = undefined;
-          if (this.closing) return;
-          this.options.logger.warn('rpc connection lost; reconnecting');
-          this.emit('disconnected');
-          void this.start().catch(() => undefined);
-        });
-        this.options.logger.info({ amqp: maskUrl(this.options.url) }, 'rpc connected');
-        this.emit('connected');
-        return;
-      } catch (err) {
-        await connection?.close().catch(() => undefined);
-        const delay = equalJitterBackoff(attempt, min, max);
-        this.options.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'rpc connect failed');
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
-  }
-
-  /** A new channel of `connection`, set up, watched from its first moment (a close during setup is not missed). */
-  private async openChannel(connection: Connection): Promise<Channel> {
-    const channel: Channel = this.options.confirm ? await connection.createConfirmChannel() : await connection.createChannel();
-    let closed = false;
-    channel.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'rpc channel error'));
-    channel.on('close', () => {
-      closed = true;
-      this.onChannelClosed(connection, channel);
-    });
-    try {
-      await this.options.setup(channel);
-    } catch (err) {
-      await channel.close().catch(() => undefined);
-      throw err;
-    }
-    if (closed) throw new Error('the channel closed while it was being set up');
-    return channel;
-  }
-
-  private adopt(channel: Channel): void {
-    this.channel = channel;
-    this.channelOpenedAt = Date.now();
-  }
-
-  private onChannelClosed(connection: Connection, channel: Channel): void {
-    if (this.channel !== channel) return;
-    this.channel = undefined;
-    // Closing the connection closes its channels first: then the connection's own handler reconnects.
-    if (this.closing || this.connection !== connection) return;
-    if (Date.now() - this.channelOpenedAt > 30_000) this.channelLosses = 0;
-    const n = this.channelLosses++;
-    const delay = n === 0 ? 0 : equalJitterBackoff(n - 1, this.options.reconnectMinMs ?? 500, this.options.reconnectMaxMs ?? 30_000);
-    this.options.logger.warn({ retryInMs: delay }, 'rpc channel closed; re-creating it');
-    setTimeout(() => void this.reopen(connection), delay);
-  }
-
-  private async reopen(connection: Connection): Promise<void> {
-    if (this.closing || this.connection !== connection || this.channel) return;
-    try {
-      const channel = await this.openChannel(connection);
-      if (this.closing || this.connection !== connection || this.channel) {
-        await channel.close().catch(() => undefined);
-        return;
-      }
-      this.adopt(channel);
-      this.options.logger.info('rpc channel re-created');
-      this.emit('channel-restored');
-    } catch (err) {
-      if (this.closing || this.connection !== connection) return;
-      this.options.logger.warn({ err: (err as Error).message }, 'could not re-create the rpc channel; reconnecting');
-      // Its 'close' handler starts the reconnect loop (with backoff).
-      await connection.close().catch(() => undefined);
-    }
-  }
-
-  /** Closes a channel on purpose so that it is re-created (e.g. its consumer was cancelled by the broker). */
-  recycle(channel: Channel, reason: string): void {
-    if (this.channel !== channel) return;
-    this.options.logger.warn({ reason }, 'rpc channel recycled');
-    void channel.close().catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    const c = this.connection;
-    this.connection = undefined;
-    this.channel = undefined;
-    if (c) await c.close().catch(() => undefined);
-  }
-}
 
 export type RpcOutcome<R> =
   | { type: 'reply'; body: R }
@@ -216,15 +51,15 @@ interface Pending<R> {
 
 /**
  * The requesting side (the API): publishes requests with reply-to and a correlation id, and matches replies.
- * Its channel and reply queue are re-created when the broker closes them (see Link).
+ * Its channel and reply queue are re-created when the broker closes them (see RecoveringChannel).
  */
 export class RpcClient<R> {
-  private readonly link: Link;
+  private readonly link: RecoveringChannel;
   private readonly pending = new Map<string, Pending<R>>();
   private readonly returned = new Set<string>();
 
   constructor(private readonly options: RpcClientOptions<R>) {
-    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, confirm: true, setup: (c) => this.setup(c) });
+    this.link = new RecoveringChannel({ url: options.url, logger: options.logger, name: options.name, confirm: true, setup: (c) => this.setup(c) });
   }
 
   get ready(): boolean {
@@ -240,7 +75,7 @@ export class RpcClient<R> {
     channel.on('return', (msg: ConsumeMessage) => {
       if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
     });
-    await channel.assertQueue(this.options.replyQueue, { exclusive: true, autoDelete: true, durable: false });
+    await channel.assertQueue(this.options.replyQueue, QUEUE_DEFAULTS.exclusive);
     await channel.consume(
       this.options.replyQueue,
       (msg) => (msg ? this.onReply(msg) : this.link.recycle(channel, 'reply consumer cancelled by the broker')),
@@ -324,10 +159,10 @@ export class RpcClient<R> {
     const messageId = randomUUID();
     return new Promise((resolve) => {
       try {
-        channel.publish('', queue, content, {
-          mandatory: true,
-          persistent: false,
-          contentType: 'application/json',
+        channel.publish(PUBLICATIONS.rpcRequest.exchange, queue, content, {
+          mandatory: PUBLICATIONS.rpcRequest.mandatory,
+          persistent: PUBLICATIONS.rpcRequest.persistent,
+          contentType: PUBLISH_DEFAULTS.contentType,
           messageId,
           correlationId,
           replyTo,
@@ -393,14 +228,14 @@ const MAX_CORRELATION_ID = 128;
  * a worker that dies mid-request leaves the API to time out), validates each message, and replies to its
  * reply-to queue. A message it cannot accept is answered with `rejectedReply` when it names a usable reply queue
  * and correlation id, and dead-lettered with the reason otherwise; never dropped silently. Its channel, queue and
- * consumer are re-created when the broker closes them (see Link). Emits 'connected' and 'disconnected'.
+ * consumer are re-created when the broker closes them (see RecoveringChannel). Emits 'connected' and 'disconnected'.
  */
 export class RpcServer<T> extends EventEmitter {
-  private readonly link: Link;
+  private readonly link: RecoveringChannel;
 
   constructor(private readonly options: RpcServerOptions<T>) {
     super();
-    this.link = new Link({ url: options.url, logger: options.logger, name: options.name, confirm: false, setup: (c) => this.setup(c) });
+    this.link = new RecoveringChannel({ url: options.url, logger: options.logger, name: options.name, confirm: false, setup: (c) => this.setup(c) });
     this.link.on('connected', () => this.emit('connected'));
     this.link.on('disconnected', () => this.emit('disconnected'));
   }
@@ -418,11 +253,11 @@ export class RpcServer<T> extends EventEmitter {
     if (dl) {
       // Same declarations as the Broker's topology (idempotent), so a dead letter is never published to a missing
       // exchange (which would close this channel with 404).
-      await channel.assertExchange(dl.exchange, 'fanout', { durable: true });
-      await channel.assertQueue(dl.queue, { durable: true });
+      await channel.assertExchange(dl.exchange, 'fanout', QUEUE_DEFAULTS.durable);
+      await channel.assertQueue(dl.queue, QUEUE_DEFAULTS.durable);
       await channel.bindQueue(dl.queue, dl.exchange, '');
     }
-    await channel.assertQueue(this.options.queue, { exclusive: true, autoDelete: true, durable: false });
+    await channel.assertQueue(this.options.queue, QUEUE_DEFAULTS.exclusive);
     await channel.consume(
       this.options.queue,
       (msg) => (msg ? this.onMessage(msg) : this.link.recycle(channel, 'consumer cancelled by the broker')),
@@ -493,7 +328,7 @@ export class RpcServer<T> extends EventEmitter {
         ...msg.properties,
         // A dead letter keeps no TTL: it stays in the dead-letter queue until an operator looks at it.
         expiration: undefined,
-        persistent: true,
+        persistent: PUBLICATIONS.deadLetter.persistent,
         messageId: msg.properties.messageId ?? randomUUID(),
         headers: {
           ...(msg.properties.headers ?? {}),
@@ -530,8 +365,8 @@ export class RpcServer<T> extends EventEmitter {
       // sendToQueue returning false only means "write buffer full": the message is still queued for sending.
       channel.sendToQueue(replyTo, content, {
         correlationId,
-        contentType: 'application/json',
-        persistent: false,
+        contentType: PUBLISH_DEFAULTS.contentType,
+        persistent: PUBLICATIONS.rpcReply.persistent,
       });
       return true;
     } catch {

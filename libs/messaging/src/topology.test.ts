@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { declarations, delayBuckets, delayMsBucket, topology, DELAY_BUCKETS_MS, MAX_DELAY_BUCKET_MS, MIN_DELAY_BUCKET_MS } from './topology.ts';
+import { declarations, delayBuckets, delayMsBucket, resourceQueues, topology, DELAY_BUCKETS_MS, MAX_DELAY_BUCKET_MS, MIN_DELAY_BUCKET_MS } from './topology.ts';
 
 // The worker's backoff (worker-kit run-lookup.ts): between half and all of min(max, base * 2^(n-2)).
 const backoff = (base: number, max: number, n: number, r: number) => {
@@ -51,5 +51,26 @@ describe('delay queues', () => {
     expect(t.delayQueueBucket('other.delay.ping.128ms')).toBeUndefined();
     expect(t.delayQueueBucket('ns.lookup.ping')).toBeUndefined();
     expect(t.delayQueueBucket('ns.retry.ping.2')).toBeUndefined();
+  });
+});
+
+describe('topology names', () => {
+  it('name every queue and exchange under the namespace, the resource RPC queues included', () => {
+    const t = topology('ns');
+    const names = [
+      ...Object.values(t.exchanges),
+      t.queues.saga,
+      t.queues.deadLetter,
+      t.queues.lookup('geoip'),
+      t.queues.delay('geoip', 16),
+      t.queues.api('i1'),
+      t.queues.resource('w1'),
+      t.queues.resourceReply('i1'),
+    ];
+    for (const name of names) expect(name.startsWith('ns.')).toBe(true);
+    expect(t.queues.resource('w1')).toBe('ns.resource.w1');
+    expect(t.queues.resourceReply('i1')).toBe('ns.resource-reply.i1');
+    expect(resourceQueues('ns').worker('w1')).toBe(t.queues.resource('w1'));
+    expect(resourceQueues('ns').reply('')).toBe('ns.resource-reply.');
   });
 });

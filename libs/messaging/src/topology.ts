@@ -1,4 +1,5 @@
 import { SERVICE_CATALOGUE, RoutingKeys } from '@lookup/contracts';
+import { QUEUE_DEFAULTS } from './defaults.ts';
 
 /** Exchange and queue names of one suite; every name starts with its NAMESPACE. */
 export function topology(namespace: string) {
@@ -28,6 +29,13 @@ export function topology(namespace: string) {
        * declarations()): it wakes that process's event streams. `instanceId` is unique per process.
        */
       api: (instanceId: string) => `${ns}.api.${instanceId}`,
+      /**
+       * A resource worker's request queue for the resource RPC (exclusive, auto-deleted, declared by the worker's
+       * RpcServer on its own connection, so not in declarations()). `workerId` is unique per process.
+       */
+      resource: (workerId: string) => `${ns}.resource.${workerId}`,
+      /** An API process's reply queue for the resource RPC (exclusive, auto-deleted, declared by its RpcClient). */
+      resourceReply: (instanceId: string) => `${ns}.resource-reply.${instanceId}`,
     },
     /** Routing key on the retry exchange for a command that must wait `delayMs` (its per-message TTL). */
     delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,
@@ -39,6 +47,12 @@ export function topology(namespace: string) {
   };
 }
 export type Topology = ReturnType<typeof topology>;
+
+/** The resource RPC's queue names (the topology's `resource` and `resourceReply`), as its ends use them. */
+export function resourceQueues(namespace: string) {
+  const { queues } = topology(namespace);
+  return { worker: queues.resource, reply: queues.resourceReply };
+}
 
 const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
 
@@ -91,8 +105,9 @@ export function delayBuckets(options: TopologyOptions): number[] {
 }
 
 /**
- * The whole topology. Every process declares all of it (idempotent), so no message is published before its
- * queue exists.
+ * The whole durable topology. Every process declares all of it (idempotent), so no message is published before its
+ * queue exists. (The exclusive queues of topology(), `api`, `resource` and `resourceReply`, are declared by the
+ * process that owns them and vanish with its connection.)
  *
  * Retries wait in the broker, not in a worker: a command whose attempt failed transiently is published to
  * `<ns>.delay.<slug>.<bucket>ms` (Broker.publishDelayed); when its TTL passes, RabbitMQ dead-letters it back to
@@ -106,7 +121,7 @@ export function delayBuckets(options: TopologyOptions): number[] {
  * (The queues before this scheme, `<ns>.retry.<slug>.<attempt>`, are no longer bound to any key used; delete
  * them once empty: README, Retries.)
  */
-export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: 3 }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
+export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: QUEUE_DEFAULTS.maxAttempts }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
   const buckets = delayBuckets(options);
   const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>

@@ -43,7 +43,7 @@ function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: S
         return opts.saveSays ?? { location, result, created: true };
       },
     },
-    publishEvent: async (_key, event) => {
+    publishTaskCompleted: async (event) => {
       published.push(event);
     },
     publishRetry: async () => {

@@ -1,5 +1,4 @@
 import {
-  RoutingKeys,
   SCHEMA_VERSION,
   commandMessageId,
   taskCompletedMessageId,
@@ -27,8 +26,9 @@ export interface CommandHandlerDeps {
   lookup: LookupFn;
   results: Pick<ResultStore, 'saveIfOpen' | 'find' | 'locate'>;
   jobs: Pick<JobStore, 'getStatus'>;
-  publishEvent: (routingKey: string, event: TaskCompleted) => Promise<void>;
-  /** Sends the command back through the broker's delay queue for its next attempt. */
+  /** Announces one outcome to the saga (Publishers.taskCompleted). */
+  publishTaskCompleted: (event: TaskCompleted) => Promise<void>;
+  /** Sends the command back through the broker's delay queue for its next attempt (Publishers.commandRetry). */
   publishRetry: (command: LookupCommand, delayMs: number) => Promise<void>;
   policy: AttemptPolicy;
   /**
@@ -58,7 +58,7 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishEvent, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
@@ -80,7 +80,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       }
       if (existing) {
         log.info('a result is already stored for this task; re-announcing it');
-        await publishEvent(RoutingKeys.taskCompleted, eventFor(existing, results.locate(cmd.jobId, service), cmd));
+        await publishTaskCompleted(eventFor(existing, results.locate(cmd.jobId, service), cmd));
         return;
       }
     }
@@ -116,7 +116,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       return;
     }
     if (!saved.created) log.info('a result was already stored for this task; announcing the stored one');
-    await publishEvent(RoutingKeys.taskCompleted, eventFor(saved.result, saved.location, cmd));
+    await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
     log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts }, 'lookup done');
   };
 }

@@ -25,7 +25,7 @@ describe('worker log lines', () => {
         find: async () => undefined,
         saveIfOpen: async (result) => ({ location, result, created: true }),
       },
-      publishEvent: async () => undefined,
+      publishTaskCompleted: async () => undefined,
       publishRetry: async () => undefined,
     });
     const body: LookupCommand = {

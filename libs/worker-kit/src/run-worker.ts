@@ -1,9 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker } from '@lookup/messaging';
+import { createBroker, createPublishers } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';
 import type { LookupService } from './types.ts';
@@ -43,8 +43,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
   });
   installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
-  const publishEvent = (routingKey: string, event: { messageId: string; jobId: string }) =>
-    broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId });
+  const publishers = createPublishers(broker);
 
   const handler = createCommandHandler({
     service: definition.service,
@@ -60,9 +59,8 @@ export async function runWorker(definition: LookupService): Promise<void> {
       baseBackoffMs: config.retryBaseDelayMs,
       maxBackoffMs: config.retryMaxDelayMs,
     },
-    publishEvent,
-    publishRetry: (command, delayMs) =>
-      broker.publishDelayed(info.slug, command, { messageId: command.messageId, correlationId: command.jobId, delayMs }).then(() => undefined),
+    publishTaskCompleted: publishers.taskCompleted,
+    publishRetry: publishers.commandRetry,
   });
   await broker.consume<LookupCommand>({
     queue: broker.topology.queues.lookup(info.slug),
@@ -92,7 +90,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
         null,
         { jobId },
       );
-      await publishEvent(RoutingKeys.taskCompleted, event);
+      await publishers.taskCompleted(event);
     },
   });
   await broker.start();

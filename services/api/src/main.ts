@@ -4,7 +4,7 @@ import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker, deadLetterOps } from '@lookup/messaging';
+import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
 import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
@@ -26,7 +26,7 @@ const broker = createBroker({
   namespace: config.namespace,
   logger,
   name: `${config.namespace}-api`,
-  publishTimeoutMs: 5_000,
+  publishTimeoutMs: PUBLISH_DEFAULTS.httpConfirmTimeoutMs,
   maxAttempts: config.retryMaxAttempts,
   retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
 });
@@ -36,11 +36,12 @@ await broker.consume<JobCompleted>({
   queue: broker.topology.queues.api(instanceId),
   exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
   validator: MessageValidators.jobCompleted,
-  prefetch: 512,
+  prefetch: CONSUME_DEFAULTS.notificationPrefetch,
   handler: async (message) => jobEvents.notify(message.body.jobId),
 });
 broker.on('connected', () => jobEvents.notifyAll());
 void broker.start();
+const publishers = createPublishers(broker);
 
 // Pinned resources: placement in Redis, requests to the owner over RabbitMQ (its own connection).
 const resources = createResourceRouter({ redis, config, logger, instanceId });
@@ -64,17 +65,8 @@ const app = await buildApp({
       unauthenticatedPerMin: config.rateLimitUnauthenticatedPerMin,
     },
   }),
-  publishJobSubmitted: (message) =>
-    broker.publish(broker.topology.exchanges.events, RoutingKeys.jobSubmitted, message, {
-      messageId: message.messageId,
-      correlationId: message.jobId,
-    }),
-  publishJobCompleted: (message) =>
-    broker.publish(broker.topology.exchanges.events, RoutingKeys.jobCompleted, message, {
-      messageId: message.messageId,
-      correlationId: message.jobId,
-      mandatory: false,
-    }),
+  publishJobSubmitted: publishers.jobSubmitted,
+  publishJobCompleted: publishers.jobCompleted,
   jobEvents: jobEvents.source,
   deadLetters: {
     list: (limit) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).list(limit)),

@@ -1,8 +1,7 @@
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, RoutingKeys, type JobSubmitted, type TaskCompleted } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker, type ReceivedMessage } from '@lookup/messaging';
+import { createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createDeliveryCounter, createJobStore, createRedis } from '@lookup/store';
 import { createSaga } from './saga.ts';
@@ -16,15 +15,7 @@ const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namesp
 const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
-const saga = createSaga({
-  jobs,
-  logger,
-  publishCommand: (routingKey, command) =>
-    broker.publish(broker.topology.exchanges.commands, routingKey, command, { messageId: command.messageId, correlationId: command.jobId }),
-  // job.completed is a notification: nobody has to be listening, so it is not mandatory.
-  publishEvent: (routingKey, event) =>
-    broker.publish(broker.topology.exchanges.events, routingKey, event, { messageId: event.messageId, correlationId: event.jobId, mandatory: false }),
-});
+const saga = createSaga({ jobs, logger, publish: createPublishers(broker) });
 
 // Exactly one replica sweeps deadlines; if it dies, another takes over within one lease period (3 s).
 const election = new LeaderElection({
@@ -52,20 +43,12 @@ const shutdown = createShutdown({
 });
 installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
-await broker.consume<JobSubmitted | TaskCompleted>({
+await broker.consume({
   queue: broker.topology.queues.saga,
   prefetch: config.prefetch,
-  validator: (routingKey) =>
-    routingKey === RoutingKeys.jobSubmitted
-      ? MessageValidators.jobSubmitted
-      : routingKey === RoutingKeys.taskCompleted
-        ? MessageValidators.taskCompleted
-        : undefined,
+  validator: saga.validatorFor,
   deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
-  handler: (message) =>
-    message.raw.fields.routingKey === RoutingKeys.jobSubmitted
-      ? saga.onJobSubmitted(message as ReceivedMessage<JobSubmitted>)
-      : saga.onTaskCompleted(message as ReceivedMessage<TaskCompleted>),
+  handler: saga.handle,
 });
 await broker.start();
 election.start();

@@ -1,32 +1,35 @@
 import {
+  MessageValidators,
   RoutingKeys,
   SCHEMA_VERSION,
   commandMessageId,
-  jobCompletedMessageId,
+  jobCompletedEvent,
   outcomeOf,
-  serviceInfo,
   serviceName,
-  type JobCompleted,
   type JobSubmitted,
   type LookupCommand,
   type TaskCompleted,
+  type Validator,
 } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
-import { PoisonMessageError, type ReceivedMessage } from '@lookup/messaging';
+import { PoisonMessageError, type Publishers, type ReceivedMessage } from '@lookup/messaging';
 import type { JobStore } from '@lookup/store';
 
 export interface SagaDeps {
   jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified' | 'resultLocation'>;
-  publishCommand: (routingKey: string, command: LookupCommand) => Promise<void>;
-  publishEvent: (routingKey: string, event: JobCompleted) => Promise<void>;
+  /** Commands to the workers, job.completed to the API processes (createPublishers). */
+  publish: Pick<Publishers, 'command' | 'jobCompleted'>;
   logger: Logger;
 }
+
+/** What the saga queue carries: job.submitted from the API, task.completed from the workers. */
+export type SagaMessage = JobSubmitted | TaskCompleted;
 
 /**
  * The orchestrator. Stateless between messages: job state lives in Redis and every step is idempotent,
  * so any number of replicas may consume the saga queue and any message may be redelivered.
  */
-export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaDeps) {
+export function createSaga({ jobs, publish, logger }: SagaDeps) {
   /** job.submitted: mark the job Processing, then send one command per requested service. */
   async function onJobSubmitted(message: ReceivedMessage<JobSubmitted>): Promise<void> {
     const ev = message.body;
@@ -54,7 +57,7 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
           serviceType: service,
           attempt: 1,
         };
-        return publishCommand(RoutingKeys.command(serviceInfo(service).slug), command);
+        return publish.command(command);
       }),
     );
     log.info({ services: ev.services.map(serviceName) }, 'commands dispatched');
@@ -103,19 +106,24 @@ export function createSaga({ jobs, publishCommand, publishEvent, logger }: SagaD
 
   /** Publishes job.completed, then records that it was published (at-least-once announcement). */
   async function announceCompleted(jobId: string): Promise<void> {
-    const now = new Date().toISOString();
-    const completed: JobCompleted = {
-      messageId: jobCompletedMessageId(jobId),
-      correlationId: jobId,
-      schemaVersion: SCHEMA_VERSION,
-      occurredAt: now,
-      jobId,
-      status: 'Completed',
-      completedAt: now,
-    };
-    await publishEvent(RoutingKeys.jobCompleted, completed);
+    await publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', new Date().toISOString()));
     await jobs.markNotified(jobId);
   }
 
-  return { onJobSubmitted, onTaskCompleted, announceCompleted };
+  /** The schema of a message on the saga queue, by its routing key; undefined for a key the saga does not take. */
+  function validatorFor(routingKey: string): Validator<SagaMessage> | undefined {
+    if (routingKey === RoutingKeys.jobSubmitted) return MessageValidators.jobSubmitted;
+    if (routingKey === RoutingKeys.taskCompleted) return MessageValidators.taskCompleted;
+    return undefined;
+  }
+
+  /** One message of the saga queue (validated by validatorFor), to its handler by routing key. */
+  function handle(message: ReceivedMessage<SagaMessage>): Promise<void> {
+    const routingKey = message.raw.fields.routingKey;
+    if (routingKey === RoutingKeys.jobSubmitted) return onJobSubmitted(message as ReceivedMessage<JobSubmitted>);
+    if (routingKey === RoutingKeys.taskCompleted) return onTaskCompleted(message as ReceivedMessage<TaskCompleted>);
+    throw new PoisonMessageError(`the saga takes no '${routingKey}' messages`);
+  }
+
+  return { onJobSubmitted, onTaskCompleted, announceCompleted, validatorFor, handle };
 }

@@ -7,13 +7,12 @@ import {
   type ResourceAdminResult,
   type ResourceCancelMessage,
   type ResourcePin,
-  type ResourceReplyMessage,
   type ResourceRequestMessage,
   type ResourceWorkerInfo,
 } from '@lookup/contracts';
 import { createResourceDirectory, leaseTimings, type ResourceDirectory } from '@lookup/coordination';
 import type { Logger } from '@lookup/logging';
-import { RpcClient, resourceQueues, type RpcOutcome } from '@lookup/messaging';
+import { ResourceClient } from '@lookup/resource-kit';
 
 export interface ProxyRequest {
   key: string;
@@ -64,51 +63,41 @@ export interface ResourceRouterDeps {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Largest encoded request the API publishes: the body (base64, so 4/3 of RESOURCE_BODY_LIMIT_BYTES) plus room for
- * headers, key and query. RESOURCE_BODY_LIMIT_BYTES is at most 64 MiB, so this stays below RabbitMQ's 128 MiB.
- */
-export function maxRequestBytes(bodyLimitBytes: number): number {
-  return Math.ceil((bodyLimitBytes * 4) / 3) + 256 * 1024;
-}
-
-/**
  * Routes pinned-resource requests: places the key in the Redis directory (so every API replica agrees and
- * restarts lose nothing), sends the request to the owner's queue and waits for the reply. A refusal (the worker
- * no longer holds the key at that epoch) or an unroutable request (the worker is gone) makes it wait for the
- * lease to be released or to run out, then place the key again, all within RESOURCE_PROXY_TIMEOUT_MS.
+ * restarts lose nothing), sends the request to the owner through the ResourceClient (resource-kit) and waits for
+ * the reply. A refusal (the worker no longer holds the key at that epoch) or an unroutable request (the worker is
+ * gone) makes it wait for the lease to be released or to run out, then place the key again, all within
+ * RESOURCE_PROXY_TIMEOUT_MS.
  */
 export class AmqpResourceRouter implements ResourceRouter {
   readonly directory: ResourceDirectory;
-  private readonly rpc: RpcClient<ResourceReplyMessage>;
-  private readonly queues: ReturnType<typeof resourceQueues>;
+  private readonly client: ResourceClient;
   private readonly ttlMs: number;
 
   constructor(private readonly deps: ResourceRouterDeps) {
     const { config } = deps;
     this.ttlMs = leaseTimings({ heartbeatMs: config.resourceHeartbeatMs, maxMissed: config.resourceMaxMissed }).ttlMs;
     this.directory = deps.directory ?? createResourceDirectory({ redis: deps.redis, namespace: config.namespace, ttlMs: this.ttlMs });
-    this.queues = resourceQueues(config.namespace);
-    const instanceId = deps.instanceId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
-    this.rpc = new RpcClient<ResourceReplyMessage>({
+    this.client = new ResourceClient({
       url: config.amqpUrl,
+      namespace: config.namespace,
       logger: deps.logger.child({ component: 'resource-router' }),
       name: `${config.namespace}-api-resources`,
-      replyQueue: this.queues.reply(instanceId),
-      validator: ResourceMessageValidators.reply,
-      maxRequestBytes: maxRequestBytes(config.resourceBodyLimitBytes),
+      instanceId: deps.instanceId ?? `${process.pid}-${randomUUID().slice(0, 8)}`,
+      bodyLimitBytes: config.resourceBodyLimitBytes,
     });
   }
 
   get ready(): boolean {
-    return this.rpc.ready;
+    return this.client.ready;
   }
 
   start(): Promise<void> {
-    return this.rpc.start();
+    return this.client.start();
   }
 
   close(): Promise<void> {
-    return this.rpc.close();
+    return this.client.close();
   }
 
   async forward(request: ProxyRequest): Promise<ProxyResult> {
@@ -147,8 +136,7 @@ export class AmqpResourceRouter implements ResourceRouter {
         body,
         deadline,
       };
-      const queue = this.queues.worker(placement.owner);
-      const outcome: RpcOutcome<ResourceReplyMessage> = await this.rpc.request(queue, message, { correlationId: requestId, timeoutMs: remaining });
+      const outcome = await this.client.request(placement.owner, message, remaining);
       switch (outcome.type) {
         case 'reply': {
           const reply = outcome.body;
@@ -192,7 +180,7 @@ export class AmqpResourceRouter implements ResourceRouter {
           return { type: 'error', status: 502, error: 'Bad gateway', message: `the owner's reply was unreadable: ${outcome.message}`, owner: placement.owner, epoch: placement.epoch };
         case 'timeout': {
           const cancel: ResourceCancelMessage = { type: 'cancel', requestId, key: request.key, reason: 'proxy timeout' };
-          void this.rpc.send(queue, cancel, { correlationId: requestId, expirationMs: config.resourceProxyTimeoutMs }).catch(() => false);
+          void this.client.cancel(placement.owner, cancel, config.resourceProxyTimeoutMs).catch(() => false);
           logger.warn({ key: request.key, owner: placement.owner, epoch: placement.epoch }, 'owner did not answer in time; told it to abandon the request');
           return { type: 'timeout', owner: placement.owner, epoch: placement.epoch };
         }

@@ -7,7 +7,7 @@ import {
   targetPolicyFromConfig,
   validateTarget,
   type TargetPolicy,
-  type JobCompleted,
+  jobCompletedEvent,
   type JobSubmitted,
   type SubmitLookupAccepted,
   type SubmitLookupBody,
@@ -357,15 +357,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (result.disposition === 'finished') {
         return sendError(reply, 409, { error: 'Job already finished', message: `Job ${jobId} is already ${result.status}` });
       }
-      const event: JobCompleted = {
-        messageId: jobCompletedMessageId(jobId),
-        correlationId: jobId,
-        schemaVersion: SCHEMA_VERSION,
-        occurredAt: now,
-        jobId,
-        status: 'Cancelled',
-        completedAt: now,
-      };
+      const event = jobCompletedEvent(jobId, 'Cancelled', now);
       // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
       await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));
       log.info('job cancelled');

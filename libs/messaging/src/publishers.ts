@@ -1,0 +1,40 @@
+import { RoutingKeys, serviceInfo, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
+import type { Broker } from './broker.ts';
+import { PUBLICATIONS } from './defaults.ts';
+
+/**
+ * The suite's publications, typed: each one's exchange, routing key, AMQP properties (messageId; correlationId is
+ * the job id) and persistence and mandatory-ness (PUBLICATIONS, defaults.ts) are stated here once. Each resolves
+ * when the broker confirmed the message and rejects as Broker.publish does.
+ */
+export interface Publishers {
+  /** API to saga: a new job. */
+  jobSubmitted(message: JobSubmitted): Promise<void>;
+  /** Saga to the worker of the command's service (routing key `lookup.<slug>`). */
+  command(message: LookupCommand): Promise<void>;
+  /** A command's next attempt, after waiting `delayMs` (rounded up to a delay bucket) in the broker. */
+  commandRetry(message: LookupCommand, delayMs: number): Promise<void>;
+  /** Worker to saga: one service's outcome. */
+  taskCompleted(message: TaskCompleted): Promise<void>;
+  /** Saga or the API's cancel to every API process: the job finished (nobody has to be listening). */
+  jobCompleted(message: JobCompleted): Promise<void>;
+}
+
+export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelayed' | 'topology'>): Publishers {
+  const { exchanges } = broker.topology;
+  const props = (m: { messageId: string; jobId: string }, publication: { persistent: boolean; mandatory: boolean }) => ({
+    messageId: m.messageId,
+    correlationId: m.jobId,
+    persistent: publication.persistent,
+    mandatory: publication.mandatory,
+  });
+  return {
+    jobSubmitted: (m) => broker.publish(exchanges.events, RoutingKeys.jobSubmitted, m, props(m, PUBLICATIONS.jobSubmitted)),
+    command: (m) => broker.publish(exchanges.commands, RoutingKeys.command(serviceInfo(m.serviceType).slug), m, props(m, PUBLICATIONS.command)),
+    // The retry exchange, its routing key and the per-message TTL are the Broker's (publishDelayed: topology.ts).
+    commandRetry: (m, delayMs) =>
+      broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
+    taskCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.taskCompleted, m, props(m, PUBLICATIONS.taskCompleted)),
+    jobCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.jobCompleted, m, props(m, PUBLICATIONS.jobCompleted)),
+  };
+}
