@@ -1,11 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { JobStatusSchema, ResultStatusSchema, TargetTypeSchema } from './messages.ts';
+import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE } from './services.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
 
 export const ServiceNameEnum = Type.Union(
-  [Type.String({ description: 'Service name, case-insensitive: GeoIP, Ping, RDAP, ReverseDNS' }), Type.Integer({ minimum: 0, maximum: 3 })],
-  { description: 'A service by name (case-insensitive) or number 0-3' },
+  [Type.String({ description: `Service name, case-insensitive: ${SERVICE_NAME_LIST}` }), Type.Integer({ minimum: 0, maximum: MAX_SERVICE_VALUE })],
+  { description: `A service by name (case-insensitive) or number ${SERVICE_NUMBER_RANGE}` },
 );
 
 export const SubmitLookupBodySchema = Type.Object(
@@ -14,8 +15,8 @@ export const SubmitLookupBodySchema = Type.Object(
     services: Type.Optional(
       Type.Array(ServiceNameEnum, {
         minItems: 1,
-        maxItems: 4,
-        description: 'Services to run; omitted means all four',
+        maxItems: SERVICE_CATALOGUE.length,
+        description: 'Services to run; omitted means all services',
         examples: [['GeoIP', 'ReverseDNS']],
       }),
     ),
@@ -38,7 +39,7 @@ export type SubmitLookupAccepted = Static<typeof SubmitLookupAcceptedSchema>;
 
 export const ServiceResultSchema = Type.Object(
   {
-    serviceType: Type.String({ description: 'Service name' }),
+    serviceType: Type.String({ description: `Service name: ${SERVICE_NAME_LIST}` }),
     status: ResultStatusSchema,
     success: Type.Boolean(),
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),

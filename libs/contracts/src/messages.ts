@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { RESULT_STATUSES, JOB_STATUSES, TARGET_TYPES } from './status.ts';
+import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 
@@ -16,7 +17,8 @@ type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLi
 const literalUnion = <const T extends readonly string[]>(values: T): TUnion<LiteralTuple<T>> =>
   Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<LiteralTuple<T>>;
 
-export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
+/** A service number; the bounds and the description come from SERVICE_CATALOGUE. */
+export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: MAX_SERVICE_VALUE, description: SERVICE_NUMBER_LIST });
 export const TargetTypeSchema = literalUnion(TARGET_TYPES);
 export const ResultStatusSchema = literalUnion(RESULT_STATUSES);
 export const JobStatusSchema = literalUnion(JOB_STATUSES);
@@ -40,7 +42,7 @@ export const JobSubmittedSchema = Type.Object(
     jobId: Uuid,
     target: Type.String({ minLength: 1, maxLength: 300 }),
     targetType: TargetTypeSchema,
-    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: 4, uniqueItems: true }),
+    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: SERVICE_CATALOGUE.length, uniqueItems: true }),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );

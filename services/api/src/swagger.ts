@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import swagger, { type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { SERVICE_NAME_LIST } from '@lookup/contracts';
 import { RESOURCE_BODY_METHODS, RESOURCE_REQUEST_BODY } from './schemas.ts';
 
 type SecurityRequirement = Record<string, string[]>;
@@ -72,7 +73,7 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
       info: {
         title: 'Distributed lookup API',
         description:
-          'Scatter-gather lookups of an IP address or domain (GeoIP, Ping, RDAP, ReverseDNS). Submit a lookup, then ' +
+          `Scatter-gather lookups of an IP address or domain (${SERVICE_NAME_LIST}). Submit a lookup, then ` +
           'poll its statusUrl. Every error is JSON `{error, message, code?, details?}`.\n\n' +
           'Limits on every route (see the README, Security): a body over API_BODY_LIMIT_BYTES is 413, a URL over ' +
           'API_MAX_URL_LENGTH 414, request line and headers over API_MAX_HEADER_BYTES 431, and a request not received ' +
