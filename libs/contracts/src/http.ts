@@ -1,6 +1,7 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { createRequire } from 'node:module';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JobStatusSchema, ResultStatusSchema, TargetTypeSchema } from './messages.ts';
-import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE } from './services.ts';
+import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, type ServiceName } from './services.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
 
@@ -42,6 +43,8 @@ export const ServiceResultSchema = Type.Object(
     serviceType: Type.String({ description: `Service name: ${SERVICE_NAME_LIST}` }),
     status: ResultStatusSchema,
     success: Type.Boolean(),
+    // What `data` holds per service is in the OpenAPI document (ServiceDataSchemas); validation and
+    // serialisation take any object here.
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     errorMessage: Type.Union([Type.String(), Type.Null()]),
     completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -51,6 +54,20 @@ export const ServiceResultSchema = Type.Object(
   { $id: 'ServiceResult' },
 );
 export type ServiceResult = Static<typeof ServiceResultSchema>;
+
+/**
+ * The JSON Schema of each service's result `data`, keyed by service name: the `dataSchema` of each worker's
+ * lookup service, written to generated/service-data-schemas.json by `npm run generate`
+ * (scripts/generate-service-schemas.ts), since nothing outside a worker may import it. A test fails when the
+ * file is stale. Loaded on first use (the API's OpenAPI document).
+ */
+export type ServiceDataSchemas = Readonly<Partial<Record<ServiceName, TSchema>>>;
+
+let dataSchemas: ServiceDataSchemas | undefined;
+export function serviceDataSchemas(): ServiceDataSchemas {
+  dataSchemas ??= Object.freeze(createRequire(import.meta.url)('./generated/service-data-schemas.json') as ServiceDataSchemas);
+  return dataSchemas;
+}
 
 export const JobDocumentSchema = Type.Object(
   {
