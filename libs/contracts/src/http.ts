@@ -1,12 +1,14 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { createRequire } from 'node:module';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JobStatusSchema, TargetTypeSchema } from './messages.ts';
-import { RecordedOutcomeFields } from './outcome.ts';
+import { RecordedOutcomeFields, ResultStatusSchema } from './outcome.ts';
+import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, type ServiceName } from './services.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
 
 export const ServiceNameEnum = Type.Union(
-  [Type.String({ description: 'Service name, case-insensitive: GeoIP, Ping, RDAP, ReverseDNS' }), Type.Integer({ minimum: 0, maximum: 3 })],
-  { description: 'A service by name (case-insensitive) or number 0-3' },
+  [Type.String({ description: `Service name, case-insensitive: ${SERVICE_NAME_LIST}` }), Type.Integer({ minimum: 0, maximum: MAX_SERVICE_VALUE })],
+  { description: `A service by name (case-insensitive) or number ${SERVICE_NUMBER_RANGE}` },
 );
 
 export const SubmitLookupBodySchema = Type.Object(
@@ -15,8 +17,8 @@ export const SubmitLookupBodySchema = Type.Object(
     services: Type.Optional(
       Type.Array(ServiceNameEnum, {
         minItems: 1,
-        maxItems: 4,
-        description: 'Services to run; omitted means all four',
+        maxItems: SERVICE_CATALOGUE.length,
+        description: 'Services to run; omitted means all services',
         examples: [['GeoIP', 'ReverseDNS']],
       }),
     ),
@@ -43,9 +45,11 @@ const { status, success, ...outcomeRest } = RecordedOutcomeFields;
 /** One service's recorded outcome (outcome.ts) and its data. */
 export const ServiceResultSchema = Type.Object(
   {
-    serviceType: Type.String({ description: 'Service name' }),
+    serviceType: Type.String({ description: `Service name: ${SERVICE_NAME_LIST}` }),
     status,
     success,
+    // What `data` holds per service is in the OpenAPI document (ServiceDataSchemas); validation and
+    // serialisation take any object here.
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     ...outcomeRest,
     completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -53,6 +57,20 @@ export const ServiceResultSchema = Type.Object(
   { $id: 'ServiceResult' },
 );
 export type ServiceResult = Static<typeof ServiceResultSchema>;
+
+/**
+ * The JSON Schema of each service's result `data`, keyed by service name: the `dataSchema` of each worker's
+ * lookup service, written to generated/service-data-schemas.json by `npm run generate`
+ * (scripts/generate-service-schemas.ts), since nothing outside a worker may import it. A test fails when the
+ * file is stale. Loaded on first use (the API's OpenAPI document).
+ */
+export type ServiceDataSchemas = Readonly<Partial<Record<ServiceName, TSchema>>>;
+
+let dataSchemas: ServiceDataSchemas | undefined;
+export function serviceDataSchemas(): ServiceDataSchemas {
+  dataSchemas ??= Object.freeze(createRequire(import.meta.url)('./generated/service-data-schemas.json') as ServiceDataSchemas);
+  return dataSchemas;
+}
 
 export const JobDocumentSchema = Type.Object(
   {

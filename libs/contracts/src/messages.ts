@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
 import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema } from './outcome.ts';
+import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 
@@ -15,7 +16,8 @@ export const RoutingKeys = Object.freeze({
 
 // literalUnion is in status.ts; ResultStatusSchema and ResultLocationSchema are part of the outcome (outcome.ts).
 
-export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
+/** A service number; the bounds and the description come from SERVICE_CATALOGUE. */
+export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: MAX_SERVICE_VALUE, description: SERVICE_NUMBER_LIST });
 export const TargetTypeSchema = literalUnion(TARGET_TYPES);
 export const JobStatusSchema = literalUnion(JOB_STATUSES);
 /** A job id (any UUID, either case): the one pattern the messages, the HTTP routes and the workers check. */
@@ -37,7 +39,7 @@ export const JobSubmittedSchema = Type.Object(
     jobId: Uuid,
     target: Type.String({ minLength: 1, maxLength: 300 }),
     targetType: TargetTypeSchema,
-    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: 4, uniqueItems: true }),
+    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: SERVICE_CATALOGUE.length, uniqueItems: true }),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );

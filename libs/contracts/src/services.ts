@@ -1,4 +1,7 @@
-/** The lookup services. Numeric values are part of the HTTP contract (0-3). */
+/**
+ * The lookup services. Numeric values are part of the HTTP contract. Every bound and list of names elsewhere
+ * (message and HTTP schemas, error messages, the OpenAPI document) is derived from SERVICE_CATALOGUE below.
+ */
 export enum ServiceType {
   GeoIP = 0,
   Ping = 1,
@@ -25,6 +28,18 @@ export const SERVICE_CATALOGUE: readonly ServiceInfo[] = Object.freeze([
 
 export const ALL_SERVICES: readonly ServiceType[] = Object.freeze(SERVICE_CATALOGUE.map((s) => s.value));
 
+/** The highest service number: services are numbered 0..MAX_SERVICE_VALUE, in catalogue order. */
+export const MAX_SERVICE_VALUE: number = SERVICE_CATALOGUE.length - 1;
+
+/** The service names, comma-separated in catalogue order ("GeoIP, Ping, ..."), for messages and descriptions. */
+export const SERVICE_NAME_LIST: string = SERVICE_CATALOGUE.map((s) => s.name).join(', ');
+
+/** Each service name with its number ("GeoIP 0, Ping 1, ..."). */
+export const SERVICE_NUMBER_LIST: string = SERVICE_CATALOGUE.map((s) => `${s.name} ${s.value}`).join(', ');
+
+/** The accepted numbers as text: "0-N" (or "0" with a single service). */
+export const SERVICE_NUMBER_RANGE: string = MAX_SERVICE_VALUE > 0 ? `0-${MAX_SERVICE_VALUE}` : '0';
+
 export function serviceInfo(service: ServiceType): ServiceInfo {
   const info = SERVICE_CATALOGUE[service];
   if (!info || info.value !== service) throw new RangeError(`unknown service ${String(service)}`);
@@ -38,7 +53,8 @@ export function serviceName(service: ServiceType): ServiceName {
 const byLowerName = new Map(SERVICE_CATALOGUE.map((s) => [s.name.toLowerCase(), s.value]));
 
 /**
- * Parses one entry of a request's `services` array: a name (case-insensitive) or a number 0-3.
+ * Parses one entry of a request's `services` array: a name (case-insensitive) or a service number
+ * (SERVICE_NUMBER_RANGE).
  * Numeric strings ("1") are accepted as numbers. Returns undefined when it names no service.
  */
 export function parseService(input: unknown): ServiceType | undefined {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Type } from '@sinclair/typebox';
 import { createLogger } from '@lookup/logging';
 import { commandMessageId, createTargetPolicy, type JobStatus, type LookupCommand, type StoredResult, type TaskCompleted } from '@lookup/contracts';
 import type { ReceivedMessage } from '@lookup/messaging';
@@ -9,21 +10,26 @@ const NOW = Date.parse('2026-11-22T12:00:00.000Z');
 const JOB = '0b6f3c9e-3f7e-4a52-9a39-5f1b7d1d2c11';
 
 /** A handler over in-memory fakes that records every store call, lookup and publish. */
-function harness(opts: { status?: JobStatus; stored?: StoredResult; saveSays?: SaveSkipped; allowPrivate?: boolean } = {}) {
+function harness(
+  opts: { status?: JobStatus; stored?: StoredResult; saveSays?: SaveSkipped; allowPrivate?: boolean; data?: Record<string, unknown>; log?: string[] } = {},
+) {
   const calls: string[] = [];
   const published: TaskCompleted[] = [];
   const saved: StoredResult[] = [];
   const location = { storage: 'redis' as const, key: `ns:result:${JOB}:3` };
   const handle = createCommandHandler({
     service: 3,
-    logger: createLogger({ service: 'test', level: 'silent' }),
+    logger: opts.log
+      ? createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void opts.log!.push(line) } })
+      : createLogger({ service: 'test', level: 'silent' }),
     now: () => NOW,
     policy: { timeoutMs: 1000, maxAttempts: 3, baseBackoffMs: 10, maxBackoffMs: 100 },
     // The fixtures' targets are loopback addresses: allowed here unless a test asks for the default policy.
     targetPolicy: createTargetPolicy({ allowPrivate: opts.allowPrivate ?? true }),
+    dataSchema: Type.Object({ hostname: Type.String(), ttl: Type.Optional(Type.Integer()) }, { additionalProperties: false }),
     lookup: async () => {
       calls.push('lookup');
-      return { hostname: 'fixture.test' };
+      return opts.data ?? { hostname: 'fixture.test' };
     },
     jobs: {
       getStatus: async () => {
@@ -157,5 +163,34 @@ describe('command handler: the target policy, on every command whoever sent it',
     const open = harness({ status: 'Processing', allowPrivate: true });
     await open.handle(delivery(forged('127.0.0.1')));
     expect(open.calls).toEqual(['lookup', 'saveIfOpen']);
+  });
+});
+
+describe('command handler: the data schema', () => {
+  it('stores data that matches the schema as it is', async () => {
+    const h = harness({ status: 'Processing', data: { hostname: 'fixture.test', ttl: 60 } });
+    await h.handle(delivery(command(5)));
+    expect(h.saved[0]).toMatchObject({ status: 'Succeeded', success: true, data: { hostname: 'fixture.test', ttl: 60 }, errorMessage: null });
+  });
+
+  it.each([
+    [{ hostname: 42 }, '/hostname: Expected string'],
+    [{ hostname: 'fixture.test', ttl: 'sixty' }, '/ttl: Expected integer'],
+    [{ hostname: 'fixture.test', extra: true }, '/extra: Unexpected property'],
+    [{}, "/hostname: Expected required property"],
+  ])('stores %j as a permanent failure naming the problem, logged at error level (no retry)', async (data, problem) => {
+    const log: string[] = [];
+    const h = harness({ status: 'Processing', data, log });
+    await h.handle(delivery(command(5)));
+    expect(h.calls).toEqual(['lookup', 'saveIfOpen']); // no 'retry': the same code would return the same data
+    expect(h.saved).toHaveLength(1);
+    expect(h.saved[0]).toMatchObject({ status: 'Failed', success: false, data: null, attempts: 1 });
+    expect(h.saved[0]!.errorMessage).toMatch(/^result data does not match the ReverseDNS data schema: /);
+    expect(h.saved[0]!.errorMessage).toContain(problem);
+    expect(h.published[0]).toMatchObject({ status: 'Failed', success: false, errorMessage: h.saved[0]!.errorMessage });
+    const errors = log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'RESULT_DATA_INVALID', jobId: JOB, lookupService: 'ReverseDNS', msg: h.saved[0]!.errorMessage });
+    expect(errors[0]!.problems).toEqual(expect.arrayContaining([expect.stringContaining(problem)]));
   });
 });

@@ -3,6 +3,7 @@ import {
   commandMessageId,
   taskCompletedMessageId,
   outcomeOf,
+  compileValidator,
   permanentError,
   serviceName,
   validateTarget,
@@ -17,13 +18,16 @@ import type { Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
 import type { JobStore, ResultStore } from '@lookup/store';
+import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
-import { backoffMs, runAttempt, type AttemptPolicy } from './run-lookup.ts';
+import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
 import { TARGET_REFUSED, assertAddressAllowed } from './dns.ts';
 
 export interface CommandHandlerDeps {
   service: ServiceType;
   lookup: LookupFn;
+  /** The service's data schema (LookupService.dataSchema): every successful lookup's data is checked against it. */
+  dataSchema: TSchema;
   results: Pick<ResultStore, 'saveIfOpen' | 'find' | 'locate'>;
   jobs: Pick<JobStore, 'getStatus'>;
   /** Announces one outcome to the saga (Publishers.taskCompleted). */
@@ -60,6 +64,7 @@ export const PRECHECK_AFTER_MS = 1000;
 export function createCommandHandler(deps: CommandHandlerDeps) {
   const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
+  const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
     const cmd = message.body;
     const log = logger.child({ jobId: cmd.jobId, messageId: cmd.messageId, lookupService: serviceName(service), attempt: cmd.attempt });
@@ -85,7 +90,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       }
     }
 
-    const outcome = await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal);
+    const outcome = checkLookupData(await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal), dataSchema, log);
     if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {

@@ -2,6 +2,7 @@
 // `lookupService`; before, both were `service` (`"service":"worker-ping",...,"service":"Ping"`), and JSON tools
 // kept the last one, so a line no longer said which process wrote it.
 import { describe, expect, it } from 'vitest';
+import { Type } from '@sinclair/typebox';
 import { createLogger } from '@lookup/logging';
 import { createTargetPolicy, type LookupCommand } from '@lookup/contracts';
 import type { ReceivedMessage } from '@lookup/messaging';
@@ -18,6 +19,7 @@ describe('worker log lines', () => {
       logger: createLogger({ service: 'worker-ping', level: 'trace', destination: { write: (line: string) => void raw.push(line) } }),
       policy: { timeoutMs: 1000, maxAttempts: 3, baseBackoffMs: 10, maxBackoffMs: 100 },
       targetPolicy: createTargetPolicy({ allowPrivate: true }),
+      dataSchema: Type.Object({ alive: Type.Boolean() }),
       lookup: async () => ({ alive: true }),
       jobs: { getStatus: async () => 'Processing' as const },
       results: {

@@ -1,4 +1,4 @@
-import { equalJitterBackoff, errorCodeOf, errorMessage, isCodedError } from '@lookup/contracts';
+import { equalJitterBackoff, errorCodeOf, errorMessage, isCodedError, type Validator } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import type { LookupData, LookupFn } from './types.ts';
 
@@ -64,6 +64,27 @@ export async function runAttempt(
     clearTimeout(timer);
     stopSignal?.removeEventListener('abort', onStop);
   }
+}
+
+/** The most of a schema mismatch's problems quoted in a result's errorMessage (the log line has them all). */
+const MAX_PROBLEMS_TEXT = 1000;
+
+/** The error code (in the log and in the stored outcome) of a lookup whose data does not match its data schema. */
+export const RESULT_DATA_INVALID = 'RESULT_DATA_INVALID';
+
+/**
+ * A successful attempt whose data does not match the service's data schema becomes a permanent failure: it is
+ * a bug in the worker, not a property of the target, so another attempt would return the same data. Logged at
+ * error level with every problem found. Other outcomes pass through unchanged.
+ */
+export function checkLookupData(outcome: AttemptOutcome, schema: { name: string; validator: Validator<unknown> }, logger: Logger): AttemptOutcome {
+  if (!outcome.ok || schema.validator.check(outcome.data)) return outcome;
+  const problems = schema.validator.errors(outcome.data);
+  let text = problems.join('; ');
+  if (text.length > MAX_PROBLEMS_TEXT) text = `${text.slice(0, MAX_PROBLEMS_TEXT - 3)}...`;
+  const message = `result data does not match the ${schema.name} data schema: ${text}`;
+  logger.error({ code: RESULT_DATA_INVALID, problems }, message);
+  return { ok: false, retryable: false, timedOut: false, errorMessage: message, errorCode: RESULT_DATA_INVALID, durationMs: outcome.durationMs };
 }
 
 /** Backoff before `nextAttempt` (2, 3, ...): exponential, capped, with "equal jitter" (half fixed, half random). */

@@ -48,6 +48,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
   const handler = createCommandHandler({
     service: definition.service,
     lookup,
+    dataSchema: definition.dataSchema,
     results,
     jobs,
     logger,

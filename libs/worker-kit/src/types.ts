@@ -1,6 +1,7 @@
 import type { Config } from '@lookup/config';
 import type { Logger } from '@lookup/logging';
 import type { ServiceType, TargetType } from '@lookup/contracts';
+import type { TSchema } from '@sinclair/typebox';
 
 /** What a lookup function receives for one attempt. */
 export interface LookupContext {
@@ -15,7 +16,7 @@ export interface LookupContext {
 }
 
 /**
- * The result data of a lookup: a JSON object. Throw a LookupError from @lookup/contracts
+ * The result data of a lookup: a JSON object, which must match the service's `dataSchema`. Throw a LookupError from @lookup/contracts
  * (permanentError / transientError) to fail; any other thrown error counts as transient.
  */
 export type LookupData = Record<string, unknown>;
@@ -29,6 +30,12 @@ export interface LookupSetupDeps {
 /** A lookup service: all a new service has to write. The kit does queues, storage, events, retries. */
 export interface LookupService {
   service: ServiceType;
+  /**
+   * The TypeBox schema of the data `lookup` returns. The kit checks every successful lookup's data against it
+   * before storing it (data that does not match is a bug in the worker: the task fails permanently, logged at
+   * error level), and `npm run generate` publishes it in the API's OpenAPI document.
+   */
+  dataSchema: TSchema;
   /** Per-attempt timeout; defaults to config.lookupTimeoutMs. */
   timeoutMs?: (config: Readonly<Config>) => number;
   /** Attempts for transient failures; defaults to config.retryMaxAttempts (and never exceeds it). */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
+import { SERVICE_CATALOGUE, serviceDataSchemas } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
 import { buildApp } from './app.ts';
 import { createJobEventHub } from './job-events.ts';
@@ -144,6 +145,30 @@ describe('OpenAPI document with API_KEYS and ADMIN_API_KEY set', () => {
         expect(response.description, `${method} ${path} ${code}`).toBeTruthy();
         expect(response.description, `${method} ${path} ${code}`).not.toBe('Default Response');
       }
+    }
+  });
+
+  it('has the data schema of every catalogue service: ServiceResult is one of a result per service, by serviceType', () => {
+    type Schema = { $ref?: string; properties?: Record<string, Schema>; required?: string[]; anyOf?: Schema[]; oneOf?: Schema[]; items?: Schema; enum?: unknown[] };
+    const schemas = doc.components.schemas as Record<string, Schema & { discriminator?: { propertyName: string; mapping: Record<string, string> } }>;
+    const ref = (name: string) => `#/components/schemas/${name}`;
+    const generated = serviceDataSchemas();
+    expect(schemas.JobDocument!.properties!.results!.items).toEqual({ $ref: ref('ServiceResult') });
+    expect(schemas.ServiceResult!.oneOf).toEqual(SERVICE_CATALOGUE.map((s) => ({ $ref: ref(`${s.name}Result`) })));
+    expect(schemas.ServiceResult!.discriminator).toEqual({
+      propertyName: 'serviceType',
+      mapping: Object.fromEntries(SERVICE_CATALOGUE.map((s) => [s.name, ref(`${s.name}Result`)])),
+    });
+    for (const { name } of SERVICE_CATALOGUE) {
+      const result = schemas[`${name}Result`];
+      expect(result?.properties?.serviceType, name).toMatchObject({ type: 'string', enum: [name] });
+      expect(result!.required, name).toEqual(expect.arrayContaining(['serviceType', 'status', 'data', 'errorMessage']));
+      expect(result!.properties!.data!.anyOf![0], name).toEqual({ $ref: ref(`${name}Data`) });
+      const data = schemas[`${name}Data`];
+      const source = generated[name] as Schema | undefined;
+      expect(source, `${name}: no schema in the generated service-data-schemas.json (npm run generate)`).toBeDefined();
+      expect(Object.keys(data?.properties ?? {}), name).toEqual(Object.keys(source!.properties!));
+      expect(data!.required, name).toEqual(source!.required);
     }
   });
 

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import swagger, { type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { SERVICE_CATALOGUE, SERVICE_NAME_LIST, ServiceResultSchema, serviceDataSchemas } from '@lookup/contracts';
 import { RESOURCE_BODY_METHODS, RESOURCE_REQUEST_BODY } from './schemas.ts';
 
 type SecurityRequirement = Record<string, string[]>;
@@ -26,7 +28,58 @@ interface MediaType {
 }
 interface OpenApiDocument {
   paths: Record<string, Record<string, { requestBody?: { content: Record<string, MediaType> } }>>;
-  components: { schemas?: Record<string, { example?: unknown }> };
+  components: { schemas?: Record<string, { example?: unknown; properties?: Record<string, { items?: unknown }> }> };
+}
+
+const COMPONENT = '#/components/schemas/';
+export const dataComponent = (name: string) => `${name}Data`;
+export const resultComponent = (name: string) => `${name}Result`;
+
+/**
+ * Per catalogue service, for the OpenAPI document only: `<Name>Data`, the schema of its result `data` (the
+ * worker's dataSchema, from contracts' generated service-data-schemas.json), and `<Name>Result`, ServiceResult
+ * with that `serviceType` and that `data`. Registered as shared schemas so @fastify/swagger converts them to
+ * OpenAPI 3.0 like the rest; no route validates or serialises with them (responses are unchanged).
+ */
+export function serviceResultSchemas(): TSchema[] {
+  const data = serviceDataSchemas();
+  return SERVICE_CATALOGUE.flatMap(({ name, description }) => [
+    { ...(data[name] ?? Type.Object({}, { additionalProperties: true })), $id: dataComponent(name) } as TSchema,
+    Type.Object(
+      {
+        ...ServiceResultSchema.properties,
+        serviceType: Type.Literal(name),
+        data: Type.Union([Type.Ref(dataComponent(name)), Type.Null()], { description: `The ${name} lookup's data; null unless it succeeded` }),
+      },
+      { $id: resultComponent(name), description: `A ${name} result: ${description}` },
+    ),
+  ]);
+}
+
+/**
+ * The job document's results as clients should read them: ServiceResult becomes one of the `<Name>Result`
+ * variants, told apart by `serviceType` (an OpenAPI discriminator), so each service's `data` schema is shown; the
+ * per-service components are listed right after it.
+ */
+function documentServiceData(doc: OpenApiDocument): void {
+  const schemas = doc.components?.schemas;
+  if (!schemas?.ServiceResult) return;
+  const names = SERVICE_CATALOGUE.map((s) => s.name).filter((name) => schemas[resultComponent(name)]);
+  const serviceResult = {
+    description: `One service's result: ${names.map(resultComponent).join(', ')}, told apart by \`serviceType\`, each with the schema of its service's \`data\`.`,
+    oneOf: names.map((name) => ({ $ref: `${COMPONENT}${resultComponent(name)}` })),
+    discriminator: { propertyName: 'serviceType', mapping: Object.fromEntries(names.map((name) => [name, `${COMPONENT}${resultComponent(name)}`])) },
+  };
+  const results = schemas.JobDocument?.properties?.results;
+  if (results) results.items = { $ref: `${COMPONENT}ServiceResult` };
+  const perService = new Set(names.flatMap((name) => [resultComponent(name), dataComponent(name)]));
+  const ordered: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schemas)) {
+    if (perService.has(key)) continue;
+    ordered[key] = key === 'ServiceResult' ? serviceResult : value;
+    if (key === 'ServiceResult') for (const name of names) Object.assign(ordered, { [resultComponent(name)]: schemas[resultComponent(name)], [dataComponent(name)]: schemas[dataComponent(name)] });
+  }
+  doc.components.schemas = ordered as typeof schemas;
 }
 
 /**
@@ -72,7 +125,7 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
       info: {
         title: 'Distributed lookup API',
         description:
-          'Scatter-gather lookups of an IP address or domain (GeoIP, Ping, RDAP, ReverseDNS). Submit a lookup, then ' +
+          `Scatter-gather lookups of an IP address or domain (${SERVICE_NAME_LIST}). Submit a lookup, then ` +
           'poll its statusUrl. Every error is JSON `{error, message, code?, details?}`.\n\n' +
           'Limits on every route (see the README, Security): a body over API_BODY_LIMIT_BYTES is 413, a URL over ' +
           'API_MAX_URL_LENGTH 414, request line and headers over API_MAX_HEADER_BYTES 431, and a request not received ' +
@@ -115,9 +168,11 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
     transformObject: (documentObject) => {
       const { openapiObject } = documentObject as { openapiObject: ReturnType<SwaggerTransformObject> };
       completeRequestBodies(openapiObject as unknown as OpenApiDocument);
+      documentServiceData(openapiObject as unknown as OpenApiDocument);
       return openapiObject;
     },
   });
+  for (const schema of serviceResultSchemas()) app.addSchema(schema);
   await app.register(swaggerUi, { routePrefix: '/swagger' });
   // Someone who opens the API's address in a browser lands on its documentation, not on a 404.
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/swagger', 302));

@@ -295,7 +295,8 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         summary: 'Get a lookup job and its results',
         description:
           'The job with every result recorded so far. `status` is Pending, Processing, Completed or Cancelled; ' +
-          'each result is Succeeded, Failed, TimedOut or Cancelled, and its `data` is a JSON object.',
+          'each result is Succeeded, Failed, TimedOut or Cancelled, and its `data` is an object whose schema depends on ' +
+          `its \`serviceType\` (ServiceResult: one of ${SERVICE_CATALOGUE.map((s) => `${s.name}Result`).join(', ')}, each with its service's data schema).`,
         params: JobIdParamsSchema,
         response: {
           200: { ...JobDocumentRef, description: 'The job' },

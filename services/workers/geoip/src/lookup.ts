@@ -1,7 +1,58 @@
-import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type TargetPolicy } from '@lookup/contracts';
+import { Type } from '@sinclair/typebox';
+import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type AddressScope, type TargetPolicy } from '@lookup/contracts';
 import { defineLookupService, resolveTarget, type ResolverSettings, type LookupContext, type LookupData } from '@lookup/worker-kit';
 import { openAsnDb, type AsnDb, type AsnRecord } from './asn-db.ts';
 import { openGeoDb, type GeoDb } from './geo-db.ts';
+
+const Text = (description: string) => Type.Optional(Type.String({ description }));
+const SCOPES = ['public', 'loopback', 'private', 'link-local', 'reserved', 'multicast', 'unspecified'] as const satisfies readonly AddressScope[];
+
+/**
+ * GeoIP's result data: the address looked up, whether the database has it, its location (each field present
+ * only when the database knows it), its network owner, and the data's credits.
+ */
+export const GeoIpDataSchema = Type.Object(
+  {
+    ip: Type.String({ description: 'The address looked up (for a domain, its first A/AAAA address)' }),
+    resolvedFrom: Text('The domain that was resolved (domain targets only)'),
+    resolvedAddresses: Type.Optional(Type.Array(Type.String(), { description: 'Every address the domain resolved to' })),
+    found: Type.Boolean({ description: 'Whether the location database has the address' }),
+    scope: Type.Optional(
+      Type.Union(SCOPES.map((s) => Type.Literal(s)), {
+        description: 'When not found: what kind of address it is',
+      }),
+    ),
+    reason: Text('When not found: why'),
+    continentCode: Text('Two-letter continent code'),
+    countryCode: Text('ISO 3166-1 alpha-2 country code'),
+    country: Text('Country name (English)'),
+    region: Text('First-level subdivision (state, province)'),
+    district: Text('Second-level subdivision'),
+    city: Text('City'),
+    postalCode: Text('Postal code'),
+    latitude: Type.Optional(Type.Number()),
+    longitude: Type.Optional(Type.Number()),
+    timeZone: Text('IANA time zone, e.g. Europe/Berlin'),
+    prefixLength: Type.Optional(Type.Integer({ minimum: 0, maximum: 128, description: "When found: the prefix length of the database's matching network" })),
+    asn: Type.Union(
+      [
+        Type.Object(
+          {
+            number: Type.Integer({ minimum: 1, maximum: 0xffffffff, description: 'AS number' }),
+            organization: Type.Union([Type.String(), Type.Null()], { description: 'The organisation the AS is registered to, when known' }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ],
+      { description: "The network owner (the AS announcing the address's network); null when unknown or without an ASN database" },
+    ),
+    source: Type.String({ description: 'The location data source' }),
+    asnSource: Text('The network owner data source (when an ASN database is open)'),
+    attribution: Text('Credits the data licences ask for'),
+  },
+  { additionalProperties: false, description: 'GeoIP: location and network owner of an address' },
+);
 
 /**
  * GeoIP: location and network owner (AS number and organisation) of an address (a domain's first A/AAAA
@@ -9,6 +60,7 @@ import { openGeoDb, type GeoDb } from './geo-db.ts';
  */
 export const geoipLookup = defineLookupService({
   service: ServiceType.GeoIP,
+  dataSchema: GeoIpDataSchema,
   async setup({ config, logger }) {
     const db = await openGeoDb(config.geoipDbPath);
     logger.info({ source: db.source, built: db.databaseBuilt }, 'GeoIP database open');

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
+import { Type } from '@sinclair/typebox';
 import type { Config } from '@lookup/config';
 import { ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import { assertAddressAllowed, defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
-import { answered, tcpProbe, type TcpProbeResult } from './tcp-probe.ts';
+import { answered, tcpProbe, type TcpOutcome, type TcpProbeResult } from './tcp-probe.ts';
 import { CommandLauncher } from './launcher.ts';
 import { loadNativeIcmp } from './icmp-native.ts';
 import { IcmpPinger, PingerError, PingerErrors, type OpenIcmpSocket } from './pinger.ts';
@@ -36,6 +37,56 @@ interface PingSettings {
   targetPolicy: TargetPolicy;
 }
 
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+const Ms = Type.Number({ minimum: 0 });
+const TCP_OUTCOMES = ['open', 'refused', 'timeout', 'unreachable', 'error'] as const satisfies readonly TcpOutcome[];
+
+/**
+ * Ping's result data. `method` says how the address was probed: 'icmp' (echo requests; `probes` are the replies),
+ * or 'tcp' when ICMP is not available (`icmpUnavailable` says why; `probes` are the connect attempts, `port` the
+ * port that answered or was tried first).
+ */
+export const PingDataSchema = Type.Object(
+  {
+    ip: Type.String({ description: 'The address probed (for a domain, its first A/AAAA address)' }),
+    resolvedFrom: Type.Optional(Type.String({ description: 'The domain that was resolved (domain targets only)' })),
+    resolvedAddresses: Type.Optional(Type.Array(Type.String(), { description: 'Every address the domain resolved to' })),
+    method: Type.Union([Type.Literal('icmp'), Type.Literal('tcp')]),
+    reachable: Type.Boolean({ description: 'At least one reply (ICMP), or a connection accepted or refused (TCP)' }),
+    transmitted: Count('Probes sent'),
+    received: Count('Replies received'),
+    packetLossPercent: Type.Number({ minimum: 0, maximum: 100 }),
+    duplicates: Type.Optional(Count('Duplicate replies (ICMP)')),
+    errors: Type.Optional(Type.Array(Type.String(), { description: "ICMP errors reported instead of replies, e.g. 'Destination Host Unreachable'" })),
+    error: Type.Optional(Type.String({ description: 'Why no probe could be sent (e.g. network unreachable)' })),
+    rtt: Type.Union(
+      [Type.Object({ minMs: Ms, avgMs: Ms, maxMs: Ms, mdevMs: Type.Optional(Ms) }, { additionalProperties: false }), Type.Null()],
+      { description: 'Round-trip times of the replies; null without replies' },
+    ),
+    probes: Type.Array(
+      Type.Object(
+        {
+          seq: Type.Integer({ minimum: 0 }),
+          ttl: Type.Optional(Type.Integer({ minimum: 0, description: 'ICMP: TTL of the reply' })),
+          timeMs: Type.Optional(Type.Number({ minimum: 0, description: 'Round-trip (ICMP) or connect (TCP) time; absent for a TCP probe not answered' })),
+          port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'TCP: the port tried' })),
+          outcome: Type.Optional(
+            Type.Union(TCP_OUTCOMES.map((o) => Type.Literal(o)), {
+              description: 'TCP: open (accepted) and refused (reset) mean the host answered',
+            }),
+          ),
+          error: Type.Optional(Type.String({ description: 'TCP: the socket error' })),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'ICMP: the replies, by sequence number; TCP: every connect attempt' },
+    ),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'TCP: the port that answered (else the first tried)' })),
+    icmpUnavailable: Type.Optional(Type.String({ description: 'TCP: why ICMP was not used' })),
+  },
+  { additionalProperties: false, description: 'Ping: reachability and round-trip times of an address' },
+);
+
 const PROBE_INTERVAL_S = 0.2; // the smallest interval iputils allows without privileges
 
 /**
@@ -47,6 +98,7 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
   const ports = options.tcpPorts ?? [443, 80];
   return defineLookupService({
     service: ServiceType.Ping,
+    dataSchema: PingDataSchema,
     // The TCP fallback may try every port once, then one port per remaining probe.
     timeoutMs: (config) => Math.max(config.lookupTimeoutMs, (config.pingCount + ports.length) * config.pingTimeoutMs + 2000),
     async setup({ config, logger }) {

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { Type } from '@sinclair/typebox';
 import { getDomain } from 'tldts';
 import { addressScope, errorMessage, permanentError, ServiceType, targetPolicyFromConfig, transientError } from '@lookup/contracts';
 import { defineLookupService, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
@@ -27,10 +28,72 @@ const MAX_REDIRECTS = 3;
 /** Responses up to this size (bytes) are kept whole in the result as `raw`. */
 const RAW_LIMIT = 1024;
 
+const Text = (description?: string) => Type.Optional(Type.String(description ? { description } : {}));
+const Texts = (description?: string) => Type.Optional(Type.Array(Type.String(), description ? { description } : {}));
+
+/** A contact of an RDAP object (and of its nested entities), its vCard flattened (parse.ts, RdapEntity). */
+const RdapEntitySchema = Type.Object(
+  {
+    handle: Text(),
+    roles: Type.Array(Type.String(), { description: 'e.g. registrant, registrar, abuse, technical' }),
+    name: Text(),
+    organization: Text(),
+    kind: Text('vCard kind: individual, org, ...'),
+    email: Text(),
+    phone: Text(),
+    address: Text(),
+    ianaRegistrarId: Text(),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * RDAP's result data: the query made and, when the registry has the object, a summary of it (RFC 9083 fields
+ * people look for; each present only when the registry sent it) and, for small answers, the whole answer as `raw`.
+ */
+export const RdapDataSchema = Type.Object(
+  {
+    query: Type.String({ description: 'What was asked: the address, or the registrable domain (bbc.co.uk for www.bbc.co.uk)' }),
+    queryType: Type.Union([Type.Literal('ip'), Type.Literal('domain')]),
+    server: Type.String({ description: 'The RDAP base URL asked' }),
+    url: Type.String({ description: 'The query URL' }),
+    found: Type.Boolean({ description: 'false when the registry answered 404' }),
+    objectClassName: Text('ip network, domain, autnum, ...'),
+    handle: Text(),
+    name: Text(),
+    ldhName: Text('The domain name, lower-case'),
+    unicodeName: Text(),
+    type: Text(),
+    country: Text(),
+    ipVersion: Text('v4 or v6'),
+    startAddress: Text(),
+    endAddress: Text(),
+    cidrs: Texts('The network as CIDR blocks'),
+    parentHandle: Text(),
+    startAutnum: Type.Optional(Type.Number()),
+    endAutnum: Type.Optional(Type.Number()),
+    originAutnums: Type.Optional(Type.Array(Type.Number(), { description: 'AS numbers announcing the network (ARIN)' })),
+    status: Texts(),
+    events: Type.Optional(
+      Type.Record(Type.String(), Type.String(), { description: 'Event dates keyed by action in camelCase: registration, expiration, lastChanged, ...' }),
+    ),
+    registrant: Text("The registrant entity's name"),
+    registrar: Type.Optional(Type.Object({ name: Text(), ianaId: Text() }, { additionalProperties: false })),
+    abuseEmail: Text(),
+    entities: Type.Optional(Type.Array(RdapEntitySchema, { description: 'Every entity, nested ones flattened' })),
+    nameservers: Texts('Name server names, lower-case'),
+    delegationSigned: Type.Optional(Type.Boolean({ description: 'DNSSEC: whether the delegation is signed' })),
+    port43: Text('The WHOIS server'),
+    raw: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: `The whole RDAP answer, when at most ${RAW_LIMIT} bytes` })),
+  },
+  { additionalProperties: false, description: 'RDAP: registration data of an IP network or a registrable domain' },
+);
+
 /** RDAP (RFC 7480-7484): registration data of an IP network or a registrable domain. */
 export function createRdapLookup(options: RdapOptions = {}): LookupService {
   return defineLookupService({
     service: ServiceType.RDAP,
+    dataSchema: RdapDataSchema,
     async setup({ config, logger }) {
       let registry = await loadSnapshot();
       const http = createRdapHttp({

@@ -1,4 +1,5 @@
 import { isIPv4 } from 'node:net';
+import { Type } from '@sinclair/typebox';
 import { permanentError, ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
 import {
   assertAddressAllowed,
@@ -16,12 +17,47 @@ import { reverseName } from './arpa.ts';
 /** Addresses of a domain whose PTR records are looked up (in parallel), at most. */
 export const MAX_DOMAIN_ADDRESSES = 8;
 
+const PtrFields = {
+  ip: Type.String(),
+  found: Type.Boolean({ description: 'Whether the address has a PTR record' }),
+  hostname: Type.Optional(Type.String({ description: 'The first PTR name (when found)' })),
+  hostnames: Type.Optional(Type.Array(Type.String(), { description: 'Every PTR name (when found)' })),
+};
+
+/**
+ * ReverseDNS's result data: the PTR answer for an IP address; for a domain, the same fields for the first of its
+ * addresses with a PTR record (else the first), plus the resolution and every address's own answer.
+ */
+export const ReverseDnsDataSchema = Type.Object(
+  {
+    ...PtrFields,
+    resolvedFrom: Type.Optional(Type.String({ description: 'The domain that was resolved (domain targets only)' })),
+    resolvedAddresses: Type.Optional(Type.Array(Type.String(), { description: 'Every address the domain resolved to' })),
+    addresses: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            ...PtrFields,
+            error: Type.Optional(
+              Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false, description: "This address's query failed (on the last attempt)" }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        { description: `Domain targets: the PTR answer of each address looked up (at most ${MAX_DOMAIN_ADDRESSES})` },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'ReverseDNS: PTR records of an address, or of the addresses of a domain' },
+);
+
 /**
  * ReverseDNS: PTR records of an IP address, or of the addresses a domain resolves to (A and AAAA), through
  * node:dns (DNS_SERVERS, else the system's servers).
  */
 export const reverseDnsLookup = defineLookupService({
   service: ServiceType.ReverseDNS,
+  dataSchema: ReverseDnsDataSchema,
   async setup({ config }) {
     const settings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, Math.floor(config.lookupTimeoutMs / 4))) };
     const policy = targetPolicyFromConfig(config);
