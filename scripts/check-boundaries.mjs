@@ -8,6 +8,7 @@
 //   scope:config      contracts
 //   scope:logging     contracts, config
 //   scope:infra       contracts, config, logging        (messaging, store, coordination)
+//   scope:dns         contracts, config, logging        (DNS resolution for lookups)
 //   scope:worker-kit  libraries only (type:lib)
 //   type:service      libraries only: a service never imports another service
 // and, for every project:
@@ -36,6 +37,7 @@ export const RULES = [
     allow: ['scope:contracts', 'scope:config', 'scope:logging'],
     text: 'messaging, store and coordination depend only on contracts, config and logging',
   },
+  { tag: 'scope:dns', allow: ['scope:contracts', 'scope:config', 'scope:logging'], text: 'dns depends only on contracts, config and logging' },
   { tag: 'scope:worker-kit', allow: ['type:lib'], text: 'worker-kit depends on libraries only' },
   { tag: 'type:service', allow: ['type:lib'], text: 'services depend on libraries only, never on another service' },
 ];

@@ -17,7 +17,7 @@ import { PoisonMessageError } from '@lookup/messaging';
 import type { JobStore, ResultStore } from '@lookup/store';
 import type { LookupFn } from './types.ts';
 import { backoffMs, runAttempt, type AttemptPolicy } from './run-lookup.ts';
-import { TARGET_REFUSED, assertAddressAllowed } from './dns.ts';
+import { TARGET_REFUSED, assertAddressAllowed } from '@lookup/dns';
 
 export interface CommandHandlerDeps {
   service: ServiceType;

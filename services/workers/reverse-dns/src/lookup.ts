@@ -1,16 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { permanentError, ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
-import {
-  assertAddressAllowed,
-  createResolver,
-  defineLookupService,
-  dnsFailure,
-  errorCode,
-  resolveTarget,
-  type LookupContext,
-  type LookupData,
-  type ResolverSettings,
-} from '@lookup/worker-kit';
+import { assertAddressAllowed, createResolver, dnsFailure, errorCode, resolverSettings, resolveTarget, type ResolverSettings } from '@lookup/dns';
+import { defineLookupService, type LookupContext, type LookupData } from '@lookup/worker-kit';
 import { reverseName } from './arpa.ts';
 
 /** Addresses of a domain whose PTR records are looked up (in parallel), at most. */
@@ -23,7 +14,7 @@ export const MAX_DOMAIN_ADDRESSES = 8;
 export const reverseDnsLookup = defineLookupService({
   service: ServiceType.ReverseDNS,
   async setup({ config }) {
-    const settings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, Math.floor(config.lookupTimeoutMs / 4))) };
+    const settings = resolverSettings(config.dnsServers, config.lookupTimeoutMs / 2); // half the attempt's time
     const policy = targetPolicyFromConfig(config);
     const lastAttempt = config.retryMaxAttempts;
     return {
