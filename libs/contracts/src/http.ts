@@ -4,7 +4,7 @@ import { JobStatusSchema, ResultStatusSchema, TargetTypeSchema } from './message
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
 
 export const ServiceNameEnum = Type.Union(
-  [Type.String({ description: 'Service name, case-insensitive: GeoIP, Ping, RDAP, ReverseDNS' }), Type.Integer({ minimum: 0, maximum: 3 })],
+  [Type.String({ description: 'Service name, case-insensitive: GeoIP, Ping, RDAP, ReverseDNS' }), Type.Integer({ minimum: 0, maximum: 4 })],
   { description: 'A service by name (case-insensitive) or number 0-3' },
 );
 
@@ -14,7 +14,7 @@ export const SubmitLookupBodySchema = Type.Object(
     services: Type.Optional(
       Type.Array(ServiceNameEnum, {
         minItems: 1,
-        maxItems: 4,
+        maxItems: 5,
         description: 'Services to run; omitted means all four',
         examples: [['GeoIP', 'ReverseDNS']],
       }),

@@ -16,7 +16,7 @@ type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLi
 const literalUnion = <const T extends readonly string[]>(values: T): TUnion<LiteralTuple<T>> =>
   Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<LiteralTuple<T>>;
 
-export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 3, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
+export const ServiceTypeSchema = Type.Integer({ minimum: 0, maximum: 4, description: 'GeoIP 0, Ping 1, RDAP 2, ReverseDNS 3' });
 export const TargetTypeSchema = literalUnion(TARGET_TYPES);
 export const ResultStatusSchema = literalUnion(RESULT_STATUSES);
 export const JobStatusSchema = literalUnion(JOB_STATUSES);
@@ -40,7 +40,7 @@ export const JobSubmittedSchema = Type.Object(
     jobId: Uuid,
     target: Type.String({ minLength: 1, maxLength: 300 }),
     targetType: TargetTypeSchema,
-    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: 4, uniqueItems: true }),
+    services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: 5, uniqueItems: true }),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );

@@ -2,7 +2,7 @@ import { promises as dns } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import { permanentError, transientError, type LookupError, type TargetPolicy, type TargetType } from '@lookup/contracts';
 
-/** DNS for lookups: a cancellable resolver honouring DNS_SERVERS, and DNS errors classified permanent/transient. */
+/** DNS for lookups: a shared resolver honouring DNS_SERVERS, the one timeout formula, and DNS errors classified permanent/transient. */
 
 export interface ResolveInput {
   target: string;

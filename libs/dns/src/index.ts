@@ -1,1 +1,2 @@
 export * from './dns.ts';
+export * from './arpa.ts';

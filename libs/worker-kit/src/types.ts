@@ -1,6 +1,7 @@
 import type { Config } from '@lookup/config';
 import type { Logger } from '@lookup/logging';
 import type { ServiceType, TargetType } from '@lookup/contracts';
+import type { TSchema } from '@sinclair/typebox';
 
 /** What a lookup function receives for one attempt. */
 export interface LookupContext {
@@ -29,6 +30,8 @@ export interface LookupSetupDeps {
 /** A lookup service: all a new service has to write. The kit does queues, storage, events, retries. */
 export interface LookupService {
   service: ServiceType;
+  /** TypeBox schema of the data `lookup` returns. */
+  dataSchema: TSchema;
   /** Per-attempt timeout; defaults to config.lookupTimeoutMs. */
   timeoutMs?: (config: Readonly<Config>) => number;
   /** Attempts for transient failures; defaults to config.retryMaxAttempts (and never exceeds it). */

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type TargetPolicy } from '@lookup/contracts';
 import { resolverSettings, resolveTarget, type ResolverSettings } from '@lookup/dns';
 import { defineLookupService, type LookupContext, type LookupData } from '@lookup/worker-kit';
@@ -10,6 +11,7 @@ import { openGeoDb, type GeoDb } from './geo-db.ts';
  */
 export const geoipLookup = defineLookupService({
   service: ServiceType.GeoIP,
+  dataSchema: Type.Unknown(), // placeholder: the real schema comes with the h11-schemas branch
   async setup({ config, logger }) {
     const db = await openGeoDb(config.geoipDbPath);
     logger.info({ source: db.source, built: db.databaseBuilt }, 'GeoIP database open');

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { Type } from '@sinclair/typebox';
 import type { Config } from '@lookup/config';
 import { ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
@@ -48,6 +49,7 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
   const ports = options.tcpPorts ?? [443, 80];
   return defineLookupService({
     service: ServiceType.Ping,
+    dataSchema: Type.Unknown(), // placeholder: the real schema comes with the h11-schemas branch
     // The TCP fallback may try every port once, then one port per remaining probe.
     timeoutMs: (config) => Math.max(config.lookupTimeoutMs, (config.pingCount + ports.length) * config.pingTimeoutMs + 2000),
     async setup({ config, logger }) {

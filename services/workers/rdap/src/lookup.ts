@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { Type } from '@sinclair/typebox';
 import { getDomain } from 'tldts';
 import { addressScope, errorMessage, permanentError, ServiceType, targetPolicyFromConfig, transientError } from '@lookup/contracts';
 import { resolverSettings } from '@lookup/dns';
@@ -32,6 +33,7 @@ const RAW_LIMIT = 1024;
 export function createRdapLookup(options: RdapOptions = {}): LookupService {
   return defineLookupService({
     service: ServiceType.RDAP,
+    dataSchema: Type.Unknown(), // placeholder: the real schema comes with the h11-schemas branch
     async setup({ config, logger }) {
       let registry = await loadSnapshot();
       const http = createRdapHttp({

@@ -1,8 +1,8 @@
 import { isIPv4 } from 'node:net';
+import { Type } from '@sinclair/typebox';
 import { permanentError, ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
-import { assertAddressAllowed, createResolver, dnsFailure, errorCode, resolverSettings, resolveTarget, type ResolverSettings } from '@lookup/dns';
+import { assertAddressAllowed, createResolver, dnsFailure, errorCode, resolverSettings, resolveTarget, reverseName, type ResolverSettings } from '@lookup/dns';
 import { defineLookupService, type LookupContext, type LookupData } from '@lookup/worker-kit';
-import { reverseName } from './arpa.ts';
 
 /** Addresses of a domain whose PTR records are looked up (in parallel), at most. */
 export const MAX_DOMAIN_ADDRESSES = 8;
@@ -13,6 +13,7 @@ export const MAX_DOMAIN_ADDRESSES = 8;
  */
 export const reverseDnsLookup = defineLookupService({
   service: ServiceType.ReverseDNS,
+  dataSchema: Type.Unknown(), // placeholder: the real schema comes with the h11-schemas branch
   async setup({ config }) {
     const settings = resolverSettings(config.dnsServers, config.lookupTimeoutMs / 2); // half the attempt's time
     const policy = targetPolicyFromConfig(config);
