@@ -24,8 +24,8 @@ Load
   --rate R             open loop instead: R jobs/s whatever the latency (latency counted from each job's due time)
   --duration S         measure for S seconds instead of a job count
   --warmup N           jobs run (and not counted) before measuring (default 300)
-  --services LIST      services each job requests, e.g. GeoIP,Ping or rdap (default all four); only their
-                       workers are started
+  --services LIST      services each job requests, e.g. GeoIP,Ping or rdap, or all (default: the four the BullMQ
+                       peer does: GeoIP,Ping,RDAP,ReverseDNS); only their workers are started
   --target T           lookup target (default 127.0.0.2)
   --timeout-ms MS      a job not Completed this long after its start counts as lost (default 60000)
   --detector D         how the client learns a job finished: sse (its event stream, GET /api/lookup/{id}/events;

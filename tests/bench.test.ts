@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
+import { SERVICE_CATALOGUE } from '@lookup/contracts';
+import { parseServiceList } from '../bench/lib/suite.ts';
 import { AMQP_URL, REDIS_URL, REPO_ROOT } from './support/env.ts';
 
 function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -17,6 +19,12 @@ function runNode(args: string[]): Promise<{ code: number | null; stdout: string;
 // Keeps `npm run bench` working: a tiny run, as a child process, checked for its accounting only.
 // A benchmark is not a test: no assertion here is about speed.
 describe('npm run bench', () => {
+  it("requests the BullMQ peer's four services by default (like-for-like), every catalogue service with 'all'", () => {
+    expect(parseServiceList(undefined).map((s) => s.name)).toEqual(['GeoIP', 'Ping', 'RDAP', 'ReverseDNS']);
+    expect(parseServiceList('all')).toEqual(SERVICE_CATALOGUE);
+    expect(parseServiceList('rdap,0').map((s) => s.name)).toEqual(['GeoIP', 'RDAP']);
+  });
+
   it('runs a tiny bench and accounts for every job in one JSON line', async () => {
     const { code, stdout, stderr } = await runNode(['--import', 'tsx', 'bench/run.ts', '--jobs', '20', '--inflight', '4', '--warmup', '4', '--json']);
     const lines = stdout.split('\n').filter(Boolean);

@@ -3,12 +3,13 @@
 // engine is needed: compose files are rendered with `docker-compose config` (v1, or the v2 plugin), the Dockerfile
 // is read as text.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVICE_CATALOGUE } from '@lookup/contracts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const START = path.join(ROOT, 'scripts', 'start.mjs');
@@ -48,7 +49,8 @@ const compose = parse(read('docker-compose.yml'), { merge: true }) as ComposeFil
 const services = compose.services;
 /** The suite's own services (one per start:<name> script): every service of this image but the demo's fixtures. */
 const appServices = Object.entries(services).filter(([name, s]) => s.image === IMAGE && name !== 'fixtures');
-const LOOKUP_WORKERS = ['geoip-worker', 'ping-worker', 'rdap-worker', 'reverse-dns-worker'];
+/** One compose service per catalogue entry: `<slug>-worker`. */
+const LOOKUP_WORKERS = SERVICE_CATALOGUE.map((s) => `${s.slug}-worker`);
 
 /** Every variable libs/config/src/config.ts reads: its `read('NAME', ...)` calls. */
 const CONFIG_VARIABLES = [...read('libs/config/src/config.ts').matchAll(/\bread(?:<[^>]*>)?\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1]!);
@@ -266,7 +268,7 @@ describe('docker-compose.yml', () => {
       rabbitmq: ['127.0.0.1:15672:15672', '127.0.0.1:5672:5672'],
       redis: ['127.0.0.1:6379:6379'],
       api: ['127.0.0.1:8080:8080'],
-      saga: [], 'geoip-worker': [], 'ping-worker': [], 'rdap-worker': [], 'reverse-dns-worker': [], 'resource-worker': [],
+      saga: [], ...Object.fromEntries(LOOKUP_WORKERS.map((w) => [w, []])), 'resource-worker': [],
       ...(defaults.services.fixtures ? { fixtures: [] } : {}),
     });
     const moved = rendered({
@@ -357,6 +359,44 @@ describe('docker-compose.yml', () => {
     const moved = rendered({ ...SECRETS, DEMO_NETWORK_PREFIX: '10.99.7' }, DEMO);
     expect(moved.networks?.demo?.ipam?.config?.[0]?.subnet).toBe('10.99.7.0/24');
     expect(asEnv(moved.services['reverse-dns-worker']!.environment).DNS_SERVERS).toBe('10.99.7.53:5353');
+  });
+});
+
+// Adding a lookup service is a catalogue entry plus its package: the wiring below is checked for every entry, so a
+// missing piece fails here rather than as a job whose commands no worker consumes.
+describe('the service catalogue', () => {
+  const demo = parse(read('compose.demo.yml'), { merge: true }) as ComposeFile;
+  const startScript = (slug: string) =>
+    `node --heap-growing-percent=50 --conditions=lookup-dist --enable-source-maps services/workers/${slug}/dist/src/main.js`;
+
+  it('has one worker package per entry, services/workers/<slug> with src/main.ts, and no worker outside it', () => {
+    for (const { slug } of SERVICE_CATALOGUE) {
+      const dir = path.join(ROOT, 'services', 'workers', slug);
+      const manifest = JSON.parse(read(`services/workers/${slug}/package.json`)) as { name: string };
+      expect(manifest.name, slug).toBe(`@lookup/worker-${slug}`);
+      expect(existsSync(path.join(dir, 'src', 'main.ts')), `${slug}: src/main.ts`).toBe(true);
+      expect(existsSync(path.join(dir, 'project.json')), `${slug}: project.json`).toBe(true);
+    }
+    const folders = readdirSync(path.join(ROOT, 'services', 'workers')).filter((n) => existsSync(path.join(ROOT, 'services', 'workers', n, 'package.json')));
+    expect(folders.sort()).toEqual(SERVICE_CATALOGUE.map((s) => s.slug).sort());
+  });
+
+  it('has a start:<slug> script of the same shape as every worker, built first, which `npm start` runs', () => {
+    const names = start.readServices(pkg).map((s) => s.name);
+    for (const { slug } of SERVICE_CATALOGUE) {
+      expect(pkg.scripts[`start:${slug}`], `start:${slug}`).toBe(startScript(slug));
+      expect(pkg.scripts[`prestart:${slug}`], `prestart:${slug}`).toBe('npm run build --silent');
+      expect(names, `npm start's processes include ${slug}`).toContain(slug);
+    }
+  });
+
+  it('has a compose service <slug>-worker running exactly that script, in the demo too', () => {
+    for (const { slug } of SERVICE_CATALOGUE) {
+      const service = services[`${slug}-worker`];
+      expect(service, `docker-compose.yml: ${slug}-worker`).toBeDefined();
+      expect(service!.command, `${slug}-worker's command`).toEqual(start.splitCommand(pkg.scripts[`start:${slug}`]!));
+      expect(demo.services[`${slug}-worker`], `compose.demo.yml: ${slug}-worker`).toBeDefined();
+    }
   });
 });
 

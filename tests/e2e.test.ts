@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobDocument } from '@lookup/contracts';
+import { SERVICE_CATALOGUE, type JobDocument } from '@lookup/contracts';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
 
-// The whole suite as separate processes (API, saga, four workers) against real RabbitMQ and Redis,
+// The whole suite as separate processes (API, saga, a worker per catalogue service) against real RabbitMQ and Redis,
 // with loopback fixtures for RDAP and DNS. Nothing leaves this machine.
 const ns = newNamespace('e2e');
 let suite: Suite;
@@ -53,17 +53,18 @@ async function submitAndWait(body: unknown): Promise<JobDocument> {
 const result = (doc: JobDocument, name: string) => doc.results.find((r) => r.serviceType === name)!;
 
 describe('end to end', () => {
-  it('runs all four lookups on a loopback IP against the fixtures', async () => {
+  it('runs every catalogue lookup on a loopback IP against the fixtures when services is omitted', async () => {
     const doc = await submitAndWait({ target: ' 127.0.0.2 ' });
     expect(doc).toMatchObject({
       target: '127.0.0.2',
       targetType: 'IPAddress',
       status: 'Completed',
       completionPercentage: 100,
-      requestedServices: ['GeoIP', 'Ping', 'RDAP', 'ReverseDNS'],
+      requestedServices: SERVICE_CATALOGUE.map((s) => s.name),
     });
+    expect(doc.requestedServices).toEqual(['GeoIP', 'Ping', 'RDAP', 'ReverseDNS', 'DNS']);
     expect(doc.completedAt).not.toBeNull();
-    expect(doc.results).toHaveLength(4);
+    expect(doc.results).toHaveLength(SERVICE_CATALOGUE.length);
     for (const r of doc.results) {
       expect(r, r.serviceType).toMatchObject({ status: 'Succeeded', success: true, errorMessage: null, errorCode: null, attempts: 1 });
       expect(typeof r.data).toBe('object');
@@ -73,6 +74,7 @@ describe('end to end', () => {
     expect(result(doc, 'Ping').data).toMatchObject({ reachable: true });
     expect(JSON.stringify(result(doc, 'RDAP').data)).toContain('127.0.0');
     expect(result(doc, 'ReverseDNS').data).toMatchObject({ found: true });
+    expect(result(doc, 'DNS').data).toMatchObject({ ip: '127.0.0.2', ptr: ['fixture-host.example.test'], forwardConfirmed: true });
     expect(rdap.requests).toBeGreaterThan(0);
 
     // One grep follows the job through every process.
@@ -100,6 +102,15 @@ describe('end to end', () => {
     expect(result(doc, 'Ping')).toMatchObject({ status: 'Succeeded', data: { reachable: true } });
     expect(result(doc, 'RDAP')).toMatchObject({ status: 'Succeeded' });
     expect(result(doc, 'GeoIP')).toMatchObject({ status: 'Succeeded' });
+  });
+
+  it('looks up the forward records of a domain with DNS', async () => {
+    const doc = await submitAndWait({ target: 'example.test', services: ['dns'] });
+    expect(doc.requestedServices).toEqual(['DNS']);
+    expect(result(doc, 'DNS')).toMatchObject({
+      status: 'Succeeded',
+      data: { name: 'example.test', a: ['127.0.0.2'], mx: [{ exchange: 'mail.example.test', priority: 10 }], soa: { nsname: 'ns1.example.test' } },
+    });
   });
 
   it('streams a job until it completes (server-sent events)', async () => {
@@ -150,6 +161,7 @@ describe('end to end', () => {
       { name: 'Ping', value: 1, description: expect.any(String) },
       { name: 'RDAP', value: 2, description: expect.any(String) },
       { name: 'ReverseDNS', value: 3, description: expect.any(String) },
+      { name: 'DNS', value: 4, description: expect.any(String) },
     ]);
     expect((await fetch(`${suite.apiUrl}/health/live`)).status).toBe(200);
     expect((await fetch(`${suite.apiUrl}/health/ready`)).status).toBe(200);

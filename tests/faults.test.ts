@@ -15,7 +15,9 @@ import { fixtureEnv } from './support/env.ts';
 // out-of-order and malformed messages. After each: every job terminal, every service recorded exactly once
 // and Succeeded (so nothing was papered over by the deadline), and the services still serving.
 const ns = newNamespace('faults');
-const ALL = ['GeoIP', 'Ping', 'RDAP', 'ReverseDNS'];
+/** A job without `services` runs every catalogue service (sorted names, as the results are compared). */
+const ALL = SERVICE_CATALOGUE.map((s) => s.name).sort();
+const WORKERS = SERVICE_CATALOGUE.map((s) => s.slug);
 const BODY = { target: '127.0.0.2' };
 let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
 let dns: Awaited<ReturnType<typeof startDnsFixture>>;
@@ -23,7 +25,7 @@ let suite: ChaosSuite;
 
 beforeAll(async () => {
   [rdap, dns] = await Promise.all([startRdapFixture({}), startDnsFixture({})]);
-  suite = await ChaosSuite.start(ns, ['api', 'saga', 'saga', 'geoip', 'ping', 'rdap', 'reverse-dns'], fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { JOB_DEADLINE_MS: '120000', PREFETCH: '16' }));
+  suite = await ChaosSuite.start(ns, ['api', 'saga', 'saga', ...WORKERS], fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { JOB_DEADLINE_MS: '120000', PREFETCH: '16' }));
 });
 
 afterAll(async () => {
@@ -66,7 +68,7 @@ describe('fault tolerance under load', () => {
 
   it('SIGKILL each worker type mid-load and start it again', async () => {
     await loadWith('each worker type killed and restarted', 160, async () => {
-      for (const name of ['geoip', 'ping', 'rdap', 'reverse-dns']) {
+      for (const name of WORKERS) {
         await suite.kill(name);
         await pause(150);
         await suite.add(name);
@@ -96,7 +98,7 @@ describe('fault tolerance under load', () => {
         }
         sends.push(amqp.publish(t.exchanges.events, RoutingKeys.jobSubmitted, {
           messageId: randomUUID(), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: now, jobId,
-          target: BODY.target, targetType: 'IPAddress', services: [0, 1, 2, 3],
+          target: BODY.target, targetType: 'IPAddress', services: SERVICE_CATALOGUE.map((s) => s.value),
         }));
       }
       await Promise.all(sends);

@@ -9,9 +9,19 @@ import { ENTRY_POINTS, buildServices, freePort } from '../../tests/support/proce
 import { REPO_ROOT } from '../../tests/support/env.ts';
 import type { RabbitStats } from './servers.ts';
 
-/** Services named on the command line ('GeoIP', 'ping', 'reverse-dns', '3'): catalogue entries, in catalogue order. */
+/**
+ * The benchmark's default services: the four the BullMQ peer implements, so the figures stay like-for-like
+ * (every job names them in `services`; a job without it would run every catalogue service).
+ */
+export const PEER_SERVICES: readonly ServiceInfo[] = Object.freeze(['GeoIP', 'Ping', 'RDAP', 'ReverseDNS'].map((n) => serviceInfo(parseService(n)!)));
+
+/**
+ * Services named on the command line ('GeoIP', 'ping', 'reverse-dns', '3', 'all'): catalogue entries, in catalogue
+ * order; PEER_SERVICES when none.
+ */
 export function parseServiceList(list: string | undefined): ServiceInfo[] {
-  if (!list) return [...SERVICE_CATALOGUE];
+  if (!list) return [...PEER_SERVICES];
+  if (list.trim().toLowerCase() === 'all') return [...SERVICE_CATALOGUE];
   const picked = new Set<number>();
   for (const raw of list.split(',').map((s) => s.trim()).filter(Boolean)) {
     const bySlug = SERVICE_CATALOGUE.find((s) => s.slug === raw.toLowerCase());

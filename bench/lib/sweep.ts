@@ -1,8 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { SERVICE_CATALOGUE, ServiceType, serviceInfo } from '@lookup/contracts';
+import { ServiceType, serviceInfo } from '@lookup/contracts';
 import type { BenchResult } from './measure.ts';
 import { measure, openSession } from './session.ts';
+import { PEER_SERVICES } from './suite.ts';
 import { lineChart, svgDocument } from './svg.ts';
 import { waitForIdle } from './proc.ts';
 
@@ -39,7 +40,7 @@ const RESULTS_DIR = new URL('../results/', import.meta.url).pathname;
 
 export async function runSweep(o: SweepOptions): Promise<void> {
   const rows: Row[] = [];
-  const all = [...SERVICE_CATALOGUE];
+  const all = [...PEER_SERVICES]; // like-for-like with the BullMQ peer
   const base = { amqpUrl: o.amqpUrl, redisUrl: o.redisUrl, logLevel: o.logLevel, cpuProfDir: o.cpuProfDir, log: o.log };
   const point = async (session: Parameters<typeof measure>[0], services: typeof all, inflight: number, warmup: number, config: Record<string, unknown>) => {
     if (o.idleWait > 0) await waitForIdle(o.idleWait, 25, o.log);

@@ -26,7 +26,7 @@ describe('parseService', () => {
   });
 
   const rejected: unknown[] = [
-    4, -1, 1.5, Number.NaN, Infinity, '4', '-1', '1.0', '0x1', '', '  ', 'Geo IP', 'reverse-dns', 'Reverse DNS', 'whois',
+    5, -1, 1.5, Number.NaN, Infinity, '5', '-1', '1.0', '0x1', '', '  ', 'Geo IP', 'reverse-dns', 'Reverse DNS', 'whois',
     'traceroute', '__proto__', 'constructor', 'toString', null, undefined, true, {}, [], [0],
   ];
   it.each(rejected.map((r) => [r]))('%j names no service', (input) => {
@@ -35,15 +35,16 @@ describe('parseService', () => {
 });
 
 describe('catalogue', () => {
-  it('lists the four services with the contract numbers, in order', () => {
+  it('lists the services with the contract numbers, in order', () => {
     expect(SERVICE_CATALOGUE.map((s) => [s.name, s.value])).toEqual([
       ['GeoIP', 0],
       ['Ping', 1],
       ['RDAP', 2],
       ['ReverseDNS', 3],
+      ['DNS', 4],
     ]);
-    expect(ALL_SERVICES).toEqual([0, 1, 2, 3]);
-    expect(new Set(SERVICE_CATALOGUE.map((s) => s.slug)).size).toBe(4);
+    expect(ALL_SERVICES).toEqual([0, 1, 2, 3, 4]);
+    expect(new Set(SERVICE_CATALOGUE.map((s) => s.slug)).size).toBe(5);
   });
 
   it('serviceName / serviceInfo', () => {

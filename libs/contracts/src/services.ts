@@ -7,6 +7,7 @@ export enum ServiceType {
   Ping = 1,
   RDAP = 2,
   ReverseDNS = 3,
+  DNS = 4,
 }
 
 export type ServiceName = keyof typeof ServiceType;
@@ -24,6 +25,7 @@ export const SERVICE_CATALOGUE: readonly ServiceInfo[] = Object.freeze([
   { name: 'Ping', value: ServiceType.Ping, description: 'Network reachability and round-trip latency (ICMP echo, TCP connect fallback)', slug: 'ping' },
   { name: 'RDAP', value: ServiceType.RDAP, description: 'Registration data via the RDAP protocol (RFC 7480-7484)', slug: 'rdap' },
   { name: 'ReverseDNS', value: ServiceType.ReverseDNS, description: 'Reverse DNS lookup (PTR record)', slug: 'reverse-dns' },
+  { name: 'DNS', value: ServiceType.DNS, description: 'Forward DNS records (A, AAAA, CNAME, MX, NS, TXT, SOA)', slug: 'dns' },
 ] as ServiceInfo[]);
 
 export const ALL_SERVICES: readonly ServiceType[] = Object.freeze(SERVICE_CATALOGUE.map((s) => s.value));

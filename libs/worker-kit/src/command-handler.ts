@@ -21,7 +21,7 @@ import type { JobStore, ResultStore } from '@lookup/store';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
-import { TARGET_REFUSED, assertAddressAllowed } from './dns.ts';
+import { TARGET_REFUSED, assertAddressAllowed } from '@lookup/dns';
 
 export interface CommandHandlerDeps {
   service: ServiceType;

@@ -2,4 +2,3 @@ export * from './types.ts';
 export * from './run-lookup.ts';
 export * from './command-handler.ts';
 export * from './run-worker.ts';
-export * from './dns.ts';

@@ -165,13 +165,13 @@ describe('POST /api/lookup accepted', () => {
     expect(res.headers['content-type']).toMatch(/^application\/json/);
 
     const job = h.jobs.jobs.get(body.jobId)!;
-    expect(job).toMatchObject({ jobId: body.jobId, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3] });
+    expect(job).toMatchObject({ jobId: body.jobId, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3, 4] });
     expect(Number.isNaN(Date.parse(job.createdAt))).toBe(false);
 
     expect(h.published).toHaveLength(1);
     const msg = h.published[0]!;
     expect(MessageValidators.jobSubmitted.errors(msg)).toEqual([]);
-    expect(msg).toMatchObject({ jobId: body.jobId, correlationId: body.jobId, schemaVersion: 1, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3] });
+    expect(msg).toMatchObject({ jobId: body.jobId, correlationId: body.jobId, schemaVersion: 1, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3, 4] });
     expect(msg.messageId).toMatch(UUID_RE);
     expect(msg.messageId).not.toBe(body.jobId);
   });
@@ -191,10 +191,10 @@ describe('POST /api/lookup accepted', () => {
     expect(h.published[0]!.services).toEqual([2, 0, 1, 3]);
   });
 
-  it('runs all four services when services is omitted', async () => {
+  it('runs every catalogue service when services is omitted', async () => {
     const h = await harness();
     const res = await post(h.app, { target: 'example.com' });
-    expect(h.jobs.jobs.get(res.json().jobId)!.services).toEqual([0, 1, 2, 3]);
+    expect(h.jobs.jobs.get(res.json().jobId)!.services).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('stores the trimmed target', async () => {
@@ -331,9 +331,9 @@ describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)',
 
   it('unknown service numbers', async () => {
     const h = await harness();
-    const res = await post(h.app, { target: '8.8.8.8', services: [4] });
+    const res = await post(h.app, { target: '8.8.8.8', services: [5] });
     expect(res.statusCode).toBe(400);
-    expect(res.json().details).toEqual([expect.stringMatching(/^body\/services\/0 .*<= 3/)]);
+    expect(res.json().details).toEqual([expect.stringMatching(/^body\/services\/0 .*<= 4/)]);
   });
 
   it('an empty services array', async () => {
@@ -567,7 +567,7 @@ describe('GET /api/lookup/services', () => {
     const res = await h.app.inject({ method: 'GET', url: '/api/lookup/services' });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body.map((s: { name: string; value: number }) => [s.name, s.value])).toEqual([['GeoIP', 0], ['Ping', 1], ['RDAP', 2], ['ReverseDNS', 3]]);
+    expect(body.map((s: { name: string; value: number }) => [s.name, s.value])).toEqual([['GeoIP', 0], ['Ping', 1], ['RDAP', 2], ['ReverseDNS', 3], ['DNS', 4]]);
     for (const s of body) {
       expect(Object.keys(s).sort()).toEqual(['description', 'name', 'value']);
       expect(s.description.length).toBeGreaterThan(0);

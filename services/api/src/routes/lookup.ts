@@ -14,7 +14,7 @@ import {
 } from '@lookup/contracts';
 import { jobCompletedMessageId } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
-import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
+import { queryAddresses, resolverSettings } from '@lookup/dns';
 import type { ApiDeps } from '../deps.ts';
 import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
 import { parseServices } from '../services-param.ts';
@@ -48,7 +48,7 @@ export const DOMAIN_PRECHECK_TIMEOUT_MS = 1000;
 export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPolicy): ((name: string) => Promise<string | undefined>) | undefined {
   // With ALLOW_PRIVATE_TARGETS and no deny list the policy refuses nothing: no query at all.
   if (config.allowPrivateTargets && config.targetDenyCidrs.length === 0) return undefined;
-  const settings: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.floor(DOMAIN_PRECHECK_TIMEOUT_MS / 2) };
+  const settings = resolverSettings(config.dnsServers, DOMAIN_PRECHECK_TIMEOUT_MS);
   return async (name) => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { isCodedError, addressScope, permanentError, ServiceType, targetPolicyFromConfig, type AddressScope, type TargetPolicy } from '@lookup/contracts';
-import { defineLookupService, resolveTarget, type ResolverSettings, type LookupContext, type LookupData } from '@lookup/worker-kit';
+import { resolverSettings, resolveTarget, type ResolverSettings } from '@lookup/dns';
+import { defineLookupService, type LookupContext, type LookupData } from '@lookup/worker-kit';
 import { openAsnDb, type AsnDb, type AsnRecord } from './asn-db.ts';
 import { openGeoDb, type GeoDb } from './geo-db.ts';
 
@@ -72,7 +73,7 @@ export const geoipLookup = defineLookupService({
     } catch (err) {
       logger.warn({ err }, 'GeoIP: no ASN database, results carry asn: null (%s)', (err as Error).message);
     }
-    const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: dnsTimeout(config.lookupTimeoutMs) };
+    const dns = resolverSettings(config.dnsServers, config.lookupTimeoutMs / 2); // half the attempt's time
     const policy = targetPolicyFromConfig(config);
     const credit = credits(db, asn);
     return {
@@ -144,8 +145,4 @@ function credits(db: GeoDb, asnDb: AsnDb | undefined): Credit {
 function plainAddress(ip: string): string {
   const addr = ip.split('%')[0]!.toLowerCase();
   return /^::ffff:\d+\.\d+\.\d+\.\d+$/.test(addr) ? addr.slice(7) : addr;
-}
-
-function dnsTimeout(lookupTimeoutMs: number): number {
-  return Math.max(250, Math.min(2000, Math.floor(lookupTimeoutMs / 4)));
 }

@@ -3,7 +3,8 @@ import { Type } from '@sinclair/typebox';
 import type { Config } from '@lookup/config';
 import { ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
-import { assertAddressAllowed, defineLookupService, resolveTarget, type ResolvedTarget, type ResolverSettings, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
+import { assertAddressAllowed, resolverSettings, resolveTarget, type ResolvedTarget, type ResolverSettings } from '@lookup/dns';
+import { defineLookupService, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { icmpNotPermitted, lossPercent, parsePingOutput, rttOf } from './parse.ts';
 import { answered, tcpProbe, type TcpOutcome, type TcpProbeResult } from './tcp-probe.ts';
 import { CommandLauncher } from './launcher.ts';
@@ -116,7 +117,7 @@ export function createPingLookup(options: PingOptions = {}): LookupService {
         socketlessFamilies: new Set(),
         targetPolicy: targetPolicyFromConfig(config),
       };
-      const dns: ResolverSettings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, config.pingTimeoutMs)) };
+      const dns = resolverSettings(config.dnsServers, 2 * config.pingTimeoutMs); // a probe's timeout per try
       return {
         lookup: (ctx) => pingTarget(ctx, settings, dns),
         close: () => {

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import { getDomain } from 'tldts';
 import { addressScope, errorMessage, permanentError, ServiceType, targetPolicyFromConfig, transientError } from '@lookup/contracts';
+import { resolverSettings } from '@lookup/dns';
 import { defineLookupService, type LookupContext, type LookupData, type LookupService } from '@lookup/worker-kit';
 import { fetchBootstrap, findDomainServer, findIpServer, loadSnapshot, type BootstrapRegistry } from './bootstrap.ts';
 import { rdapErrorText, summariseRdap } from './parse.ts';
@@ -99,7 +100,7 @@ export function createRdapLookup(options: RdapOptions = {}): LookupService {
       const http = createRdapHttp({
         policy: targetPolicyFromConfig(config),
         trustedBaseUrl: config.rdapBaseUrl,
-        dns: { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(5000, Math.floor(config.lookupTimeoutMs / 2))) },
+        dns: resolverSettings(config.dnsServers, config.lookupTimeoutMs, 5000),
         maxRedirects: MAX_REDIRECTS,
         maxResponseBytes: config.rdapMaxResponseBytes,
       });

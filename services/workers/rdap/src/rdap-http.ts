@@ -2,7 +2,7 @@ import type { LookupAddress, LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import { errorMessage, isCodedError, permanentError, transientError, type LookupError, type TargetPolicy } from '@lookup/contracts';
-import { queryAddresses, type ResolverSettings } from '@lookup/worker-kit';
+import { queryAddresses, type ResolverSettings } from '@lookup/dns';
 
 /**
  * The RDAP worker's HTTP client, safe to point at servers a stranger can influence (bootstrap entries, redirects):

@@ -1,18 +1,8 @@
 import { isIPv4 } from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { permanentError, ServiceType, targetPolicyFromConfig, transientError, type TargetPolicy } from '@lookup/contracts';
-import {
-  assertAddressAllowed,
-  createResolver,
-  defineLookupService,
-  dnsFailure,
-  errorCode,
-  resolveTarget,
-  type LookupContext,
-  type LookupData,
-  type ResolverSettings,
-} from '@lookup/worker-kit';
-import { reverseName } from './arpa.ts';
+import { assertAddressAllowed, createResolver, dnsFailure, errorCode, resolverSettings, resolveTarget, reverseName, type ResolverSettings } from '@lookup/dns';
+import { defineLookupService, type LookupContext, type LookupData } from '@lookup/worker-kit';
 
 /** Addresses of a domain whose PTR records are looked up (in parallel), at most. */
 export const MAX_DOMAIN_ADDRESSES = 8;
@@ -59,7 +49,7 @@ export const reverseDnsLookup = defineLookupService({
   service: ServiceType.ReverseDNS,
   dataSchema: ReverseDnsDataSchema,
   async setup({ config }) {
-    const settings = { servers: config.dnsServers, timeoutMs: Math.max(250, Math.min(2000, Math.floor(config.lookupTimeoutMs / 4))) };
+    const settings = resolverSettings(config.dnsServers, config.lookupTimeoutMs / 2); // half the attempt's time
     const policy = targetPolicyFromConfig(config);
     const lastAttempt = config.retryMaxAttempts;
     return {

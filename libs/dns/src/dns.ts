@@ -2,7 +2,7 @@ import { promises as dns } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import { permanentError, transientError, type LookupError, type TargetPolicy, type TargetType } from '@lookup/contracts';
 
-/** DNS for lookups: a cancellable resolver honouring DNS_SERVERS, and DNS errors classified permanent/transient. */
+/** DNS for lookups: a shared resolver honouring DNS_SERVERS, the one timeout formula, and DNS errors classified permanent/transient. */
 
 export interface ResolveInput {
   target: string;
@@ -27,6 +27,23 @@ export interface ResolverSettings {
   timeoutMs: number;
 }
 
+/** How many times a query is sent before it fails with ETIMEOUT (c-ares `tries`). */
+export const DNS_TRIES = 2;
+
+/** Per-try timeouts are kept within these bounds, whatever the budget. */
+export const DNS_TRY_TIMEOUT_MIN_MS = 250;
+export const DNS_TRY_TIMEOUT_MAX_MS = 2000;
+
+/**
+ * The one DNS timeout formula: settings whose every query, all DNS_TRIES tries of it, ends within `budgetMs`.
+ * Each try gets budgetMs / DNS_TRIES, kept between DNS_TRY_TIMEOUT_MIN_MS and `maxTryMs`. Call it once (at
+ * start-up): the settings object is the key of its shared resolver.
+ */
+export function resolverSettings(servers: readonly string[], budgetMs: number, maxTryMs = DNS_TRY_TIMEOUT_MAX_MS): ResolverSettings {
+  const perTry = Math.floor(Math.floor(budgetMs) / DNS_TRIES);
+  return { servers, timeoutMs: Math.max(DNS_TRY_TIMEOUT_MIN_MS, Math.min(maxTryMs, perTry)) };
+}
+
 const resolvers = new WeakMap<ResolverSettings, dns.Resolver>();
 
 /**
@@ -38,7 +55,7 @@ const resolvers = new WeakMap<ResolverSettings, dns.Resolver>();
 export function createResolver(settings: ResolverSettings): dns.Resolver {
   let resolver = resolvers.get(settings);
   if (!resolver) {
-    resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: 2 });
+    resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: DNS_TRIES });
     if (settings.servers.length > 0) resolver.setServers([...settings.servers]);
     resolvers.set(settings, resolver);
   }

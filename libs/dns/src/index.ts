@@ -1,0 +1,2 @@
+export * from './dns.ts';
+export * from './arpa.ts';
