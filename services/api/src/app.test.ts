@@ -356,7 +356,7 @@ describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)',
     const h = await harness();
     const res = await post(h.app, '{"target": "8.8.8.8",', { headers: { 'content-type': 'application/json' } });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ error: 'Invalid JSON', message: 'The request body is not valid JSON' });
+    expect(res.json()).toEqual({ error: 'Invalid JSON', message: 'The request body is not valid JSON', code: 'INVALID_JSON' });
   });
 
   it('prototype poisoning is malformed JSON, not a crash', async () => {
@@ -393,14 +393,14 @@ describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)',
     const h = await harness();
     const res = await h.app.inject({ method: 'POST', url: '/api/lookup', payload: Buffer.from('{"target":"8.8.8.8"}') });
     expect(res.statusCode).toBe(415);
-    expect(res.json()).toEqual({ error: 'Unsupported media type', message: 'The request has a body but no Content-Type; send application/json' });
+    expect(res.json()).toEqual({ error: 'Unsupported media type', message: 'The request has a body but no Content-Type; send application/json', code: 'UNSUPPORTED_MEDIA_TYPE' });
   });
 
   it('an oversized body is 413', async () => {
     const h = await harness({ bodyLimitBytes: 1024 });
     const res = await post(h.app, { target: 'example.com', pad: 'x'.repeat(2000) });
     expect(res.statusCode).toBe(413);
-    expect(res.json()).toEqual({ error: 'Payload too large', message: 'The request body is larger than 1024 bytes' });
+    expect(res.json()).toEqual({ error: 'Payload too large', message: 'The request body is larger than 1024 bytes', code: 'PAYLOAD_TOO_LARGE' });
   });
 
   it('refuses loopback, private, link-local and reserved addresses, naming ALLOW_PRIVATE_TARGETS', async () => {
@@ -539,7 +539,7 @@ describe('GET /api/lookup/:jobId', () => {
     }
     const res = await h.app.inject({ method: 'GET', url: '/api/lookup/not-a-uuid' });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ error: 'Invalid job id', message: "'not-a-uuid' is not a UUID" });
+    expect(res.json()).toEqual({ error: 'Invalid job id', message: "'not-a-uuid' is not a UUID", code: 'INVALID_JOB_ID' });
   });
 
   it('404 for an unknown id', async () => {
@@ -619,7 +619,7 @@ describe('rate limits', () => {
     const res = await post(h.app, { target: '8.8.8.8' });
     expect(res.statusCode).toBe(429);
     expect(res.headers['retry-after']).toBe('17');
-    expect(res.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/17/), retryAfter: 17 });
+    expect(res.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/17/), code: 'RATE_LIMITED', retryAfter: 17 });
     expect(h.jobs.jobs.size).toBe(0);
     expect(h.published).toHaveLength(0);
   });
@@ -665,7 +665,7 @@ describe('rate limits', () => {
 
     const over = await post(h.app, { target: '8.8.8.8' });
     expect(over.statusCode).toBe(429);
-    expect(over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/42/), retryAfter: 42 });
+    expect(over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/42/), code: 'RATE_LIMITED', retryAfter: 42 });
     expect(over.headers['retry-after']).toBe('42');
     expect(h.jobs.jobs.size).toBe(20);
   });
@@ -877,7 +877,7 @@ describe('admin dead-letter routes', () => {
     const app = await adminApp(undefined);
     const list = await app.inject({ method: 'GET', url: '/api/admin/dead-letters', headers: { 'x-admin-key': 'x' } });
     expect(list.statusCode).toBe(404);
-    expect(list.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters' });
+    expect(list.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters', code: 'NOT_FOUND' });
     const replay = await app.inject({ method: 'POST', url: '/api/admin/dead-letters/replay', payload: { all: true } });
     expect(replay.statusCode).toBe(404);
   });
@@ -974,7 +974,7 @@ describe('errors are JSON everywhere', () => {
     const h = await harness();
     const res = await h.app.inject({ method: 'GET', url: '/nope?x=1' });
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: 'Not found', message: 'No route for GET /nope' });
+    expect(res.json()).toEqual({ error: 'Not found', message: 'No route for GET /nope', code: 'NOT_FOUND' });
   });
 
   it('GET / leads to the documentation', async () => {
@@ -1015,7 +1015,7 @@ describe('errors are JSON everywhere', () => {
     h.jobs.getDocument = async () => ({ broken: true }) as unknown as JobDocument;
     const res = await h.app.inject({ method: 'GET', url: `/api/lookup/${JOB_ID}` });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({ error: 'Internal error', message: expect.any(String) });
+    expect(res.json()).toEqual({ error: 'Internal error', message: expect.any(String), code: 'INTERNAL_ERROR' });
     expect(res.body).not.toMatch(/at |stack/);
     expect(h.logs.some((l) => l.level === 'error')).toBe(true);
   });

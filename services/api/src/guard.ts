@@ -4,7 +4,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import type { Config } from '@lookup/config';
 import type { RateLimiter } from '@lookup/store';
 import { clientAddressKey } from './client-address.ts';
-import { sendError } from './errors.ts';
+import { ApiKeyInvalid, ApiKeyRequired } from './http-errors.ts';
 import { luaRateLimitStore, RATE_LIMIT_WINDOW_MS, rateLimitErrorResponse, rateLimitTier } from './rate-limit.ts';
 
 export interface GuardOptions {
@@ -95,17 +95,7 @@ export async function installApiGuard(app: FastifyInstance, { config, rateLimite
     if (keysRequired && !validKey) {
       request.clientId = `anon:${address}`;
       await limitUnauthenticated.call(app, request, reply); // throws the 429 once the address's bucket is full
-      return sendError(
-        reply,
-        401,
-        {
-          error: 'Unauthorized',
-          message: presented === undefined
-            ? 'An API key is required: send it in the X-API-Key header or as Authorization: Bearer <key>'
-            : 'The API key is not valid',
-        },
-        { 'WWW-Authenticate': 'Bearer' },
-      );
+      throw presented === undefined ? new ApiKeyRequired() : new ApiKeyInvalid();
     }
 
     request.clientId = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${address}`;
