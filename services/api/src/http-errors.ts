@@ -7,6 +7,8 @@ import type { ErrorBody } from '@lookup/contracts';
  * (the body's `error`) and its message template. Routes and hooks `throw new JobNotFound(jobId)`; the error handler
  * (errors.ts) turns any HttpError into the one error body `{error, message, code, details?, retryAfter?}` with its
  * headers (Retry-After whenever `retryAfter` is set). Nothing here knows Fastify.
+ * Not here: a resource worker's own answers (its 403 STATEMENT_NOT_ALLOWED, SQL_ERROR...), relayed as the worker sent
+ * them, and /health/ready's 503, a readiness document rather than an error.
  */
 export class HttpError extends Error {
   readonly statusCode: number;
