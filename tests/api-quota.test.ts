@@ -64,7 +64,7 @@ describe('quotas with API_KEYS set (finding 6)', () => {
     await redis.del(`${ns}:rl:global:all`);
     const res = await fetch(`${suite.apiUrl}/api/admin/dead-letters`, { headers: { 'x-api-key': KEY, 'x-admin-key': 'guess' } });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters' });
+    expect(await res.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters', code: 'NOT_FOUND' });
   });
 });
 
@@ -140,7 +140,7 @@ describe('the submission quota (RATE_LIMIT_SUBMIT_PER_MIN=20) against the real A
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
-    expect(await over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringContaining(`${retryAfter} s`), retryAfter });
+    expect(await over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringContaining(`${retryAfter} s`), code: 'RATE_LIMITED', retryAfter });
     // A refused submission spends nothing either.
     expect(await sum(`${ns2}:rl:submit:ip:127.0.0.1`)).toBe(20);
   });

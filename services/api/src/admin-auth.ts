@@ -1,6 +1,6 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { Config } from '@lookup/config';
-import { sendError, truncate } from './errors.ts';
+import { AdminKeyInvalid, AdminKeyRequired, NotFound } from './http-errors.ts';
 import { apiKeyMatcher } from './guard.ts';
 
 /**
@@ -11,20 +11,11 @@ import { apiKeyMatcher } from './guard.ts';
  */
 export function requireAdmin(config: Readonly<Config>) {
   const matches = config.adminApiKey ? apiKeyMatcher([config.adminApiKey]) : undefined;
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!matches) {
-      const path = request.url.split('?')[0] ?? '/';
-      return sendError(reply, 404, { error: 'Not found', message: `No route for ${request.method} ${truncate(path, 200)}` });
-    }
+  return async (request: FastifyRequest) => {
+    if (!matches) throw new NotFound(request.method, request.url.split('?')[0] ?? '/');
     const header = request.headers['x-admin-key'];
     const presented = (Array.isArray(header) ? header[0] : header)?.trim();
-    if (!presented || !matches(presented)) {
-      return sendError(
-        reply,
-        401,
-        { error: 'Unauthorized', message: presented ? 'The admin key is not valid' : 'The admin key is required in the X-Admin-Key header' },
-        { 'WWW-Authenticate': 'X-Admin-Key' },
-      );
-    }
+    if (!presented) throw new AdminKeyRequired();
+    if (!matches(presented)) throw new AdminKeyInvalid();
   };
 }

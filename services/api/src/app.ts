@@ -4,7 +4,8 @@ import type { ApiDeps } from './deps.ts';
 import { capConnectionsPerClient } from './connection-limits.ts';
 import { API_SECURITY_HEADERS } from './security-headers.ts';
 import { fastifyTrustProxy } from './proxy-trust.ts';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, sendUrlTooLong } from './errors.ts';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './errors.ts';
+import { ExpectationFailed, UrlTooLong } from './http-errors.ts';
 import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
@@ -61,8 +62,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.server.maxConnections = config.apiMaxConnections;
   // An Expect header other than 100-continue: node would answer a bare 417 itself; answer it in JSON.
   app.server.on('checkExpectation', (_req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
-    const body = JSON.stringify({ error: 'Expectation failed', message: 'Only Expect: 100-continue is supported' });
-    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    const error = new ExpectationFailed();
+    const body = JSON.stringify(error.toBody());
+    res.writeHead(error.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
     res.end(body);
   });
   capConnectionsPerClient(app.server, {
@@ -84,8 +86,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     reply.headers(API_SECURITY_HEADERS);
     done();
   });
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url.length > config.apiMaxUrlLength) return sendUrlTooLong(reply, request.url.length, config.apiMaxUrlLength);
+  app.addHook('onRequest', async (request) => {
+    if (request.url.length > config.apiMaxUrlLength) throw new UrlTooLong(request.url.length, config.apiMaxUrlLength);
   });
   if (config.corsOrigins.length > 0) {
     // Registered before the API guard: a preflight (no credentials) is answered here, before the key check.

@@ -1,10 +1,17 @@
 import type { Config } from '@lookup/config';
 import type { JobCompleted, JobSubmitted } from '@lookup/contracts';
+import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
 import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
 import type { ResourceRouter } from './resources/resource-router.ts';
-import type { DeadLetterAdmin } from './routes/admin-dead-letters.ts';
 import type { JobEventSource } from './job-events.ts';
+
+/** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
+export interface DeadLetterAdmin {
+  list(limit: number): Promise<{ count: number; messages: DeadLetter[] }>;
+  replay(selector: DeadLetterSelector): Promise<number>;
+  discard(selector: DeadLetterSelector): Promise<number>;
+}
 
 /** Everything the API needs from the outside world; main.ts builds the real ones, tests pass fakes. */
 export interface ApiDeps {

@@ -4,7 +4,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import type { Config } from '@lookup/config';
 import type { RateLimiter } from '@lookup/store';
 import { clientAddressKey } from './client-address.ts';
-import { sendError } from './errors.ts';
+import { ApiKeyInvalid, ApiKeyRequired } from './http-errors.ts';
 import { luaRateLimitStore, RATE_LIMIT_WINDOW_MS, rateLimitErrorResponse, rateLimitTier } from './rate-limit.ts';
 
 export interface GuardOptions {
@@ -57,9 +57,10 @@ declare module 'fastify' {
  * counted by @fastify/rate-limit in its route's tier and in the global bucket (per key hash, else per address, IPv6
  * by /64), through a store backed by our Lua script; the plugin sends X-RateLimit-Limit/-Remaining/-Reset, and
  * Retry-After with the 429.
- * - A route with its own `config.rateLimit` (the resource proxy, submissions) is checked by the plugin's route
- *   hook: in onRequest for the resource tier, in preHandler for submissions (after validation and the
- *   Idempotency-Key claim, routes/lookup.ts), so an invalid submission or a replay spends nothing.
+ * - A route with its own `config.rateLimit` object (the resource proxy) is checked by the plugin's route hook, in
+ *   onRequest. Submissions (`config.rateLimit: false` here) spend the submit tier inside submitLookup, through
+ *   `fastify.rateLimit()`, after validation and the Idempotency-Key claim (submit-lookup.ts), so an invalid
+ *   submission or a replay spends nothing.
  * - Every other /api route, and an unknown /api path or method, is in the api tier and checked here, through the
  *   plugin's `fastify.rateLimit()` handler: before any hook of the route itself (route hooks run after the
  *   instance's), so the admin routes' key check (their own onRequest hook) cannot be probed without quota.
@@ -95,17 +96,7 @@ export async function installApiGuard(app: FastifyInstance, { config, rateLimite
     if (keysRequired && !validKey) {
       request.clientId = `anon:${address}`;
       await limitUnauthenticated.call(app, request, reply); // throws the 429 once the address's bucket is full
-      return sendError(
-        reply,
-        401,
-        {
-          error: 'Unauthorized',
-          message: presented === undefined
-            ? 'An API key is required: send it in the X-API-Key header or as Authorization: Bearer <key>'
-            : 'The API key is not valid',
-        },
-        { 'WWW-Authenticate': 'Bearer' },
-      );
+      throw presented === undefined ? new ApiKeyRequired() : new ApiKeyInvalid();
     }
 
     request.clientId = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${address}`;

@@ -91,7 +91,7 @@ describe('timeouts (finding 7)', () => {
     expect(closed, 'the server closed the connection').toBe(true);
     const answer = parseAnswer(c.received());
     expect(answer.status).toBe(408);
-    expect(answer.body).toEqual({ error: 'Request timeout', message: expect.stringMatching(/1500 ms/) });
+    expect(answer.body).toEqual({ error: 'Request timeout', message: expect.stringMatching(/1500 ms/), code: 'REQUEST_TIMEOUT' });
   });
 
   it('cuts headers that trickle in at the headers timeout', async () => {
@@ -173,7 +173,7 @@ describe('header limit', () => {
     await c.closed;
     const answer = parseAnswer(c.received());
     expect(answer.status).toBe(431);
-    expect(answer.body).toEqual({ error: 'Request header fields too large', message: expect.stringMatching(/2048 bytes/) });
+    expect(answer.body).toEqual({ error: 'Request header fields too large', message: expect.stringMatching(/2048 bytes/), code: 'HEADERS_TOO_LARGE' });
   });
 
   it('answers 431, not 414, to a URL longer than API_MAX_HEADER_BYTES (node counts the request line)', async () => {
@@ -197,7 +197,7 @@ describe('header limit', () => {
     await c.connected;
     c.socket.write('GET /api/lookup/services HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n');
     await c.closed;
-    expect(parseAnswer(c.received())).toEqual({ status: 417, body: { error: 'Expectation failed', message: expect.any(String) } });
+    expect(parseAnswer(c.received())).toEqual({ status: 417, body: { error: 'Expectation failed', message: expect.any(String), code: 'EXPECTATION_FAILED' } });
   });
 
   it('answers 400 JSON to bytes that are not HTTP', async () => {

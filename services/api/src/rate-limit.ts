@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { errorResponseBuilderContext, FastifyRateLimitStore, FastifyRateLimitStoreCtor, RateLimitOptions } from '@fastify/rate-limit';
 import type { Config } from '@lookup/config';
 import type { RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
-import { HttpError } from './errors.ts';
+import { RateLimited, type HttpError } from './http-errors.ts';
 
 /** The limiter's window; the tiers are per minute. The plugin passes it to the store, which ignores it. */
 export const RATE_LIMIT_WINDOW_MS = 60_000;
@@ -86,9 +86,5 @@ export function luaRateLimitStore(limiter: RateLimiter, log: FastifyBaseLogger):
 export function rateLimitErrorResponse(request: FastifyRequest, context: errorResponseBuilderContext): HttpError {
   const retryAfter = Math.max(1, Math.ceil(context.ttl / 1000));
   request.log.info({ retryAfter, limit: context.max }, 'rate limit exceeded');
-  return new HttpError(context.statusCode, {
-    error: 'Rate limit exceeded',
-    message: `Too many requests; retry in ${retryAfter} s.`,
-    retryAfter,
-  });
+  return new RateLimited(retryAfter);
 }

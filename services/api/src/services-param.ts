@@ -1,5 +1,5 @@
 import { ALL_SERVICES, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, parseService, serviceName, type ServiceType } from '@lookup/contracts';
-import { truncate } from './errors.ts';
+import { truncate } from './http-errors.ts';
 
 export type ServicesCheck = { ok: true; services: ServiceType[] } | { ok: false; problems: string[] };
 

@@ -1,16 +1,10 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '@lookup/config';
-import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
+import type { DeadLetterSelector } from '@lookup/messaging';
+import type { DeadLetterAdmin } from '../deps.ts';
 import { requireAdmin } from '../admin-auth.ts';
-import { sendError, sendUnavailable, truncate } from '../errors.ts';
+import { BrokerUnavailable, DeadLetterNotFound, NothingSelected } from '../http-errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
-
-/** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
-export interface DeadLetterAdmin {
-  list(limit: number): Promise<{ count: number; messages: DeadLetter[] }>;
-  replay(selector: DeadLetterSelector): Promise<number>;
-  discard(selector: DeadLetterSelector): Promise<number>;
-}
 
 const DeadLetterSchema = {
   type: 'object',
@@ -47,9 +41,14 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
   const { config, deadLetters } = deps;
   const requireAdminKey = requireAdmin(config); // before the body is read or validated
   const security = [{ adminKey: [] }];
-  const unavailable = (reply: Parameters<typeof sendUnavailable>[0], err: unknown) => {
-    reply.log.warn({ err: (err as Error)?.message }, 'dead-letter operation failed');
-    return sendUnavailable(reply, 'RabbitMQ is unavailable; try again shortly');
+  /** Runs a dead-letter operation; RabbitMQ failing is a 503. */
+  const operate = async <T>(log: { warn(obj: object, msg: string): void }, op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      log.warn({ err: (err as Error)?.message }, 'dead-letter operation failed');
+      throw new BrokerUnavailable('dead-letters');
+    }
   };
 
   app.get<{ Querystring: { limit?: string } }>(
@@ -73,13 +72,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         },
       },
     },
-    async (request, reply) => {
-      try {
-        return await deadLetters.list(Number(request.query.limit ?? 50));
-      } catch (err) {
-        return unavailable(reply, err);
-      }
-    },
+    async (request) => operate(request.log, () => deadLetters.list(Number(request.query.limit ?? 50))),
   );
 
   app.post<{ Body: { messageId?: string; all?: boolean } }>(
@@ -100,16 +93,13 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         response: { 200: { type: 'object', description: 'How many messages were re-published', properties: { replayed: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all: true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const sel = selector(request.body);
-      if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all: true to replay every message' });
-      try {
-        const replayed = await deadLetters.replay(sel);
-        if (replayed === 0 && sel.messageId !== undefined) return notFound(reply, sel.messageId);
-        return { replayed };
-      } catch (err) {
-        return unavailable(reply, err);
-      }
+      if (!sel) throw new NothingSelected('replay');
+      const replayed = await operate(request.log, () => deadLetters.replay(sel));
+      // A messageId that matches no dead letter: 404, not a 200 that says nothing happened.
+      if (replayed === 0 && sel.messageId !== undefined) throw new DeadLetterNotFound(sel.messageId);
+      return { replayed };
     },
   );
 
@@ -126,23 +116,14 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: { config: R
         response: { 200: { type: 'object', description: 'How many messages were removed', properties: { discarded: { type: 'integer' } } }, 400: errorResponse('Neither messageId nor all=true'), 404: errorResponse('No dead letter has that messageId'), ...ADMIN_ERRORS, ...API_ERROR_RESPONSES },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const sel = selector({ messageId: request.query.messageId, all: request.query.all === 'true' });
-      if (!sel) return sendError(reply, 400, { error: 'Nothing selected', message: 'Give a messageId, or all=true to discard every message' });
-      try {
-        const discarded = await deadLetters.discard(sel);
-        if (discarded === 0 && sel.messageId !== undefined) return notFound(reply, sel.messageId);
-        return { discarded };
-      } catch (err) {
-        return unavailable(reply, err);
-      }
+      if (!sel) throw new NothingSelected('discard');
+      const discarded = await operate(request.log, () => deadLetters.discard(sel));
+      if (discarded === 0 && sel.messageId !== undefined) throw new DeadLetterNotFound(sel.messageId);
+      return { discarded };
     },
   );
-}
-
-/** A messageId that matches no dead letter: 404, not a 200 that says nothing happened. */
-function notFound(reply: FastifyReply, messageId: string) {
-  return sendError(reply, 404, { error: 'Dead letter not found', message: `No dead-lettered message has messageId '${truncate(messageId, 100)}'` });
 }
 
 function selector(input: { messageId?: string; all?: boolean } | undefined): DeadLetterSelector | undefined {

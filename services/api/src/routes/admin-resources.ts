@@ -1,5 +1,4 @@
 import { requireAdmin } from '../admin-auth.ts';
-import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import {
@@ -14,7 +13,8 @@ import {
 } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import type { AdminResult, ResourceRouter } from '../resources/resource-router.ts';
-import { handleError, sendError, sendUnavailable } from '../errors.ts';
+import { handleError, sendHttpError } from '../errors.ts';
+import { InvalidResourceKey, ResourceDirectoryUnavailable, resourceAdminError } from '../http-errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 
 export const ADMIN_SCHEMAS = [ResourceWorkerInfoSchema, ResourcePinSchema, MoveResourceBodySchema, UnpinResourceBodySchema, ResourceAdminResultSchema];
@@ -27,29 +27,10 @@ const ADMIN_ERRORS = {
 
 const ResultRef = Type.Ref(ResourceAdminResultSchema);
 
-/** Titles and stable codes of the admin results that are errors (404, 409). */
-const ADMIN_RESULT_ERRORS: Record<string, { error: string; code: string }> = {
-  'not-pinned': { error: 'Key not pinned', code: 'NOT_PINNED' },
-  'unknown-worker': { error: 'Unknown worker', code: 'UNKNOWN_WORKER' },
-  'no-target': { error: 'No target worker', code: 'NO_TARGET' },
-  'bad-target': { error: 'Bad target worker', code: 'BAD_TARGET' },
-};
-
-/**
- * Sends an admin result: 200/202 as the result object, 4xx as the suite's one error body
- * `{error, message, code, details}`, the result's other fields (key or worker, status, owner, epoch) in `details`.
- */
+/** Sends an admin result: 200/202 as the result object; a 4xx is thrown as its catalogue error (resourceAdminError). */
 function sendAdminResult(reply: FastifyReply, { statusCode, ...result }: AdminResult): FastifyReply {
   if (statusCode < 400) return reply.code(statusCode).send(result);
-  const { message, ...details } = result;
-  const known = ADMIN_RESULT_ERRORS[result.status];
-  const sentence = `${message.charAt(0).toUpperCase()}${message.slice(1)}`;
-  return sendError(reply, statusCode, {
-    error: known?.error ?? (STATUS_CODES[statusCode] ?? 'Error'),
-    message: sentence,
-    code: known?.code ?? result.status.toUpperCase().replace(/-/g, '_'),
-    details,
-  });
+  throw resourceAdminError(statusCode, result);
 }
 
 /**
@@ -66,7 +47,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
     scope.setErrorHandler((err: FastifyError, request, reply) => {
       if (err.validation || (typeof err.statusCode === 'number' && err.statusCode < 500)) return handleError(err, request, reply, config.bodyLimitBytes);
       request.log.warn({ err: err.message }, 'resource admin request failed');
-      return sendUnavailable(reply, 'The resource directory (Redis) is unavailable');
+      return sendHttpError(reply, new ResourceDirectoryUnavailable());
     });
     // onRequest: the admin key is checked before the body is read or validated (401, never 400, without it).
     scope.addHook('onRequest', requireAdmin(config));
@@ -124,7 +105,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
       },
       async (request, reply) => {
         const problem = resourceKeyProblem(request.body.key);
-        if (problem) return sendError(reply, 400, { error: 'Invalid resource key', message: problem });
+        if (problem) throw new InvalidResourceKey(problem);
         return sendAdminResult(reply, await resources.move(request.body.key, request.body.to));
       },
     );
@@ -149,7 +130,7 @@ export async function registerAdminResourceRoutes(app: FastifyInstance, deps: { 
       },
       async (request, reply) => {
         const problem = resourceKeyProblem(request.body.key);
-        if (problem) return sendError(reply, 400, { error: 'Invalid resource key', message: problem });
+        if (problem) throw new InvalidResourceKey(problem);
         return sendAdminResult(reply, await resources.unpin(request.body.key));
       },
     );

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { JobDocument } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEventSource } from '../job-events.ts';
-import { jobIdOr400, sendError, sendUnavailable } from '../errors.ts';
+import { parseJobId } from '../errors.ts';
+import { JobNotFound, StoreUnavailable } from '../http-errors.ts';
 import { API_ERROR_RESPONSES, JOB_ROUTE_ERRORS, JobIdParamsSchema, errorResponse } from '../schemas.ts';
 
 const HEARTBEAT_MS = 15_000;
@@ -43,8 +44,7 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       },
     },
     async (request, reply) => {
-      const jobId = jobIdOr400(request, reply);
-      if (!jobId) return reply;
+      const jobId = parseJobId(request);
       // Subscribe before the first read, so an event between the read and the subscription is not missed.
       let wake: () => void = () => undefined;
       let woken = false;
@@ -58,11 +58,11 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: Pick<ApiDeps,
       } catch (err) {
         unsubscribe();
         request.log.error({ err, jobId }, 'could not read the job; answering 503');
-        return sendUnavailable(reply, 'The job store is unavailable; try again shortly');
+        throw new StoreUnavailable();
       }
       if (!doc) {
         unsubscribe();
-        return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
+        throw new JobNotFound(jobId);
       }
 
       reply.hijack();

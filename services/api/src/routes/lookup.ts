@@ -1,23 +1,17 @@
-import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import {
-  SCHEMA_VERSION,
   SERVICE_CATALOGUE,
-  serviceName,
   targetPolicyFromConfig,
-  validateTarget,
   type TargetPolicy,
   jobCompletedEvent,
-  type JobSubmitted,
-  type SubmitLookupAccepted,
   type SubmitLookupBody,
 } from '@lookup/contracts';
-import { jobCompletedMessageId } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import { queryAddresses, resolverSettings } from '@lookup/dns';
 import type { ApiDeps } from '../deps.ts';
-import { jobIdOr400, sendError, sendUnavailable, truncate } from '../errors.ts';
-import { parseServices } from '../services-param.ts';
+import { parseJobId } from '../errors.ts';
+import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
+import { createSubmitLookupDeps, submitLookup } from '../submit-lookup.ts';
 import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
@@ -29,8 +23,6 @@ import {
   SubmitBodyRef,
   errorResponse,
 } from '../schemas.ts';
-
-const RETRY_AFTER_SECONDS = 5;
 
 const CATALOGUE = Object.freeze(SERVICE_CATALOGUE.map(({ name, value, description }) => ({ name, value, description })));
 
@@ -71,9 +63,12 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
 }
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { config, jobs, idempotency, publishJobSubmitted, publishJobCompleted } = deps;
+  const { config, jobs, publishJobCompleted } = deps;
   const targetPolicy = targetPolicyFromConfig(config);
-  const precheckDomain = createDomainPrecheck(config, targetPolicy);
+  const submitDeps = createSubmitLookupDeps(deps, targetPolicy, createDomainPrecheck(config, targetPolicy));
+  // The submission quota, spent by submitLookup itself once the submission is valid and not a replay (the route is
+  // exempt from the guard's api tier: `config.rateLimit: false`).
+  const spendSubmitQuota = app.rateLimit(rateLimitTier(config, 'submit'));
 
   app.get(
     '/api/lookup/services',
@@ -88,101 +83,12 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
     async () => CATALOGUE,
   );
 
-  /** A submission that passed validation, with its job id (and the Idempotency-Key it claimed for that id). */
-  interface Submission {
-    target: { target: string; targetType: JobSubmitted['targetType'] };
-    services: JobSubmitted['services'];
-    jobId: string;
-    idemKey: string | undefined;
-  }
-  const submissions = new WeakMap<FastifyRequest, Submission>();
-
-  const accepted = (id: string, target: string, services: JobSubmitted['services']): SubmitLookupAccepted => ({
-    jobId: id,
-    statusUrl: `/api/lookup/${id}`,
-    message: `Lookup accepted: ${services.map(serviceName).join(', ')} for ${target}. Poll statusUrl for the results.`,
-  });
-
-  /**
-   * Everything that can refuse a submission before it is counted and costs no I/O beyond Redis: the target, the
-   * target policy for IP literals, the services, the Idempotency-Key; then the key's claim, so a replay is answered
-   * here (202, the earlier job) and never reaches the quota check. The domain pre-check (DNS) runs after the quota.
-   */
-  async function prepareSubmission(request: FastifyRequest<{ Body: SubmitLookupBody }>, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    const { target: rawTarget, services: rawServices } = request.body;
-    const problems: string[] = [];
-    let errorTitle = 'Invalid request';
-
-    const target = validateTarget(rawTarget);
-    if (!target.ok) {
-      problems.push(target.error);
-      errorTitle = 'Invalid target';
-    } else if (target.targetType === 'IPAddress') {
-      const verdict = targetPolicy.checkAddress(target.target);
-      if (!verdict.allowed) {
-        request.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
-        return sendError(reply, 400, { error: 'Target not allowed', message: verdict.message });
-      }
-    }
-    const services = parseServices(rawServices);
-    if (!services.ok) {
-      problems.push(...services.problems);
-      errorTitle = problems.length === services.problems.length ? 'Invalid services' : 'Invalid request';
-    }
-    if (!target.ok || !services.ok) {
-      return sendError(reply, 400, { error: errorTitle, message: problems.join('; '), details: problems });
-    }
-    const jobId = randomUUID();
-    const log = request.log.child({ jobId });
-
-    const idemKey = request.headers['idempotency-key'];
-    if (idemKey !== undefined && (typeof idemKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idemKey))) {
-      return sendError(reply, 400, { error: 'Invalid Idempotency-Key', message: 'Idempotency-Key must be 1-255 printable ASCII characters without spaces' });
-    }
-    if (typeof idemKey === 'string') {
-      // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
-      const fingerprint = JSON.stringify([target.target, services.services]);
-      let claim;
-      try {
-        claim = await idempotency.claim(request.clientId, idemKey, fingerprint, jobId);
-      } catch (err) {
-        log.error({ err }, 'could not check the Idempotency-Key; answering 503');
-        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
-      }
-      if (claim.state === 'conflict') {
-        return sendError(reply, 409, {
-          error: 'Idempotency key reused',
-          message: `Idempotency-Key '${truncate(idemKey, 60)}' was already used for job ${claim.jobId} with a different body`,
-        });
-      }
-      if (claim.state === 'replay') {
-        log.info({ existingJobId: claim.jobId }, 'idempotent replay');
-        const body = accepted(claim.jobId, target.target, services.services);
-        return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', claim.jobId).header('Idempotent-Replayed', 'true').send(body);
-      }
-    }
-    submissions.set(request, { target, services: services.services, jobId, idemKey });
-    return undefined;
-  }
-
-  /** A claimed Idempotency-Key whose submission the quota refused (429) is freed, so the retry can use it. */
-  async function releaseClaimWhenRefused(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
-    const submission = submissions.get(request);
-    if (reply.statusCode === 429 && submission?.idemKey !== undefined) {
-      await idempotency.release(request.clientId, submission.idemKey, submission.jobId).catch(() => undefined);
-    }
-    return payload;
-  }
-
   app.post<{ Body: SubmitLookupBody }>(
     '/api/lookup',
     {
-      // The submission quota is checked in preHandler, after prepareSubmission (validation and the Idempotency-Key
-      // claim, which runs first: the plugin's hook is added after the route's own): an invalid submission (400,
-      // 415, 413) or an idempotent replay spends nothing.
-      config: { rateLimit: { ...rateLimitTier(config, 'submit'), hook: 'preHandler' } },
-      preHandler: prepareSubmission,
-      onSend: releaseClaimWhenRefused,
+      // The submission quota is spent inside submitLookup, after validation and the Idempotency-Key claim: an
+      // invalid submission (400, 415, 413) or an idempotent replay spends nothing.
+      config: { rateLimit: false },
       schema: {
         tags: ['lookup'],
         summary: 'Submit a lookup',
@@ -226,63 +132,14 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      // prepareSubmission (a preHandler, before the quota check) has validated the request and claimed its key.
-      const { target, services, jobId, idemKey } = submissions.get(request)!;
-      const now = Date.now();
-      const createdAt = new Date(now).toISOString();
-      const log = request.log.child({ jobId });
-      const releaseKey = async () => {
-        if (idemKey !== undefined) await idempotency.release(request.clientId, idemKey, jobId).catch(() => undefined);
-      };
-
-      // The domain pre-check sends DNS queries, so it runs after the quota check: a client cannot make the API
-      // query DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
-      if (target.targetType === 'Domain' && precheckDomain) {
-        const refusal = await precheckDomain(target.target);
-        if (refusal) {
-          log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
-          await releaseKey();
-          return sendError(reply, 400, { error: 'Target not allowed', message: refusal });
-        }
-      }
-
-      try {
-        await jobs.create({ jobId, target: target.target, targetType: target.targetType, services, createdAt, deadlineAt: now + config.jobDeadlineMs });
-      } catch (err) {
-        log.error({ err }, 'could not store the job; answering 503');
-        await releaseKey();
-        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
-      }
-
-      const message: JobSubmitted = {
-        messageId: randomUUID(),
-        correlationId: jobId,
-        schemaVersion: SCHEMA_VERSION,
-        occurredAt: new Date().toISOString(),
-        jobId,
-        target: target.target,
-        targetType: target.targetType,
-        services,
-      };
-      try {
-        await publishJobSubmitted(message);
-      } catch (err) {
-        log.error({ err }, 'job.submitted was not confirmed; discarding the job and answering 503');
-        try {
-          await jobs.discard(jobId);
-        } catch (discardErr) {
-          log.error({ err: discardErr }, 'could not discard the unannounced job; it expires with its TTL');
-        }
-        await releaseKey();
-        return sendUnavailable(reply, 'The message broker is unavailable; the lookup was not accepted, try again shortly', RETRY_AFTER_SECONDS);
-      }
-
-      log.info(
-        { target: target.target, targetType: target.targetType, services: services.map(serviceName), messageId: message.messageId },
-        'job accepted',
+      const submission = await submitLookup(
+        submitDeps,
+        { target: request.body.target, services: request.body.services, clientId: request.clientId, idempotencyKey: request.headers['idempotency-key'] },
+        { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)) },
       );
-      const body = accepted(jobId, target.target, services);
-      return reply.code(202).header('Location', body.statusUrl).header('X-Job-Id', jobId).send(body);
+      reply.code(202).header('Location', submission.accepted.statusUrl).header('X-Job-Id', submission.jobId);
+      if (submission.replayed) reply.header('Idempotent-Replayed', 'true');
+      return reply.send(submission.accepted);
     },
   );
 
@@ -305,16 +162,15 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      const jobId = jobIdOr400(request, reply);
-      if (!jobId) return reply;
+      const jobId = parseJobId(request);
       let document;
       try {
         document = await jobs.getDocument(jobId);
       } catch (err) {
         request.log.error({ err, jobId }, 'could not read the job; answering 503');
-        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
+        throw new StoreUnavailable();
       }
-      if (!document) return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
+      if (!document) throw new JobNotFound(jobId);
       reply.header('X-Job-Id', document.jobId);
       return document;
     },
@@ -343,8 +199,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       },
     },
     async (request, reply) => {
-      const jobId = jobIdOr400(request, reply);
-      if (!jobId) return reply;
+      const jobId = parseJobId(request);
       const log = request.log.child({ jobId });
       const now = new Date().toISOString();
       let result;
@@ -352,12 +207,10 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         result = await jobs.cancel(jobId, now);
       } catch (err) {
         log.error({ err }, 'could not cancel the job; answering 503');
-        return sendUnavailable(reply, 'The job store is unavailable; try again shortly', RETRY_AFTER_SECONDS);
+        throw new StoreUnavailable();
       }
-      if (result.disposition === 'missing') return sendError(reply, 404, { error: 'Job not found', message: `No job with id ${jobId}` });
-      if (result.disposition === 'finished') {
-        return sendError(reply, 409, { error: 'Job already finished', message: `Job ${jobId} is already ${result.status}` });
-      }
+      if (result.disposition === 'missing') throw new JobNotFound(jobId);
+      if (result.disposition === 'finished') throw new JobAlreadyFinished(jobId, result.status);
       const event = jobCompletedEvent(jobId, 'Cancelled', now);
       // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
       await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));

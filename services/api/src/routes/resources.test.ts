@@ -146,7 +146,7 @@ describe('resource proxy limits, headers and error replies (issue 10)', () => {
     resources.next = { type: 'error', status: 413, error: 'Payload too large', message: 'over RESOURCE_REPLY_LIMIT_BYTES', owner: 'w1', epoch: 3 };
     const res = await app.inject({ method: 'GET', url: '/api/resources/db/x' });
     expect(res.statusCode).toBe(413);
-    expect(res.json()).toEqual({ error: 'Payload too large', message: 'over RESOURCE_REPLY_LIMIT_BYTES' });
+    expect(res.json()).toEqual({ error: 'Payload too large', message: 'over RESOURCE_REPLY_LIMIT_BYTES', code: 'PAYLOAD_TOO_LARGE' });
     expect(res.headers['x-resource-owner']).toBe('w1');
     expect(res.headers['x-resource-epoch']).toBe('3');
   });
@@ -216,7 +216,7 @@ describe('resource admin routes', () => {
     for (const [method, url] of [['GET', '/api/admin/resources/pins'], ['GET', '/api/admin/resources/workers'], ['POST', '/api/admin/resources/move']] as const) {
       const r = await app.inject({ method, url, headers: { 'x-admin-key': 'anything' }, payload: method === 'POST' ? { key: 'db/a' } : undefined });
       expect(r.statusCode, url).toBe(404);
-      expect(r.json()).toEqual({ error: 'Not found', message: `No route for ${method} ${url}` });
+      expect(r.json()).toEqual({ error: 'Not found', message: `No route for ${method} ${url}`, code: 'NOT_FOUND' });
     }
     const doc = (await app.inject({ method: 'GET', url: '/swagger/json' })).json();
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/api/admin'))).toEqual([]);

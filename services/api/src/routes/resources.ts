@@ -4,7 +4,16 @@ import { resourceKeyProblem, resourceRequestLimitProblem, RESOURCE_KEY_MAX_LENGT
 import type { Config } from '@lookup/config';
 import type { ResourceRouter } from '../resources/resource-router.ts';
 import { forwardedRequestHeaders, relayedResponseHeaders } from '../resources/proxy-headers.ts';
-import { handleError, sendError, sendUnavailable, truncate } from '../errors.ts';
+import { handleError } from '../errors.ts';
+import {
+  InvalidResourceKey,
+  NoResourceWorker,
+  ResourceHeadersTooLarge,
+  ResourceTimeout,
+  ResourceUnavailable,
+  ResourceUriTooLong,
+  resourceRequestFailed,
+} from '../http-errors.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 import { rateLimitTier } from '../rate-limit.ts';
 
@@ -31,7 +40,8 @@ export function parseResourceUrl(url: string): { key: string; query: string } | 
   return problem ? { problem } : { key, query };
 }
 
-const LIMIT_TITLES: Record<number, string> = { 400: 'Invalid resource key', 414: 'URI too long', 431: 'Request header fields too large' };
+/** The catalogue error for a request over a resource request's limits (resourceRequestLimitProblem). */
+const LIMIT_ERRORS: Record<number, new (problem: string) => Error> = { 400: InvalidResourceKey, 414: ResourceUriTooLong, 431: ResourceHeadersTooLarge };
 
 const METHODS = ['DELETE', 'GET', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
 
@@ -54,7 +64,9 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
       method: [...METHODS],
       url: '/api/resources',
       schema: { hide: true },
-      handler: async (_request, reply) => sendError(reply, 400, { error: 'Invalid resource key', message: 'the resource key is empty' }),
+      handler: async () => {
+        throw new InvalidResourceKey('the resource key is empty');
+      },
     });
 
     scope.route({
@@ -101,14 +113,12 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
       },
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
         const parsed = parseResourceUrl(request.url);
-        if ('problem' in parsed) {
-          return sendError(reply, 400, { error: 'Invalid resource key', message: parsed.problem });
-        }
+        if ('problem' in parsed) throw new InvalidResourceKey(parsed.problem);
         const headers = forwardedRequestHeaders(request.headers);
         headers['x-request-id'] = String(request.id);
         // The worker's message schema, checked here: refused at once rather than dropped by the worker.
         const limit = resourceRequestLimitProblem({ key: parsed.key, query: parsed.query, method: request.method, headers });
-        if (limit) return sendError(reply, limit.status, { error: LIMIT_TITLES[limit.status] ?? 'Bad request', message: limit.message });
+        if (limit) throw new (LIMIT_ERRORS[limit.status] ?? InvalidResourceKey)(limit.message);
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const result = await resources.forward({ key: parsed.key, method: request.method, query: parsed.query, headers, body, requestId: String(request.id) });
         switch (result.type) {
@@ -119,25 +129,13 @@ export async function registerResourceRoutes(app: FastifyInstance, deps: { confi
             return reply.code(result.status).send(result.body);
           }
           case 'no-workers':
-            return sendError(
-              reply,
-              503,
-              { error: 'Service unavailable', message: 'No live resource worker can take this key; retry shortly', retryAfter: result.retryAfterSeconds },
-              { 'Retry-After': result.retryAfterSeconds },
-            );
+            throw new NoResourceWorker(result.retryAfterSeconds);
           case 'timeout':
-            if (result.owner) reply.header('X-Resource-Owner', result.owner);
-            if (result.epoch !== undefined) reply.header('X-Resource-Epoch', String(result.epoch));
-            return sendError(reply, 504, {
-              error: 'Gateway timeout',
-              message: `The owner of '${truncate(parsed.key, 200)}' did not answer within ${config.resourceProxyTimeoutMs} ms; the request was abandoned`,
-            });
+            throw new ResourceTimeout(parsed.key, config.resourceProxyTimeoutMs, result);
           case 'unavailable':
-            return sendUnavailable(reply, result.message, result.retryAfterSeconds);
+            throw new ResourceUnavailable(result.message, result.retryAfterSeconds);
           case 'error':
-            if (result.owner) reply.header('X-Resource-Owner', result.owner);
-            if (result.epoch !== undefined) reply.header('X-Resource-Epoch', String(result.epoch));
-            return sendError(reply, result.status, { error: result.error, message: result.message });
+            throw resourceRequestFailed(result);
         }
       },
     });

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import type { InjectOptions } from 'fastify';
+import { harness, type Harness } from '../testing/app-harness.ts';
+
+describe('DELETE /api/lookup/:jobId (cancellation)', () => {
+  const post = (h: Harness, body: unknown, headers: Record<string, string> = {}) =>
+    h.app.inject({ method: 'POST', url: '/api/lookup', payload: body as InjectOptions['payload'], headers: { 'content-type': 'application/json', ...headers } });
+
+  it('cancels an unfinished job (202), then answers 409; 404 for an unknown id, 400 for a malformed one', async () => {
+    const h = await harness();
+    const { jobId } = (await post(h, { target: '8.8.8.8' })).json();
+    const res = await h.app.inject({ method: 'DELETE', url: `/api/lookup/${jobId}` });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ jobId, status: 'Cancelled', statusUrl: `/api/lookup/${jobId}` });
+    expect(h.completed).toEqual([expect.objectContaining({ jobId, status: 'Cancelled', correlationId: jobId })]);
+    const again = await h.app.inject({ method: 'DELETE', url: `/api/lookup/${jobId}` });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'Job already finished' });
+    const unknown = await h.app.inject({ method: 'DELETE', url: '/api/lookup/00000000-0000-4000-8000-000000000000' });
+    expect(unknown.statusCode).toBe(404);
+    const bad = await h.app.inject({ method: 'DELETE', url: '/api/lookup/nope' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: 'Invalid job id' });
+  });
+
+  it('gives the job a deadline JOB_DEADLINE_MS after submission', async () => {
+    const h = await harness({ jobDeadlineMs: 12_345 });
+    const before = Date.now();
+    const { jobId } = (await post(h, { target: '8.8.8.8' })).json();
+    const job = h.jobs.jobs.get(jobId)!;
+    expect(job.deadlineAt).toBeGreaterThanOrEqual(before + 12_345);
+    expect(job.deadlineAt).toBeLessThanOrEqual(Date.now() + 12_345);
+  });
+});

@@ -1,0 +1,229 @@
+import { randomUUID } from 'node:crypto';
+import {
+  SCHEMA_VERSION,
+  serviceName,
+  validateTarget,
+  type JobSubmitted,
+  type SubmitLookupAccepted,
+  type TargetPolicy,
+} from '@lookup/contracts';
+import type { Config } from '@lookup/config';
+import type { ApiDeps } from './deps.ts';
+import {
+  BrokerUnavailable,
+  IdempotencyConflict,
+  InvalidIdempotencyKey,
+  InvalidServices,
+  InvalidSubmission,
+  InvalidTarget,
+  StoreUnavailable,
+  TargetNotAllowed,
+  truncate,
+} from './http-errors.ts';
+import { parseServices } from './services-param.ts';
+
+/** What submitLookup needs; built once (createSubmitLookupDeps), shared by every call. */
+export interface SubmitLookupDeps {
+  config: Pick<Readonly<Config>, 'jobDeadlineMs'>;
+  jobs: Pick<ApiDeps['jobs'], 'create' | 'discard'>;
+  idempotency: ApiDeps['idempotency'];
+  publishJobSubmitted: ApiDeps['publishJobSubmitted'];
+  targetPolicy: Pick<TargetPolicy, 'checkAddress'>;
+  /** The DNS pre-check of a domain (routes/lookup.ts createDomainPrecheck): the refusal message, or undefined. */
+  precheckDomain: ((name: string) => Promise<string | undefined>) | undefined;
+}
+
+/** One submission as the client sent it (the body already passed the route's JSON schema). */
+export interface SubmitLookupInput {
+  target: string;
+  services?: readonly unknown[];
+  /** Who the submission counts against (the request's clientId); scopes the Idempotency-Key. */
+  clientId: string;
+  /** The Idempotency-Key header as received (validated here); undefined: no idempotency. */
+  idempotencyKey?: string | string[];
+}
+
+/** The few logger methods used (a pino logger, or a Fastify request's). */
+export interface SubmitLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  child(bindings: Record<string, unknown>): SubmitLog;
+}
+
+export interface SubmitLookupOptions {
+  /** The request's logger (lines carry the job id as a child). */
+  log: SubmitLog;
+  /**
+   * Spends the submission quota; throws (RateLimited) to refuse. Called once, after every check that costs no I/O
+   * beyond Redis and after the Idempotency-Key's claim (so an invalid submission or a replay spends nothing), and
+   * before the DNS pre-check (so DNS queries are never free). A refusal releases the claimed key. Omitted: the
+   * caller has spent the quota already (a batch spends it for all its items at once).
+   */
+  spendQuota?: () => Promise<void>;
+}
+
+/** The job a submission names: a new one, or (replayed) the one an earlier submission with its key created. */
+export interface SubmitLookupResult {
+  jobId: string;
+  target: string;
+  targetType: JobSubmitted['targetType'];
+  services: JobSubmitted['services'];
+  /** True when the Idempotency-Key was already used with this body: nothing was created. */
+  replayed: boolean;
+  /** The 202 body. */
+  accepted: SubmitLookupAccepted;
+}
+
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
+  const { config, jobs, idempotency, publishJobSubmitted } = deps;
+  return { config, jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain };
+}
+
+export function acceptedBody(jobId: string, target: string, services: JobSubmitted['services']): SubmitLookupAccepted {
+  return {
+    jobId,
+    statusUrl: `/api/lookup/${jobId}`,
+    message: `Lookup accepted: ${services.map(serviceName).join(', ')} for ${target}. Poll statusUrl for the results.`,
+  };
+}
+
+/**
+ * Submits one lookup, HTTP-free: checks, idempotency, create, publish, and undo when publishing fails. Resolves to
+ * the job (new or replayed) or throws a catalogue error (http-errors.ts) that the caller answers as it is.
+ *
+ * The order is the contract (tests pin it):
+ * 1. the target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
+ *    (InvalidServices; both bad: InvalidSubmission with every problem);
+ * 2. the Idempotency-Key's form (InvalidIdempotencyKey), then its claim: a replay resolves with `replayed: true`
+ *    and creates nothing, a different body under the key is IdempotencyConflict, a Redis failure StoreUnavailable;
+ * 3. `options.spendQuota()`: only now is the submission counted (a refusal frees the claimed key and is rethrown);
+ * 4. a domain's DNS pre-check (TargetNotAllowed; it spent quota, since it cost a DNS query);
+ * 5. the job is stored (StoreUnavailable) and job.submitted published with a confirm; when that fails the job is
+ *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
+ *    released so a retry can use it.
+ *
+ * Reuse by a batch endpoint (`POST /api/lookup/batch`): call it per item with `idempotencyKey` undefined (a batch's
+ * key, if any, is claimed by the caller for the whole batch) and without `spendQuota`, after spending the quota for
+ * the whole batch (or pass a `spendQuota` that takes one unit per item); each item then either resolves or throws
+ * its own catalogue error, which the batch answer can carry per item (`err.toBody()`, `err.statusCode`).
+ */
+export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
+  const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
+  const problems: string[] = [];
+
+  const target = validateTarget(input.target);
+  if (!target.ok) {
+    problems.push(target.error);
+  } else if (target.targetType === 'IPAddress') {
+    const verdict = targetPolicy.checkAddress(target.target);
+    if (!verdict.allowed) {
+      options.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
+      throw new TargetNotAllowed(verdict.message);
+    }
+  }
+  const services = parseServices(input.services);
+  if (!services.ok) problems.push(...services.problems);
+  if (!target.ok) throw services.ok ? new InvalidTarget(problems) : new InvalidSubmission(problems);
+  if (!services.ok) throw new InvalidServices(problems);
+
+  const jobId = randomUUID();
+  const log = options.log.child({ jobId });
+  const result = (id: string, replayed: boolean): SubmitLookupResult => ({
+    jobId: id,
+    target: target.target,
+    targetType: target.targetType,
+    services: services.services,
+    replayed,
+    accepted: acceptedBody(id, target.target, services.services),
+  });
+
+  const idemKey = input.idempotencyKey;
+  if (idemKey !== undefined && (typeof idemKey !== 'string' || !IDEMPOTENCY_KEY_RE.test(idemKey))) throw new InvalidIdempotencyKey();
+  if (typeof idemKey === 'string') {
+    // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
+    const fingerprint = JSON.stringify([target.target, services.services]);
+    let claim;
+    try {
+      claim = await idempotency.claim(input.clientId, idemKey, fingerprint, jobId);
+    } catch (err) {
+      log.error({ err }, 'could not check the Idempotency-Key; answering 503');
+      throw new StoreUnavailable();
+    }
+    if (claim.state === 'conflict') throw new IdempotencyConflict(idemKey, claim.jobId);
+    if (claim.state === 'replay') {
+      log.info({ existingJobId: claim.jobId }, 'idempotent replay');
+      return result(claim.jobId, true);
+    }
+  }
+  /** Frees the claimed key when this submission does not create its job, so the retry can use it. */
+  const releaseKey = async () => {
+    if (typeof idemKey === 'string') await idempotency.release(input.clientId, idemKey, jobId).catch(() => undefined);
+  };
+
+  if (options.spendQuota) {
+    try {
+      await options.spendQuota();
+    } catch (err) {
+      await releaseKey();
+      throw err;
+    }
+  }
+
+  // The domain pre-check sends DNS queries, so it runs after the quota: a client cannot make the API query
+  // DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
+  if (target.targetType === 'Domain' && precheckDomain) {
+    const refusal = await precheckDomain(target.target);
+    if (refusal) {
+      log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
+      await releaseKey();
+      throw new TargetNotAllowed(refusal);
+    }
+  }
+
+  const now = Date.now();
+  try {
+    await jobs.create({
+      jobId,
+      target: target.target,
+      targetType: target.targetType,
+      services: services.services,
+      createdAt: new Date(now).toISOString(),
+      deadlineAt: now + deps.config.jobDeadlineMs,
+    });
+  } catch (err) {
+    log.error({ err }, 'could not store the job; answering 503');
+    await releaseKey();
+    throw new StoreUnavailable();
+  }
+
+  const message: JobSubmitted = {
+    messageId: randomUUID(),
+    correlationId: jobId,
+    schemaVersion: SCHEMA_VERSION,
+    occurredAt: new Date().toISOString(),
+    jobId,
+    target: target.target,
+    targetType: target.targetType,
+    services: services.services,
+  };
+  try {
+    await publishJobSubmitted(message);
+  } catch (err) {
+    log.error({ err }, 'job.submitted was not confirmed; discarding the job and answering 503');
+    try {
+      await jobs.discard(jobId);
+    } catch (discardErr) {
+      log.error({ err: discardErr }, 'could not discard the unannounced job; it expires with its TTL');
+    }
+    await releaseKey();
+    throw new BrokerUnavailable('submission');
+  }
+
+  log.info(
+    { target: target.target, targetType: target.targetType, services: services.services.map(serviceName), messageId: message.messageId },
+    'job accepted',
+  );
+  return result(jobId, false);
+}

@@ -1,0 +1,198 @@
+/**
+ * The app under test with in-memory fakes (no Redis, no RabbitMQ), shared by the route test files. Importing it
+ * registers an afterEach that closes every app a test built (push extra ones to `apps`).
+ */
+import { afterEach } from 'vitest';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { loadConfig, type Config } from '@lookup/config';
+import type { JobCompleted, JobDocument, JobSubmitted } from '@lookup/contracts';
+import { createLogger } from '@lookup/logging';
+import type { CancelDisposition, IdempotencyClaim, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import { buildApp } from '../app.ts';
+import type { ApiDeps } from '../deps.ts';
+
+// ---------------------------------------------------------------------------------------------------------
+// In-memory fakes: no Redis, no RabbitMQ.
+
+export class FakeJobs {
+  readonly jobs = new Map<string, NewJob>();
+  readonly documents = new Map<string, JobDocument>();
+  readonly discarded: string[] = [];
+  failCreate = false;
+  failGet = false;
+  async create(job: NewJob): Promise<void> {
+    if (this.failCreate) throw new Error('redis down');
+    this.jobs.set(job.jobId, job);
+  }
+  async discard(jobId: string): Promise<void> {
+    this.discarded.push(jobId);
+    this.jobs.delete(jobId);
+  }
+  async getDocument(jobId: string): Promise<JobDocument | undefined> {
+    if (this.failGet) throw new Error('redis down');
+    return this.documents.get(jobId);
+  }
+  readonly statuses = new Map<string, 'Pending' | 'Processing' | 'Completed' | 'Cancelled'>();
+  async cancel(jobId: string): Promise<{ disposition: CancelDisposition; status: '' | 'Completed' | 'Cancelled' | 'Pending' | 'Processing' }> {
+    const status = this.statuses.get(jobId) ?? (this.jobs.has(jobId) ? 'Pending' : undefined);
+    if (!status) return { disposition: 'missing', status: '' };
+    if (status === 'Completed' || status === 'Cancelled') return { disposition: 'finished', status };
+    this.statuses.set(jobId, 'Cancelled');
+    return { disposition: 'cancelled', status: 'Cancelled' };
+  }
+}
+
+/** Same semantics as the Redis store: per client, first claim wins, same fingerprint replays. */
+export class FakeIdempotency {
+  readonly claims = new Map<string, { fingerprint: string; jobId: string }>();
+  async claim(client: string, key: string, fingerprint: string, jobId: string): Promise<IdempotencyClaim> {
+    const prev = this.claims.get(`${client} ${key}`);
+    if (!prev) {
+      this.claims.set(`${client} ${key}`, { fingerprint, jobId });
+      return { state: 'new' };
+    }
+    return prev.fingerprint === fingerprint ? { state: 'replay', jobId: prev.jobId } : { state: 'conflict', jobId: prev.jobId };
+  }
+  async release(client: string, key: string, jobId: string): Promise<void> {
+    if (this.claims.get(`${client} ${key}`)?.jobId === jobId) this.claims.delete(`${client} ${key}`);
+  }
+}
+
+export class FakeLimiter implements RateLimiter {
+  readonly calls: { tier: RateLimitTier; client: string }[] = [];
+  refuse: RateLimitDecision | undefined;
+  throws = false;
+  /** When set, counts like the Redis limiter: per tier and client, a refused request counted nowhere. */
+  limits: Partial<Record<RateLimitTier, number>> | undefined;
+  readonly counted = new Map<string, number>();
+  async check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
+    this.calls.push({ tier, client });
+    if (this.throws) throw new Error('redis down');
+    const limit = this.limits?.[tier];
+    if (limit !== undefined) {
+      const used = this.counted.get(`${tier} ${client}`) ?? 0;
+      if (used >= limit) return { allowed: false, retryAfterSeconds: 42, limit, remaining: 0 };
+      this.counted.set(`${tier} ${client}`, used + 1);
+      return { allowed: true, retryAfterSeconds: 0, limit, remaining: limit - used - 1, resetSeconds: 60 };
+    }
+    return this.refuse ?? { allowed: true, retryAfterSeconds: 0, limit: 20, remaining: 19 };
+  }
+}
+
+export interface Harness {
+  app: FastifyInstance;
+  jobs: FakeJobs;
+  published: JobSubmitted[];
+  completed: JobCompleted[];
+  limiter: FakeLimiter;
+  logs: Record<string, unknown>[];
+  deps: ApiDeps;
+  setPublishFails(fails: boolean): void;
+  setReady(ready: { rabbitmq: boolean; redis: boolean }): void;
+}
+
+export const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  while (apps.length > 0) await apps.pop()!.close();
+});
+
+export async function harness(overrides: Partial<Config> = {}, extraDeps: Partial<ApiDeps> = {}): Promise<Harness> {
+  // DNS_SERVERS on loopback, where nothing answers: the API's domain pre-check fails at once and accepts (no
+  // query leaves the machine). The pre-check itself is tested in routes/lookup-target-policy.test.ts.
+  const config: Readonly<Config> = Object.freeze({ ...loadConfig({}), bodyLimitBytes: 1024, dnsServers: ['127.0.0.1:9'], ...overrides });
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    service: 'api-test',
+    level: 'info',
+    destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  const jobs = new FakeJobs();
+  const published: JobSubmitted[] = [];
+  const completed: JobCompleted[] = [];
+  const limiter = new FakeLimiter();
+  let publishFails = false;
+  let ready = { rabbitmq: true, redis: true };
+  const deps: ApiDeps = {
+    config,
+    logger,
+    jobs,
+    idempotency: new FakeIdempotency(),
+    rateLimiter: limiter,
+    async publishJobSubmitted(message) {
+      if (publishFails) throw new Error('publish not confirmed');
+      published.push(message);
+    },
+    async publishJobCompleted(message) {
+      completed.push(message);
+    },
+    async readiness() {
+      return ready;
+    },
+    ...extraDeps,
+  };
+  const app = await buildApp(deps);
+  apps.push(app);
+  return {
+    app,
+    jobs,
+    published,
+    completed,
+    limiter,
+    logs,
+    deps,
+    setPublishFails: (f) => void (publishFails = f),
+    setReady: (r) => void (ready = r),
+  };
+}
+
+export const post = (app: FastifyInstance, payload: unknown, extra: Partial<InjectOptions> = {}) =>
+  app.inject({ method: 'POST', url: '/api/lookup', payload: payload as InjectOptions['payload'], ...extra });
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export const JOB_ID = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+
+export function sampleDocument(): JobDocument {
+  return {
+    jobId: JOB_ID,
+    target: 'example.com',
+    targetType: 'Domain',
+    status: 'Processing',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    completedAt: null,
+    completionPercentage: 50,
+    requestedServices: ['GeoIP', 'RDAP'],
+    results: [
+      {
+        serviceType: 'GeoIP',
+        status: 'Succeeded',
+        success: true,
+        data: {
+          country: { iso: 'US', names: { en: 'United States' } },
+          location: { latitude: 37.751, longitude: -97.822, accuracyRadius: 1000 },
+          asn: 15169,
+          tags: ['anycast', { kind: 'cdn', weight: 0.5 }],
+          nothing: null,
+          flag: false,
+          deep: { a: { b: { c: { d: [1, [2, [3]]] } } } },
+        },
+        errorMessage: null,
+        errorCode: null,
+        completedAt: '2025-01-01T00:00:01.000Z',
+        durationMs: 12.5,
+        attempts: 1,
+      },
+      {
+        serviceType: 'RDAP',
+        status: 'Failed',
+        success: false,
+        data: null,
+        errorMessage: 'registry answered 503',
+        errorCode: 'RDAP_SERVER_ERROR',
+        completedAt: '2025-01-01T00:00:02.000Z',
+        durationMs: 900,
+        attempts: 3,
+      },
+    ],
+  };
+}
