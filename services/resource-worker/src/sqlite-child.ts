@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { checkSql, sandboxFailure } from './sql-sandbox.ts';
 import { begin, execute, failureOf, isVacuumAlone, monotonicUs, vacuum, type Outcome, type QueryBody } from './sql-engine.ts';
@@ -13,12 +14,19 @@ import { begin, execute, failureOf, isVacuumAlone, monotonicUs, vacuum, type Out
  * which checks the lease and answers `commit` (with the time it said so) or `rollback`. COMMIT runs only on
  * `commit`, and only if the answer arrived within its budget (measured on the machine-wide monotonic clock,
  * which parent and child share); otherwise the transaction is rolled back. Nothing else in this process commits.
+ *
+ * A watchdog thread (the main thread may be inside SQLite's C code for as long as a statement runs, and then
+ * handles no event) SIGKILLs this process when the parent is gone (reparented: the worker was SIGKILLed) or when a
+ * request has run past `requestLimitMs` (the parent should have killed it by then: it is frozen or stuck). So an
+ * endless statement never outlives its worker, and never holds the file's lock against the key's next owner.
  */
 
 export interface OpenOptions {
   file: string;
   /** How long BEGIN IMMEDIATE waits for another connection's lock (a previous owner still finishing). */
   busyTimeoutMs: number;
+  /** Past this, a request (statements, lease answer, commit) is ended by the watchdog killing this process. */
+  requestLimitMs: number;
 }
 
 export type ToChild =
@@ -39,7 +47,34 @@ export type FromChild =
   | { type: 'not-committed'; id: number; reason: 'late' | 'refused' }
   | { type: 'commit-failed'; id: number; message: string };
 
+const startMs = Number(process.hrtime.bigint() / 1_000_000n);
+/** Milliseconds since this process started (at least 1), on the monotonic clock. */
+const nowMs = () => Math.max(1, Number(process.hrtime.bigint() / 1_000_000n) - startMs);
+/** [0]: when the running request started (nowMs), 0 while idle; read by the watchdog thread. */
+const requestStarted = new Int32Array(new SharedArrayBuffer(4));
+
+const WATCHDOG = `
+const { workerData } = require('node:worker_threads');
+const { shared, ppid, limitMs, startMs } = workerData;
+const started = new Int32Array(shared);
+setInterval(() => {
+  const now = Number(process.hrtime.bigint() / 1000000n) - startMs;
+  const s = Atomics.load(started, 0);
+  if (process.ppid !== ppid || (s > 0 && now - s > limitMs)) process.kill(process.pid, 'SIGKILL');
+}, Math.max(20, Math.min(250, limitMs / 4)));
+`;
+
+function startWatchdog(limitMs: number): void {
+  const worker = new Worker(WATCHDOG, {
+    eval: true,
+    workerData: { shared: requestStarted.buffer, ppid: process.ppid, limitMs, startMs },
+  });
+  worker.on('error', () => process.kill(process.pid, 'SIGKILL')); // no watchdog, no process
+  worker.unref();
+}
+
 const post = (m: FromChild): void => {
+  if (m.type === 'done' || m.type === 'not-committed' || m.type === 'commit-failed') Atomics.store(requestStarted, 0, 0);
   process.send!(m);
 };
 
@@ -71,6 +106,7 @@ function rollback(): void {
 }
 
 function onQuery(m: Extract<ToChild, { type: 'query' }>): void {
+  Atomics.store(requestStarted, 0, nowMs());
   const violation = m.check ? checkSql(m.body.query) : undefined;
   if (violation) return post({ type: 'done', id: m.id, outcome: { failure: sandboxFailure(violation), changed: false }, committed: false });
   if (isVacuumAlone(m.body.query) && m.body.params === undefined) {
@@ -119,6 +155,7 @@ process.on('message', (m: ToChild) => {
     if (db) return post({ type: 'open-failed', message: 'this process already serves a database' });
     try {
       open(m);
+      startWatchdog(m.requestLimitMs);
     } catch (err) {
       return post({ type: 'open-failed', message: (err as Error).message });
     }

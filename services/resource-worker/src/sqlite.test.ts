@@ -97,8 +97,8 @@ describe('sqlite resource type: one database process per key', async () => {
   });
 
   it('keeps keys apart in their own processes, and below the sandbox SQLite itself refuses extensions and schema writes', async () => {
-    const a = new DatabaseChild().open(path.join(dataDir, 'db', 'none-a.sqlite'), 1000);
-    const b = new DatabaseChild().open(path.join(dataDir, 'db', 'none-b.sqlite'), 1000);
+    const a = new DatabaseChild().open(path.join(dataDir, 'db', 'none-a.sqlite'), 1000, 5000);
+    const b = new DatabaseChild().open(path.join(dataDir, 'db', 'none-b.sqlite'), 1000, 5000);
     await Promise.all([a.ready, b.ready]);
     expect(a.pid).not.toBe(b.pid);
     const options = { beforeCommit: () => undefined, commitBudgetMs: 1000 };
@@ -113,6 +113,16 @@ describe('sqlite resource type: one database process per key', async () => {
     expect(schema.outcome.failure?.message).toMatch(/may not be modified/);
     expect((await a.run({ query: 'SELECT v FROM s' }, false, options)).outcome.result?.rows).toEqual([{ v: 'secret' }]);
     await Promise.all([a.kill(), b.kill()]);
+  });
+
+  it('a database process whose request outlives its limit kills itself (its worker frozen or gone)', async () => {
+    const child = new DatabaseChild().open(path.join(dataDir, 'db', 'watchdog.sqlite'), 1000, 400);
+    await child.ready;
+    // No time limit on this side, as if the worker were frozen: the child's own watchdog ends the statement.
+    const started = Date.now();
+    await expect(child.run({ query: SLOW }, false, { beforeCommit: () => undefined, commitBudgetMs: 100 })).rejects.toThrow(/SIGKILL/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(child.alive).toBe(false);
   });
 
   it('a write killed mid-transaction, after SQLite spilled pages into the file, leaves the last committed state', async () => {

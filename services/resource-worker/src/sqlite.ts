@@ -235,12 +235,12 @@ export class DatabaseChild {
   }
 
   /** Opens the key's database in the process (once); `ready` settles when it is open. */
-  open(file: string, busyTimeoutMs: number): this {
+  open(file: string, busyTimeoutMs: number, requestLimitMs: number): this {
     if (this.opened) throw new Error('a database process serves one database');
     this.opened = true;
     this.child.ref();
     (this.child.channel as { ref?: () => void } | undefined)?.ref?.();
-    this.send({ type: 'open', file, busyTimeoutMs });
+    this.send({ type: 'open', file, busyTimeoutMs, requestLimitMs });
     return this;
   }
 
@@ -283,7 +283,7 @@ export class DatabaseChild {
         onMessage: (m) => {
           if (m.type === 'done') return finish(undefined, m);
           if (m.type === 'commit-failed') return killWith(new Error(`commit failed: ${m.message}`));
-          if (m.type === 'not-committed') return finish(refused ?? new CommitTimeout('the lease answer reached the database process too late'));
+          if (m.type === 'not-committed') return finish(refused ?? new Error('the lease answer reached the database process too late; rolled back'));
           if (m.type === 'commit?') {
             clearTimeout(timer);
             try {
@@ -348,7 +348,8 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
     if (!resource.child || !resource.child.alive) {
       const child = spare?.alive ? spare : new DatabaseChild();
       startSpare();
-      resource.child = child.open(resource.file, statementTimeoutMs);
+      // The child's own watchdog ends a request a second after this process should have (see sqlite-child.ts).
+      resource.child = child.open(resource.file, statementTimeoutMs, statementTimeoutMs + commitBudgetMs + 1_000);
     }
     return resource.child;
   }
