@@ -184,7 +184,7 @@ export function runQuery(db: Database, { query, params }: QueryBody, state = { o
   return { columns, rows, changes: totalChanges(db) - before };
 }
 
-/** The first word of the only statement of a request that is just `VACUUM [schema]`, else undefined. */
+/** Whether the request is just `VACUUM [schema]` (one statement), which must run outside a transaction. */
 export function isVacuumAlone(query: string): boolean {
   const pieces = splitStatements(query).filter((p) => !p.empty);
   return pieces.length === 1 && pieces[0]!.first === 'VACUUM';
@@ -195,7 +195,8 @@ export function begin(db: Database): void {
   db.exec('BEGIN IMMEDIATE');
 }
 
-function failureOf(err: unknown): EngineFailure {
+/** An error thrown while running a request, as the client's answer (SQLITE_BUSY: 503, the rest: 400). */
+export function failureOf(err: unknown): EngineFailure {
   if (err instanceof EngineError) {
     return { status: err.status, error: err.title, message: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) };
   }
@@ -236,8 +237,6 @@ export function vacuum(db: Database, query: string): Outcome {
     return { failure: failureOf(err), changed: false };
   }
 }
-
-export { failureOf };
 
 /** Microseconds on the machine-wide monotonic clock (CLOCK_MONOTONIC on Linux): comparable between processes. */
 export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
