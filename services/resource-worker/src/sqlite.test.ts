@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
 import { createLogger } from '@lookup/logging';
 import type { ResourceContext, ResourceRequest } from '@lookup/resource-kit';
+import { begin, execute, isVacuumAlone, splitStatements } from './sql-engine.ts';
 import { createSqliteType, databaseName, DatabaseChild, MAIN_THREAD_CHECK_MAX, parseQueryBody, runQuery } from './sqlite.ts';
 
 describe('sqlite resource type', () => {
@@ -33,6 +34,35 @@ describe('sqlite resource type', () => {
     expect(runQuery(db, { query: 'SELECT 1' }).changes).toBe(0);
     expect(() => runQuery(db, { query: 'SELECT 1; SELECT 2', params: [1] })).toThrow();
     expect(() => runQuery(db, { query: 'SELEC 1' })).toThrow(/syntax error/);
+    db.close();
+  });
+
+  it('splits at the semicolons SQLite sees, keeps a trigger body whole, and maps a client transaction onto a savepoint', () => {
+    expect(splitStatements("SELECT ';'; -- ;\nSELECT 2;").filter((p) => !p.empty).map((p) => p.first)).toEqual(['SELECT', 'SELECT']);
+    expect(isVacuumAlone('VACUUM;')).toBe(true);
+    expect(isVacuumAlone('VACUUM; SELECT 1')).toBe(false);
+    const db = new Database(':memory:');
+    const request = (query: string) => {
+      begin(db);
+      const outcome = execute(db, { query });
+      if (db.inTransaction) db.exec('COMMIT');
+      return outcome;
+    };
+    const trigger = request('CREATE TABLE t (v); CREATE TABLE log (v); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.v); INSERT INTO log VALUES (-new.v); END; INSERT INTO t VALUES (5); SELECT v FROM log ORDER BY v');
+    expect(trigger.result?.rows).toEqual([{ v: -5 }, { v: 5 }]);
+    expect(request('BEGIN; INSERT INTO t VALUES (6); COMMIT; SELECT count(*) AS n FROM t').result?.rows).toEqual([{ n: 2 }]);
+    expect(request('BEGIN; INSERT INTO t VALUES (7); ROLLBACK; SELECT count(*) AS n FROM t').result?.rows).toEqual([{ n: 2 }]);
+    // Left open: rolled back, the statements before BEGIN kept.
+    expect(request('INSERT INTO t VALUES (8); BEGIN; INSERT INTO t VALUES (9)').failure).toMatchObject({ status: 400, code: 'TRANSACTION_LEFT_OPEN' });
+    // A failing statement: the ones before it stay applied, as in autocommit mode.
+    expect(request('INSERT INTO t VALUES (10); INSERT INTO nope VALUES (1)').failure).toMatchObject({ status: 400, code: 'SQL_ERROR', message: 'no such table: nope' });
+    expect(request('SELECT group_concat(v) AS vs FROM (SELECT v FROM t ORDER BY v)').result?.rows).toEqual([{ vs: '5,6,8,10' }]);
+    // Whether there is anything to commit: reads are not, header pragmas are.
+    begin(db);
+    expect(execute(db, { query: 'SELECT * FROM t' }).changed).toBe(false);
+    expect(execute(db, { query: 'PRAGMA application_id = 7' }).changed).toBe(true);
+    db.exec('COMMIT');
+    expect(db.pragma('application_id', { simple: true })).toBe(7);
     db.close();
   });
 });
