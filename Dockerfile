@@ -3,9 +3,9 @@
 # `command` with the matching `start:<name>` script's argv.
 #
 # The image carries production dependencies only (`npm ci --omit=dev`: no typescript, vitest, testcontainers,
-# tsx, esbuild, dependency-cruiser), the compiled JavaScript (each package's dist/), the Ping worker's compiled ICMP
-# addon, and the offline demo's RDAP/DNS fixture bundled into one file (tests/fixtures/dist/serve.mjs;
-# docker-compose.yml's `fixtures` service, profile `demo`).
+# tsx, esbuild, dependency-cruiser) with better-sqlite3's native addon compiled in the deps stage, the compiled
+# JavaScript (each package's dist/), the Ping worker's compiled ICMP addon, and the offline demo's RDAP/DNS fixture
+# bundled into one file (tests/fixtures/dist/serve.mjs; docker-compose.yml's `fixtures` service, profile `demo`).
 #
 # NODE_VERSION is the one place the Node version is chosen, for every stage (the build compiles the addon against
 # that Node's headers): `docker compose build --build-arg NODE_VERSION=22`, or NODE_VERSION in .env.
@@ -24,8 +24,10 @@ RUN mkdir -p /manifests \
     done
 
 # Stage 2: a C/C++ toolchain for native code: the Ping worker's ICMP addon (plain C, compiled by `npm run build`
-# with $CC against /usr/local/include/node) and any dependency with a native part that has no prebuilt binary
-# (node-gyp: python3, make, g++). Compilers never reach the image: it only copies files out of these stages.
+# with $CC against /usr/local/include/node) and the dependencies with a native part: better-sqlite3 (the SQLite
+# resource worker; its install script tries a prebuilt binary, then compiles SQLite and the addon with node-gyp:
+# python3, make, g++, against this Node's headers). Compilers never reach the image: it only copies files out of
+# these stages.
 FROM node:${NODE_VERSION}-bookworm-slim AS toolchain
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ make python3 libc6-dev \
@@ -58,8 +60,9 @@ RUN mkdir -p /tmp/runtime/tests/fixtures /tmp/runtime/data/resources \
       if [ -f "$d/package.json" ] && [ -d "$d/dist" ]; then mkdir -p "/tmp/runtime/$d" && cp -R "$d/package.json" "$d/dist" "/tmp/runtime/$d/"; fi; \
     done
 
-# Stage 4: production dependencies only, installed (not pruned) from the lockfile. Native ones compile here, against
-# the same Node and libc as the image.
+# Stage 4: production dependencies only, installed (not pruned) from the lockfile, install scripts run (the root
+# package.json's allowScripts approves better-sqlite3's). Native ones compile here, against the same Node and libc
+# as the image; the runtime stage copies this node_modules, better-sqlite3's build/Release/*.node included.
 FROM toolchain AS deps
 COPY --from=manifests --chown=node:node /manifests/ ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

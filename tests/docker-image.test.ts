@@ -21,6 +21,7 @@ interface LockEntry {
   devOptional?: boolean;
   link?: boolean;
   engines?: Record<string, string> | string[];
+  hasInstallScript?: boolean;
 }
 const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
 
@@ -245,7 +246,8 @@ describe('a production install (npm ci --omit=dev, the image\'s node_modules)', 
   }
   /** Imports allowed from devDependencies, each with the reason it never runs in the image. */
   const DEV_ONLY_IMPORTS: Record<string, string> = {
-    // services/resource-worker/src/sqlite.ts: only when running from TypeScript sources (vitest, tsx); dist/ loads .js.
+    // services/resource-worker/src/sqlite.ts: only when running from TypeScript sources (vitest, tsx): it forks
+    // sqlite-child.ts with tsx's loader; from dist/ it forks sqlite-child.js with plain node.
     tsx: 'TypeScript sources only',
   };
 
@@ -264,6 +266,49 @@ describe('a production install (npm ci --omit=dev, the image\'s node_modules)', 
       expect(entry(name), name).toBeDefined();
       expect(isProduction(entry(name)), `${name} would be in the image`).toBe(false);
     }
+  });
+
+  /** The Dockerfile's stages by name: `FROM <image> AS <name>` up to the next FROM, continuation lines joined. */
+  function dockerStages(): Record<string, { from: string; body: string }> {
+    const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+    const stages: Record<string, { from: string; body: string }> = {};
+    let current: { from: string; body: string } | undefined;
+    for (const line of text.split('\n')) {
+      const m = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+      if (m) {
+        current = { from: m[1]!, body: '' };
+        stages[m[2] ?? `stage${Object.keys(stages).length}`] = current;
+      } else if (current && !line.startsWith('#')) {
+        current.body += `${line}\n`;
+      }
+    }
+    return stages;
+  }
+
+  it('compiles better-sqlite3 (native, node-gyp) where the compilers are, and ships only the result', () => {
+    const sqlite = entry('better-sqlite3');
+    expect(isProduction(sqlite), 'better-sqlite3 is a production dependency').toBe(true);
+    expect(sqlite?.version).toMatch(/^12\./); // 13 needs Node 22
+    expect(sqlite?.hasInstallScript).toBe(true);
+    // npm runs its install script (prebuild-install || node-gyp rebuild) without a warning, and will once npm
+    // blocks unapproved install scripts by default.
+    const rootPkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+    expect(rootPkg.allowScripts?.['better-sqlite3']).toBe(true);
+
+    const stages = dockerStages();
+    // node-gyp's needs: python3, make, g++ (and the image's Node headers) in the toolchain stage...
+    const toolchain = stages.toolchain!;
+    expect(toolchain, 'a toolchain stage').toBeDefined();
+    for (const tool of ['python3', 'make', 'g++']) expect(toolchain.body, tool).toMatch(new RegExp(`apt-get install[^\n]*\\s${tool.replace('+', '\\+')}(\\s|$)`));
+    // ...which the production install builds on, running install scripts...
+    expect(stages.deps?.from).toBe('toolchain');
+    expect(stages.deps?.body).toMatch(/npm ci --omit=dev/);
+    expect(stages.deps?.body).not.toMatch(/--ignore-scripts/);
+    // ...and the image takes its node_modules (the compiled addon included), without the compilers.
+    const runtime = stages.runtime!;
+    expect(runtime.from).toMatch(/^node:\$\{NODE_VERSION\}/);
+    expect(runtime.body).toMatch(/COPY --from=deps [^\n]*\/app\/ \.\//);
+    expect(runtime.body).not.toMatch(/\b(g\+\+|gcc|make|python3)\b/);
   });
 
   /**

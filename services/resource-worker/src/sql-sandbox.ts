@@ -1,9 +1,9 @@
 /**
- * The SQLite sandbox: a key's SQL reaches only that key's database. sql.js exposes no authorizer
- * (sqlite3_set_authorizer) and no defensive mode, so statements are checked before they run, on the tokens
- * SQLite itself would see: string literals, quoted identifiers and comments are skipped the way SQLite's
- * tokenizer skips them (`SELECT 'attach'` is fine, `/*x*\/ATTACH` is not), and anything the tokenizer cannot
- * read the way SQLite does errs on the side of refusing.
+ * The SQLite sandbox: a key's SQL reaches only that key's database. better-sqlite3 exposes no authorizer
+ * (sqlite3_set_authorizer) and no sqlite3_limit (SQLITE_LIMIT_ATTACHED), so statements are checked before they
+ * run, on the tokens SQLite itself would see: string literals, quoted identifiers and comments are skipped the
+ * way SQLite's tokenizer skips them (`SELECT 'attach'` is fine, `/*x*\/ATTACH` is not), and anything the
+ * tokenizer cannot read the way SQLite does errs on the side of refusing.
  *
  * Refused, with the rule named:
  *   - ATTACH and DETACH (another database file, or a shared in-memory one);
@@ -18,8 +18,12 @@
  * A keyword written as a bare word is taken for the keyword wherever it appears (a column called `attach` or
  * `pragma` must be quoted: "attach").
  *
- * Defence in depth: each key's database also runs in its own worker thread with its own sql.js module
- * instance (its own Emscripten in-memory filesystem), and with `PRAGMA trusted_schema = OFF`.
+ * This check is what keeps a key's SQL away from other files: the database is a real file, and below the sandbox
+ * SQLite would ATTACH any path the worker's user may open. Defence in depth below it: each key's database runs in
+ * its own process (sqlite-child.ts: no shared memory with other keys or the worker, a minimal environment), with
+ * `PRAGMA trusted_schema = OFF`, SQLite's defensive mode on (better-sqlite3's default while `unsafeMode` is off:
+ * ordinary SQL cannot corrupt the file, writable_schema cannot be used), and the `load_extension()` SQL function
+ * off (better-sqlite3 enables only the C API's `loadExtension`, which this code never calls).
  */
 
 export type TokenKind = 'word' | 'quoted' | 'string' | 'blob' | 'number' | 'param' | 'punct';

@@ -1,16 +1,13 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import initSqlJs from 'sql.js';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lookup/config';
 import { createLogger } from '@lookup/logging';
 import type { ResourceContext, ResourceRequest } from '@lookup/resource-kit';
-import { createSqliteType, databaseName, DatabaseThread, MAIN_THREAD_CHECK_MAX, parseQueryBody, runQuery, writeFileAtomic } from './sqlite.ts';
-
-const SQL = await initSqlJs();
-const dir = mkdtempSync(path.join(tmpdir(), 'sqlite-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+import { begin, execute, isVacuumAlone, splitStatements } from './sql-engine.ts';
+import { createSqliteType, databaseName, DatabaseChild, MAIN_THREAD_CHECK_MAX, parseQueryBody, runQuery } from './sqlite.ts';
 
 describe('sqlite resource type', () => {
   it('maps db/<name> keys to database names and refuses anything else', () => {
@@ -30,7 +27,7 @@ describe('sqlite resource type', () => {
   });
 
   it('runs several statements, returns the last rows and counts changes', () => {
-    const db = new SQL.Database();
+    const db = new Database(':memory:');
     const r = runQuery(db, { query: 'CREATE TABLE t (a, b); INSERT INTO t VALUES (1, 2), (3, 4); SELECT * FROM t ORDER BY a' });
     expect(r).toEqual({ columns: ['a', 'b'], rows: [{ a: 1, b: 2 }, { a: 3, b: 4 }], changes: 2 });
     expect(runQuery(db, { query: 'SELECT a FROM t WHERE b = ?', params: [4] }).rows).toEqual([{ a: 3 }]);
@@ -40,15 +37,33 @@ describe('sqlite resource type', () => {
     db.close();
   });
 
-  it('writes files atomically: the old file stays when the pre-rename check fails, no temp file is left', () => {
-    const file = path.join(dir, 'x.sqlite');
-    writeFileAtomic(file, Buffer.from('one'), () => undefined);
-    expect(readFileSync(file, 'utf8')).toBe('one');
-    expect(() => writeFileAtomic(file, Buffer.from('two'), () => {
-      throw new Error('lease lost');
-    })).toThrow(/lease lost/);
-    expect(readFileSync(file, 'utf8')).toBe('one');
-    expect(readdirSync(dir)).toEqual(['x.sqlite']);
+  it('splits at the semicolons SQLite sees, keeps a trigger body whole, and maps a client transaction onto a savepoint', () => {
+    expect(splitStatements("SELECT ';'; -- ;\nSELECT 2;").filter((p) => !p.empty).map((p) => p.first)).toEqual(['SELECT', 'SELECT']);
+    expect(isVacuumAlone('VACUUM;')).toBe(true);
+    expect(isVacuumAlone('VACUUM; SELECT 1')).toBe(false);
+    const db = new Database(':memory:');
+    const request = (query: string) => {
+      begin(db);
+      const outcome = execute(db, { query });
+      if (db.inTransaction) db.exec('COMMIT');
+      return outcome;
+    };
+    const trigger = request('CREATE TABLE t (v); CREATE TABLE log (v); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.v); INSERT INTO log VALUES (-new.v); END; INSERT INTO t VALUES (5); SELECT v FROM log ORDER BY v');
+    expect(trigger.result?.rows).toEqual([{ v: -5 }, { v: 5 }]);
+    expect(request('BEGIN; INSERT INTO t VALUES (6); COMMIT; SELECT count(*) AS n FROM t').result?.rows).toEqual([{ n: 2 }]);
+    expect(request('BEGIN; INSERT INTO t VALUES (7); ROLLBACK; SELECT count(*) AS n FROM t').result?.rows).toEqual([{ n: 2 }]);
+    // Left open: rolled back, the statements before BEGIN kept.
+    expect(request('INSERT INTO t VALUES (8); BEGIN; INSERT INTO t VALUES (9)').failure).toMatchObject({ status: 400, code: 'TRANSACTION_LEFT_OPEN' });
+    // A failing statement: the ones before it stay applied, as in autocommit mode.
+    expect(request('INSERT INTO t VALUES (10); INSERT INTO nope VALUES (1)').failure).toMatchObject({ status: 400, code: 'SQL_ERROR', message: 'no such table: nope' });
+    expect(request('SELECT group_concat(v) AS vs FROM (SELECT v FROM t ORDER BY v)').result?.rows).toEqual([{ vs: '5,6,8,10' }]);
+    // Whether there is anything to commit: reads are not, header pragmas are.
+    begin(db);
+    expect(execute(db, { query: 'SELECT * FROM t' }).changed).toBe(false);
+    expect(execute(db, { query: 'PRAGMA application_id = 7' }).changed).toBe(true);
+    db.exec('COMMIT');
+    expect(db.pragma('application_id', { simple: true })).toBe(7);
+    db.close();
   });
 });
 
@@ -81,7 +96,7 @@ const post = (key: string, query: string, params?: unknown[]): ResourceRequest =
 
 const SLOW = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
 
-describe('sqlite resource type: one database thread per key', async () => {
+describe('sqlite resource type: one database process per key', async () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sqlite-type-'));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
   const type = createSqliteType({ dataDir, statementTimeoutMs: 300 });
@@ -92,7 +107,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     return type.handle(request, resource, ctx);
   };
 
-  it('interrupts a statement at the time limit (504) without blocking the main thread, and reopens from the file', async () => {
+  it('interrupts a statement at the time limit (504) without blocking this process, and reopens at the last commit', async () => {
     const ctx = context('db/slow');
     const db = await type.open('db/slow', ctx);
     await run(db, ctx, 'CREATE TABLE t (v); INSERT INTO t VALUES (1)');
@@ -111,21 +126,59 @@ describe('sqlite resource type: one database thread per key', async () => {
     await type.close(db, { key: 'db/slow', epoch: 1, reason: 'test', logger });
   });
 
-  it('keeps keys apart: what one key writes to its in-memory filesystem, another cannot see', async () => {
-    // Below the sandbox (which refuses both statements): each thread has its own sql.js instance.
-    const a = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-a.sqlite'));
-    const b = new DatabaseThread(undefined).open(path.join(dataDir, 'db', 'none-b.sqlite'));
+  it('keeps keys apart in their own processes, and below the sandbox SQLite itself refuses extensions and schema writes', async () => {
+    const a = new DatabaseChild().open(path.join(dataDir, 'db', 'none-a.sqlite'), 1000, 5000);
+    const b = new DatabaseChild().open(path.join(dataDir, 'db', 'none-b.sqlite'), 1000, 5000);
     await Promise.all([a.ready, b.ready]);
-    const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret'); VACUUM INTO '/tmp/shared.db'" }, path.join(dataDir, 'tmp-a'), false);
-    expect(wa.type === 'done' && wa.outcome.failure).toBeUndefined();
-    const same = await a.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-a2'), false);
-    expect(same.type === 'done' && same.outcome.result?.rows).toEqual([{ v: 'secret' }]); // there, for key A
-    const other = await b.run({ query: "ATTACH '/tmp/shared.db' AS x; SELECT v FROM x.s" }, path.join(dataDir, 'tmp-b'), false);
-    expect(other.type === 'done' && other.outcome.failure?.message).toMatch(/no such table: x.s/);
-    await Promise.all([a.terminate(), b.terminate()]);
+    expect(a.pid).not.toBe(b.pid);
+    const options = { beforeCommit: () => undefined, commitBudgetMs: 1000 };
+    const wa = await a.run({ query: "CREATE TABLE s (v); INSERT INTO s VALUES ('secret')" }, false, options);
+    expect(wa.committed).toBe(true);
+    const other = await b.run({ query: 'SELECT v FROM s' }, false, options);
+    expect(other.outcome.failure?.message).toMatch(/no such table: s/);
+    // Not checked by the sandbox here (check = false): load_extension() is off, defensive mode guards the schema.
+    const ext = await a.run({ query: "SELECT load_extension('/tmp/x.so')" }, false, options);
+    expect(ext.outcome.failure?.message).toMatch(/not authorized/);
+    const schema = await a.run({ query: 'PRAGMA writable_schema = 1; DELETE FROM sqlite_schema' }, false, options);
+    expect(schema.outcome.failure?.message).toMatch(/may not be modified/);
+    expect((await a.run({ query: 'SELECT v FROM s' }, false, options)).outcome.result?.rows).toEqual([{ v: 'secret' }]);
+    await Promise.all([a.kill(), b.kill()]);
   });
 
-  it('never renames a write over the file once the lease is lost, and drops the state that was ahead of it', async () => {
+  it('a database process whose request outlives its limit kills itself (its worker frozen or gone)', async () => {
+    const child = new DatabaseChild().open(path.join(dataDir, 'db', 'watchdog.sqlite'), 1000, 400);
+    await child.ready;
+    // No time limit on this side, as if the worker were frozen: the child's own watchdog ends the statement.
+    const started = Date.now();
+    await expect(child.run({ query: SLOW }, false, { beforeCommit: () => undefined, commitBudgetMs: 100 })).rejects.toThrow(/SIGKILL/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(child.alive).toBe(false);
+  });
+
+  it('a write killed mid-transaction, after SQLite spilled pages into the file, leaves the last committed state', async () => {
+    const big = createSqliteType({ dataDir, statementTimeoutMs: 3_000 });
+    await big.setup!({ config, logger });
+    const ctx = context('db/hot');
+    const db = await big.open('db/hot', ctx);
+    const go = async (query: string) => {
+      const request = post('db/hot', query);
+      await big.accept!(request, { key: 'db/hot', logger, config });
+      return big.handle(request, db, ctx);
+    };
+    await go('CREATE TABLE t (v); INSERT INTO t VALUES (1)');
+    // 24 MB of changes: more than the page cache (16 MB), so SQLite writes pages into the file before COMMIT.
+    const spill = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 24000) INSERT INTO t SELECT randomblob(1000) FROM c';
+    const file = path.join(dataDir, 'db', 'hot.sqlite');
+    const killed = await go(`${spill}; ${SLOW}`).then(() => undefined, (err) => err);
+    expect(killed).toMatchObject({ status: 504 });
+    expect(existsSync(`${file}-journal`)).toBe(true); // the hot journal the killed process left
+    expect(await go('SELECT count(*) AS n FROM t')).toMatchObject({ status: 200, body: { rows: [{ n: 1 }] } });
+    expect(existsSync(`${file}-journal`)).toBe(false); // rolled back by the next process's first read
+    expect(await go('PRAGMA integrity_check')).toMatchObject({ body: { rows: [{ integrity_check: 'ok' }] } });
+    await big.close(db, { key: 'db/hot', epoch: 1, reason: 'test', logger });
+  });
+
+  it('never commits a write once the lease is lost: the check comes right before COMMIT', async () => {
     const owner = { held: true };
     const ctx = context('db/fenced', owner);
     const db = await type.open('db/fenced', ctx);
@@ -135,7 +188,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     owner.held = false;
     await expect(run(db, ctx, 'INSERT INTO t VALUES (2)')).rejects.toMatchObject({ code: 'LEASE_NOT_HELD' });
     expect(readFileSync(file).equals(before)).toBe(true);
-    expect(readdirSync(path.dirname(file)).filter((f) => f.includes('fenced') && f.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(path.dirname(file)).filter((f) => f.includes('fenced'))).toEqual(['fenced.sqlite']);
     owner.held = true;
     expect(await run(db, ctx, 'SELECT count(*) AS n FROM t')).toMatchObject({ body: { rows: [{ n: 1 }] } });
     await type.close(db, { key: 'db/fenced', epoch: 1, reason: 'test', logger });
@@ -148,7 +201,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     const pending = run(db, ctx, SLOW);
     setTimeout(() => controller.abort(new Error('cancelled')), 50);
     await expect(pending).rejects.toMatchObject({ code: 'LEASE_NOT_HELD' });
-    expect(db.thread).toBeUndefined();
+    expect(db.child).toBeUndefined();
     await type.close(db, { key: 'db/abandoned', epoch: 1, reason: 'test', logger });
   });
 
@@ -165,7 +218,7 @@ describe('sqlite resource type: one database thread per key', async () => {
     expect(existsSync(path.join(dataDir, 'db', 'x.sqlite'))).toBe(false);
   });
 
-  it('checks a large query in its database thread instead, before it runs', async () => {
+  it('checks a large query in its database process instead, before it runs', async () => {
     const ctx = context('db/large');
     const db = await type.open('db/large', ctx);
     const filler = `SELECT '${'x'.repeat(MAIN_THREAD_CHECK_MAX)}';`;

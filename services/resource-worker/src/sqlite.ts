@@ -1,47 +1,61 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { SqlValue } from 'sql.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { leaseTimings } from '@lookup/coordination';
 import { ResourceHttpError, type ResourceRequest, type ResourceResponse, type ResourceType } from '@lookup/resource-kit';
-import { commitTemp, tempPathFor } from './atomic-file.ts';
 import { checkSql, sandboxFailure } from './sql-sandbox.ts';
-import type { Params, QueryBody } from './sql-engine.ts';
-import type { FromThread, ThreadData, ToThread } from './sqlite-thread.ts';
+import { monotonicUs, type Params, type QueryBody, type SqlValue } from './sql-engine.ts';
+import type { FromChild, ToChild } from './sqlite-child.ts';
 
-export { writeFileAtomic } from './atomic-file.ts';
 export { runQuery, type QueryBody } from './sql-engine.ts';
 
 /**
- * The seed's example done properly: one SQLite database per key `db/<name>`, kept in
- * `<RESOURCE_DATA_DIR>/db/<name>.sqlite`. SQLite is sql.js (SQLite compiled to WebAssembly): no native addon, no
- * install script, nothing downloaded at install time.
+ * The seed's example done properly: one SQLite database per key `db/<name>`, kept on disk in
+ * `<RESOURCE_DATA_DIR>/db/<name>.sqlite` and used through better-sqlite3 (SQLite's C library, a native addon
+ * compiled at install time). Writes are incremental (SQLite's pager writes the pages a transaction changed), with a
+ * rollback journal (`journal_mode = DELETE`, not WAL: the data directory may be a network volume, and WAL needs
+ * shared memory between the processes that open the file) and `synchronous = FULL`.
  *
- * Each open key's database lives in its own worker thread (sqlite-thread.ts), with its own sql.js instance: the
- * worker's main thread (heartbeats, lease renewals, every other key) never runs SQL, and one key's SQL cannot
- * reach another key's in-memory filesystem. A request's SQL may run RESOURCE_STATEMENT_TIMEOUT_MS; past it the
- * thread is terminated (V8 termination interrupts WebAssembly mid-statement), the request answers 504, and the
- * next request reopens the database from its file, which holds the last committed state.
+ * Each open key's database lives in its own child process (sqlite-child.ts, child_process.fork, IPC messages):
+ * better-sqlite3 is synchronous and cannot be interrupted from JavaScript, and terminating a worker thread does
+ * not stop native code, but SIGKILL stops a process anywhere. The worker's own process (heartbeats, lease
+ * renewals, every other key) never runs SQL. A request's SQL may run RESOURCE_STATEMENT_TIMEOUT_MS; past it the
+ * child is killed, the request answers 504, and the next request starts a new child, whose first read rolls back
+ * the hot journal the killed one left: the file holds the last committed state. Children are also killed when
+ * the key is closed (idle past RESOURCE_IDLE_MS, evicted under RESOURCE_MAX_OPEN, lease lost or released,
+ * shutdown), so there are at most RESOURCE_MAX_OPEN of them, plus one spare started ahead of need.
  *
- * Writes, and why a thread can never commit after the lease is lost: after a request that changed the database,
- * the thread exports it to a temporary file and fsyncs it, but only the main thread renames that file over the
- * key's file, in one synchronous step right after `ctx.assertOwner()` (the lease check on the monotonic clock,
- * a safety margin before Redis could grant the key to anyone else). The rename is the commit; a thread has no
- * way to perform it, so a thread still running, or one that finished after the lease was lost, produces at most a
- * temporary file that is removed. (The alternative, handing the thread a synchronous epoch check through shared
- * memory, would put the lease state in two places; here it stays where the heartbeats update it.) A crash at any
- * moment leaves the old or the new file, never a torn one.
+ * Writes, and why a commit cannot happen after the lease is lost. A request runs in one transaction
+ * (BEGIN IMMEDIATE ...). Before COMMIT the child asks this process (`commit?`); here `ctx.assertOwner()` checks the
+ * lease on the monotonic clock: it passes only before the slot's local deadline, which is the lease's safety
+ * margin (RESOURCE_HEARTBEAT_MS x RESOURCE_MAX_MISSED / 5, at least) before Redis could grant the key to anyone
+ * else. If it throws, the child is told to roll back. If it passes at time t, the child is told `commit` with t
+ * and a budget of half that margin, and:
+ *   - the child runs COMMIT only if it reads the answer before t + budget (process.hrtime: the machine-wide
+ *     monotonic clock, the same in both processes), else it rolls back;
+ *   - this process SIGKILLs the child at t + budget if it has not reported the commit done: a COMMIT that has not
+ *     deleted its journal by then (the commit point in rollback-journal mode) never completes, and whoever opens
+ *     the file next rolls it back; the request answers 503 (outcome unknown: the commit may have just finished);
+ *   - the host aborts the request's signal at the local deadline, which also kills the child.
+ * So a COMMIT can finish only before t + budget, which is at least half the safety margin before any other worker
+ * can hold the key; the other half absorbs timer lag and signal delivery. (A filesystem stuck in fsync longer than
+ * that delays even SIGKILL; then SQLite's own lock, held by the old child until it dies, still keeps a new owner's
+ * BEGIN IMMEDIATE waiting, on filesystems whose POSIX locks work.) A request that only read (every statement
+ * `readonly` for SQLite) is rolled back without asking: nothing to fence. VACUUM, which cannot run inside a
+ * transaction, is run alone in its request after the same `commit?` exchange, under the same budget.
  *
- * Before a request pins its key (`accept`, on the main thread): the key name (404), the method (405), the body
+ * Before a request pins its key (`accept`, in this process): the key name (404), the method (405), the body
  * (400/415) and the SQL sandbox (403, sql-sandbox.ts; queries over MAIN_THREAD_CHECK_MAX are checked in the
- * database thread instead, before they run) are checked.
+ * database process instead, before they run) are checked.
  */
 
 export interface SqliteResource {
   name: string;
   file: string;
-  /** The database thread; undefined once discarded (timeout, abandoned request, failed write): reopened on demand. */
-  thread?: DatabaseThread;
+  /** The database process; undefined once discarded (timeout, abandoned request, failed commit): restarted on demand. */
+  child?: DatabaseChild;
 }
 
 /** 400 for a query body of the wrong shape. */
@@ -106,7 +120,7 @@ export function parseQueryBody(request: Pick<ResourceRequest, 'body' | 'headers'
 
 /**
  * Queries up to this size are checked by the sandbox on the main thread, before the key is pinned (a refused one
- * pins nothing). Larger ones are checked in the key's database thread, before they run, so a large body does not
+ * pins nothing). Larger ones are checked in the key's database process, before they run, so a large body does not
  * hold up the heartbeats (the check costs tens of milliseconds per MiB).
  */
 export const MAIN_THREAD_CHECK_MAX = 64 * 1024;
@@ -120,40 +134,58 @@ export function assertSqlAllowed(query: string): void {
   }
 }
 
+const ENV_PASSED = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ'];
+
 /**
- * Starts a database thread: the compiled `sqlite-thread.js` beside this file, or, when running from TypeScript
- * sources (vitest, tsx), `sqlite-thread.ts` through tsx's loader.
+ * Forks a database process: the compiled `sqlite-child.js` beside this file, or, when running from TypeScript
+ * sources (vitest, tsx), `sqlite-child.ts` through tsx's loader. It gets no secrets: a small environment, no
+ * stdin, stdout ignored, stderr shared (a crash is seen).
  */
-function spawnThread(data: ThreadData): Worker {
+function forkChild(): ChildProcess {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    const entry = new URL('./sqlite-thread.ts', here).href;
-    const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(boot, { eval: true, workerData: data });
-  }
-  return new Worker(new URL('./sqlite-thread.js', here), { workerData: data });
+  const fromSource = here.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSource ? './sqlite-child.ts' : './sqlite-child.js', here));
+  const execArgv = fromSource ? ['--import', pathToFileURL(createRequire(here).resolve('tsx')).href] : [];
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of ENV_PASSED) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return fork(entry, [], { execArgv, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
 }
 
-class ThreadStopped extends Error {}
+class ChildStopped extends Error {}
+class StatementTimeout extends Error {}
+class CommitTimeout extends Error {}
+
+type Done = Extract<FromChild, { type: 'done' }>;
+
+export interface RunOptions {
+  /** Longest the statements may run (RESOURCE_STATEMENT_TIMEOUT_MS); the child is killed past it. */
+  timeoutMs?: number;
+  /** Aborted: the child is killed wherever it is. */
+  signal?: AbortSignal;
+  /** The lease check before COMMIT (throws to refuse); see the comment at the top. */
+  beforeCommit: () => void;
+  /** How long after a passed check the COMMIT may still start and must have finished. */
+  commitBudgetMs: number;
+}
 
 /**
- * The main thread's handle on one database thread: started with sql.js loaded (`booted`), then opened for one
- * key's file (`open`, once), then one request at a time; terminated on demand.
+ * This process's handle on one database process: forked (`booted`), then opened for one key's file (`open`,
+ * once), then one request at a time; killed on demand.
  */
-export class DatabaseThread {
-  private readonly worker: Worker;
-  /** Settles once sql.js is loaded in the thread. */
+export class DatabaseChild {
+  private readonly child: ChildProcess;
+  /** Settles once the process is up. */
   readonly booted: Promise<void>;
-  /** Settles once the database is loaded (rejects when it could not be); pending until `open`. */
+  /** Settles once the database is open (rejects when it could not be); pending until `open`. */
   readonly ready: Promise<void>;
   private opened = false;
-  private pending?: { id: number; resolve: (m: FromThread) => void; reject: (e: Error) => void };
+  private pending?: { id: number; onMessage: (m: FromChild) => void; fail: (e: Error) => void };
   private nextId = 0;
   private stopped?: Error;
-  private terminated?: Promise<void>;
+  private exited: Promise<void>;
 
-  constructor(wasm: unknown) {
-    this.worker = spawnThread({ wasm });
+  constructor() {
+    this.child = forkChild();
     let onBooted!: () => void;
     let onReady!: () => void;
     let failBoot!: (e: Error) => void;
@@ -166,31 +198,25 @@ export class DatabaseThread {
       onReady = resolve;
       failReady = reject;
     });
-    const onFail = (e: Error) => {
-      failBoot(e);
-      failReady(e);
-    };
     this.booted.catch(() => undefined); // observed by whoever awaits them
     this.ready.catch(() => undefined);
-    this.worker.on('message', (m: FromThread) => {
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    this.child.on('message', (m: FromChild) => {
       if (m.type === 'booted') return onBooted();
       if (m.type === 'ready') return onReady();
       if (m.type === 'open-failed') return this.stop(new Error(`could not open the database: ${m.message}`));
-      const p = this.pending;
-      if (p && p.id === m.id) {
-        this.pending = undefined;
-        p.resolve(m);
-      }
+      if (this.pending && this.pending.id === m.id) this.pending.onMessage(m);
     });
-    this.worker.on('error', (err) => this.stop(err));
-    this.worker.on('exit', (code) => this.stop(new ThreadStopped(`database thread exited (code ${code})`)));
+    this.child.on('error', (err) => this.stop(err));
+    this.child.on('exit', (code, signal) => this.stop(new ChildStopped(`database process exited (${signal ?? `code ${code}`})`)));
     this.stop = (err: Error) => {
       if (this.stopped) return;
       this.stopped = err;
-      onFail(err);
+      failBoot(err);
+      failReady(err);
       const p = this.pending;
       this.pending = undefined;
-      p?.reject(err);
+      p?.fail(err);
     };
   }
 
@@ -200,56 +226,99 @@ export class DatabaseThread {
     return this.stopped === undefined;
   }
 
-  /** Loads the key's database file into the thread (once); `ready` settles when it is loaded. */
-  open(file: string): this {
-    if (this.opened) throw new Error('a database thread serves one database');
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private send(m: ToChild): void {
+    if (this.child.connected) this.child.send(m);
+  }
+
+  /** Opens the key's database in the process (once); `ready` settles when it is open. */
+  open(file: string, busyTimeoutMs: number, requestLimitMs: number): this {
+    if (this.opened) throw new Error('a database process serves one database');
     this.opened = true;
-    this.worker.ref();
-    this.worker.postMessage({ type: 'open', file } satisfies ToThread);
+    this.child.ref();
+    (this.child.channel as { ref?: () => void } | undefined)?.ref?.();
+    this.send({ type: 'open', file, busyTimeoutMs, requestLimitMs });
     return this;
   }
 
-  /** A spare thread does not keep the process alive. */
+  /** A spare process does not keep this one alive. */
   unref(): this {
-    this.worker.unref();
+    this.child.unref();
+    (this.child.channel as { unref?: () => void } | undefined)?.unref?.();
     return this;
   }
 
-  /** Runs one request; rejects if the thread stops first. */
-  run(body: QueryBody, tmp: string, check = true): Promise<Extract<FromThread, { type: 'done' | 'write-failed' }>> {
+  /**
+   * Runs one request: the statements (killed past `timeoutMs` or on abort), the lease check if it wrote, the
+   * commit (killed past `commitBudgetMs`). Rejects with the lease error when the check fails (the child rolled
+   * back), and with StatementTimeout, CommitTimeout, the abort reason or ChildStopped otherwise.
+   */
+  run(body: QueryBody, check: boolean, options: RunOptions): Promise<Done> {
     if (this.stopped) return Promise.reject(this.stopped);
-    if (this.pending) return Promise.reject(new Error('database thread busy'));
+    if (this.pending) return Promise.reject(new Error('database process busy'));
     const id = ++this.nextId;
-    return new Promise((resolve, reject) => {
-      this.pending = { id, resolve: resolve as (m: FromThread) => void, reject };
-      this.worker.postMessage({ type: 'query', id, body, tmp, check } satisfies ToThread);
+    const { signal } = options;
+    return new Promise<Done>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let refused: Error | undefined;
+      const finish = (err: Error | undefined, done?: Done) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (this.pending?.id === id) this.pending = undefined;
+        if (err) reject(err);
+        else resolve(done!);
+      };
+      const killWith = (err: Error) => {
+        finish(err);
+        this.kill();
+      };
+      const onAbort = () => killWith(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+      if (options.timeoutMs !== undefined) timer = setTimeout(() => killWith(new StatementTimeout()), options.timeoutMs);
+      this.pending = {
+        id,
+        fail: (e) => finish(e),
+        onMessage: (m) => {
+          if (m.type === 'done') return finish(undefined, m);
+          if (m.type === 'commit-failed') return killWith(new Error(`commit failed: ${m.message}`));
+          if (m.type === 'not-committed') return finish(refused ?? new Error('the lease answer reached the database process too late; rolled back'));
+          if (m.type === 'commit?') {
+            clearTimeout(timer);
+            try {
+              options.beforeCommit();
+            } catch (err) {
+              refused = err as Error;
+              return this.send({ type: 'rollback', id });
+            }
+            const grantedAtUs = monotonicUs();
+            timer = setTimeout(() => killWith(new CommitTimeout(`the commit did not finish within ${options.commitBudgetMs} ms`)), options.commitBudgetMs);
+            this.send({ type: 'commit', id, grantedAtUs, budgetMs: options.commitBudgetMs });
+          }
+        },
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.send({ type: 'query', id, body, check });
     });
   }
 
-  /** Stops the thread wherever it is (mid-statement included); safe to call twice. */
-  terminate(): Promise<void> {
-    this.stop(new ThreadStopped('database thread terminated'));
-    this.terminated ??= this.worker.terminate().then(
-      () => undefined,
-      () => undefined,
-    );
-    return this.terminated;
+  /** SIGKILL, wherever the process is (mid-statement, mid-commit); resolves once it has exited. Safe to call twice. */
+  kill(): Promise<void> {
+    this.stop(new ChildStopped('database process killed'));
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    return this.exited;
   }
 }
 
-class StatementTimeout extends Error {}
-
-/** Waits for `work`, unless the signal aborts first or (when given) `timeoutMs` passes. */
-function within<T>(work: Promise<T>, signal: AbortSignal, timeoutMs?: number): Promise<T> {
+/** Waits for `work`, unless the signal aborts first. */
+function within<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => reject(new StatementTimeout()), timeoutMs);
     const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 
@@ -257,47 +326,48 @@ export interface SqliteTypeOptions {
   dataDir?: string;
   /** Overrides RESOURCE_STATEMENT_TIMEOUT_MS. */
   statementTimeoutMs?: number;
+  /** Overrides the commit budget (half the lease safety margin). */
+  commitBudgetMs?: number;
 }
 
 export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<SqliteResource> {
-  let wasm: unknown;
   let ready = false;
   let dataDir = options.dataDir ?? '';
   let statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
-  /** Bodies accept() parsed, and whether the sandbox still has to check them (in the thread). */
+  let commitBudgetMs = options.commitBudgetMs ?? 500;
+  /** Bodies accept() parsed, and whether the sandbox still has to check them (in the child). */
   const parsed = new WeakMap<ResourceRequest, { body: QueryBody; check: boolean }>();
-  // One thread started ahead of need, sql.js loaded, bound to no key: opening a key takes it (so a new key does
-  // not wait for a thread to start) and starts the next one. It never serves two keys.
-  let spare: DatabaseThread | undefined;
+  // One process started ahead of need, bound to no key: opening a key takes it (so a new key does not wait for a
+  // fork) and starts the next one. It never serves two keys.
+  let spare: DatabaseChild | undefined;
   const startSpare = () => {
-    spare = new DatabaseThread(wasm).unref();
+    spare = new DatabaseChild().unref();
   };
 
-  function startThread(resource: SqliteResource): DatabaseThread {
-    if (!resource.thread || !resource.thread.alive) {
-      const thread = spare?.alive ? spare : new DatabaseThread(wasm);
+  function startChild(resource: SqliteResource): DatabaseChild {
+    if (!resource.child || !resource.child.alive) {
+      const child = spare?.alive ? spare : new DatabaseChild();
       startSpare();
-      resource.thread = thread.open(resource.file);
+      // The child's own watchdog ends a request a second after this process should have (see sqlite-child.ts).
+      resource.child = child.open(resource.file, statementTimeoutMs, statementTimeoutMs + commitBudgetMs + 1_000);
     }
-    return resource.thread;
+    return resource.child;
   }
 
-  /** Drops the thread and its in-memory state: what the file holds is what the next request sees. */
-  async function discard(resource: SqliteResource, thread: DatabaseThread, tmp?: string): Promise<void> {
-    if (resource.thread === thread) resource.thread = undefined;
-    await thread.terminate();
-    if (tmp) rmSync(tmp, { force: true });
+  /** Drops the process: what the file holds (after rolling back a hot journal) is what the next request sees. */
+  async function discard(resource: SqliteResource, child: DatabaseChild): Promise<void> {
+    if (resource.child === child) resource.child = undefined;
+    await child.kill();
   }
 
   return {
     name: 'sqlite',
     concurrency: 1,
-    async setup({ config }) {
-      const require = createRequire(import.meta.url);
-      const G = globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<unknown> } };
-      wasm = await G.WebAssembly.compile(readFileSync(require.resolve('sql.js/dist/sql-wasm.wasm')));
+    setup({ config }) {
       dataDir = path.resolve(options.dataDir ?? config.resourceDataDir);
       statementTimeoutMs = options.statementTimeoutMs ?? config.resourceStatementTimeoutMs;
+      const { safetyMarginMs } = leaseTimings({ heartbeatMs: config.resourceHeartbeatMs, maxMissed: config.resourceMaxMissed });
+      commitBudgetMs = options.commitBudgetMs ?? Math.max(1, Math.floor(safetyMarginMs / 2));
       mkdirSync(path.join(dataDir, 'db'), { recursive: true });
       ready = true;
       startSpare();
@@ -318,34 +388,37 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
       const file = path.join(dataDir, 'db', `${name}.sqlite`);
       const existed = existsSync(file);
       const resource: SqliteResource = { name, file };
-      const thread = startThread(resource);
+      const child = startChild(resource);
       try {
-        await within(thread.ready, ctx.signal);
+        await within(child.ready, ctx.signal);
       } catch (err) {
-        await discard(resource, thread);
+        await discard(resource, child);
         throw err;
       }
-      ctx.logger.info({ file, existed }, 'database opened');
+      ctx.logger.info({ file, existed, pid: child.pid }, 'database opened');
       return resource;
     },
     async handle(request, resource, ctx): Promise<ResourceResponse> {
       let prepared = parsed.get(request);
       if (!prepared) {
-        // Called without accept() (a caller of the type other than ResourceHost): check in the thread.
+        // Called without accept() (a caller of the type other than ResourceHost): check in the child.
         if (request.method !== 'POST') throw notPost(request.method);
         prepared = { body: parseQueryBody(request), check: true };
       }
       const { body, check } = prepared;
-      const thread = startThread(resource);
-      const tmp = tempPathFor(resource.file);
-      let reply;
+      const child = startChild(resource);
+      let reply: Done;
       try {
-        await within(thread.ready, ctx.signal);
-        reply = await within(thread.run(body, tmp, check), ctx.signal, statementTimeoutMs);
+        await within(child.ready, ctx.signal);
+        reply = await child.run(body, check, { timeoutMs: statementTimeoutMs, signal: ctx.signal, beforeCommit: () => ctx.assertOwner(), commitBudgetMs });
       } catch (err) {
-        await discard(resource, thread, tmp);
+        if ((err as { code?: unknown }).code === 'LEASE_NOT_HELD' && child.alive) {
+          // Refused at the commit: the child rolled back and may serve the next request.
+          throw err;
+        }
+        await discard(resource, child);
         if (err instanceof StatementTimeout) {
-          ctx.logger.warn({ timeoutMs: statementTimeoutMs }, 'statement interrupted at the time limit; database reopened from its file on the next request');
+          ctx.logger.warn({ timeoutMs: statementTimeoutMs }, 'statement interrupted at the time limit; the database is reopened at its last committed state on the next request');
           throw new ResourceHttpError(504, {
             error: 'Statement timeout',
             message: `The request's SQL ran longer than ${statementTimeoutMs} ms (RESOURCE_STATEMENT_TIMEOUT_MS) and was interrupted; none of its changes were kept`,
@@ -357,43 +430,31 @@ export function createSqliteType(options: SqliteTypeOptions = {}): ResourceType<
           ctx.assertOwner(); // throws the lease error (lost, or the request abandoned)
           throw err;
         }
-        ctx.logger.warn({ err: (err as Error).message }, 'database thread failed; reopened from its file on the next request');
+        const uncertain = err instanceof CommitTimeout;
+        ctx.logger.warn({ err: (err as Error).message }, 'database process failed; restarted from the file on the next request');
         throw new ResourceHttpError(
           503,
           {
             error: 'Database unavailable',
-            message: `The database engine for '${resource.name}' stopped (${(err as Error).message}); retry, it restarts from the last committed state`,
+            message: uncertain
+              ? `The commit for '${resource.name}' was stopped (${(err as Error).message}); the database holds the state before or after this request: check before retrying a write`
+              : `The database engine for '${resource.name}' stopped (${(err as Error).message}); retry, it restarts from the last committed state`,
             code: 'DATABASE_UNAVAILABLE',
           },
           { 'retry-after': '1' },
         );
       }
-      if (reply.type === 'write-failed') {
-        await discard(resource, thread, tmp);
-        throw new Error(`could not write ${resource.file}: ${reply.message}`);
-      }
-      if (reply.wrote) {
-        try {
-          // Lease check and rename in one synchronous step on the main thread: see the comment at the top.
-          commitTemp(tmp, resource.file, () => ctx.assertOwner());
-        } catch (err) {
-          // Memory is ahead of the file: discard it, so what we serve is what is stored.
-          await discard(resource, thread, tmp);
-          throw err;
-        }
-      }
       const { result, failure } = reply.outcome;
       if (failure) {
-        const { status, ...body } = failure;
-        throw new ResourceHttpError(status, body);
+        const { status, ...failureBody } = failure;
+        throw new ResourceHttpError(status, failureBody, status === 503 ? { 'retry-after': '1' } : undefined);
       }
       return { status: 200, body: { database: resource.name, ...result! } };
     },
     async close(resource) {
-      const thread = resource.thread;
-      resource.thread = undefined;
-      await thread?.terminate();
+      const child = resource.child;
+      resource.child = undefined;
+      await child?.kill();
     },
   };
 }
-
