@@ -79,7 +79,8 @@ for (const dir of packages()) {
   produced = new Set();
   for (const file of walk(path.join(dir, 'src'))) {
     const rel = path.relative(dir, file);
-    if (file.endsWith('.test.ts')) continue;
+    // Tests, and test support under src/testing/ (it imports vitest, a devDependency), stay out of dist/.
+    if (file.endsWith('.test.ts') || rel.split(path.sep).includes('testing')) continue;
     if (file.endsWith('.d.ts')) continue;
     if (file.endsWith('.ts')) {
       const { code, map } = transformSync(readFileSync(file, 'utf8'), {

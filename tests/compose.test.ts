@@ -375,7 +375,6 @@ describe('the service catalogue', () => {
       const manifest = JSON.parse(read(`services/workers/${slug}/package.json`)) as { name: string };
       expect(manifest.name, slug).toBe(`@lookup/worker-${slug}`);
       expect(existsSync(path.join(dir, 'src', 'main.ts')), `${slug}: src/main.ts`).toBe(true);
-      expect(existsSync(path.join(dir, 'project.json')), `${slug}: project.json`).toBe(true);
     }
     const folders = readdirSync(path.join(ROOT, 'services', 'workers')).filter((n) => existsSync(path.join(ROOT, 'services', 'workers', n, 'package.json')));
     expect(folders.sort()).toEqual(SERVICE_CATALOGUE.map((s) => s.slug).sort());

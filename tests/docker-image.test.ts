@@ -226,7 +226,8 @@ describe('a production install (npm ci --omit=dev, the image\'s node_modules)', 
       for (const name of readdirSync(dir)) {
         const full = path.join(dir, name);
         if (statSync(full).isDirectory()) {
-          if (name !== 'node_modules' && name !== 'dist' && name !== '__fixtures__') walk(full);
+          // src/testing/ is test support (it imports vitest); the build leaves it out of dist/ (scripts/build.mjs).
+          if (name !== 'node_modules' && name !== 'dist' && name !== '__fixtures__' && name !== 'testing') walk(full);
         } else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) {
           const text = readFileSync(full, 'utf8');
           for (const m of text.matchAll(/\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm)) {

@@ -282,7 +282,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resourceWorkerId: read<string | undefined>('RESOURCE_WORKER_ID', str, undefined),
     resourceStatementTimeoutMs: read('RESOURCE_STATEMENT_TIMEOUT_MS', int(10, 600_000), 5_000),
     resourceIdleMs: read('RESOURCE_IDLE_MS', int(100, 7 * 24 * 3600 * 1000), 300_000),
-    resourceMaxOpen: read('RESOURCE_MAX_OPEN', int(1, 10_000), 32),
+    resourceMaxOpen: read('RESOURCE_MAX_OPEN', int(1, 10_000), 16),
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
