@@ -126,6 +126,25 @@ describe('sqlite resource type: one database process per key', async () => {
     await type.close(db, { key: 'db/slow', epoch: 1, reason: 'test', logger });
   });
 
+  it('keeps a real on-disk SQLite database per key, in rollback-journal mode, readable by any SQLite', async () => {
+    const ctx = context('db/ondisk');
+    const db = await type.open('db/ondisk', ctx);
+    await run(db, ctx, 'CREATE TABLE t (v TEXT)');
+    await run(db, ctx, 'INSERT INTO t VALUES (?)', ['written']);
+    const file = path.join(dataDir, 'db', 'ondisk.sqlite');
+    // The write is in the file already, while the key is still open: no in-memory copy waiting to be exported.
+    expect(readFileSync(file).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+    const reader = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      expect(reader.prepare('SELECT v FROM t').all()).toEqual([{ v: 'written' }]);
+      expect(reader.pragma('journal_mode', { simple: true })).toBe('delete');
+    } finally {
+      reader.close();
+    }
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    await type.close(db, { key: 'db/ondisk', epoch: 1, reason: 'test', logger });
+  });
+
   it('keeps keys apart in their own processes, and below the sandbox SQLite itself refuses extensions and schema writes', async () => {
     const a = new DatabaseChild().open(path.join(dataDir, 'db', 'none-a.sqlite'), 1000, 5000);
     const b = new DatabaseChild().open(path.join(dataDir, 'db', 'none-b.sqlite'), 1000, 5000);
