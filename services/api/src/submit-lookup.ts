@@ -74,7 +74,7 @@ export interface SubmitLookupResult {
   accepted: SubmitLookupAccepted;
 }
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
   const { config, jobs, idempotency, publishJobSubmitted } = deps;
@@ -109,17 +109,31 @@ export function acceptedBody(jobId: string, target: string, services: JobSubmitt
  * the whole batch (or pass a `spendQuota` that takes one unit per item); each item then either resolves or throws
  * its own catalogue error, which the batch answer can carry per item (`err.toBody()`, `err.statusCode`).
  */
-export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
-  const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
-  const problems: string[] = [];
+/** A submission that passed the checks that cost no I/O: the normalised target and the services. */
+export interface ValidSubmission {
+  target: string;
+  targetType: JobSubmitted['targetType'];
+  services: JobSubmitted['services'];
+}
 
+/**
+ * Step 1 of a submission (see submitLookup), shared with the batch endpoint, which applies it to every item: the
+ * target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
+ * (InvalidServices; both bad: InvalidSubmission with every problem). No I/O; throws the catalogue error.
+ */
+export function validateSubmission(
+  targetPolicy: Pick<TargetPolicy, 'checkAddress'>,
+  input: { target: string; services?: readonly unknown[] },
+  log: Pick<SubmitLog, 'info'>,
+): ValidSubmission {
+  const problems: string[] = [];
   const target = validateTarget(input.target);
   if (!target.ok) {
     problems.push(target.error);
   } else if (target.targetType === 'IPAddress') {
     const verdict = targetPolicy.checkAddress(target.target);
     if (!verdict.allowed) {
-      options.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
+      log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
       throw new TargetNotAllowed(verdict.message);
     }
   }
@@ -127,23 +141,29 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   if (!services.ok) problems.push(...services.problems);
   if (!target.ok) throw services.ok ? new InvalidTarget(problems) : new InvalidSubmission(problems);
   if (!services.ok) throw new InvalidServices(problems);
+  return { target: target.target, targetType: target.targetType, services: services.services };
+}
+
+export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
+  const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
+  const valid = validateSubmission(targetPolicy, input, options.log);
 
   const jobId = randomUUID();
   const log = options.log.child({ jobId });
   const result = (id: string, replayed: boolean): SubmitLookupResult => ({
     jobId: id,
-    target: target.target,
-    targetType: target.targetType,
-    services: services.services,
+    target: valid.target,
+    targetType: valid.targetType,
+    services: valid.services,
     replayed,
-    accepted: acceptedBody(id, target.target, services.services),
+    accepted: acceptedBody(id, valid.target, valid.services),
   });
 
   const idemKey = input.idempotencyKey;
   if (idemKey !== undefined && (typeof idemKey !== 'string' || !IDEMPOTENCY_KEY_RE.test(idemKey))) throw new InvalidIdempotencyKey();
   if (typeof idemKey === 'string') {
     // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
-    const fingerprint = JSON.stringify([target.target, services.services]);
+    const fingerprint = JSON.stringify([valid.target, valid.services]);
     let claim;
     try {
       claim = await idempotency.claim(input.clientId, idemKey, fingerprint, jobId);
@@ -173,10 +193,10 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
 
   // The domain pre-check sends DNS queries, so it runs after the quota: a client cannot make the API query
   // DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
-  if (target.targetType === 'Domain' && precheckDomain) {
-    const refusal = await precheckDomain(target.target);
+  if (valid.targetType === 'Domain' && precheckDomain) {
+    const refusal = await precheckDomain(valid.target);
     if (refusal) {
-      log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
+      log.info({ target: valid.target }, 'domain refused by the target policy: it resolves to a refused address');
       await releaseKey();
       throw new TargetNotAllowed(refusal);
     }
@@ -186,9 +206,9 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   try {
     await jobs.create({
       jobId,
-      target: target.target,
-      targetType: target.targetType,
-      services: services.services,
+      target: valid.target,
+      targetType: valid.targetType,
+      services: valid.services,
       createdAt: new Date(now).toISOString(),
       deadlineAt: now + deps.config.jobDeadlineMs,
     });
@@ -204,9 +224,9 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     schemaVersion: SCHEMA_VERSION,
     occurredAt: new Date().toISOString(),
     jobId,
-    target: target.target,
-    targetType: target.targetType,
-    services: services.services,
+    target: valid.target,
+    targetType: valid.targetType,
+    services: valid.services,
   };
   try {
     await publishJobSubmitted(message);
@@ -222,7 +242,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   }
 
   log.info(
-    { target: target.target, targetType: target.targetType, services: services.services.map(serviceName), messageId: message.messageId },
+    { target: valid.target, targetType: valid.targetType, services: valid.services.map(serviceName), messageId: message.messageId },
     'job accepted',
   );
   return result(jobId, false);
