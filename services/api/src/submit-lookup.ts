@@ -56,8 +56,8 @@ export interface SubmitLookupOptions {
   /**
    * Spends the submission quota; throws (RateLimited) to refuse. Called once, after every check that costs no I/O
    * beyond Redis and after the Idempotency-Key's claim (so an invalid submission or a replay spends nothing), and
-   * before the DNS pre-check (so DNS queries are never free). A refusal releases the claimed key. Omitted: the
-   * caller has spent the quota already (a batch spends it for all its items at once).
+   * before the DNS pre-check (so DNS queries are never free). A refusal releases the claimed key. Omitted: no quota
+   * is spent here.
    */
   spendQuota?: () => Promise<void>;
 }
@@ -89,26 +89,6 @@ export function acceptedBody(jobId: string, target: string, services: JobSubmitt
   };
 }
 
-/**
- * Submits one lookup, HTTP-free: checks, idempotency, create, publish, and undo when publishing fails. Resolves to
- * the job (new or replayed) or throws a catalogue error (http-errors.ts) that the caller answers as it is.
- *
- * The order is the contract (tests pin it):
- * 1. the target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
- *    (InvalidServices; both bad: InvalidSubmission with every problem);
- * 2. the Idempotency-Key's form (InvalidIdempotencyKey), then its claim: a replay resolves with `replayed: true`
- *    and creates nothing, a different body under the key is IdempotencyConflict, a Redis failure StoreUnavailable;
- * 3. `options.spendQuota()`: only now is the submission counted (a refusal frees the claimed key and is rethrown);
- * 4. a domain's DNS pre-check (TargetNotAllowed; it spent quota, since it cost a DNS query);
- * 5. the job is stored (StoreUnavailable) and job.submitted published with a confirm; when that fails the job is
- *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
- *    released so a retry can use it.
- *
- * Reuse by a batch endpoint (`POST /api/lookup/batch`): call it per item with `idempotencyKey` undefined (a batch's
- * key, if any, is claimed by the caller for the whole batch) and without `spendQuota`, after spending the quota for
- * the whole batch (or pass a `spendQuota` that takes one unit per item); each item then either resolves or throws
- * its own catalogue error, which the batch answer can carry per item (`err.toBody()`, `err.statusCode`).
- */
 /** A submission that passed the checks that cost no I/O: the normalised target and the services. */
 export interface ValidSubmission {
   target: string;
@@ -144,6 +124,24 @@ export function validateSubmission(
   return { target: target.target, targetType: target.targetType, services: services.services };
 }
 
+/**
+ * Submits one lookup, HTTP-free: checks, idempotency, create, publish, and undo when publishing fails. Resolves to
+ * the job (new or replayed) or throws a catalogue error (http-errors.ts) that the caller answers as it is.
+ *
+ * The order is the contract (tests pin it):
+ * 1. the target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
+ *    (InvalidServices; both bad: InvalidSubmission with every problem);
+ * 2. the Idempotency-Key's form (InvalidIdempotencyKey), then its claim: a replay resolves with `replayed: true`
+ *    and creates nothing, a different body under the key is IdempotencyConflict, a Redis failure StoreUnavailable;
+ * 3. `options.spendQuota()`: only now is the submission counted (a refusal frees the claimed key and is rethrown);
+ * 4. a domain's DNS pre-check (TargetNotAllowed; it spent quota, since it cost a DNS query);
+ * 5. the job is stored (StoreUnavailable) and job.submitted published with a confirm; when that fails the job is
+ *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
+ *    released so a retry can use it.
+ *
+ * The batch endpoint (`POST /api/lookup/batch`, submit-batch.ts) shares step 1 (validateSubmission, per item) and
+ * does the rest for the whole batch at once: one Idempotency-Key, one quota spend of N, one Redis step for every job.
+ */
 export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
   const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
   const valid = validateSubmission(targetPolicy, input, options.log);

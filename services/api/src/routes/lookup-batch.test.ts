@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InjectOptions } from 'fastify';
 import type { Config } from '@lookup/config';
 import type { JobSubmitted } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import { harness, UUID_RE, type Harness } from '../testing/app-harness.ts';
+import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
 
 // Loopback targets only; 127.0.0.99 is on the deny list, so the target policy refuses it.
 const CONFIG: Partial<Config> = { allowPrivateTargets: true, targetDenyCidrs: ['127.0.0.99/32'] };
@@ -178,6 +179,47 @@ describe('POST /api/lookup/batch', () => {
     const h = await harness({ ...CONFIG, apiKeys: ['secret-key-1'] });
     expect((await postBatch(h, { items: items(1) })).statusCode).toBe(401);
     expect((await postBatch(h, { items: items(1) }, { 'x-api-key': 'secret-key-1' })).statusCode).toBe(202);
+  });
+});
+
+describe('POST /api/lookup/batch: domains pre-checked through DNS_SERVERS (the loopback DNS fixture)', () => {
+  let dns: DnsFixture;
+  beforeAll(async () => {
+    dns = await startDnsFixture({ records: { a: { 'public.example.test': ['8.8.8.8'], 'mixed.example.test': ['8.8.8.8', '10.0.0.1'] }, aaaa: { 'mixed.example.test': [] } } });
+  });
+  afterAll(async () => {
+    await dns?.close();
+  });
+
+  it('refuses each domain that resolves to a refused address with the single submission\'s error, after spending the quota', async () => {
+    const h = await harness({ dnsServers: [dns.address], rateLimitSubmitPerMin: 10 });
+    h.limiter.limits = { submit: 10 };
+    const targets = ['public.example.test', 'example.test', 'mixed.example.test', 'PUBLIC.example.test.'];
+    const res = await postBatch(h, { items: targets.map((target) => ({ target })), services: ['GeoIP'] });
+    expect(res.statusCode).toBe(202);
+    const body = res.json();
+    expect(body.jobs.map((j: { index: number }) => j.index)).toEqual([0, 3]);
+    expect(body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 2]);
+    for (const r of body.rejected) {
+      const single = await h.app.inject({ method: 'POST', url: '/api/lookup', payload: { target: targets[r.index], services: ['GeoIP'] } });
+      expect(single.statusCode).toBe(400);
+      expect(r.error).toEqual(single.json());
+    }
+    // The pre-check costs DNS queries, so every valid item spent its unit (as a single submission does), once.
+    expect(h.limiter.calls[0]).toEqual({ tier: 'submit', client: 'ip:127.0.0.1', cost: 4 });
+    expect(h.published.map((m) => m.target)).toEqual(['public.example.test', 'public.example.test']);
+  });
+
+  it('answers BATCH_REJECTED when every domain is refused, freeing the Idempotency-Key', async () => {
+    const h = await harness({ dnsServers: [dns.address] });
+    const body = { items: [{ target: 'example.test' }] };
+    const res = await postBatch(h, body, { 'idempotency-key': 'dns-1' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'BATCH_REJECTED', details: { rejected: [{ index: 0, error: { code: 'TARGET_REFUSED' } }] } });
+    expect(h.jobs.jobs.size).toBe(0);
+    expect(h.jobs.batches.size).toBe(0);
+    // The key was released: the same key with another body is not a conflict.
+    expect((await postBatch(h, { items: [{ target: 'public.example.test' }] }, { 'idempotency-key': 'dns-1' })).statusCode).toBe(202);
   });
 });
 
