@@ -30,7 +30,11 @@ Load
   --timeout-ms MS      a job not Completed this long after its start counts as lost (default 60000)
   --detector D         how the client learns a job finished: sse (its event stream, GET /api/lookup/{id}/events;
                        the default) or poll (GET /api/lookup/{id} every --poll-ms)
-  --poll-ms MS         with --detector poll: the interval per job (default 5)
+  --poll-ms MS         with --detector poll: the interval per job (default 5); with --batch: per batch (default 25)
+  --batch N            bulk mode: submit jobs N at a time with POST /api/lookup/batch (closed loop only), follow
+                       each batch with GET /api/lookup/batch/{id}, then check every job's results (not timed);
+                       a job's latency runs from its batch's POST to the poll that saw it finished
+  --batch-inflight B   with --batch: batches in flight at a time (default 4)
 
 Suite
   --url URL            drive a running suite at URL instead of starting one (nothing is started or removed)
@@ -68,6 +72,8 @@ const { values: a } = parseArgs({
     'timeout-ms': { type: 'string' },
     'poll-ms': { type: 'string' },
     detector: { type: 'string' },
+    batch: { type: 'string' },
+    'batch-inflight': { type: 'string' },
     url: { type: 'string' },
     namespace: { type: 'string' },
     workers: { type: 'string' },
@@ -156,6 +162,12 @@ async function main(): Promise<number> {
     const warmup = num('warmup', Math.min(300, jobs), 0);
     const target = a.target ?? '127.0.0.2';
     const durationS = a.duration ? num('duration', 10, 1) : undefined;
+    const batchSize = a.batch ? num('batch', 1, 1) : undefined;
+    if (batchSize !== undefined && (mode === 'open' || !Number.isInteger(batchSize) || batchSize > 10_000)) {
+      process.stderr.write('--batch takes a whole number 1..10000 and does not go with --rate\n');
+      return 2;
+    }
+    const batch = batchSize ? { size: batchSize, inFlight: num('batch-inflight', 4, 1), pollMs: num('poll-ms', 25, 0) } : undefined;
     const result = await measure(session, {
       mode,
       jobs,
@@ -168,12 +180,15 @@ async function main(): Promise<number> {
       pollMs: num('poll-ms', 5, 0),
       detector,
       timeoutMs: num('timeout-ms', 60_000, 100),
+      batch,
       amqpStats: session.own ? 'total' : 'delta',
       redisStats: true,
       redisUrl,
       config: {
         mode,
-        inflight: mode === 'closed' ? inflight : null,
+        inflight: mode === 'closed' && !batch ? inflight : null,
+        batch: batch ? batch.size : null,
+        batchesInFlight: batch ? batch.inFlight : null,
         rate: mode === 'open' ? rate : null,
         jobs: durationS ? null : jobs,
         durationS: durationS ?? null,

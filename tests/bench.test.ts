@@ -40,6 +40,19 @@ describe('npm run bench', () => {
     // The run removed its namespace: its last progress line says so.
     expect(stderr).toMatch(/namespace bench-[0-9a-f]+ removed/);
   });
+
+  it('runs a tiny bulk bench (--batch) and accounts for every job', async () => {
+    const args = ['--import', 'tsx', 'bench/run.ts', '--batch', '10', '--jobs', '25', '--warmup', '0', '--services', 'GeoIP', '--json'];
+    const { code, stdout, stderr } = await runNode(args);
+    const lines = stdout.split('\n').filter(Boolean);
+    expect(lines, stderr).toHaveLength(1);
+    const result = JSON.parse(lines[0]!) as { config: Record<string, unknown> } & Record<string, unknown>;
+    expect(result, stderr).toMatchObject({ ok: true, problem: null, jobs: 25, completed: 25, failed: 0, lost: 0 });
+    expect(result.config).toMatchObject({ batch: 10, batchesInFlight: 4 });
+    expect(typeof result.jobsPerSec).toBe('number');
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/namespace bench-[0-9a-f]+ removed/);
+  });
 });
 
 describe('npm run bench:floor', () => {

@@ -48,6 +48,49 @@ describe('job store: creating a job', () => {
   });
 });
 
+describe('job store: creating a batch', () => {
+  const newJob = (target: string) => ({ jobId: randomUUID(), target, targetType: 'IPAddress' as const, services: [0 as const], createdAt: at(), deadlineAt: Date.now() + 60_000 });
+
+  it('writes every job (fields, TTL, deadline) and the batch record with the job ids, readable with statuses', async () => {
+    const batchId = randomUUID();
+    const list = [newJob('127.0.0.2'), newJob('127.0.0.3')];
+    const rejected = [{ index: 1, error: { error: 'Invalid target', message: 'nope', code: 'INVALID_TARGET' } }];
+    await jobs.createMany({ batchId, createdAt: at(), total: 3, jobs: [{ index: 0, jobId: list[0]!.jobId }, { index: 2, jobId: list[1]!.jobId }], rejected }, list);
+    for (const job of list) {
+      expect(await redis.hget(`${ns}:job:${job.jobId}`, 'status')).toBe('Pending');
+      expect(await redis.ttl(`${ns}:job:${job.jobId}`)).toBeGreaterThan(290);
+      expect(await redis.zscore(`${ns}:deadlines`, job.jobId)).toBe(String(job.deadlineAt));
+    }
+    expect(await redis.ttl(`${ns}:batch:${batchId}`)).toBeGreaterThan(290);
+    await jobs.markProcessing(list[1]!.jobId, at());
+    const batch = await jobs.getBatch(batchId);
+    expect(batch).toMatchObject({ batchId, total: 3, jobs: [{ index: 0, jobId: list[0]!.jobId }, { index: 2, jobId: list[1]!.jobId }], rejected, statuses: ['Pending', 'Processing'] });
+    expect(await jobs.getBatch(randomUUID())).toBeUndefined();
+  });
+
+  it('writes nothing when the call is malformed midway (one script: all or nothing), and discardMany removes everything', async () => {
+    const batchId = randomUUID();
+    const list = [newJob('127.0.0.2'), newJob('127.0.0.3')];
+    // A key for a third job with no job block: the script refuses before its first write (the command createMany
+    // registered on this client).
+    const extra = randomUUID();
+    await expect(
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).lookup_create_batch!(
+        3 + list.length,
+        `${ns}:deadlines`, `${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`), `${ns}:job:${extra}`,
+        300, 1, 'batchId', batchId, ...list.flatMap((j) => [j.jobId, j.deadlineAt, 1, 'jobId', j.jobId]),
+      ),
+    ).rejects.toThrow(/malformed/);
+    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(0);
+
+    await jobs.createMany({ batchId, createdAt: at(), total: 2, jobs: list.map((j, index) => ({ index, jobId: j.jobId })), rejected: [] }, list);
+    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(3);
+    await jobs.discardMany(batchId, list.map((j) => j.jobId));
+    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(0);
+    for (const job of list) expect(await redis.zscore(`${ns}:deadlines`, job.jobId)).toBeNull();
+  });
+});
+
 describe('job store: the job document', () => {
   it('is undefined for an unknown job, and Pending with no results for a new one', async () => {
     expect(await jobs.getDocument(randomUUID())).toBeUndefined();

@@ -117,6 +117,22 @@ describe('rate limiter (real Redis)', () => {
     expect(await allowedCount(submit, 3)).toBe(2);
   });
 
+  it('counts a cost of N (a batch of N submissions) in full or not at all, in the tier and the global bucket', async () => {
+    const c = clock();
+    const { rl, namespace } = limiter({ submitPerMin: 6, globalPerMin: 100 }, { now: c.now });
+    expect(await rl.check('submit', 'ip:10.0.3.1', 4)).toMatchObject({ allowed: true, limit: 6, remaining: 2 });
+    c.set(10_000);
+    // 3 do not fit in the 2 left: refused whole, nothing counted; it fits once the first segment (4) leaves at 60 s.
+    expect(await rl.check('submit', 'ip:10.0.3.1', 3)).toMatchObject({ allowed: false, retryAfterSeconds: 50 });
+    expect(await sumBucket(`${namespace}:rl:submit:ip:10.0.3.1`)).toBe(4);
+    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(4);
+    expect(await rl.check('submit', 'ip:10.0.3.1', 2)).toMatchObject({ allowed: true, remaining: 0 });
+    // A cost above the limit never fits.
+    expect((await rl.check('submit', 'ip:10.0.3.2', 7)).allowed).toBe(false);
+    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(6);
+    await expect(rl.check('submit', 'ip:10.0.3.2', 0)).rejects.toThrow(RangeError);
+  });
+
   it('reports when the oldest counted request leaves a sliding window (X-RateLimit-Reset)', async () => {
     const c = clock();
     const { rl } = limiter({ submitPerMin: 6 }, { now: c.now });

@@ -227,3 +227,116 @@ export async function openLoop(o: LoadOptions & { jobs: number; rate: number; du
   await Promise.all(running);
   return { records, wallMs: performance.now() - t0 };
 }
+
+/**
+ * Bulk mode (--batch N): jobs are submitted N at a time with POST /api/lookup/batch, `batchesInFlight` batches at
+ * a time (a new batch starts as soon as one has finished), and each batch is followed with
+ * GET /api/lookup/batch/{id} every `pollMs` until none of its jobs is Pending or Processing. A job starts with
+ * its batch's POST and ends when a poll first shows it finished. Every job is then accounted for by reading its
+ * document (after the measured window; see verifyBatchJobs): Completed with every result Succeeded, or failed.
+ */
+export async function batchLoop(
+  o: LoadOptions & { jobs: number; batchSize: number; batchesInFlight: number; pollMs: number; durationMs?: number },
+): Promise<{ records: (JobRecord & { jobId?: string })[]; wallMs: number; polls: number }> {
+  const records: (JobRecord & { jobId?: string })[] = [];
+  const polls = { count: 0 };
+  const t0 = performance.now();
+  const stopAt = o.durationMs ? t0 + o.durationMs : Infinity;
+  const lane = async () => {
+    while (records.length < o.jobs && performance.now() < stopAt) {
+      const size = Math.min(o.batchSize, o.jobs - records.length);
+      const startedAt = performance.now();
+      const batch: (JobRecord & { jobId?: string })[] = Array.from({ length: size }, () => ({ startedAt }));
+      records.push(...batch);
+      await runBatch(o, batch, polls);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.batchesInFlight) }, lane));
+  return { records, wallMs: performance.now() - t0, polls: polls.count };
+}
+
+async function runBatch(o: LoadOptions & { pollMs: number }, batch: (JobRecord & { jobId?: string })[], polls: { count: number }): Promise<void> {
+  const fail = (reason: string) => {
+    const at = performance.now();
+    for (const r of batch) if (!r.outcome) Object.assign(r, { endedAt: at, outcome: { state: 'failed', reason } });
+  };
+  const body = JSON.stringify({ items: batch.map(() => ({ target: o.target })), services: o.services });
+  let accepted: { batchId: string; jobs: { index: number; jobId: string }[]; rejected: { index: number; error: { message: string } }[] };
+  try {
+    o.http.requests++;
+    const res = await o.http.pool.request({
+      path: '/api/lookup/batch',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    if (res.statusCode !== 202) return fail(`batch submit answered ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+    accepted = (await res.body.json()) as typeof accepted;
+  } catch (err) {
+    return fail(`batch submit failed: ${(err as Error).message}`);
+  }
+  const acceptedAt = performance.now();
+  for (const j of accepted.jobs) Object.assign(batch[j.index]!, { jobId: j.jobId, acceptedAt });
+  for (const r of accepted.rejected) Object.assign(batch[r.index]!, { endedAt: acceptedAt, outcome: { state: 'failed', reason: `rejected: ${r.error.message}` } });
+
+  const deadline = batch[0]!.startedAt + o.timeoutMs;
+  const open = new Map(accepted.jobs.map((j) => [j.jobId, batch[j.index]!]));
+  let last = 'never answered';
+  while (open.size > 0) {
+    if (performance.now() > deadline) {
+      for (const r of open.values()) Object.assign(r, { endedAt: performance.now(), outcome: { state: 'lost', reason: `not finished before the timeout (last seen: ${last})` } });
+      return;
+    }
+    await sleep(o.pollMs);
+    polls.count++;
+    try {
+      const res = await o.http.pool.request({ path: `/api/lookup/batch/${accepted.batchId}`, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+      if (res.statusCode !== 200) {
+        last = `HTTP ${res.statusCode}`;
+        await res.body.dump();
+        continue;
+      }
+      const doc = (await res.body.json()) as { jobs: { jobId: string; status: string }[] };
+      const now = performance.now();
+      for (const j of doc.jobs) {
+        const r = open.get(j.jobId);
+        if (!r || j.status === 'Pending' || j.status === 'Processing') continue;
+        last = j.status;
+        r.endedAt = now;
+        r.outcome = j.status === 'Completed' ? { state: 'completed' } : { state: 'failed', reason: `job ${j.status}` };
+        open.delete(j.jobId);
+      }
+    } catch (err) {
+      last = `request error ${(err as Error).message}`;
+    }
+  }
+}
+
+/**
+ * Reads the document of every job a batch run saw Completed (`concurrency` at a time), and marks it failed when a
+ * result is not Succeeded: the batch view only has the job's status, this checks every result. Runs after the
+ * measured window.
+ */
+export async function verifyBatchJobs(http: HttpClient, records: (JobRecord & { jobId?: string })[], concurrency = 16): Promise<void> {
+  const todo = records.filter((r) => r.jobId && r.outcome?.state === 'completed');
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const r = todo[next++]!;
+      try {
+        const res = await http.pool.request({ path: `/api/lookup/${r.jobId}`, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+        if (res.statusCode !== 200) {
+          await res.body.dump();
+          r.outcome = { state: 'lost', reason: `job document answered ${res.statusCode}` };
+          continue;
+        }
+        r.outcome = verdict((await res.body.json()) as JobDocumentLite) ?? { state: 'failed', reason: 'not terminal when verified' };
+      } catch (err) {
+        r.outcome = { state: 'lost', reason: `job document unreadable: ${(err as Error).message}` };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}

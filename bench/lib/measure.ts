@@ -163,7 +163,7 @@ export function formatText(r: BenchResult): string {
   L.push(r.ok ? `OK: all ${r.jobs} jobs completed, none failed or lost` : `NOT OK: ${r.problem} (completed ${r.completed}, failed ${r.failed}, lost ${r.lost})`);
   const cfg = r.config;
   L.push(
-    `config: ${cfg.mode === 'open' ? `open loop ${cfg.rate} jobs/s` : `closed loop ${cfg.inflight} in flight`}, services ${cfg.services}, ` +
+    `config: ${cfg.mode === 'open' ? `open loop ${cfg.rate} jobs/s` : cfg.batch ? `batches of ${cfg.batch}, ${cfg.batchesInFlight} in flight` : `closed loop ${cfg.inflight} in flight`}, services ${cfg.services}, ` +
       `${cfg.workers} replica(s) per worker type, fixture delay ${cfg.fixtureDelayMs} ms, warm-up ${cfg.warmup} jobs, target ${cfg.target}`,
   );
   L.push('');

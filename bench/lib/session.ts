@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceInfo } from '@lookup/contracts';
-import { closedLoop, createHttpClient, createPollingDetector, createSseDetector, openLoop, type JobRecord } from './client.ts';
+import { batchLoop, closedLoop, createHttpClient, createPollingDetector, createSseDetector, openLoop, verifyBatchJobs, type JobRecord } from './client.ts';
 import { summarise, type BenchResult } from './measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './proc.ts';
 import { RabbitStats, commandDelta, diffCounts, redisCommandStats, type AmqpCounts } from './servers.ts';
@@ -140,6 +140,9 @@ export interface MeasureOptions {
   /** How the client learns a job finished: its event stream (default) or polling. */
   detector: 'sse' | 'poll';
   timeoutMs: number;
+  /** Bulk mode (--batch): jobs submitted `size` at a time through POST /api/lookup/batch, `inFlight` batches at a
+   *  time, each followed by polling GET /api/lookup/batch/{id} every `pollMs` (closed loop only). */
+  batch?: { size: number; inFlight: number; pollMs: number };
   /** 'total': whole-namespace counts / every job submitted (fresh namespace, one measurement); 'delta': settled before/after; 'off'. */
   amqpStats: 'total' | 'delta' | 'off';
   redisStats: boolean;
@@ -152,14 +155,16 @@ export interface MeasureOptions {
 export async function measure(session: Session, o: MeasureOptions): Promise<BenchResult> {
   // Enough sockets that no request waits for one: one outstanding request per job at most.
   // (A stream holds its connection for the job's life, a POST needs one more.)
-  const connections = o.mode === 'open' ? Math.max(64, Math.min(2048, Math.ceil(o.rate) * 2)) : Math.max(4, o.inflight * 2 + 4);
+  const connections = o.batch ? Math.max(8, o.batch.inFlight * 2 + 4) : o.mode === 'open' ? Math.max(64, Math.min(2048, Math.ceil(o.rate) * 2)) : Math.max(4, o.inflight * 2 + 4);
   const http = createHttpClient(session.apiUrl, connections);
   const detector = o.detector === 'sse' ? createSseDetector(http) : createPollingDetector(http, o.pollMs);
   const load = { http, detector, target: o.target, services: o.services.map((s) => s.name), timeoutMs: o.timeoutMs };
   try {
     if (o.warmup > 0) {
       o.log(`warm-up: ${o.warmup} jobs`);
-      const w = await closedLoop({ ...load, jobs: o.warmup, inflight: Math.min(o.mode === 'open' ? 8 : o.inflight, o.warmup) });
+      const w = o.batch
+        ? await batchLoop({ ...load, jobs: o.warmup, batchSize: o.batch.size, batchesInFlight: o.batch.inFlight, pollMs: o.batch.pollMs })
+        : await closedLoop({ ...load, jobs: o.warmup, inflight: Math.min(o.mode === 'open' ? 8 : o.inflight, o.warmup) });
       session.jobsSubmitted += w.records.length;
       const bad = w.records.filter((r) => r.outcome?.state !== 'completed').length;
       if (bad) o.log(`warm-up: ${bad} of ${w.records.length} jobs did not complete`);
@@ -171,17 +176,24 @@ export async function measure(session: Session, o: MeasureOptions): Promise<Benc
     const httpBefore = http.requests;
     const meter = new ProcessMeter(session.watched);
     o.log(
-      o.mode === 'open'
+      o.batch
+        ? `measuring: ${o.durationMs ? `${o.durationMs / 1000} s` : `${o.jobs} jobs`} in batches of ${o.batch.size}, ${o.batch.inFlight} batches in flight`
+        : o.mode === 'open'
         ? `measuring: open loop at ${o.rate} jobs/s, ${o.durationMs ? `${o.durationMs / 1000} s` : `${o.jobs} jobs`}`
         : `measuring: ${o.durationMs ? `${o.durationMs / 1000} s` : `${o.jobs} jobs`}, ${o.inflight} in flight`,
     );
     meter.begin();
-    const run: { records: JobRecord[]; wallMs: number } =
-      o.mode === 'open'
+    const run: { records: JobRecord[]; wallMs: number; polls?: number } = o.batch
+      ? await batchLoop({ ...load, jobs: o.durationMs ? Number.MAX_SAFE_INTEGER : o.jobs, batchSize: o.batch.size, batchesInFlight: o.batch.inFlight, pollMs: o.batch.pollMs, durationMs: o.durationMs })
+      : o.mode === 'open'
         ? await openLoop({ ...load, jobs: o.durationMs ? Number.MAX_SAFE_INTEGER : o.jobs, rate: o.rate, durationMs: o.durationMs })
         : await closedLoop({ ...load, jobs: o.durationMs ? Number.MAX_SAFE_INTEGER : o.jobs, inflight: o.inflight, durationMs: o.durationMs });
     const usage = meter.end();
     session.jobsSubmitted += run.records.length;
+    if (o.batch) {
+      o.log(`checking the results of ${run.records.length} jobs (not measured)`);
+      await verifyBatchJobs(http, run.records);
+    }
     const redisAfter = redisBefore ? await redisCommandStats(o.redisUrl).catch(() => undefined) : undefined;
     let amqp: { counts: AmqpCounts; jobsCounted: number; source: string } | undefined;
     if (session.rabbit && o.amqpStats !== 'off') {
@@ -196,9 +208,9 @@ export async function measure(session: Session, o: MeasureOptions): Promise<Benc
       records: run.records,
       wallMs: run.wallMs,
       usage,
-      polls: detector.requests - pollsBefore,
-      httpRequests: http.requests - httpBefore + (detector.requests - pollsBefore),
-      detector: detector.name,
+      polls: run.polls ?? detector.requests - pollsBefore,
+      httpRequests: http.requests - httpBefore + (run.polls ?? detector.requests - pollsBefore),
+      detector: o.batch ? `GET /api/lookup/batch/{id} every ${o.batch.pollMs} ms per batch` : detector.name,
       redis: redisBefore && redisAfter ? commandDelta(redisBefore, redisAfter) : undefined,
       amqp,
       config: o.config,

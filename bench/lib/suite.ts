@@ -215,6 +215,7 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
     PING_TIMEOUT_MS: '1000',
     LOG_LEVEL: o.logLevel,
     RATE_LIMIT_SUBMIT_PER_MIN: '10000000',
+    BATCH_MAX_ITEMS: '10000', // --batch N up to the configurable maximum
     RATE_LIMIT_API_PER_MIN: '10000000',
     RATE_LIMIT_GLOBAL_PER_MIN: '100000000',
     RATE_LIMIT_RESOURCE_PER_MIN: '10000000',

@@ -45,6 +45,9 @@ export interface Config {
    *  addresses/CIDRs, or true (every hop: accepted, with a warning at start). */
   trustProxy: boolean | number | string[];
   bodyLimitBytes: number;
+  /** BATCH_MAX_ITEMS: most items in one POST /api/lookup/batch (its body may be up to 1200 bytes per item, or
+   *  API_BODY_LIMIT_BYTES when that is larger). */
+  batchMaxItems: number;
   /** Requests per minute per client address without a valid API key (only when API_KEYS is set; 0 = unlimited).
    *  They are counted only here, never against a keyed client's or the global quota. */
   rateLimitUnauthenticatedPerMin: number;
@@ -263,6 +266,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     apiKeys: read('API_KEYS', list, []),
     trustProxy: read('TRUST_PROXY', trustProxyParser, false),
     bodyLimitBytes: read('API_BODY_LIMIT_BYTES', int(256, 10 * 1024 * 1024), 16 * 1024),
+    batchMaxItems: read('BATCH_MAX_ITEMS', int(1, 10_000), 1000),
     rateLimitUnauthenticatedPerMin: read('RATE_LIMIT_UNAUTHENTICATED_PER_MIN', int(0, 10_000_000), 30),
     apiRequestTimeoutMs: read('API_REQUEST_TIMEOUT_MS', int(1000, 3_600_000), 30_000),
     apiHeadersTimeoutMs: read('API_HEADERS_TIMEOUT_MS', int(1000, 3_600_000), 10_000),

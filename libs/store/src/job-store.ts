@@ -47,6 +47,21 @@ export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' |
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
 
+/** A batch submission as stored: its jobs by item index, and the items refused at submission (their error bodies). */
+export interface NewBatch {
+  batchId: string;
+  createdAt: string;
+  /** How many items the request had (accepted and refused). */
+  total: number;
+  jobs: { index: number; jobId: string }[];
+  rejected: { index: number; error: object }[];
+}
+
+/** A stored batch with the current status of each job ('Expired' once its record is gone). */
+export interface BatchRecord extends NewBatch {
+  statuses: (JobStatus | 'Expired')[];
+}
+
 export interface RecordOutcomeResult {
   disposition: OutcomeDisposition;
   /** The job's status after the call ('' when the job does not exist). */
@@ -70,9 +85,10 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const expireScript = defineScript(redis, 'expire-job');
   const cancelScript = defineScript(redis, 'cancel-job');
   const createScript = defineScript(redis, 'create-job');
+  const createBatchScript = defineScript(redis, 'create-batch');
 
-  async function create(job: NewJob): Promise<void> {
-    const fields: Record<string, string | number> = {
+  function jobFields(job: NewJob): Record<string, string | number> {
+    return {
       jobId: job.jobId,
       target: job.target,
       targetType: job.targetType,
@@ -83,6 +99,10 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       done: 0,
       deadlineAt: job.deadlineAt,
     };
+  }
+
+  async function create(job: NewJob): Promise<void> {
+    const fields = jobFields(job);
     // One script: the job appears whole (fields, TTL, deadline) or not at all.
     await createScript([k.job(job.jobId), k.deadlines], [ttlSeconds, job.deadlineAt, job.jobId, ...Object.entries(fields).flat()]);
   }
@@ -90,6 +110,51 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   /** Removes a job that was never announced (its job.submitted could not be published). */
   async function discard(jobId: string): Promise<void> {
     await redis.multi().del(k.job(jobId)).zrem(k.deadlines, jobId).exec();
+  }
+
+  /**
+   * Creates every job of a batch and the batch record in one script: all of them exist afterwards, or (Redis failed)
+   * none does. The batch record (`<ns>:batch:<id>`) keeps the job ids by item index and the refused items, with the
+   * jobs' TTL.
+   */
+  async function createMany(batch: NewBatch, jobList: readonly NewJob[]): Promise<void> {
+    const batchFields = {
+      batchId: batch.batchId,
+      createdAt: batch.createdAt,
+      total: batch.total,
+      jobs: JSON.stringify(batch.jobs.map((j) => [j.index, j.jobId])),
+      rejected: JSON.stringify(batch.rejected),
+    };
+    const args: (string | number)[] = [ttlSeconds, Object.keys(batchFields).length, ...Object.entries(batchFields).flat()];
+    for (const job of jobList) {
+      const fields = Object.entries(jobFields(job));
+      args.push(job.jobId, job.deadlineAt, fields.length, ...fields.flat());
+    }
+    await createBatchScript([k.deadlines, k.batch(batch.batchId), ...jobList.map((j) => k.job(j.jobId))], args);
+  }
+
+  /** Removes a batch that was never announced (a job.submitted of it was not confirmed): every job and the record. */
+  async function discardMany(batchId: string, jobIds: readonly string[]): Promise<void> {
+    const m = redis.multi();
+    if (jobIds.length > 0) m.del(...jobIds.map((id) => k.job(id))).zrem(k.deadlines, ...jobIds);
+    await m.del(k.batch(batchId)).exec();
+  }
+
+  /** A batch with each job's current status (one HGET per job, pipelined), or undefined when there is none. */
+  async function getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    const h = await redis.hgetall(k.batch(batchId));
+    if (!h.batchId) return undefined;
+    const pairs = JSON.parse(h.jobs ?? '[]') as [number, string][];
+    const jobList = pairs.map(([index, jobId]) => ({ index, jobId }));
+    const statuses = await Promise.all(jobList.map((j) => redis.hget(k.job(j.jobId), 'status')));
+    return {
+      batchId: h.batchId,
+      createdAt: h.createdAt ?? '',
+      total: Number(h.total ?? jobList.length),
+      jobs: jobList,
+      rejected: JSON.parse(h.rejected ?? '[]') as NewBatch['rejected'],
+      statuses: statuses.map((s) => (s ?? 'Expired') as JobStatus | 'Expired'),
+    };
   }
 
   /** Where a job's result for a service lives (the same key as ResultStore.locate): the only valid location. */
@@ -176,7 +241,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     await redis.hset(k.job(jobId), 'notified', '1');
   }
 
-  return { create, discard, resultLocation, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

@@ -10,6 +10,8 @@ export function keys(namespace: string) {
     deliveries: (queue: string, messageId: string) => `${namespace}:deliveries:${queue}:${messageId}`,
     /** Sorted set of unfinished jobs scored by deadline (epoch ms). */
     deadlines: `${namespace}:deadlines`,
+    /** A batch submission (POST /api/lookup/batch): its job ids in item order, kept as long as its jobs. */
+    batch: (batchId: string) => `${namespace}:batch:${batchId}`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
   };
 }

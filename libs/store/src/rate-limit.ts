@@ -36,7 +36,8 @@ export interface RateLimitDecision {
 }
 
 export interface RateLimiter {
-  check(tier: RateLimitTier, client: string): Promise<RateLimitDecision>;
+  /** Checks and counts `cost` requests (default 1; a batch of N submissions costs N): all of them or none. */
+  check(tier: RateLimitTier, client: string, cost?: number): Promise<RateLimitDecision>;
 }
 
 export interface RateLimiterDeps {
@@ -106,9 +107,10 @@ export function createRateLimiter({
     suppressed = 0;
   }
 
-  async function check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
+  async function check(tier: RateLimitTier, client: string, cost = 1): Promise<RateLimitDecision> {
     const t = tiers[tier];
     if (!t) throw new RangeError(`unknown rate-limit tier '${String(tier)}'`);
+    if (!Number.isInteger(cost) || cost < 1) throw new RangeError(`rate-limit cost must be a whole number >= 1, got ${cost}`);
     // A limit of 0 disables a bucket in the script: it is neither read nor counted.
     const globalLimit = t.global ? limits.globalPerMin : 0;
     if (t.limit === 0 && globalLimit === 0) return { ...UNLIMITED };
@@ -116,7 +118,7 @@ export function createRateLimiter({
     try {
       reply = await script(
         [k.rateLimit(tier, clientId(client)), globalKey],
-        [now ? Math.floor(now()) : '', windowMs, t.limit, t.segments, globalLimit, 1],
+        [now ? Math.floor(now()) : '', windowMs, t.limit, t.segments, globalLimit, 1, cost],
       );
     } catch (err) {
       warnFailOpen(err);

@@ -19,6 +19,8 @@ export interface ApiDeps {
   /** Root logger; becomes Fastify's loggerInstance (each request gets a child with its reqId). */
   logger: Logger;
   jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument' | 'cancel'>;
+  /** Batch submissions (POST/GET /api/lookup/batch); when absent, those routes are not registered. */
+  batches?: Pick<JobStore, 'createMany' | 'discardMany' | 'getBatch'>;
   /** Remembers Idempotency-Key headers of submissions. */
   idempotency: Pick<IdempotencyStore, 'claim' | 'release'>;
   /** Publishes job.submitted with a publisher confirm; rejects if the broker does not confirm in time. */

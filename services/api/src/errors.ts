@@ -85,7 +85,7 @@ export function toHttpError(err: FastifyError, request: FastifyRequest, bodyLimi
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new UnsupportedMediaType(String(request.headers['content-type'] ?? '').trim());
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLarge(bodyLimitBytes);
+      return new PayloadTooLarge(request.routeOptions?.bodyLimit ?? bodyLimitBytes); // a route may allow more (the batch)
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new InvalidJson('empty');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -331,6 +331,29 @@ export const JobNotFound = defineHttpError('JobNotFound', {
   message: (jobId: string) => `No job with id ${jobId}`,
 });
 
+export const BatchNotFound = defineHttpError('BatchNotFound', {
+  statusCode: 404,
+  code: 'BATCH_NOT_FOUND',
+  title: 'Batch not found',
+  message: (batchId: string) => `No batch with id ${batchId}`,
+});
+
+export const InvalidBatchId = defineHttpError('InvalidBatchId', {
+  statusCode: 400,
+  code: 'INVALID_BATCH_ID',
+  title: 'Invalid batch id',
+  message: (raw: string) => `'${truncate(raw, 100)}' is not a UUID`,
+});
+
+/** Every item of a batch was refused: nothing was created; `details.rejected` lists each item's own error body. */
+export const BatchRejected = defineHttpError('BatchRejected', {
+  statusCode: 400,
+  code: 'BATCH_REJECTED',
+  title: 'Invalid request',
+  message: (rejected: { index: number; error: ErrorBody }[]) => `No item of the batch was accepted (${rejected.length} refused; see details.rejected)`,
+  extras: (rejected) => ({ details: { rejected } }),
+});
+
 export const JobAlreadyFinished = defineHttpError('JobAlreadyFinished', {
   statusCode: 409,
   code: 'JOB_ALREADY_FINISHED',

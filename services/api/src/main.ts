@@ -47,11 +47,13 @@ const publishers = createPublishers(broker);
 const resources = createResourceRouter({ redis, config, logger, instanceId });
 void resources.start();
 
+const jobStore = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 const app = await buildApp({
   resources,
   config,
   logger,
-  jobs: createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds }),
+  jobs: jobStore,
+  batches: jobStore,
   idempotency: createIdempotencyStore({ redis, namespace: config.namespace, ttlSeconds: config.idempotencyTtlSeconds }),
   rateLimiter: createRateLimiter({
     redis,

@@ -56,8 +56,8 @@ export interface SubmitLookupOptions {
   /**
    * Spends the submission quota; throws (RateLimited) to refuse. Called once, after every check that costs no I/O
    * beyond Redis and after the Idempotency-Key's claim (so an invalid submission or a replay spends nothing), and
-   * before the DNS pre-check (so DNS queries are never free). A refusal releases the claimed key. Omitted: the
-   * caller has spent the quota already (a batch spends it for all its items at once).
+   * before the DNS pre-check (so DNS queries are never free). A refusal releases the claimed key. Omitted: no quota
+   * is spent here.
    */
   spendQuota?: () => Promise<void>;
 }
@@ -74,7 +74,7 @@ export interface SubmitLookupResult {
   accepted: SubmitLookupAccepted;
 }
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
   const { config, jobs, idempotency, publishJobSubmitted } = deps;
@@ -87,6 +87,41 @@ export function acceptedBody(jobId: string, target: string, services: JobSubmitt
     statusUrl: `/api/lookup/${jobId}`,
     message: `Lookup accepted: ${services.map(serviceName).join(', ')} for ${target}. Poll statusUrl for the results.`,
   };
+}
+
+/** A submission that passed the checks that cost no I/O: the normalised target and the services. */
+export interface ValidSubmission {
+  target: string;
+  targetType: JobSubmitted['targetType'];
+  services: JobSubmitted['services'];
+}
+
+/**
+ * Step 1 of a submission (see submitLookup), shared with the batch endpoint, which applies it to every item: the
+ * target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
+ * (InvalidServices; both bad: InvalidSubmission with every problem). No I/O; throws the catalogue error.
+ */
+export function validateSubmission(
+  targetPolicy: Pick<TargetPolicy, 'checkAddress'>,
+  input: { target: string; services?: readonly unknown[] },
+  log: Pick<SubmitLog, 'info'>,
+): ValidSubmission {
+  const problems: string[] = [];
+  const target = validateTarget(input.target);
+  if (!target.ok) {
+    problems.push(target.error);
+  } else if (target.targetType === 'IPAddress') {
+    const verdict = targetPolicy.checkAddress(target.target);
+    if (!verdict.allowed) {
+      log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
+      throw new TargetNotAllowed(verdict.message);
+    }
+  }
+  const services = parseServices(input.services);
+  if (!services.ok) problems.push(...services.problems);
+  if (!target.ok) throw services.ok ? new InvalidTarget(problems) : new InvalidSubmission(problems);
+  if (!services.ok) throw new InvalidServices(problems);
+  return { target: target.target, targetType: target.targetType, services: services.services };
 }
 
 /**
@@ -104,46 +139,29 @@ export function acceptedBody(jobId: string, target: string, services: JobSubmitt
  *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
  *    released so a retry can use it.
  *
- * Reuse by a batch endpoint (`POST /api/lookup/batch`): call it per item with `idempotencyKey` undefined (a batch's
- * key, if any, is claimed by the caller for the whole batch) and without `spendQuota`, after spending the quota for
- * the whole batch (or pass a `spendQuota` that takes one unit per item); each item then either resolves or throws
- * its own catalogue error, which the batch answer can carry per item (`err.toBody()`, `err.statusCode`).
+ * The batch endpoint (`POST /api/lookup/batch`, submit-batch.ts) shares step 1 (validateSubmission, per item) and
+ * does the rest for the whole batch at once: one Idempotency-Key, one quota spend of N, one Redis step for every job.
  */
 export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
   const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
-  const problems: string[] = [];
-
-  const target = validateTarget(input.target);
-  if (!target.ok) {
-    problems.push(target.error);
-  } else if (target.targetType === 'IPAddress') {
-    const verdict = targetPolicy.checkAddress(target.target);
-    if (!verdict.allowed) {
-      options.log.info({ target: truncate(target.target, 100), rule: verdict.rule }, 'target refused by the target policy');
-      throw new TargetNotAllowed(verdict.message);
-    }
-  }
-  const services = parseServices(input.services);
-  if (!services.ok) problems.push(...services.problems);
-  if (!target.ok) throw services.ok ? new InvalidTarget(problems) : new InvalidSubmission(problems);
-  if (!services.ok) throw new InvalidServices(problems);
+  const valid = validateSubmission(targetPolicy, input, options.log);
 
   const jobId = randomUUID();
   const log = options.log.child({ jobId });
   const result = (id: string, replayed: boolean): SubmitLookupResult => ({
     jobId: id,
-    target: target.target,
-    targetType: target.targetType,
-    services: services.services,
+    target: valid.target,
+    targetType: valid.targetType,
+    services: valid.services,
     replayed,
-    accepted: acceptedBody(id, target.target, services.services),
+    accepted: acceptedBody(id, valid.target, valid.services),
   });
 
   const idemKey = input.idempotencyKey;
   if (idemKey !== undefined && (typeof idemKey !== 'string' || !IDEMPOTENCY_KEY_RE.test(idemKey))) throw new InvalidIdempotencyKey();
   if (typeof idemKey === 'string') {
     // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
-    const fingerprint = JSON.stringify([target.target, services.services]);
+    const fingerprint = JSON.stringify([valid.target, valid.services]);
     let claim;
     try {
       claim = await idempotency.claim(input.clientId, idemKey, fingerprint, jobId);
@@ -173,10 +191,10 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
 
   // The domain pre-check sends DNS queries, so it runs after the quota: a client cannot make the API query
   // DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
-  if (target.targetType === 'Domain' && precheckDomain) {
-    const refusal = await precheckDomain(target.target);
+  if (valid.targetType === 'Domain' && precheckDomain) {
+    const refusal = await precheckDomain(valid.target);
     if (refusal) {
-      log.info({ target: target.target }, 'domain refused by the target policy: it resolves to a refused address');
+      log.info({ target: valid.target }, 'domain refused by the target policy: it resolves to a refused address');
       await releaseKey();
       throw new TargetNotAllowed(refusal);
     }
@@ -186,9 +204,9 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   try {
     await jobs.create({
       jobId,
-      target: target.target,
-      targetType: target.targetType,
-      services: services.services,
+      target: valid.target,
+      targetType: valid.targetType,
+      services: valid.services,
       createdAt: new Date(now).toISOString(),
       deadlineAt: now + deps.config.jobDeadlineMs,
     });
@@ -204,9 +222,9 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     schemaVersion: SCHEMA_VERSION,
     occurredAt: new Date().toISOString(),
     jobId,
-    target: target.target,
-    targetType: target.targetType,
-    services: services.services,
+    target: valid.target,
+    targetType: valid.targetType,
+    services: valid.services,
   };
   try {
     await publishJobSubmitted(message);
@@ -222,7 +240,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   }
 
   log.info(
-    { target: target.target, targetType: target.targetType, services: services.services.map(serviceName), messageId: message.messageId },
+    { target: valid.target, targetType: valid.targetType, services: valid.services.map(serviceName), messageId: message.messageId },
     'job accepted',
   );
   return result(jobId, false);

@@ -12,6 +12,8 @@ describe('OpenAPI document', () => {
     const expected: [string, string, string[]][] = [
       ['/api/lookup', 'post', ['202', '400', '413', '415', '429', '503']],
       ['/api/lookup/{jobId}', 'get', ['200', '400', '404', '429', '503']],
+      ['/api/lookup/batch', 'post', ['202', '400', '409', '413', '415', '429', '503']],
+      ['/api/lookup/batch/{batchId}', 'get', ['200', '400', '404', '429', '503']],
       ['/api/lookup/services', 'get', ['200', '429']],
       ['/health/live', 'get', ['200']],
       ['/health/ready', 'get', ['200', '503']],

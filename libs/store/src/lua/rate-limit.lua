@@ -7,6 +7,8 @@
 -- ARGV[2]        window length in ms
 -- ARGV[1 + 2i]   limit of bucket i (0 = disabled: neither read nor counted)
 -- ARGV[2 + 2i]   segments of bucket i: 1 = fixed window, n = sliding window of n segments
+-- ARGV[3 + 2k]   (k = #KEYS; optional, default 1) the cost: how many requests this call counts (a batch of N
+--                submissions costs N); counted in full or not at all. A cost above a bucket's limit never fits.
 --
 -- Returns { allowed (1|0), retryAfterMs, limit, remaining, resetMs } where limit, remaining and resetMs describe
 -- the most constrained bucket: the refusing one with the longest wait, else the one with the fewest requests
@@ -18,6 +20,7 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3 + 2 * #KEYS]) or 1
 
 -- Reads one bucket: what it holds inside the window, and how long until one more request would fit.
 local function inspect(key, limit, segments)
@@ -37,13 +40,14 @@ local function inspect(key, limit, segments)
     end
   end
   local wait = 0
-  if total >= limit then
-    -- The oldest segments leave the window first; wait until enough have left for one more request.
+  if total + cost > limit then
+    -- The oldest segments leave the window first; wait until enough have left for this call's cost.
     local left = total
     wait = (current + 1) * segMs - now
+    if cost > limit then wait = segments * segMs end
     for seg = oldest, current do
       left = left - (counts[seg] or 0)
-      if left < limit then
+      if cost <= limit and left + cost <= limit then
         wait = (seg + segments) * segMs - now
         break
       end
@@ -73,7 +77,7 @@ end
 
 local refusing = nil
 for _, b in ipairs(buckets) do
-  if b.total >= b.limit and (refusing == nil or b.wait > refusing.wait) then refusing = b end
+  if b.total + cost > b.limit and (refusing == nil or b.wait > refusing.wait) then refusing = b end
 end
 if refusing then
   return { 0, refusing.wait, refusing.limit, 0, refusing.wait }
@@ -82,9 +86,9 @@ end
 local reportLimit, reportRemaining, reportReset = 0, 0, 0
 for i, b in ipairs(buckets) do
   if #b.stale > 0 then redis.call('HDEL', b.key, unpack(b.stale)) end
-  redis.call('HINCRBY', b.key, b.current, 1)
+  redis.call('HINCRBY', b.key, b.current, cost)
   redis.call('PEXPIRE', b.key, b.ttl)
-  local remaining = b.limit - b.total - 1
+  local remaining = b.limit - b.total - cost
   if i == 1 or remaining < reportRemaining then
     reportLimit, reportRemaining, reportReset = b.limit, remaining, b.reset
   end

@@ -7,7 +7,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
 import type { JobCompleted, JobDocument, JobSubmitted } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
-import type { CancelDisposition, IdempotencyClaim, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import type { BatchRecord, CancelDisposition, IdempotencyClaim, NewBatch, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
 import { buildApp } from '../app.ts';
 import type { ApiDeps } from '../deps.ts';
 
@@ -18,8 +18,25 @@ export class FakeJobs {
   readonly jobs = new Map<string, NewJob>();
   readonly documents = new Map<string, JobDocument>();
   readonly discarded: string[] = [];
+  readonly batches = new Map<string, NewBatch>();
   failCreate = false;
   failGet = false;
+  /** Like the Redis script: every job and the batch record, or (failCreate) nothing. */
+  async createMany(batch: NewBatch, jobs: readonly NewJob[]): Promise<void> {
+    if (this.failCreate) throw new Error('redis down');
+    for (const job of jobs) this.jobs.set(job.jobId, job);
+    this.batches.set(batch.batchId, batch);
+  }
+  async discardMany(batchId: string, jobIds: readonly string[]): Promise<void> {
+    for (const id of jobIds) await this.discard(id);
+    this.batches.delete(batchId);
+  }
+  async getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    if (this.failGet) throw new Error('redis down');
+    const batch = this.batches.get(batchId);
+    if (!batch) return undefined;
+    return { ...batch, statuses: batch.jobs.map((j) => this.statuses.get(j.jobId) ?? (this.jobs.has(j.jobId) ? 'Pending' : 'Expired')) };
+  }
   async create(job: NewJob): Promise<void> {
     if (this.failCreate) throw new Error('redis down');
     this.jobs.set(job.jobId, job);
@@ -59,21 +76,22 @@ export class FakeIdempotency {
 }
 
 export class FakeLimiter implements RateLimiter {
-  readonly calls: { tier: RateLimitTier; client: string }[] = [];
+  /** Each check; `cost` only when it is not 1 (a batch). */
+  readonly calls: { tier: RateLimitTier; client: string; cost?: number }[] = [];
   refuse: RateLimitDecision | undefined;
   throws = false;
   /** When set, counts like the Redis limiter: per tier and client, a refused request counted nowhere. */
   limits: Partial<Record<RateLimitTier, number>> | undefined;
   readonly counted = new Map<string, number>();
-  async check(tier: RateLimitTier, client: string): Promise<RateLimitDecision> {
-    this.calls.push({ tier, client });
+  async check(tier: RateLimitTier, client: string, cost = 1): Promise<RateLimitDecision> {
+    this.calls.push(cost === 1 ? { tier, client } : { tier, client, cost });
     if (this.throws) throw new Error('redis down');
     const limit = this.limits?.[tier];
     if (limit !== undefined) {
       const used = this.counted.get(`${tier} ${client}`) ?? 0;
-      if (used >= limit) return { allowed: false, retryAfterSeconds: 42, limit, remaining: 0 };
-      this.counted.set(`${tier} ${client}`, used + 1);
-      return { allowed: true, retryAfterSeconds: 0, limit, remaining: limit - used - 1, resetSeconds: 60 };
+      if (used + cost > limit) return { allowed: false, retryAfterSeconds: 42, limit, remaining: 0 };
+      this.counted.set(`${tier} ${client}`, used + cost);
+      return { allowed: true, retryAfterSeconds: 0, limit, remaining: limit - used - cost, resetSeconds: 60 };
     }
     return this.refuse ?? { allowed: true, retryAfterSeconds: 0, limit: 20, remaining: 19 };
   }
@@ -116,6 +134,7 @@ export async function harness(overrides: Partial<Config> = {}, extraDeps: Partia
     config,
     logger,
     jobs,
+    batches: jobs,
     idempotency: new FakeIdempotency(),
     rateLimiter: limiter,
     async publishJobSubmitted(message) {

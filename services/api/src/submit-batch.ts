@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import { SCHEMA_VERSION, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
+import type { NewJob } from '@lookup/store';
+import type { ApiDeps } from './deps.ts';
+import {
+  BatchNotFound,
+  BatchRejected,
+  BrokerUnavailable,
+  HttpError,
+  IdempotencyConflict,
+  InvalidIdempotencyKey,
+  StoreUnavailable,
+  TargetNotAllowed,
+} from './http-errors.ts';
+import { IDEMPOTENCY_KEY_RE, validateSubmission, type SubmitLog, type SubmitLookupDeps, type ValidSubmission } from './submit-lookup.ts';
+
+/** How many domain items of one batch are pre-checked in DNS at a time. */
+export const BATCH_PRECHECK_CONCURRENCY = 8;
+
+export interface SubmitBatchDeps extends SubmitLookupDeps {
+  batches: NonNullable<ApiDeps['batches']>;
+}
+
+export interface BatchItemInput {
+  target: string;
+  services?: readonly unknown[];
+}
+
+export interface SubmitBatchInput {
+  items: readonly BatchItemInput[];
+  /** The services of every item without its own. */
+  services?: readonly unknown[];
+  clientId: string;
+  idempotencyKey?: string | string[];
+}
+
+export interface BatchRejection {
+  index: number;
+  error: ErrorBody;
+}
+
+/** The 202 body of POST /api/lookup/batch. */
+export interface BatchAccepted {
+  batchId: string;
+  jobs: { index: number; jobId: string; statusUrl: string }[];
+  rejected: BatchRejection[];
+}
+
+export interface SubmitBatchOptions {
+  log: SubmitLog;
+  /** Spends `count` submissions of the quota at once (all or none); throws (RateLimited) to refuse the batch. */
+  spendQuota?: (count: number) => Promise<void>;
+}
+
+const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Submits a batch, HTTP-free. Each item goes through the single submission's checks (validateSubmission; the
+ * services of an item default to the batch's `services`, then to every service); a refused item is reported in
+ * `rejected` with the error body a single submission would have answered, and the others are accepted. The order:
+ * 1. every item's checks that cost no I/O; none valid: BatchRejected (400), nothing spent;
+ * 2. the Idempotency-Key for the whole batch (its fingerprint: every item, normalised): a replay answers the stored
+ *    batch again (`replayed: true`), a different body is IdempotencyConflict;
+ * 3. the quota: `spendQuota(valid items)` at once (a refusal is the whole batch's 429, and frees the key);
+ * 4. the DNS pre-check of each domain item (BATCH_PRECHECK_CONCURRENCY at a time; a refused domain has spent its
+ *    unit, as for a single submission); none left: BatchRejected;
+ * 5. every job and the batch record created in one Redis script (StoreUnavailable), then one job.submitted per job
+ *    published with confirms, all awaited; if any is not confirmed, every job of the batch and the batch record are
+ *    discarded and BrokerUnavailable (503) thrown. Whenever the batch creates nothing, the claimed key is released.
+ */
+export async function submitBatch(
+  deps: SubmitBatchDeps,
+  input: SubmitBatchInput,
+  options: SubmitBatchOptions,
+): Promise<{ accepted: BatchAccepted; replayed: boolean }> {
+  const { batches, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
+  const batchId = randomUUID();
+  const log = options.log.child({ batchId });
+
+  // 1. Every item's checks that cost no I/O.
+  const rejected: BatchRejection[] = [];
+  const valid: { index: number; item: ValidSubmission }[] = [];
+  input.items.forEach((raw, index) => {
+    try {
+      valid.push({ index, item: validateSubmission(targetPolicy, { target: raw.target, services: raw.services ?? input.services }, log) });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      rejected.push({ index, error: err.toBody() });
+    }
+  });
+  if (valid.length === 0) throw new BatchRejected(rejected);
+
+  // 2. The Idempotency-Key, for the batch as a whole.
+  const idemKey = input.idempotencyKey;
+  if (idemKey !== undefined && (typeof idemKey !== 'string' || !IDEMPOTENCY_KEY_RE.test(idemKey))) throw new InvalidIdempotencyKey();
+  if (typeof idemKey === 'string') {
+    const byIndex = new Map(valid.map((v) => [v.index, v.item]));
+    const fingerprint = JSON.stringify([
+      'batch',
+      input.items.map((raw, i) => {
+        const v = byIndex.get(i);
+        return v ? [v.target, v.services] : ['refused', raw.target, raw.services ?? input.services ?? null];
+      }),
+    ]);
+    let claim;
+    try {
+      claim = await idempotency.claim(input.clientId, idemKey, fingerprint, batchId);
+    } catch (err) {
+      log.error({ err }, 'could not check the Idempotency-Key; answering 503');
+      throw new StoreUnavailable();
+    }
+    if (claim.state === 'conflict') throw new IdempotencyConflict(idemKey, claim.jobId);
+    if (claim.state === 'replay') {
+      log.info({ existingBatchId: claim.jobId }, 'idempotent replay of a batch');
+      let stored;
+      try {
+        stored = await batches.getBatch(claim.jobId);
+      } catch (err) {
+        log.error({ err }, 'could not read the replayed batch; answering 503');
+        throw new StoreUnavailable();
+      }
+      // Gone (expired), or still being created by the first request: nothing to answer with yet.
+      if (!stored) throw new BatchNotFound(claim.jobId);
+      return {
+        replayed: true,
+        accepted: {
+          batchId: stored.batchId,
+          jobs: stored.jobs.map((j) => ({ index: j.index, jobId: j.jobId, statusUrl: statusUrl(j.jobId) })),
+          rejected: stored.rejected as BatchRejection[],
+        },
+      };
+    }
+  }
+  const releaseKey = async () => {
+    if (typeof idemKey === 'string') await idempotency.release(input.clientId, idemKey, batchId).catch(() => undefined);
+  };
+
+  // 3. The quota: one unit per valid item, all at once.
+  if (options.spendQuota) {
+    try {
+      await options.spendQuota(valid.length);
+    } catch (err) {
+      await releaseKey();
+      throw err;
+    }
+  }
+
+  // 4. The domains' DNS pre-check, a few at a time.
+  let accepted = valid;
+  if (precheckDomain && valid.some((v) => v.item.targetType === 'Domain')) {
+    const refusals = await mapBounded(valid, BATCH_PRECHECK_CONCURRENCY, async (v) =>
+      v.item.targetType === 'Domain' ? precheckDomain(v.item.target) : undefined,
+    );
+    accepted = valid.filter((v, i) => {
+      const refusal = refusals[i];
+      if (refusal === undefined) return true;
+      log.info({ index: v.index, target: v.item.target }, 'domain refused by the target policy: it resolves to a refused address');
+      rejected.push({ index: v.index, error: new TargetNotAllowed(refusal).toBody() });
+      return false;
+    });
+    rejected.sort((a, b) => a.index - b.index);
+  }
+  if (accepted.length === 0) {
+    await releaseKey();
+    throw new BatchRejected(rejected);
+  }
+
+  // 5. Every job and the batch record in one step, then the announcements.
+  const now = Date.now();
+  const createdAt = new Date(now).toISOString();
+  const jobs: (NewJob & { index: number })[] = accepted.map((v) => ({
+    index: v.index,
+    jobId: randomUUID(),
+    target: v.item.target,
+    targetType: v.item.targetType,
+    services: v.item.services,
+    createdAt,
+    deadlineAt: now + deps.config.jobDeadlineMs,
+  }));
+  const jobIds = jobs.map((j) => j.jobId);
+  try {
+    await batches.createMany(
+      { batchId, createdAt, total: input.items.length, jobs: jobs.map((j) => ({ index: j.index, jobId: j.jobId })), rejected },
+      jobs.map(({ index: _index, ...job }) => job),
+    );
+  } catch (err) {
+    log.error({ err }, 'could not store the batch; answering 503');
+    await releaseKey();
+    throw new StoreUnavailable();
+  }
+
+  const occurredAt = new Date().toISOString();
+  const results = await Promise.allSettled(
+    jobs.map((job) => {
+      const message: JobSubmitted = {
+        messageId: randomUUID(),
+        correlationId: job.jobId,
+        schemaVersion: SCHEMA_VERSION,
+        occurredAt,
+        jobId: job.jobId,
+        target: job.target,
+        targetType: job.targetType,
+        services: job.services,
+      };
+      return publishJobSubmitted(message);
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    log.error({ err: failed.reason, jobs: jobs.length }, 'a job.submitted of the batch was not confirmed; discarding the batch and answering 503');
+    try {
+      await batches.discardMany(batchId, jobIds);
+    } catch (discardErr) {
+      log.error({ err: discardErr }, 'could not discard the unannounced batch; its jobs expire with their TTL');
+    }
+    await releaseKey();
+    throw new BrokerUnavailable('submission');
+  }
+
+  log.info({ jobs: jobs.length, rejected: rejected.length }, 'batch accepted');
+  return {
+    replayed: false,
+    accepted: { batchId, jobs: jobs.map((j) => ({ index: j.index, jobId: j.jobId, statusUrl: statusUrl(j.jobId) })), rejected },
+  };
+}
