@@ -150,6 +150,27 @@ describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
     expect(unknown.statusCode).toBe(404);
   });
 
+  it('answers 503 when it cannot listen for the job (the wake-up channel is down), holding no listener', async () => {
+    const h = await harness();
+    h.jobs.documents.set(JOB, doc('Processing'));
+    let listening = 0;
+    const app = await buildApp({
+      ...h.deps,
+      jobEvents: {
+        subscribe: async (jobId) => {
+          if (jobId === JOB) throw new Error('redis down');
+          listening++;
+          return () => void listening--;
+        },
+        read: async () => [],
+      },
+    });
+    apps.push(app);
+    const res = await app.inject({ method: 'GET', url: `/api/lookup/events?jobs=0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d,${JOB}` });
+    expect(res.statusCode).toBe(503);
+    expect(listening).toBe(0);
+  });
+
   it('answers 404 JSON for an unknown job and 400 for a malformed id', async () => {
     const { app } = await streamHarness();
     const unknown = await app.inject({ method: 'GET', url: `/api/lookup/${JOB}/events` });

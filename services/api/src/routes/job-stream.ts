@@ -180,17 +180,19 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
     let docs: (JobDocument | undefined)[];
     let first: string;
     try {
-      await Promise.all(
-        followed.map(async (f) => {
-          unsubscribes.push(
-            await events.subscribe(f.jobId, () => {
-              f.dirty = true;
-              f.checkEnd = true;
-              wake();
-            }),
-          );
-        }),
+      // Settled, not all: every subscription that did succeed is in `unsubscribes` before a failure is thrown.
+      const subscribed = await Promise.allSettled(
+        followed.map((f) =>
+          events.subscribe(f.jobId, () => {
+            f.dirty = true;
+            f.checkEnd = true;
+            wake();
+          }),
+        ),
       );
+      for (const r of subscribed) if (r.status === 'fulfilled') unsubscribes.push(r.value);
+      const failed = subscribed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       docs = await Promise.all(jobIds.map((id) => jobs.getDocument(id)));
       const missing = jobIds.findIndex((_, i) => !docs[i]);
       if (missing >= 0) {
