@@ -28,8 +28,9 @@ beforeAll(async () => {
     RATE_LIMIT_API_PER_MIN: '10000',
     RATE_LIMIT_GLOBAL_PER_MIN: '100000',
   };
-  // A's heartbeat (and the re-read that goes with it) is too slow to matter here: its streams move on wake-ups only.
-  suite = await startSuite({ namespace: ns, env: { ...env, EVENTS_HEARTBEAT_MS: '60000' }, services: ['api', 'saga', 'geoip', 'rdap', 'reverse-dns'] });
+  // A's heartbeat (and the re-read that goes with it) is the longest allowed, 19 s: within the 5 s waits below, its
+  // streams move on wake-ups only.
+  suite = await startSuite({ namespace: ns, env: { ...env, EVENTS_HEARTBEAT_MS: '19000' }, services: ['api', 'saga', 'geoip', 'rdap', 'reverse-dns'] });
   const port = await freePort();
   replica = await startService('api', { ...env, EVENTS_HEARTBEAT_MS: '300', NAMESPACE: ns, API_HOST: '127.0.0.1', API_PORT: String(port) });
   replicaUrl = `http://127.0.0.1:${port}`;
@@ -172,16 +173,16 @@ describe('job event stream (issue 13)', () => {
   it('wakes a stream through Redis as the outcome is recorded, with no message from the broker', async () => {
     const jobId = await post(suite.apiUrl, { target: '127.0.0.2', services: ['geoip', 'ping'] });
     const live = open(`${suite.apiUrl}/api/lookup/${jobId}/events`);
-    await waitFor(async () => (live.events.some((e) => e.event === 'result') ? true : undefined));
+    await waitFor(async () => (live.events.some((e) => e.event === 'result') ? true : undefined), 5_000);
     // Recorded straight in the store, as the saga would, but with no job.completed published: only the store's
-    // notification can wake A's stream (its heartbeat re-read is a minute away).
+    // notification can wake A's stream within 5 s (its heartbeat re-read is 19 s away).
     const jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 300 });
     const at = new Date().toISOString();
     const recorded = await jobs.recordOutcome(jobId, ServiceType.Ping, {
       status: 'Failed', success: false, errorMessage: 'recorded by the test', errorCode: null, completedAt: at, durationMs: 1, attempts: 1, location: null,
     }, at);
     expect(recorded).toMatchObject({ disposition: 'recorded', status: 'Completed' });
-    await live.done;
+    await waitFor(async () => (live.ended ? true : undefined), 5_000);
     expect(live.ended).toBe(true);
     expect(live.events.filter((e) => e.event !== 'status').map((e) => `${e.event}:${e.data.serviceType ?? e.data.status}`)).toEqual([
       'result:GeoIP',
