@@ -186,3 +186,55 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     expect((await jobs.expire(jobId, now)).disposition).toBe('finished');
   });
 });
+
+describe("job store: the job's event stream (lua/includes/job-event.lua)", () => {
+  const kinds = (events: Awaited<ReturnType<typeof jobs.readEvents>>) => events.map((e) => (e.type === 'result' ? `result:${e.service}` : e.type));
+
+  it('gets one result per recorded outcome and completed at the end, never for a duplicate, expiring with the job', async () => {
+    const jobId = await newJob([0, 1]);
+    expect(await jobs.readEvents(jobId)).toEqual([]);
+    await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
+    await jobs.recordOutcome(jobId, 1, outcome(null), at()); // duplicate: no event
+    await jobs.recordOutcome(jobId, 0, outcome(null), at());
+    await jobs.recordOutcome(jobId, 0, outcome(null), at()); // after the end: no event
+    const events = await jobs.readEvents(jobId);
+    expect(kinds(events)).toEqual(['result:1', 'result:0', 'completed']);
+    // Ids increase; reading after one returns exactly the rest.
+    expect(kinds(await jobs.readEvents(jobId, events[0]!.id))).toEqual(['result:0', 'completed']);
+    expect(await jobs.readEvents(jobId, events[2]!.id)).toEqual([]);
+    const ttl = await redis.ttl(`${ns}:job:${jobId}:events`);
+    expect(ttl).toBeGreaterThan(290);
+    expect(ttl).toBeLessThanOrEqual(300);
+  });
+
+  it('cancel and expire add a result per service they record, then cancelled or completed; a no-op adds nothing', async () => {
+    const cancelled = await newJob([0, 1, 2]);
+    await jobs.recordOutcome(cancelled, 1, outcome(null), at());
+    await jobs.cancel(cancelled, at());
+    await jobs.cancel(cancelled, at());
+    expect(kinds(await jobs.readEvents(cancelled))).toEqual(['result:1', 'result:0', 'result:2', 'cancelled']);
+
+    const jobId = randomUUID();
+    const deadlineAt = Date.now() + 60_000;
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [3, 0], createdAt: at(), deadlineAt });
+    await jobs.expire(jobId, new Date(deadlineAt - 1)); // not due: nothing
+    expect(await jobs.readEvents(jobId)).toEqual([]);
+    await jobs.expire(jobId, new Date(deadlineAt + 1));
+    await jobs.expire(jobId, new Date(deadlineAt + 2));
+    expect(kinds(await jobs.readEvents(jobId))).toEqual(['result:3', 'result:0', 'completed']);
+  });
+
+  it('publishes a wake-up on the channel named like the stream when the job changes', async () => {
+    const jobId = await newJob([0]);
+    const sub = new Redis(REDIS_URL);
+    try {
+      const heard: string[] = [];
+      sub.on('message', (channel: string) => heard.push(channel));
+      await sub.subscribe(`${ns}:job:${jobId}:events`);
+      await jobs.recordOutcome(jobId, 0, outcome(null), at());
+      await expect.poll(() => heard).toEqual([`${ns}:job:${jobId}:events`]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+});

@@ -118,7 +118,8 @@ export function createSseDetector(http: HttpClient): CompletionDetector {
               buffer = buffer.slice(end + 2);
               const event = /^event: (.+)$/m.exec(block)?.[1];
               const data = /^data: (.+)$/m.exec(block)?.[1];
-              if (!event || !data) continue;
+              // `result` events (one per service) carry a service's result, not the job: only the job's own events decide.
+              if (!event || !data || event === 'result') continue;
               const doc = JSON.parse(data) as JobDocumentLite;
               last = doc.status;
               const outcome = verdict(doc);

@@ -92,6 +92,8 @@ export interface Config {
   resourceMaxOpen: number;
   /** How long job documents and results live in Redis. */
   jobTtlSeconds: number;
+  /** An event stream sends a `: ping` comment after this long without an event (below the least API_IDLE_TIMEOUT_MS). */
+  eventsHeartbeatMs: number;
   /** Messages a consumer may hold unacknowledged. */
   prefetch: number;
   /** Upper bound of one lookup attempt. */
@@ -288,6 +290,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resourceIdleMs: read('RESOURCE_IDLE_MS', int(100, 7 * 24 * 3600 * 1000), 300_000),
     resourceMaxOpen: read('RESOURCE_MAX_OPEN', int(1, 10_000), 16),
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
+    eventsHeartbeatMs: read('EVENTS_HEARTBEAT_MS', int(50, 19_000), 15_000),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
     pingCount: read('PING_COUNT', int(1, 20), 3),

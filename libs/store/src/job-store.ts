@@ -43,6 +43,15 @@ export interface JobRecord extends NewJob {
   notified: boolean;
 }
 
+/**
+ * One entry of a job's event stream: `result` when a service's outcome was recorded, then `completed` or
+ * `cancelled` when the job finished. `id` is the Redis Stream entry id (`<ms>-<seq>`), increasing per job.
+ */
+export type JobEvent = { id: string; type: 'result'; service: ServiceType } | { id: string; type: 'completed' | 'cancelled' };
+
+/** A stream entry id (`<ms>-<seq>`), as a client hands one back in Last-Event-ID. */
+export const JOB_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
+
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
@@ -109,7 +118,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   /** Removes a job that was never announced (its job.submitted could not be published). */
   async function discard(jobId: string): Promise<void> {
-    await redis.multi().del(k.job(jobId)).zrem(k.deadlines, jobId).exec();
+    await redis.multi().del(k.job(jobId), k.jobEvents(jobId)).zrem(k.deadlines, jobId).exec();
   }
 
   /**
@@ -136,7 +145,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   /** Removes a batch that was never announced (a job.submitted of it was not confirmed): every job and the record. */
   async function discardMany(batchId: string, jobIds: readonly string[]): Promise<void> {
     const m = redis.multi();
-    if (jobIds.length > 0) m.del(...jobIds.map((id) => k.job(id))).zrem(k.deadlines, ...jobIds);
+    if (jobIds.length > 0) m.del(...jobIds.flatMap((id) => [k.job(id), k.jobEvents(id)])).zrem(k.deadlines, ...jobIds);
     await m.del(k.batch(batchId)).exec();
   }
 
@@ -210,7 +219,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
     const [disposition, status, notified] = (await recordOutcomeScript(
-      [k.job(jobId), k.deadlines],
+      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [service, JSON.stringify(outcome), at, jobId],
     )) as [OutcomeDisposition, JobStatus | '', string];
     return { disposition, status, notified: notified === '1' };
@@ -223,7 +232,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean }> {
     const [disposition, status, notified] = (await expireScript(
-      [k.job(jobId), k.deadlines],
+      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
     )) as [ExpireDisposition, JobStatus | '', string];
     return { disposition, status, notified: notified === '1' };
@@ -231,7 +240,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
     const [disposition, status] = (await cancelScript(
-      [k.job(jobId), k.deadlines],
+      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
     )) as [CancelDisposition, JobStatus | ''];
     return { disposition, status };
@@ -241,7 +250,23 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     await redis.hset(k.job(jobId), 'notified', '1');
   }
 
-  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  /**
+   * The job's events after `afterId` (exclusive; '0-0' for all), oldest first. The stream is bounded (one entry
+   * per service plus the end), so one read returns them all. Entries that are not events are skipped.
+   */
+  async function readEvents(jobId: string, afterId = '0-0'): Promise<JobEvent[]> {
+    const entries = await redis.xrange(k.jobEvents(jobId), `(${afterId}`, '+');
+    const events: JobEvent[] = [];
+    for (const [id, flat] of entries) {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
+      if (f.type === 'result' && f.service) events.push({ id, type: 'result', service: Number(f.service) as ServiceType });
+      else if (f.type === 'completed' || f.type === 'cancelled') events.push({ id, type: f.type });
+    }
+    return events;
+  }
+
+  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

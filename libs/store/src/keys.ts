@@ -5,6 +5,8 @@ export function keys(namespace: string) {
   return {
     prefix: `${namespace}:`,
     job: (jobId: string) => `${namespace}:job:${jobId}`,
+    /** The job's event stream (a Redis Stream, lua/includes/job-event.lua), also the name of its wake-up channel. */
+    jobEvents: (jobId: string) => `${namespace}:job:${jobId}:events`,
     result: (jobId: string, service: ServiceType) => `${namespace}:result:${jobId}:${service}`,
     rateLimit: (tier: string, client: string) => `${namespace}:rl:${tier}:${client}`,
     deliveries: (queue: string, messageId: string) => `${namespace}:deliveries:${queue}:${messageId}`,

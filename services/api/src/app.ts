@@ -112,7 +112,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
-  if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents });
+  if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.
   const adminEnabled = config.adminApiKey !== undefined && config.adminApiKey !== '';
   if (deps.deadLetters && adminEnabled) registerDeadLetterRoutes(app, { config, deadLetters: deps.deadLetters });

@@ -30,7 +30,7 @@ export interface ApiDeps {
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;
-  /** Notifications that a job may have changed; when absent, the event-stream route is not registered. */
+  /** A job's recorded events and wake-ups when it changes; when absent, the event-stream routes are not registered. */
   jobEvents?: JobEventSource;
   /** Dead-letter queue operations; when absent, /api/admin/dead-letters is not registered. */
   deadLetters?: DeadLetterAdmin;

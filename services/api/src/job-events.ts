@@ -1,38 +1,132 @@
+import type { JobEvent, Redis } from '@lookup/store';
+import { keys, waitForRedis } from '@lookup/store';
+import type { Logger } from '@lookup/logging';
+
 /**
- * Waiters for job changes in this API process. main.ts feeds it from a private queue bound to
- * job.completed (every replica sees every event); event streams subscribe per job. After a broker
- * reconnect every waiter is woken, since events may have been missed meanwhile: waiters re-read the
- * job from Redis, the source of truth, so a wake-up is only ever a hint.
+ * A job's events for its event stream (routes/job-stream.ts): what is recorded (`read`), and a wake-up when there
+ * may be more (`subscribe`).
+ *
+ * Where events come from: the store's scripts append to a per-job Redis Stream (`<ns>:job:<id>:events`) in the
+ * same script that records an outcome, cancels, expires or completes the job (libs/store lua/includes/job-event.lua),
+ * so an event exists iff the job changed, and its entry id is the SSE id. Replaying after a Last-Event-ID is one
+ * XRANGE, on any replica.
+ *
+ * How a replica learns of new entries: those scripts also PUBLISH on the channel named like the stream, and this
+ * process SUBSCRIBEs, on one dedicated Redis connection per replica, to the channels of the jobs its clients
+ * follow (first listener subscribes, last one unsubscribes). Chosen over the alternatives because:
+ * - an AMQP `job.progress` message per outcome would add a publish (and a confirm) to the saga's hot path for every
+ *   outcome, listened to or not; a PUBLISH inside a script that already runs costs next to nothing, and nothing at
+ *   all for a job no client follows (no subscriber on its channel);
+ * - XREAD BLOCK multiplexing every followed stream on one connection has to be interrupted (CLIENT UNBLOCK or a
+ *   short timeout) whenever a client arrives, and re-sends every stream's key and id each round; SUBSCRIBE keeps
+ *   one connection per replica without that churn.
+ * Pub/sub is lossy across a reconnect, so a wake-up is only a hint: after the subscriber connection (or the broker,
+ * whose job.completed also wakes streams) reconnects, every listener is woken and re-reads its stream.
  */
 export interface JobEventSource {
-  /** Calls `listener` whenever the job may have changed; returns the unsubscribe function. */
-  subscribe(jobId: string, listener: () => void): () => void;
+  /**
+   * Calls `listener` whenever the job may have changed. Resolves, once listening (nothing recorded afterwards can
+   * be missed), to the unsubscribe function; rejects when the wake-up channel is unavailable.
+   */
+  subscribe(jobId: string, listener: () => void): Promise<() => void>;
+  /** The job's events after `afterId` ('0-0': all), oldest first. */
+  read(jobId: string, afterId: string): Promise<JobEvent[]>;
 }
 
-export function createJobEventHub() {
-  const listeners = new Map<string, Set<() => void>>();
+export interface JobEventHubOptions {
+  /** Reads a job's event stream (the job store's readEvents); without it, no job has events (tests). */
+  read?: (jobId: string, afterId: string) => Promise<JobEvent[]>;
+  /** A dedicated connection for SUBSCRIBE (it can do nothing else), and the namespace naming the channels. */
+  subscriber?: { redis: Redis; namespace: string; logger: Logger };
+}
+
+export function createJobEventHub(options: JobEventHubOptions = {}) {
+  interface Entry {
+    listeners: Set<() => void>;
+    /** Resolves once the channel is subscribed (at once without a subscriber connection). */
+    ready: Promise<void>;
+  }
+  const entries = new Map<string, Entry>();
+  const sub = options.subscriber;
+  const channel = sub ? keys(sub.namespace).jobEvents : undefined;
+  const byChannel = new Map<string, string>();
+
+  if (sub) {
+    sub.redis.on('message', (ch: string) => {
+      const jobId = byChannel.get(ch);
+      if (jobId) notify(jobId);
+    });
+    // ioredis re-subscribes after a reconnect; what was published meanwhile is lost, so everyone re-reads.
+    let connectedBefore = false;
+    sub.redis.on('ready', () => {
+      if (connectedBefore) notifyAll();
+      connectedBefore = true;
+    });
+  }
+
+  async function listen(jobId: string): Promise<void> {
+    if (!sub || !channel) return;
+    const ch = channel(jobId);
+    byChannel.set(ch, jobId);
+    if (sub.redis.status !== 'ready') await waitForRedis(sub.redis, 2_000);
+    await sub.redis.subscribe(ch);
+  }
+
+  function stopListening(jobId: string): void {
+    if (!sub || !channel) return;
+    const ch = channel(jobId);
+    byChannel.delete(ch);
+    sub.redis.unsubscribe(ch).catch((err: unknown) => sub.logger.debug({ err, jobId }, 'could not unsubscribe a job event channel'));
+  }
+
+  function notify(jobId: string): void {
+    for (const l of [...(entries.get(jobId)?.listeners ?? [])]) l();
+  }
+  function notifyAll(): void {
+    for (const entry of [...entries.values()]) for (const l of [...entry.listeners]) l();
+  }
+
   const source: JobEventSource = {
-    subscribe(jobId, listener) {
-      let set = listeners.get(jobId);
-      if (!set) listeners.set(jobId, (set = new Set()));
-      set.add(listener);
-      return () => {
-        set!.delete(listener);
-        if (set!.size === 0 && listeners.get(jobId) === set) listeners.delete(jobId);
+    async subscribe(jobId, listener) {
+      let entry = entries.get(jobId);
+      if (!entry) {
+        const ready = listen(jobId);
+        entry = { listeners: new Set(), ready };
+        entries.set(jobId, entry);
+        // A failed subscription is forgotten, so the next client tries again.
+        ready.catch(() => {
+          if (entries.get(jobId) === entry) {
+            entries.delete(jobId);
+            if (channel) byChannel.delete(channel(jobId));
+          }
+        });
+      }
+      const mine = entry;
+      mine.listeners.add(listener);
+      const unsubscribe = () => {
+        if (!mine.listeners.delete(listener)) return;
+        if (mine.listeners.size === 0 && entries.get(jobId) === mine) {
+          entries.delete(jobId);
+          stopListening(jobId);
+        }
       };
+      try {
+        await mine.ready;
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
+      return unsubscribe;
     },
+    read: options.read ?? (async () => []),
   };
   return {
     source,
-    notify(jobId: string): void {
-      for (const l of [...(listeners.get(jobId) ?? [])]) l();
-    },
-    notifyAll(): void {
-      for (const set of [...listeners.values()]) for (const l of [...set]) l();
-    },
+    notify,
+    notifyAll,
     get subscribers(): number {
       let n = 0;
-      for (const set of listeners.values()) n += set.size;
+      for (const entry of entries.values()) n += entry.listeners.size;
       return n;
     },
   };

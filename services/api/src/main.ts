@@ -30,8 +30,15 @@ const broker = createBroker({
   maxAttempts: config.retryMaxAttempts,
   retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
 });
-// Every API replica hears every job.completed (a private queue each), to wake its event streams.
-const jobEvents = createJobEventHub();
+// Event streams read each job's Redis Stream and are woken through Redis pub/sub on one dedicated subscriber
+// connection (job-events.ts says why). Every API replica also hears every job.completed (a private queue each):
+// a second wake-up for the end of a job.
+const jobStore = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
+const subscriber = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api-events`, failFast: true });
+const jobEvents = createJobEventHub({
+  read: (jobId, afterId) => jobStore.readEvents(jobId, afterId),
+  subscriber: { redis: subscriber, namespace: config.namespace, logger },
+});
 await broker.consume<JobCompleted>({
   queue: broker.topology.queues.api(instanceId),
   exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
@@ -47,7 +54,6 @@ const publishers = createPublishers(broker);
 const resources = createResourceRouter({ redis, config, logger, instanceId });
 void resources.start();
 
-const jobStore = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 const app = await buildApp({
   resources,
   config,
@@ -89,6 +95,7 @@ const shutdown = createShutdown({
     { name: 'close resource router', run: () => resources.close() },
     { name: 'close broker', run: () => broker.close() },
     { name: 'close redis', run: () => redis.quit() },
+    { name: 'close redis subscriber', run: () => subscriber.quit() },
   ],
 });
 installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });

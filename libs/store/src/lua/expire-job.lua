@@ -1,6 +1,6 @@
 -- Finishes a job whose deadline has passed: every requested service still without an outcome is recorded
 -- TimedOut and the job completes with what it has. Idempotent; never touches a finished job.
--- KEYS[1] job hash; KEYS[2] deadline index (sorted set)
+-- KEYS[1] job hash; KEYS[2] deadline index (sorted set); KEYS[3] the job's event stream (includes/job-event.lua)
 -- ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] now (epoch ms); ARGV[4] the TimedOut outcome (JSON, built by
 -- job-store.ts)
 -- Returns { disposition, status, notified }: disposition expired | not-due | finished | missing
@@ -18,5 +18,5 @@ if status == 'Completed' or status == 'Cancelled' then
 end
 local deadline = tonumber(redis.call('HGET', job, 'deadlineAt') or '0')
 if deadline > tonumber(ARGV[3]) then return { 'not-due', status, notified } end
-finishJob(job, KEYS[2], ARGV[1], ARGV[4], 'Completed', ARGV[2], 'timedOut', '1')
+finishJob(job, KEYS[2], KEYS[3], ARGV[1], ARGV[4], 'Completed', ARGV[2], 'timedOut', '1')
 return { 'expired', 'Completed', notified }

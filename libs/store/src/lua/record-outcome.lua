@@ -1,6 +1,8 @@
 -- Records one service's outcome on a job, atomically and idempotently.
 -- KEYS[1]  job hash
 -- KEYS[2]  deadline index (sorted set): the job leaves it when it completes
+-- KEYS[3]  the job's event stream (includes/job-event.lua): a `result` entry, and `completed` when this outcome
+--          completes the job
 -- ARGV[1]  service number
 -- ARGV[2]  the outcome (JSON of job-store.ts's OutcomeRecord: @lookup/contracts' outcome.ts plus location),
 --          stored as it is: this script never reads its fields
@@ -10,6 +12,7 @@
 --   disposition: recorded | duplicate | late | missing | unrequested
 -- The first outcome for a service wins (HSETNX): a redelivered or duplicate event never double-counts,
 -- and a finished (Completed/Cancelled) job is never reopened or regressed.
+--- @include "includes/job-event"
 local job = KEYS[1]
 local status = redis.call('HGET', job, 'status')
 if not status then return { 'missing', '', '' } end
@@ -23,11 +26,15 @@ end
 if redis.call('HSETNX', job, 'o:' .. ARGV[1], ARGV[2]) == 0 then return { 'duplicate', status, notified } end
 local done = redis.call('HINCRBY', job, 'done', 1)
 local total = tonumber(redis.call('HGET', job, 'total'))
+jobEvent(KEYS[3], job, total + 2, 'type', 'result', 'service', ARGV[1])
 if done >= total then
   redis.call('HSET', job, 'status', 'Completed', 'completedAt', ARGV[3])
   redis.call('ZREM', KEYS[2], ARGV[4])
+  jobEvent(KEYS[3], job, total + 2, 'type', 'completed')
+  jobEventsChanged(KEYS[3])
   return { 'recorded', 'Completed', notified }
 end
+jobEventsChanged(KEYS[3])
 if status == 'Pending' then
   redis.call('HSET', job, 'status', 'Processing')
   status = 'Processing'
