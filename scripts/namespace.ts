@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadConfigOrExit, maskUrl } from '@lookup/config';
-import { SERVICE_CATALOGUE } from '@lookup/contracts';
+import { SERVICE_CATALOGUE, mapBounded } from '@lookup/contracts';
 import { declarations } from '@lookup/messaging';
 import { deleteByPrefix } from '@lookup/store';
 import { UsageError, checkExchange, checkQueue, connectAmqp, fail, failUsage, type Connection, type QueueState } from './cli-support.ts';
@@ -60,26 +60,13 @@ function durableNames(namespace: string): { queues: string[]; exchanges: string[
   return { queues: [...d.queues.map((q) => q.name), ...legacy], exchanges: d.exchanges.map((e) => e.name) };
 }
 
-/** Maps `items` through `fn`, at most `limit` at a time, keeping their order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /** Which of the names exist (passive checks, a few hundred: most delay buckets were never declared). */
 async function survey(connection: Connection, namespace: string) {
   const names = durableNames(namespace);
-  const states = await mapLimit(names.queues, 32, (name) => checkQueue(connection, name));
+  const states = await mapBounded(names.queues, 32, (name) => checkQueue(connection, name));
   const queues = names.queues.flatMap((name, i) => (states[i] ? [{ name, state: states[i]! }] : []));
-  const found = await mapLimit(names.exchanges, 4, (name) => checkExchange(connection, name));
+  const found = await mapBounded(names.exchanges, 4, (name) => checkExchange(connection, name));
   const exchanges = names.exchanges.filter((_, i) => found[i]);
   return { queues, exchanges };
 }

@@ -11,3 +11,4 @@ export * from './backoff.ts';
 export * from './message-ids.ts';
 export * from './lua-script.ts';
 export * from './events.ts';
+export * from './map-bounded.ts';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SCHEMA_VERSION, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
+import { SCHEMA_VERSION, mapBounded, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
 import type { NewJob } from '@lookup/store';
 import type { ApiDeps } from './deps.ts';
 import {
@@ -7,12 +7,11 @@ import {
   BatchRejected,
   BrokerUnavailable,
   HttpError,
-  IdempotencyConflict,
   InvalidIdempotencyKey,
   StoreUnavailable,
   TargetNotAllowed,
 } from './http-errors.ts';
-import { IDEMPOTENCY_KEY_RE, validateSubmission, type SubmitLog, type SubmitLookupDeps, type ValidSubmission } from './submit-lookup.ts';
+import { IDEMPOTENCY_KEY_RE, claimIdempotencyKey, validateSubmission, type SubmitLog, type SubmitLookupDeps, type ValidSubmission } from './submit-lookup.ts';
 
 /** How many domain items of one batch are pre-checked in DNS at a time. */
 export const BATCH_PRECHECK_CONCURRENCY = 8;
@@ -54,19 +53,6 @@ export interface SubmitBatchOptions {
 
 const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
 
-/** Runs `fn` over `items` with at most `limit` calls in flight. */
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /**
  * Submits a batch, HTTP-free. Each item goes through the single submission's checks (validateSubmission; the
@@ -116,14 +102,7 @@ export async function submitBatch(
         return v ? [v.target, v.services] : ['refused', raw.target, raw.services ?? input.services ?? null];
       }),
     ]);
-    let claim;
-    try {
-      claim = await idempotency.claim(input.clientId, idemKey, fingerprint, batchId);
-    } catch (err) {
-      log.error({ err }, 'could not check the Idempotency-Key; answering 503');
-      throw new StoreUnavailable();
-    }
-    if (claim.state === 'conflict') throw new IdempotencyConflict(idemKey, claim.jobId);
+    const claim = await claimIdempotencyKey(idempotency, input.clientId, idemKey, fingerprint, batchId, log);
     if (claim.state === 'replay') {
       log.info({ existingBatchId: claim.jobId }, 'idempotent replay of a batch');
       let stored;

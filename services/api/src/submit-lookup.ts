@@ -162,14 +162,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   if (typeof idemKey === 'string') {
     // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
     const fingerprint = JSON.stringify([valid.target, valid.services]);
-    let claim;
-    try {
-      claim = await idempotency.claim(input.clientId, idemKey, fingerprint, jobId);
-    } catch (err) {
-      log.error({ err }, 'could not check the Idempotency-Key; answering 503');
-      throw new StoreUnavailable();
-    }
-    if (claim.state === 'conflict') throw new IdempotencyConflict(idemKey, claim.jobId);
+    const claim = await claimIdempotencyKey(idempotency, input.clientId, idemKey, fingerprint, jobId, log);
     if (claim.state === 'replay') {
       log.info({ existingJobId: claim.jobId }, 'idempotent replay');
       return result(claim.jobId, true);
@@ -244,4 +237,28 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     'job accepted',
   );
   return result(jobId, false);
+}
+
+/**
+ * Claims an Idempotency-Key for `id` (a job's or a batch's): `new`, or `replay` of the id stored with it. A key
+ * used with another request is IdempotencyConflict; a store failure is StoreUnavailable (logged). Shared by
+ * submitLookup and submitBatch.
+ */
+export async function claimIdempotencyKey(
+  idempotency: SubmitLookupDeps['idempotency'],
+  clientId: string,
+  key: string,
+  fingerprint: string,
+  id: string,
+  log: Pick<SubmitLog, 'error'>,
+): Promise<{ state: 'new' } | { state: 'replay'; jobId: string }> {
+  let claim;
+  try {
+    claim = await idempotency.claim(clientId, key, fingerprint, id);
+  } catch (err) {
+    log.error({ err }, 'could not check the Idempotency-Key; answering 503');
+    throw new StoreUnavailable();
+  }
+  if (claim.state === 'conflict') throw new IdempotencyConflict(key, claim.jobId);
+  return claim;
 }
