@@ -73,20 +73,40 @@ const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8'
 const HAVE_KUBECTL = !kubectl.error && kubectl.status === 0;
 if (!HAVE_KUBECTL) console.warn('kubectl not found: tests/k8s.test.ts checks deploy/k8s/base as written, without kustomize');
 
-/** The objects an overlay renders to: `kubectl kustomize <dir>`, or without kubectl the base's files as they are. */
+/** What is checked: both overlays as kustomize renders them, or without kubectl the base's files as they are. */
+const TARGETS = HAVE_KUBECTL ? ['dev', 'production'] : ['base'];
+
+/** The objects of `overlay` (`kubectl kustomize overlays/<overlay>`), or of the base read directly. */
 function render(overlay: string): K8sObject[] {
   let text: string;
-  if (HAVE_KUBECTL) {
+  if (overlay !== 'base') {
     const r = spawnSync('kubectl', ['kustomize', path.join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
     expect(r.status, `kubectl kustomize overlays/${overlay}:\n${r.stderr}`).toBe(0);
     text = r.stdout;
   } else {
-    // No patches, generators or namespace: the checks below hold for the base as much as for the overlays.
-    const kustomization = parseAllDocuments(read('deploy/k8s/base/kustomization.yaml'))[0]!.toJSON() as { resources: string[] };
+    // No patches, generators or namespace: the checks below hold for the base as much as for the overlays (the
+    // overlay-specific ones look at `overlay`).
+    const kustomization = parseAllDocuments(read('deploy/k8s/base/kustomization.yaml'))[0]!.toJSON() as {
+      resources: string[];
+      labels: Array<{ pairs: Record<string, string>; includeTemplates?: boolean }>;
+    };
     text = kustomization.resources.map((f) => read(`deploy/k8s/base/${f}`)).join('\n---\n');
+    const docs = parse(text);
+    // The one transformation the base itself asks kustomize for: its common labels, on objects and pod templates.
+    for (const { pairs, includeTemplates } of kustomization.labels) {
+      for (const o of docs) {
+        o.metadata.labels = { ...o.metadata.labels, ...pairs };
+        if (includeTemplates && o.spec?.template?.metadata) o.spec.template.metadata.labels = { ...o.spec.template.metadata.labels, ...pairs };
+      }
+    }
+    return docs;
   }
+  return parse(text);
+}
+
+function parse(text: string): K8sObject[] {
   const docs = parseAllDocuments(text);
-  for (const d of docs) expect(d.errors, `overlays/${overlay}: YAML errors`).toEqual([]);
+  for (const d of docs) expect(d.errors, 'YAML errors').toEqual([]);
   return docs.map((d) => d.toJSON() as K8sObject).filter(Boolean);
 }
 
@@ -95,7 +115,7 @@ beforeAll(async () => {
   start = await import(pathToFileURL(path.join(ROOT, 'scripts', 'start.mjs')).href);
 });
 
-describe.each(['dev', 'production'])('deploy/k8s/overlays/%s', (overlay) => {
+describe.each(TARGETS)('deploy/k8s %s', (overlay) => {
   const objects = render(overlay);
   const of = (kind: string) => objects.filter((o) => o.kind === kind);
   const named = (kind: string, name: string) => of(kind).find((o) => o.metadata.name === name);
@@ -106,6 +126,9 @@ describe.each(['dev', 'production'])('deploy/k8s/overlays/%s', (overlay) => {
   const suite = of('Deployment')
     .filter((d) => d.metadata.labels?.['app.kubernetes.io/part-of'] === 'distributed-lookup')
     .map((d) => ({ d, name: d.metadata.name, pod: d.spec.template.spec, c: d.spec.template.spec.containers[0] as Container }));
+  it('finds the suite: a Deployment per process type, labelled part-of distributed-lookup', () => {
+    expect(suite.length).toBe(scripts().length);
+  });
   const scripts = () => start.readServices(pkg);
   /** The start script a Deployment runs: `api`, `saga`, `resource-worker`, or `<slug>` for `<slug>-worker`. */
   const scriptOf = (name: string) => scripts().find((s) => s.name === name || `${s.name}-worker` === name);
@@ -180,7 +203,7 @@ describe.each(['dev', 'production'])('deploy/k8s/overlays/%s', (overlay) => {
       for (const d of of('Deployment')) for (const c of d.spec.template.spec.containers as Container[]) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) used.add(e.valueFrom.secretKeyRef.key);
       expect(Object.keys(secret!.data ?? {}).sort()).toEqual([...used].sort());
     } else {
-      expect(secret, 'production: the Secret is created out of band, never committed').toBeUndefined();
+      expect(secret, `${overlay}: the Secret is created out of band, never committed`).toBeUndefined();
     }
   });
 
