@@ -522,7 +522,7 @@ describe('docker-compose.yml', () => {
       expect(asEnv(svc('jaeger').environment).COLLECTOR_OTLP_ENABLED).toBe('true');
     });
 
-    it('points every app service at the collector with compose.observability.yml, and only then; commands unchanged', () => {
+    it('points every app service at the collector and opens its metrics listener to Prometheus with compose.observability.yml, and only then; commands unchanged', () => {
       const plain = rendered(SECRETS);
       const observed = rendered(SECRETS, OBSERVE);
       const both = rendered(SECRETS, ALL);
@@ -531,6 +531,8 @@ describe('docker-compose.yml', () => {
         for (const out of [observed, both]) {
           const env = asEnv(out.services[name]!.environment);
           expect(env.OTEL_EXPORTER_OTLP_ENDPOINT, name).toBe('http://otel-collector:4318');
+          // Prometheus scrapes the metrics listener from another container: every interface, not 127.0.0.1.
+          expect(env.METRICS_HOST, name).toBe('0.0.0.0');
           expect(env.AMQP_URL, `${name}: the base file's environment is kept`).toBe('amqp://lookup:rmqTestSecret42@rabbitmq:5672');
           expect(out.services[name]!.command, name).toEqual(services[name]!.command);
         }

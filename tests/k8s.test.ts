@@ -25,6 +25,12 @@ const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string
 
 /** Every variable libs/config reads (its `read('NAME', ...)` calls), as tests/compose.test.ts finds them. */
 const CONFIG_VARIABLES = new Set([...read('libs/config/src/config.ts').matchAll(/\bread(?:<[^>]*>)?\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1]!));
+/**
+ * Variables the metrics branch (h13-metrics: METRICS_HOST, beside METRICS_PORT) adds to libs/config; accepted here
+ * until that is merged, after which CONFIG_VARIABLES holds them and this list can go.
+ */
+const PENDING_VARIABLES = new Set(['METRICS_HOST']);
+const isConfigVariable = (name: string) => CONFIG_VARIABLES.has(name) || PENDING_VARIABLES.has(name);
 /** The metrics/health listener's port when METRICS_PORT is not set (metrics-names: 9464 in a container). */
 const DEFAULT_METRICS_PORT = 9464;
 /** The API's health routes (DESIGN: HTTP contract) and the listener's, the same paths. */
@@ -170,12 +176,12 @@ describe.each(TARGETS)('deploy/k8s %s', (overlay) => {
 
   it('sets only variables libs/config reads, from the ConfigMap and the Secret, and no Service links', () => {
     expect(CONFIG_VARIABLES.size).toBeGreaterThanOrEqual(50); // the parse found the list
-    for (const key of Object.keys(config.data ?? {})) expect(CONFIG_VARIABLES.has(key), `ConfigMap key ${key}`).toBe(true);
+    for (const key of Object.keys(config.data ?? {})) expect(isConfigVariable(key), `ConfigMap key ${key}`).toBe(true);
     const secretKeys = new Set<string>();
     for (const { name, pod, c } of suite) {
       expect(c.envFrom, name).toEqual([{ configMapRef: { name: 'lookup-config' } }]);
       for (const e of c.env ?? []) {
-        expect(CONFIG_VARIABLES.has(e.name), `${name}: env ${e.name} is not a libs/config variable`).toBe(true);
+        expect(isConfigVariable(e.name), `${name}: env ${e.name} is not a libs/config variable`).toBe(true);
         const ref = e.valueFrom?.secretKeyRef;
         if (ref) {
           expect(ref.name, `${name}: ${e.name}`).toBe('lookup-secrets');
@@ -223,8 +229,10 @@ describe.each(TARGETS)('deploy/k8s %s', (overlay) => {
         'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': '/metrics',
       });
     }
+    // Both listeners answer on the pod's address (probes and Prometheus come from outside the container).
     const api = suite.find((s) => s.name === 'api')!;
     expect(setting(api.c, 'API_HOST')).toBe('0.0.0.0');
+    for (const { name, c } of suite.filter((s) => s.name !== 'api')) expect(setting(c, 'METRICS_HOST'), name).toBe('0.0.0.0');
   });
 
   it('gives every process requests and limits, a PodDisruptionBudget, and a grace period above its shutdown cap', () => {
