@@ -169,7 +169,7 @@ describe.each(TARGETS)('deploy/k8s %s', (overlay) => {
       // `args`, not `command`: command would replace the image's ENTRYPOINT (tini, which forwards signals and reaps
       // the Ping and resource workers' child processes); compose's `command` replaces CMD only.
       expect(c.command, `${name}: command`).toBeUndefined();
-      expect(c.args, `${name}: args vs npm run start:${scriptOf(name)?.name}`).toEqual(scriptOf(name)!.argv);
+      expect(c.args, `${name}: args vs npm run start:${scriptOf(name)?.name} (node scripts/sync-k8s-args.mjs updates them)`).toEqual(scriptOf(name)!.argv);
     }
     expect(read('Dockerfile')).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
   });
