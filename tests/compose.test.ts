@@ -147,6 +147,36 @@ describe('docker-compose.yml', () => {
     expect(r.status, `config said:\n${r.stdout}${r.stderr}`).toBe(0);
     return parse(r.stdout) as ComposeFile;
   }
+  /**
+   * rendered(), without blocking this worker while docker-compose runs (several seconds each on a loaded machine:
+   * a long synchronous stretch starves vitest's worker RPC, "Timeout calling onTaskUpdate").
+   */
+  async function renderedAsync(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): Promise<ComposeFile> {
+    const { files = ['docker-compose.yml'], profiles = [] } = options;
+    const tool = findCompose();
+    if (!tool) throw new Error('neither `docker-compose` nor `docker compose` is installed (see composeConfig)');
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-project-'));
+    try {
+      for (const file of files) copyFileSync(path.join(ROOT, file), path.join(dir, file));
+      copyFileSync(path.join(ROOT, 'Dockerfile'), path.join(dir, 'Dockerfile'));
+      writeFileSync(path.join(dir, '.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
+      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
+      const argv = [...tool.prefix, ...files.flatMap((f) => ['-f', f]), ...profiles.flatMap((p) => ['--profile', p]), 'config'];
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(tool.cmd, argv, { cwd: dir, env });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+      });
+      expect(code, `config said:\n${stdout}${stderr}`).toBe(0);
+      return parse(stdout) as ComposeFile;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
   const DEMO = { files: ['docker-compose.yml', 'compose.demo.yml'], profiles: ['demo'] };
   const OBSERVE = { files: ['docker-compose.yml', 'compose.observability.yml'], profiles: ['observability'] };
@@ -301,8 +331,8 @@ describe('docker-compose.yml', () => {
     });
   });
 
-  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', () => {
-    const out = rendered(SECRETS, ALL);
+  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', async () => {
+    const out = await renderedAsync(SECRETS, ALL);
     expect(Object.keys(out.services).sort()).toEqual(Object.keys(services).sort()); // fixtures and observability included
     for (const [name, svc] of Object.entries(out.services)) {
       const hc = svc.healthcheck;
@@ -418,11 +448,11 @@ describe('docker-compose.yml', () => {
       expect(svc('otel-collector').depends_on).toEqual({ jaeger: { condition: 'service_started' } });
     });
 
-    it('publishes Grafana 3000, Prometheus 9090, Jaeger 16686 and OTLP 4317/4318 on 127.0.0.1, on host ports set in .env', () => {
+    it('publishes Grafana 3000, Prometheus 9090, Jaeger 16686 and OTLP 4317/4318 on 127.0.0.1, on host ports set in .env', async () => {
       const published = (out: ComposeFile) =>
         Object.fromEntries(OBSERVABILITY.map((n) => [n, (out.services[n]!.ports ?? []).map(portBinding).map((p) => `${p.hostIp}:${p.published}:${p.target}`).sort()]));
-      expect(published(rendered(SECRETS, OBSERVE))).toEqual(OBSERVABILITY_PORTS);
-      const moved = rendered(
+      expect(published(await renderedAsync(SECRETS, OBSERVE))).toEqual(OBSERVABILITY_PORTS);
+      const moved = await renderedAsync(
         { ...SECRETS, PROMETHEUS_HOST_PORT: '24090', GRAFANA_HOST_PORT: '24030', JAEGER_HOST_PORT: '24686', OTLP_HTTP_HOST_PORT: '24318', OTLP_GRPC_HOST_PORT: '24317' },
         OBSERVE,
       );
@@ -522,10 +552,8 @@ describe('docker-compose.yml', () => {
       expect(asEnv(svc('jaeger').environment).COLLECTOR_OTLP_ENABLED).toBe('true');
     });
 
-    it('points every app service at the collector and opens its metrics listener to Prometheus with compose.observability.yml, and only then; commands unchanged', () => {
-      const plain = rendered(SECRETS);
-      const observed = rendered(SECRETS, OBSERVE);
-      const both = rendered(SECRETS, ALL);
+    it('points every app service at the collector and opens its metrics listener to Prometheus with compose.observability.yml, and only then; commands unchanged', async () => {
+      const [plain, observed, both] = await Promise.all([renderedAsync(SECRETS), renderedAsync(SECRETS, OBSERVE), renderedAsync(SECRETS, ALL)]);
       for (const [name] of appServices) {
         expect(asEnv(plain.services[name]!.environment).OTEL_EXPORTER_OTLP_ENDPOINT, name).toBeUndefined();
         for (const out of [observed, both]) {
