@@ -1,5 +1,7 @@
-// Keeps docker-compose.yml, compose.demo.yml, .env.example, the Dockerfile and the root package.json's start scripts
-// in step, and checks the process supervisor (scripts/start.mjs) that `npm start` and the image's CMD run. No Docker
+// Keeps docker-compose.yml, compose.demo.yml, compose.observability.yml, .env.example, the Dockerfile and the root
+// package.json's start scripts in step, checks the observability profile's files (deploy/observability: Prometheus,
+// Grafana, the OpenTelemetry collector), and the process supervisor (scripts/start.mjs) that `npm start` and the
+// image's CMD run. No Docker
 // engine is needed: compose files are rendered with `docker-compose config` (v1, or the v2 plugin), the Dockerfile
 // is read as text.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
