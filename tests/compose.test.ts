@@ -1,15 +1,18 @@
-// Keeps docker-compose.yml, compose.demo.yml, .env.example, the Dockerfile and the root package.json's start scripts
-// in step, and checks the process supervisor (scripts/start.mjs) that `npm start` and the image's CMD run. No Docker
+// Keeps docker-compose.yml, compose.demo.yml, compose.observability.yml, .env.example, the Dockerfile and the root
+// package.json's start scripts in step, checks the observability profile's files (deploy/observability: Prometheus,
+// Grafana, the OpenTelemetry collector), and the process supervisor (scripts/start.mjs) that `npm start` and the
+// image's CMD run. No Docker
 // engine is needed: compose files are rendered with `docker-compose config` (v1, or the v2 plugin), the Dockerfile
 // is read as text.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_CATALOGUE } from '@lookup/contracts';
+import { isKnownSeries, promqlMetricNames, SUITE_HISTOGRAMS, SUITE_METRICS } from './support/metric-names.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const START = path.join(ROOT, 'scripts', 'start.mjs');
@@ -44,11 +47,16 @@ interface ComposeFile {
 }
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+/** The files under a repository folder, as repository paths. */
+const listFiles = (dir: string): string[] =>
+  readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
 const compose = parse(read('docker-compose.yml'), { merge: true }) as ComposeFile;
 const services = compose.services;
 /** The suite's own services (one per start:<name> script): every service of this image but the demo's fixtures. */
 const appServices = Object.entries(services).filter(([name, s]) => s.image === IMAGE && name !== 'fixtures');
+/** The `observability` profile's services (upstream images: Prometheus, Grafana, the OpenTelemetry collector, Jaeger). */
+const OBSERVABILITY = Object.entries(services).filter(([, s]) => s.profiles?.includes('observability')).map(([n]) => n).sort();
 /** One compose service per catalogue entry: `<slug>-worker`. */
 const LOOKUP_WORKERS = SERVICE_CATALOGUE.map((s) => `${s.slug}-worker`);
 
@@ -95,6 +103,14 @@ const asEnv = (env: ComposeService['environment']): Record<string, string> =>
     ? Object.fromEntries(env.map((e) => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]))
     : Object.fromEntries(Object.entries(env ?? {}).map(([k, v]) => [k, v == null ? '' : String(v)]));
 
+/** What the observability profile publishes on this machine by default (all on 127.0.0.1). */
+const OBSERVABILITY_PORTS = {
+  prometheus: ['127.0.0.1:9090:9090'],
+  grafana: ['127.0.0.1:3000:3000'],
+  jaeger: ['127.0.0.1:16686:16686'],
+  'otel-collector': ['127.0.0.1:4317:4317', '127.0.0.1:4318:4318'],
+};
+
 describe('docker-compose.yml', () => {
   /**
    * Renders the compose files the way a user's checkout would: a project directory holding them and a `.env` with
@@ -133,8 +149,41 @@ describe('docker-compose.yml', () => {
     expect(r.status, `config said:\n${r.stdout}${r.stderr}`).toBe(0);
     return parse(r.stdout) as ComposeFile;
   }
+  /**
+   * rendered(), without blocking this worker while docker-compose runs (several seconds each on a loaded machine:
+   * a long synchronous stretch starves vitest's worker RPC, "Timeout calling onTaskUpdate").
+   */
+  async function renderedAsync(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): Promise<ComposeFile> {
+    const { files = ['docker-compose.yml'], profiles = [] } = options;
+    const tool = findCompose();
+    if (!tool) throw new Error('neither `docker-compose` nor `docker compose` is installed (see composeConfig)');
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-project-'));
+    try {
+      for (const file of files) copyFileSync(path.join(ROOT, file), path.join(dir, file));
+      copyFileSync(path.join(ROOT, 'Dockerfile'), path.join(dir, 'Dockerfile'));
+      writeFileSync(path.join(dir, '.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
+      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
+      const argv = [...tool.prefix, ...files.flatMap((f) => ['-f', f]), ...profiles.flatMap((p) => ['--profile', p]), 'config'];
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(tool.cmd, argv, { cwd: dir, env });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+      });
+      expect(code, `config said:\n${stdout}${stderr}`).toBe(0);
+      return parse(stdout) as ComposeFile;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
   const DEMO = { files: ['docker-compose.yml', 'compose.demo.yml'], profiles: ['demo'] };
+  const OBSERVE = { files: ['docker-compose.yml', 'compose.observability.yml'], profiles: ['observability'] };
+  /** Every file and every profile at once. */
+  const ALL = { files: ['docker-compose.yml', 'compose.demo.yml', 'compose.observability.yml'], profiles: ['demo', 'observability'] };
 
   it('is valid for docker-compose (config -q exits 0) once the secrets are set, alone and with the demo override', () => {
     const r = composeConfig(SECRETS);
@@ -168,7 +217,7 @@ describe('docker-compose.yml', () => {
     expect(env('redis')).toMatchObject({ REDISCLI_AUTH: 'redisTestSecret42' });
     expect(env('rabbitmq').ADMIN_API_KEY).toBeUndefined(); // the images get no env_file
 
-    for (const file of ['docker-compose.yml', 'compose.demo.yml']) {
+    for (const file of ['docker-compose.yml', 'compose.demo.yml', 'compose.observability.yml']) {
       const raw = read(file);
       expect(raw).not.toMatch(/guest/);
       // Every password, key or URL credential is a ${VARIABLE} (or blanked: ""), never a literal.
@@ -183,7 +232,7 @@ describe('docker-compose.yml', () => {
   it('documents every variable it substitutes in .env.example, and keeps .env out of git and the image', () => {
     const example = read('.env.example');
     const documented = new Set([...example.matchAll(/^(\w+)=/gm)].map((m) => m[1]!));
-    for (const file of ['docker-compose.yml', 'compose.demo.yml']) {
+    for (const file of ['docker-compose.yml', 'compose.demo.yml', 'compose.observability.yml']) {
       const used = new Set([...read(file).matchAll(/\$\{(\w+)/g)].map((m) => m[1]!));
       for (const name of used) expect(documented.has(name), `${file}'s ${name} in .env.example`).toBe(true);
     }
@@ -248,7 +297,7 @@ describe('docker-compose.yml', () => {
       expect(svc.pull_policy, `${name}: pull_policy`).toBe('never');
     }
     // Nothing else of the image: rabbitmq and redis are pinned upstream images.
-    expect(Object.keys(services).filter((n) => services[n]!.image !== IMAGE).sort()).toEqual(['rabbitmq', 'redis']);
+    expect(Object.keys(services).filter((n) => services[n]!.image !== IMAGE).sort()).toEqual(['rabbitmq', 'redis', ...OBSERVABILITY].sort());
   });
 
   it('lets saga and the workers scale: no container_name and no host ports', () => {
@@ -270,6 +319,8 @@ describe('docker-compose.yml', () => {
       api: ['127.0.0.1:8080:8080'],
       saga: [], ...Object.fromEntries(LOOKUP_WORKERS.map((w) => [w, []])), 'resource-worker': [],
       ...(defaults.services.fixtures ? { fixtures: [] } : {}),
+      // docker-compose v1 renders the services of every profile; v2 only those of the active profiles.
+      ...(defaults.services.prometheus ? OBSERVABILITY_PORTS : {}),
     });
     const moved = rendered({
       ...SECRETS, RABBITMQ_HOST_PORT: '25672', RABBITMQ_MANAGEMENT_HOST_PORT: '25673', REDIS_HOST_PORT: '26379',
@@ -282,11 +333,18 @@ describe('docker-compose.yml', () => {
     });
   });
 
-  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', () => {
-    const out = rendered(SECRETS, DEMO);
-    expect(Object.keys(out.services).sort()).toEqual(Object.keys(services).sort()); // fixtures included
+  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', async () => {
+    const out = await renderedAsync(SECRETS, ALL);
+    expect(Object.keys(out.services).sort()).toEqual(Object.keys(services).sort()); // fixtures and observability included
     for (const [name, svc] of Object.entries(out.services)) {
       const hc = svc.healthcheck;
+      // The collector's and Jaeger's images carry no shell or HTTP client to run a check with (the collector's is
+      // distroless); their own health endpoints (13133, 14269) are there for outside probes.
+      if (name === 'otel-collector' || name === 'jaeger') {
+        // `disable: true`, which docker-compose v1 renders as test: [NONE].
+        expect(hc?.disable === true || (hc?.test as string[] | undefined)?.[0] === 'NONE', `${name}: healthcheck disabled`).toBe(true);
+        continue;
+      }
       expect(hc?.disable, `${name}: healthcheck disabled`).not.toBe(true);
       expect(Array.isArray(hc?.test) && (hc!.test as unknown[]).length > 1, `${name}: healthcheck test`).toBe(true);
       expect((hc!.test as string[])[0], `${name}: healthcheck runs a command (CMD)`).toBe('CMD');
@@ -359,6 +417,164 @@ describe('docker-compose.yml', () => {
     const moved = rendered({ ...SECRETS, DEMO_NETWORK_PREFIX: '10.99.7' }, DEMO);
     expect(moved.networks?.demo?.ipam?.config?.[0]?.subnet).toBe('10.99.7.0/24');
     expect(asEnv(moved.services['reverse-dns-worker']!.environment).DNS_SERVERS).toBe('10.99.7.53:5353');
+  });
+
+  describe('the observability profile', () => {
+    const OBS_DIR = 'deploy/observability';
+    const svc = (name: string) => services[name]!;
+    /** The host files a service mounts from the repository (`./path:/target[:ro]`), as [repo path, target]. */
+    const mounts = (name: string) =>
+      ((svc(name) as { volumes?: string[] }).volumes ?? [])
+        .filter((v) => v.startsWith('./'))
+        .map((v) => v.split(':') as [string, string, string?])
+        .map(([from, to]) => [path.normalize(from), to] as const);
+    const prometheus = parse(read(`${OBS_DIR}/prometheus.yml`)) as {
+      scrape_configs: Array<{ job_name: string; metrics_path?: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }>; static_configs?: Array<{ targets: string[] }> }>;
+    };
+    const dashboard = JSON.parse(read(`${OBS_DIR}/grafana/dashboards/lookup-suite.json`)) as {
+      uid: string; panels: Array<{ type: string; title: string; datasource?: { uid?: string }; targets?: Array<{ expr: string; datasource?: { uid?: string } }> }>;
+    };
+    const queries = dashboard.panels.filter((p) => p.type !== 'row').flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
+
+    it('adds Prometheus, Grafana, an OpenTelemetry collector and Jaeger, only under the profile, on pinned images', () => {
+      expect(OBSERVABILITY).toEqual(['grafana', 'jaeger', 'otel-collector', 'prometheus']);
+      for (const name of OBSERVABILITY) {
+        expect(svc(name).profiles, name).toEqual(['observability']);
+        expect(svc(name).image, `${name}: a pinned tag`).toMatch(/^[a-z0-9./-]+:v?\d+\.\d+\.\d+$/);
+        expect(svc(name).restart, name).toBe('unless-stopped');
+      }
+      // The suite itself runs with or without it.
+      for (const [name, s] of appServices) expect(s.profiles, name).toBeUndefined();
+      expect(svc('prometheus').depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' } });
+      expect(svc('grafana').depends_on).toEqual({ prometheus: { condition: 'service_healthy' } });
+      expect(svc('otel-collector').depends_on).toEqual({ jaeger: { condition: 'service_started' } });
+    });
+
+    it('publishes Grafana 3000, Prometheus 9090, Jaeger 16686 and OTLP 4317/4318 on 127.0.0.1, on host ports set in .env', async () => {
+      const published = (out: ComposeFile) =>
+        Object.fromEntries(OBSERVABILITY.map((n) => [n, (out.services[n]!.ports ?? []).map(portBinding).map((p) => `${p.hostIp}:${p.published}:${p.target}`).sort()]));
+      expect(published(await renderedAsync(SECRETS, OBSERVE))).toEqual(OBSERVABILITY_PORTS);
+      const moved = await renderedAsync(
+        { ...SECRETS, PROMETHEUS_HOST_PORT: '24090', GRAFANA_HOST_PORT: '24030', JAEGER_HOST_PORT: '24686', OTLP_HTTP_HOST_PORT: '24318', OTLP_GRPC_HOST_PORT: '24317' },
+        OBSERVE,
+      );
+      expect(published(moved)).toEqual({
+        prometheus: ['127.0.0.1:24090:9090'], grafana: ['127.0.0.1:24030:3000'], jaeger: ['127.0.0.1:24686:16686'],
+        'otel-collector': ['127.0.0.1:24317:4317', '127.0.0.1:24318:4318'],
+      });
+    });
+
+    it('mounts only files that exist in the repository and parse: YAML, JSON and the RabbitMQ plugins list', () => {
+      const all = ['rabbitmq', ...OBSERVABILITY].flatMap((name) => mounts(name).map(([from, to]) => ({ name, from, to })));
+      expect(all.length).toBeGreaterThanOrEqual(5);
+      for (const { name, from } of all) {
+        expect(from.startsWith(`${OBS_DIR}/`), `${name} mounts ${from}`).toBe(true);
+        expect(existsSync(path.join(ROOT, from)), `${name}: ${from} exists`).toBe(true);
+        const files = statSync(path.join(ROOT, from)).isDirectory() ? listFiles(from) : [from];
+        expect(files.length, from).toBeGreaterThan(0);
+        for (const file of files) {
+          if (/\.ya?ml$/.test(file)) expect(() => parse(read(file)), file).not.toThrow();
+          else if (file.endsWith('.json')) expect(() => JSON.parse(read(file)), file).not.toThrow();
+          else expect(file).toBe(`${OBS_DIR}/rabbitmq/enabled_plugins`);
+        }
+      }
+      // RabbitMQ loads the management console and the Prometheus plugin (an Erlang list, ending with a full stop).
+      expect(mounts('rabbitmq')).toContainEqual([`${OBS_DIR}/rabbitmq/enabled_plugins`, '/etc/rabbitmq/enabled_plugins']);
+      const plugins = /^\[([a-z_,\s]*)\]\.\s*$/.exec(read(`${OBS_DIR}/rabbitmq/enabled_plugins`))?.[1]?.split(',').map((p) => p.trim());
+      expect(plugins?.sort()).toEqual(['rabbitmq_management', 'rabbitmq_prometheus']);
+    });
+
+    it('scrapes every replica of every app service (A records of its compose name) on its metrics port, and RabbitMQ per queue', () => {
+      expect(mounts('prometheus')).toContainEqual([`${OBS_DIR}/prometheus.yml`, '/etc/prometheus/prometheus.yml']);
+      expect(svc('prometheus').command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+      const jobs = new Map(prometheus.scrape_configs.map((j) => [j.job_name, j]));
+      expect(jobs.size, 'job names are unique').toBe(prometheus.scrape_configs.length);
+      expect([...jobs.keys()].sort()).toEqual([...appServices.map(([n]) => n), 'rabbitmq'].sort());
+      for (const [name] of appServices) {
+        const job = jobs.get(name)!;
+        expect(job.metrics_path ?? '/metrics', name).toBe('/metrics');
+        // The API serves /metrics on API_PORT (compose: 8080); the others on their METRICS_PORT listener, 9464.
+        expect(job.dns_sd_configs, name).toEqual([expect.objectContaining({ names: [name], type: 'A', port: name === 'api' ? 8080 : 9464 })]);
+      }
+      const rabbit = jobs.get('rabbitmq')!;
+      expect(rabbit.metrics_path).toBe('/metrics/per-object'); // per-queue series: rabbitmq_queue_messages_ready{queue=...}
+      expect(rabbit.static_configs).toEqual([{ targets: ['rabbitmq:15692'] }]);
+    });
+
+    it('provisions Grafana with the Prometheus datasource and a dashboard whose queries name only the suite\'s and RabbitMQ\'s metrics', () => {
+      const provisioning = mounts('grafana').find(([, to]) => to === '/etc/grafana/provisioning')?.[0];
+      const dashboards = mounts('grafana').find(([, to]) => to === '/var/lib/grafana/dashboards')?.[0];
+      expect(provisioning).toBe(`${OBS_DIR}/grafana/provisioning`);
+      expect(dashboards).toBe(`${OBS_DIR}/grafana/dashboards`);
+      const datasources = parse(read(`${provisioning}/datasources/prometheus.yml`)) as { datasources: Array<{ uid: string; type: string; url: string }> };
+      expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' })]);
+      const uid = datasources.datasources[0]!.uid;
+      const providers = parse(read(`${provisioning}/dashboards/lookup.yml`)) as { providers: Array<{ type: string; options: { path: string } }> };
+      expect(providers.providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) })]);
+      const home = asEnv(svc('grafana').environment).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+      expect(home).toBe('/var/lib/grafana/dashboards/lookup-suite.json');
+
+      expect(queries.length).toBeGreaterThanOrEqual(10);
+      const seen = new Set<string>();
+      for (const q of queries) {
+        expect(q.datasource?.uid, `${q.panel}: datasource`).toBe(uid);
+        const names = promqlMetricNames(q.expr);
+        expect(names.length, `${q.panel}: ${q.expr} selects a metric`).toBeGreaterThan(0);
+        for (const name of names) {
+          expect(isKnownSeries(name), `${q.panel}: ${name} is neither an agreed lookup_* metric nor rabbitmq_*`).toBe(true);
+          seen.add(name);
+        }
+      }
+      // What the issue asks the dashboard to show.
+      const panel = (title: RegExp) => queries.filter((q) => title.test(q.panel)).map((q) => q.expr).join('\n');
+      expect(panel(/^Jobs per second$/)).toMatch(/rate\(lookup_jobs_submitted_total\[/);
+      for (const quantile of ['0.5', '0.95', '0.99']) {
+        expect(panel(/^Job latency/)).toContain(`histogram_quantile(${quantile}, sum by (le) (rate(lookup_job_duration_seconds_bucket[`);
+      }
+      expect(panel(/outcomes per service/)).toMatch(/sum by \(service, outcome\) \(rate\(lookup_tasks_total\[/);
+      expect(panel(/^Queue depth$/)).toMatch(/rabbitmq_queue_messages_ready\{[^}]*queue=~/);
+      expect(panel(/^Queue depth$/)).toMatch(/rabbitmq_queue_messages_unacked\{/);
+      expect(panel(/^Dead letters$/)).toMatch(/lookup_dead_letters_total/);
+      // Every agreed metric has a panel (histograms through their buckets).
+      for (const name of [...SUITE_METRICS, ...SUITE_HISTOGRAMS.map((h) => `${h}_bucket`)]) expect(seen, name).toContain(name);
+    });
+
+    it('sends traces over OTLP to the collector, which forwards them to Jaeger', () => {
+      expect(mounts('otel-collector')).toContainEqual([`${OBS_DIR}/otel-collector.yml`, '/etc/otelcol-contrib/config.yaml']);
+      expect(svc('otel-collector').command).toEqual(['--config=/etc/otelcol-contrib/config.yaml']);
+      const collector = parse(read(`${OBS_DIR}/otel-collector.yml`)) as {
+        receivers: { otlp: { protocols: { grpc: { endpoint: string }; http: { endpoint: string } } } };
+        exporters: Record<string, { endpoint: string }>;
+        service: { pipelines: { traces: { receivers: string[]; exporters: string[] } } };
+      };
+      expect(collector.receivers.otlp.protocols.http.endpoint).toBe('0.0.0.0:4318');
+      expect(collector.receivers.otlp.protocols.grpc.endpoint).toBe('0.0.0.0:4317');
+      const traces = collector.service.pipelines.traces;
+      expect(traces.receivers).toEqual(['otlp']);
+      expect(traces.exporters.map((e) => collector.exporters[e]?.endpoint)).toEqual(['jaeger:4317']); // Jaeger's OTLP gRPC
+      expect(asEnv(svc('jaeger').environment).COLLECTOR_OTLP_ENABLED).toBe('true');
+    });
+
+    it('points every app service at the collector and opens its metrics listener to Prometheus with compose.observability.yml, and only then; commands unchanged', async () => {
+      const [plain, observed, both] = await Promise.all([renderedAsync(SECRETS), renderedAsync(SECRETS, OBSERVE), renderedAsync(SECRETS, ALL)]);
+      for (const [name] of appServices) {
+        expect(asEnv(plain.services[name]!.environment).OTEL_EXPORTER_OTLP_ENDPOINT, name).toBeUndefined();
+        for (const out of [observed, both]) {
+          const env = asEnv(out.services[name]!.environment);
+          expect(env.OTEL_EXPORTER_OTLP_ENDPOINT, name).toBe('http://otel-collector:4318');
+          // Prometheus scrapes the metrics listener from another container: every interface, not 127.0.0.1.
+          expect(env.METRICS_HOST, name).toBe('0.0.0.0');
+          expect(env.AMQP_URL, `${name}: the base file's environment is kept`).toBe('amqp://lookup:rmqTestSecret42@rabbitmq:5672');
+          expect(out.services[name]!.command, name).toEqual(services[name]!.command);
+        }
+      }
+      // With the demo as well, its settings stay.
+      expect(asEnv(both.services['rdap-worker']!.environment).RDAP_BASE_URL).toBe('http://fixtures:8081');
+      // The override touches the app services' environment only.
+      const override = parse(read('compose.observability.yml'), { merge: true }) as ComposeFile;
+      expect(Object.keys(override.services).sort()).toEqual(appServices.map(([n]) => n).sort());
+      for (const [name, s] of Object.entries(override.services)) expect(Object.keys(s), name).toEqual(['environment']);
+    });
   });
 });
 
