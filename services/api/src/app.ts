@@ -10,6 +10,7 @@ import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
+import { registerJobListRoute } from './routes/lookup-list.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
@@ -111,6 +112,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
+  if (deps.jobList) registerJobListRoute(app, { jobs: deps.jobList });
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.
