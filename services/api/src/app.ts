@@ -14,6 +14,7 @@ import { registerJobListRoute } from './routes/lookup-list.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
+import { registerQueueRoutes } from './routes/admin-queues.ts';
 import { registerJobStreamRoute } from './routes/job-stream.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { registerSwagger } from './swagger.ts';
@@ -118,6 +119,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.
   const adminEnabled = config.adminApiKey !== undefined && config.adminApiKey !== '';
   if (deps.deadLetters && adminEnabled) registerDeadLetterRoutes(app, { config, deadLetters: deps.deadLetters });
+  if (adminEnabled) registerQueueRoutes(app, { config });
   if (deps.resources) {
     await registerResourceRoutes(app, { config, resources: deps.resources });
     if (adminEnabled) await registerAdminResourceRoutes(app, { config, resources: deps.resources });
