@@ -16,6 +16,7 @@ import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
 import { registerQueueRoutes } from './routes/admin-queues.ts';
 import { registerJobStreamRoute } from './routes/job-stream.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { registerSwagger } from './swagger.ts';
 import { RequestLogController } from './request-log.ts';
@@ -112,6 +113,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Authentication, then @fastify/rate-limit (registered here, before the routes, so it sees every route).
   await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
+  registerDashboardRoutes(app);
   registerLookupRoutes(app, deps);
   if (deps.jobList) registerJobListRoute(app, { jobs: deps.jobList });
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
