@@ -10,7 +10,7 @@ import { RoutingKeys, type JobDocument } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { startSuite, waitFor, type Suite } from './support/processes.ts';
+import { ENTRY_POINTS, startSuite, waitFor, type Suite } from './support/processes.ts';
 import { fixtureEnv, REPO_ROOT } from './support/env.ts';
 import { rawAmqp } from './support/amqp.ts';
 
@@ -30,6 +30,7 @@ let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
 let dns: Awaited<ReturnType<typeof startDnsFixture>>;
 let context: BrowserContext;
 let profile: string;
+let dataDir: string;
 const browserProblems: string[] = [];
 
 beforeAll(async () => {
@@ -38,9 +39,11 @@ beforeAll(async () => {
     throw new Error(`the dashboard test needs Chromium at ${CHROMIUM}: install it with 'sudo apt-get install chromium' (Debian; .ci/run does this in CI)`);
   }
   [rdap, dns] = await Promise.all([startRdapFixture({}), startDnsFixture({})]);
+  dataDir = mkdtempSync(path.join(tmpdir(), `${ns}-data-`));
   suite = await startSuite({
     namespace: ns,
-    env: fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { API_KEYS: API_KEY, ADMIN_API_KEY: ADMIN_KEY, PING_TIMEOUT_MS: '1000' }),
+    services: Object.keys(ENTRY_POINTS), // every service, a resource worker too
+    env: fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { API_KEYS: API_KEY, ADMIN_API_KEY: ADMIN_KEY, PING_TIMEOUT_MS: '1000', RESOURCE_DATA_DIR: dataDir }),
   });
   profile = mkdtempSync(path.join(tmpdir(), 'dashboard-chromium-'));
   context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1400, height: 1000 } });
@@ -52,6 +55,7 @@ afterAll(async () => {
   await suite?.stop();
   await Promise.all([rdap?.close(), dns?.close()]);
   await cleanupNamespace(ns);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function openDashboard(): Promise<Page> {
@@ -114,8 +118,17 @@ describe('dashboard in Chromium', () => {
     if (queues.available) await page.waitForSelector(`#queues tr[data-queue="${ns}.saga"]`, { timeout: 15_000 });
     else expect(await page.textContent('#queues-note')).toBe(`Queue depths not available: ${queues.reason}`);
 
-    // Resource workers: none runs in this suite, and the panel says so (the admin key was accepted).
-    await page.waitForFunction(() => document.getElementById('resources-note')!.textContent === 'No resource worker is running.');
+    // Resource workers and pins: the one worker, and the key a request just pinned to it.
+    const query = await fetch(`${suite.apiUrl}/api/resources/db/dashboard`, {
+      method: 'POST',
+      headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'SELECT 1 AS one' }),
+    });
+    expect(query.status).toBe(200);
+    const owner = query.headers.get('x-resource-owner')!;
+    await page.waitForSelector(`#pins tr[data-key="db/dashboard"]`, { timeout: 20_000 });
+    expect(await page.textContent('#pins tr[data-key="db/dashboard"]')).toContain(owner);
+    expect(await page.textContent(`#workers tr[data-worker="${owner}"]`)).toContain('yes');
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
