@@ -75,6 +75,18 @@ function toSummary(values: (string | null)[]): JobSummary | undefined {
   return summary;
 }
 
+/** The summary fields of each member's job, in one round trip (a pipeline, whatever the client's auto-pipelining). */
+async function readSummaries(redis: Redis, k: Keys, members: string[]): Promise<(string | null)[][]> {
+  if (members.length === 0) return [];
+  const pipeline = redis.pipeline();
+  for (const m of members) pipeline.hmget(k.job(m.slice(MS_DIGITS + 1)), ...FIELDS);
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value as (string | null)[];
+  });
+}
+
 /**
  * One page of jobs, newest first, matching `status` and `target` (read from the job hashes). Examines at most
  * JOB_LIST_SCAN_LIMIT index entries: a filtered page may then hold fewer than `limit` jobs, with `next` set.
@@ -90,7 +102,7 @@ export async function listJobs(redis: Redis, k: Keys, q: JobListQuery): Promise<
     // Unfiltered: one entry more than the page needs tells whether another page exists.
     const want = filtered ? Math.min(SCAN_CHUNK, JOB_LIST_SCAN_LIMIT - scanned) : q.limit - jobs.length + 1;
     const members = await redis.zrevrangebylex(k.jobIndex, max, min, 'LIMIT', 0, want);
-    const rows = await Promise.all(members.map((m) => redis.hmget(k.job(m.slice(MS_DIGITS + 1)), ...FIELDS)));
+    const rows = await readSummaries(redis, k, members);
     for (let i = 0; i < members.length; i++) {
       if (jobs.length === q.limit) return { jobs, next: lastFound };
       scanned++;
