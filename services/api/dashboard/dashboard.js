@@ -102,9 +102,9 @@ function summarise(r) {
   if (!r.success) return [r.errorMessage || r.status, r.errorCode ? ` (${r.errorCode})` : ''].join('');
   const d = r.data || {};
   switch (r.serviceType) {
-    case 'GeoIP': return d.found ? [d.city && d.city.name, d.country && (d.country.name || d.country.iso)].filter(Boolean).join(', ') || 'found' : d.reason || 'not found';
+    case 'GeoIP': return d.found ? [d.city, d.region, d.country || d.countryCode].filter(Boolean).join(', ') || 'found' : d.reason || 'not found';
     case 'Ping': return d.reachable ? `reachable${d.rtt ? `, avg ${d.rtt.avgMs} ms` : ''} (${d.method})` : `unreachable (${d.method})`;
-    case 'RDAP': return d.found ? [d.name, d.handle, d.registrant].filter(Boolean).join(' · ') : 'not found';
+    case 'RDAP': return d.found ? [d.name || d.ldhName, d.handle, d.registrant || d.registrar].filter(Boolean).join(' · ') : 'not found';
     case 'ReverseDNS': return d.found ? d.hostname : 'no PTR record';
     case 'DNS': return d.ptr ? `PTR ${d.ptr.join(', ') || 'none'}` : Object.keys(d).filter((k) => Array.isArray(d[k]) && d[k].length).join(', ') || 'no records';
     default: return 'ok';
