@@ -76,9 +76,9 @@ describe('job store: creating a batch', () => {
     const extra = randomUUID();
     await expect(
       (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).lookup_create_batch!(
-        3 + list.length,
-        `${ns}:deadlines`, `${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`), `${ns}:job:${extra}`,
-        300, 1, 'batchId', batchId, ...list.flatMap((j) => [j.jobId, j.deadlineAt, 1, 'jobId', j.jobId]),
+        4 + list.length,
+        `${ns}:deadlines`, `${ns}:batch:${batchId}`, `${ns}:jobs:by-created`, ...list.map((j) => `${ns}:job:${j.jobId}`), `${ns}:job:${extra}`,
+        300, '0', 1, 'batchId', batchId, ...list.flatMap((j) => [j.jobId, j.deadlineAt, `0:${j.jobId}`, 1, 'jobId', j.jobId]),
       ),
     ).rejects.toThrow(/malformed/);
     expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(0);

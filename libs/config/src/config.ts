@@ -8,6 +8,8 @@ import { parseCidr } from '@lookup/contracts';
 
 export interface Config {
   amqpUrl: string;
+  /** RabbitMQ's management HTTP API (the dashboard's queue panel); derived from AMQP_URL's user, password and host. */
+  rabbitmqManagementUrl: string;
   redisUrl: string;
   apiHost: string;
   apiPort: number;
@@ -243,6 +245,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   const config: Config = {
     amqpUrl: read('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672'),
+    rabbitmqManagementUrl: '',
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
@@ -309,6 +312,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   // and five seconds of slack.
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
+  config.rabbitmqManagementUrl = read('RABBITMQ_MANAGEMENT_URL', url(['http:', 'https:']), managementUrlFor(config.amqpUrl));
   config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
   if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
     problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);
@@ -333,6 +337,21 @@ export function loadConfigOrExit(env: Env = process.env): Readonly<Config> {
   }
 }
 
+/**
+ * The management API beside a broker: AMQP_URL's user, password and host (the first broker's), on port 15672 (http),
+ * or 15671 (https) for amqps.
+ */
+export function managementUrlFor(amqpUrl: string): string {
+  try {
+    const u = new URL(amqpUrl.split(',')[0]!.trim());
+    const secure = u.protocol === 'amqps:';
+    const auth = u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : '';
+    return `${secure ? 'https' : 'http'}://${auth}${u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname}:${secure ? 15671 : 15672}`;
+  } catch {
+    return 'http://guest:guest@127.0.0.1:15672';
+  }
+}
+
 /** The URL with any password replaced by '***', for logs. */
 export function maskUrl(raw: string): string {
   try {
@@ -350,6 +369,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...config,
     amqpUrl: maskUrl(config.amqpUrl),
     redisUrl: maskUrl(config.redisUrl),
+    rabbitmqManagementUrl: maskUrl(config.rabbitmqManagementUrl),
     adminApiKey: config.adminApiKey ? '***' : undefined,
     apiKeys: config.apiKeys.map(() => '***'),
   };

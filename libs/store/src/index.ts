@@ -1,6 +1,7 @@
 export * from './keys.ts';
 export * from './redis.ts';
 export * from './job-store.ts';
+export * from './job-index.ts';
 export * from './result-store.ts';
 export * from './rate-limit.ts';
 export * from './delivery-counter.ts';

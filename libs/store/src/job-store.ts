@@ -14,6 +14,7 @@ import {
 } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
+import { jobIndexCutoff, jobIndexMember, listJobs, type JobListPage, type JobListQuery } from './job-index.ts';
 
 export interface NewJob {
   jobId: string;
@@ -113,7 +114,10 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   async function create(job: NewJob): Promise<void> {
     const fields = jobFields(job);
     // One script: the job appears whole (fields, TTL, deadline) or not at all.
-    await createScript([k.job(job.jobId), k.deadlines], [ttlSeconds, job.deadlineAt, job.jobId, ...Object.entries(fields).flat()]);
+    await createScript(
+      [k.job(job.jobId), k.deadlines, k.jobIndex],
+      [ttlSeconds, job.deadlineAt, job.jobId, jobIndexMember(job.createdAt, job.jobId), jobIndexCutoff(Date.now(), ttlSeconds), ...Object.entries(fields).flat()],
+    );
   }
 
   /** Removes a job that was never announced (its job.submitted could not be published). */
@@ -134,12 +138,12 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       jobs: JSON.stringify(batch.jobs.map((j) => [j.index, j.jobId])),
       rejected: JSON.stringify(batch.rejected),
     };
-    const args: (string | number)[] = [ttlSeconds, Object.keys(batchFields).length, ...Object.entries(batchFields).flat()];
+    const args: (string | number)[] = [ttlSeconds, jobIndexCutoff(Date.now(), ttlSeconds), Object.keys(batchFields).length, ...Object.entries(batchFields).flat()];
     for (const job of jobList) {
       const fields = Object.entries(jobFields(job));
-      args.push(job.jobId, job.deadlineAt, fields.length, ...fields.flat());
+      args.push(job.jobId, job.deadlineAt, jobIndexMember(job.createdAt, job.jobId), fields.length, ...fields.flat());
     }
-    await createBatchScript([k.deadlines, k.batch(batch.batchId), ...jobList.map((j) => k.job(j.jobId))], args);
+    await createBatchScript([k.deadlines, k.batch(batch.batchId), k.jobIndex, ...jobList.map((j) => k.job(j.jobId))], args);
   }
 
   /** Removes a batch that was never announced (a job.submitted of it was not confirmed): every job and the record. */
@@ -164,6 +168,14 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       rejected: JSON.parse(h.rejected ?? '[]') as NewBatch['rejected'],
       statuses: statuses.map((s) => (s ?? 'Expired') as JobStatus | 'Expired'),
     };
+  }
+
+  /**
+   * A page of the job listing, newest first (job-index.ts). A discarded job's index entry stays until it is
+   * trimmed; the listing skips entries whose job is gone.
+   */
+  async function list(query: JobListQuery): Promise<JobListPage> {
+    return listJobs(redis, k, query);
   }
 
   /** Where a job's result for a service lives (the same key as ResultStore.locate): the only valid location. */
@@ -266,7 +278,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

@@ -15,6 +15,9 @@ export function keys(namespace: string) {
     /** A batch submission (POST /api/lookup/batch): its job ids in item order, kept as long as its jobs. */
     batch: (batchId: string) => `${namespace}:batch:${batchId}`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
+    /** The job listing's index (GET /api/lookup): a sorted set, every score 0, members `<createdAt ms, 16
+     *  digits>:<jobId>`, so lexicographic order is creation order; trimmed to JOB_TTL_SECONDS (lua/includes/index-job.lua). */
+    jobIndex: `${namespace}:jobs:by-created`,
   };
 }
 export type Keys = ReturnType<typeof keys>;

@@ -10,10 +10,13 @@ import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
+import { registerJobListRoute } from './routes/lookup-list.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
+import { registerQueueRoutes } from './routes/admin-queues.ts';
 import { registerJobStreamRoute } from './routes/job-stream.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { registerSwagger } from './swagger.ts';
 import { RequestLogController } from './request-log.ts';
@@ -110,12 +113,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Authentication, then @fastify/rate-limit (registered here, before the routes, so it sees every route).
   await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
+  registerDashboardRoutes(app);
   registerLookupRoutes(app, deps);
+  if (deps.jobList) registerJobListRoute(app, { jobs: deps.jobList });
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.
   const adminEnabled = config.adminApiKey !== undefined && config.adminApiKey !== '';
   if (deps.deadLetters && adminEnabled) registerDeadLetterRoutes(app, { config, deadLetters: deps.deadLetters });
+  if (adminEnabled) registerQueueRoutes(app, { config });
   if (deps.resources) {
     await registerResourceRoutes(app, { config, resources: deps.resources });
     if (adminEnabled) await registerAdminResourceRoutes(app, { config, resources: deps.resources });

@@ -21,6 +21,8 @@ export interface ApiDeps {
   jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument' | 'cancel'>;
   /** Batch submissions (POST/GET /api/lookup/batch); when absent, those routes are not registered. */
   batches?: Pick<JobStore, 'createMany' | 'discardMany' | 'getBatch'>;
+  /** The job listing (GET /api/lookup); when absent, that route is not registered. */
+  jobList?: Pick<JobStore, 'list'>;
   /** Remembers Idempotency-Key headers of submissions. */
   idempotency: Pick<IdempotencyStore, 'claim' | 'release'>;
   /** Publishes job.submitted with a publisher confirm; rejects if the broker does not confirm in time. */

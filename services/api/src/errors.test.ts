@@ -11,18 +11,18 @@ describe('errors are JSON everywhere', () => {
     expect(res.json()).toEqual({ error: 'Not found', message: 'No route for GET /nope', code: 'NOT_FOUND' });
   });
 
-  it('GET / leads to the documentation', async () => {
+  it('GET / leads to the dashboard', async () => {
     const h = await harness();
     const res = await h.app.inject({ method: 'GET', url: '/' });
     expect(res.statusCode).toBe(302);
-    expect(res.headers.location).toBe('/swagger');
+    expect(res.headers.location).toBe('/dashboard');
   });
 
   it('wrong method: 405 JSON with Allow', async () => {
     const h = await harness();
     let res = await h.app.inject({ method: 'DELETE', url: '/api/lookup' });
     expect(res.statusCode).toBe(405);
-    expect(res.headers.allow).toBe('POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
     expect(res.json()).toMatchObject({ error: 'Method not allowed' });
     res = await h.app.inject({ method: 'PUT', url: `/api/lookup/${JOB_ID}`, payload: {} });
     expect(res.statusCode).toBe(405);

@@ -278,6 +278,14 @@ export const InvalidTarget = defineHttpError('InvalidTarget', {
   extras: (problems) => ({ details: problems }),
 });
 
+/** GET /api/lookup's `cursor` is not one this API handed out (job-cursor.ts). */
+export const InvalidCursor = defineHttpError('InvalidCursor', {
+  statusCode: 400,
+  code: 'INVALID_CURSOR',
+  title: 'Invalid cursor',
+  message: () => 'The cursor is not valid; pass the nextCursor of a previous page unchanged, or omit it for the first page',
+});
+
 export const InvalidServices = defineHttpError('InvalidServices', {
   statusCode: 400,
   code: 'INVALID_SERVICES',

@@ -60,6 +60,7 @@ const app = await buildApp({
   logger,
   jobs: jobStore,
   batches: jobStore,
+  jobList: jobStore,
   idempotency: createIdempotencyStore({ redis, namespace: config.namespace, ttlSeconds: config.idempotencyTtlSeconds }),
   rateLimiter: createRateLimiter({
     redis,

@@ -30,6 +30,7 @@ async function buildDocApp(overrides: Partial<Config>): Promise<FastifyInstance>
     config,
     logger: createLogger({ service: 'api-test', level: 'silent', destination: { write: () => undefined } }),
     jobs: { create: unused, discard: unused, getDocument: unused, cancel: unused },
+    jobList: { list: unused },
     batches: { createMany: unused, discardMany: unused, getBatch: unused },
     idempotency: { claim: unused, release: unused },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },

@@ -174,6 +174,6 @@ export async function registerSwagger(app: FastifyInstance, { apiKeysRequired }:
   });
   for (const schema of serviceResultSchemas()) app.addSchema(schema);
   await app.register(swaggerUi, { routePrefix: '/swagger' });
-  // Someone who opens the API's address in a browser lands on its documentation, not on a 404.
-  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/swagger', 302));
+  // Someone who opens the API's address in a browser lands on the dashboard (routes/dashboard.ts), not on a 404.
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/dashboard', 302));
 }

@@ -5,9 +5,9 @@
 import { afterEach } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
-import type { JobCompleted, JobDocument, JobSubmitted } from '@lookup/contracts';
+import { serviceName, type JobCompleted, type JobDocument, type JobSubmitted } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
-import type { BatchRecord, CancelDisposition, IdempotencyClaim, NewBatch, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
+import type { BatchRecord, CancelDisposition, IdempotencyClaim, JobListPage, JobListQuery, NewBatch, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
 import { buildApp } from '../app.ts';
 import type { ApiDeps } from '../deps.ts';
 
@@ -44,6 +44,15 @@ export class FakeJobs {
   async discard(jobId: string): Promise<void> {
     this.discarded.push(jobId);
     this.jobs.delete(jobId);
+  }
+  /** The stored jobs, newest first, one page (filters and cursors are tested against Redis: tests/job-listing.test.ts). */
+  async list(query: JobListQuery): Promise<JobListPage> {
+    if (this.failGet) throw new Error('redis down');
+    const all = [...this.jobs.values()].reverse().map((j) => ({
+      jobId: j.jobId, target: j.target, targetType: j.targetType, status: this.statuses.get(j.jobId) ?? 'Pending', createdAt: j.createdAt,
+      requestedServices: j.services.map((s) => serviceName(s)),
+    }));
+    return { jobs: all.slice(0, query.limit), next: null };
   }
   async getDocument(jobId: string): Promise<JobDocument | undefined> {
     if (this.failGet) throw new Error('redis down');
@@ -135,6 +144,7 @@ export async function harness(overrides: Partial<Config> = {}, extraDeps: Partia
     logger,
     jobs,
     batches: jobs,
+    jobList: jobs,
     idempotency: new FakeIdempotency(),
     rateLimiter: limiter,
     async publishJobSubmitted(message) {
