@@ -4,7 +4,7 @@ import { batchLoop, closedLoop, createHttpClient, createPollingDetector, createS
 import { summarise, type BenchResult } from './measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './proc.ts';
 import { RabbitStats, commandDelta, diffCounts, redisCommandStats, type AmqpCounts } from './servers.ts';
-import { removeNamespace, startBenchSuite, type BenchSuite } from './suite.ts';
+import { removeNamespace, startBenchSuite, type BenchFixtures, type BenchSuite } from './suite.ts';
 
 export interface SessionOptions {
   amqpUrl: string;
@@ -19,6 +19,8 @@ export interface SessionOptions {
   workerPrefetch?: number;
   logLevel: string;
   cpuProfDir?: string;
+  /** Fixtures already running, shared with other sessions (bench:compare): not stopped with the suite. */
+  fixtures?: BenchFixtures;
   log: (line: string) => void;
 }
 
@@ -42,7 +44,8 @@ export async function closeAllSessions(): Promise<void> {
   await Promise.allSettled([...openSessions].map((s) => s.close()));
 }
 
-function servers(): Watched[] {
+/** RabbitMQ (its first beam.smp) and Redis, measured as servers. */
+export function servers(): Watched[] {
   const out: Watched[] = [];
   for (const pid of pgrep('beam.smp').slice(0, 1)) out.push({ name: 'rabbitmq', pid, kind: 'server' });
   for (const pid of pgrep('redis-server')) out.push({ name: 'redis', pid, kind: 'server' });
@@ -107,6 +110,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       workerPrefetch: o.workerPrefetch,
       logLevel: o.logLevel,
       cpuProfDir: o.cpuProfDir,
+      fixtures: o.fixtures,
       log: o.log,
       signal: interrupt.signal,
       onStop: (stop) => {
