@@ -46,7 +46,7 @@ async function startSide(side: Side, fixtures: BenchFixtures, peerDir: string, o
     own: false,
     watched: [
       ...Object.entries(peer.roles).map(([name, pid]) => ({ name, pid, kind: 'service' as const })),
-      ...servers(),
+      ...servers(amqpUrl, redisUrl),
       { name: 'fixtures', pid: fixtures.pid, kind: 'fixture' as const },
     ],
     jobsSubmitted: 0,
