@@ -348,12 +348,11 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
       f.reread = false;
       // Announcements that come while the stream is read are kept for the next read (those it covers are skipped).
       let evs = await events.read(f.jobId, f.pos);
-      const first = f.checkEnd;
       if (evs.length === 0 && !f.checkEnd) return { events: evs };
       f.checkEnd = false;
       const doc = await jobs.getDocument(f.jobId);
-      // The status frame of a fresh connect: the document, when the job is not finished.
-      const status = first && doc && !isFinal(doc) ? doc : undefined;
+      // For the status frame of a fresh connect: the document, when the job is not finished.
+      const status = doc && !isFinal(doc) ? doc : undefined;
       if (evs.length > 0 || !doc || !isFinal(doc)) return { events: evs, doc, status };
         // Finished: its final entry exists (written with the final state); read again in case it came meanwhile.
         evs = await events.read(f.jobId, f.pos);
@@ -375,7 +374,7 @@ interface NewEvents {
   doc?: JobDocument;
   /** The outcomes of the `result` events alone, read after them (announced results). */
   results?: ServiceResult[];
-  /** On the first read of an unfinished job: its document for the `status` frame. */
+  /** The document when the stream was re-read and the job is not finished (the first read's `status` frame). */
   status?: JobDocument;
 }
 
