@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { StoredResult } from '@lookup/contracts';
-import { createJobStore, createResultStore, deleteByPrefix, type OutcomeRecord } from '@lookup/store';
+import { createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
 import { REDIS_URL } from './support/env.ts';
 
@@ -224,17 +224,47 @@ describe("job store: the job's event stream (lua/includes/job-event.lua)", () =>
     expect(kinds(await jobs.readEvents(jobId))).toEqual(['result:3', 'result:0', 'completed']);
   });
 
-  it('publishes a wake-up on the channel named like the stream when the job changes', async () => {
-    const jobId = await newJob([0]);
+  it('publishes a wake-up on the channel named like the stream, announcing exactly the entries each change appended', async () => {
+    const jobId = await newJob([0, 1]);
+    const cancelled = await newJob([2, 3]);
     const sub = new Redis(REDIS_URL);
     try {
-      const heard: string[] = [];
-      sub.on('message', (channel: string) => heard.push(channel));
-      await sub.subscribe(`${ns}:job:${jobId}:events`);
+      const heard: [string, string][] = [];
+      sub.on('message', (channel: string, message: string) => heard.push([channel, message]));
+      await sub.subscribe(`${ns}:job:${jobId}:events`, `${ns}:job:${cancelled}:events`);
+      await jobs.recordOutcome(jobId, 1, outcome(null), at());
       await jobs.recordOutcome(jobId, 0, outcome(null), at());
-      await expect.poll(() => heard).toEqual([`${ns}:job:${jobId}:events`]);
+      await jobs.cancel(cancelled, at());
+      await expect.poll(() => heard.length).toBe(3);
+      expect(heard.map(([channel]) => channel)).toEqual([`${ns}:job:${jobId}:events`, `${ns}:job:${jobId}:events`, `${ns}:job:${cancelled}:events`]);
+      const announced = heard.map(([, message]) => parseJobEventMessage(message));
+      // The announcements, in order, are the stream itself: a subscriber can follow it without XRANGE.
+      expect(announced.slice(0, 2).flat()).toEqual(await jobs.readEvents(jobId));
+      expect(announced[2]).toEqual(await jobs.readEvents(cancelled));
+      expect(kinds(announced[2]!)).toEqual(['result:2', 'result:3', 'cancelled']);
     } finally {
       sub.disconnect();
     }
+  });
+
+  it('reads some results alone as the document shows them (the event stream reads only what an event announces)', async () => {
+    const jobId = await newJob([0, 1, 2]);
+    await results.save(stored(jobId, 0, { country: 'X' }));
+    await jobs.recordOutcome(jobId, 0, outcome(jobs.resultLocation(jobId, 0)), at());
+    await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
+    const doc = await jobs.getDocument(jobId);
+    expect(await jobs.getResults(jobId, [0, 1, 2])).toEqual(doc!.results);
+    expect(await jobs.getResults(jobId, [1])).toEqual([doc!.results[1]]);
+    expect(await jobs.getResults(jobId, [])).toEqual([]);
+  });
+
+  it('parses an announcement, and refuses anything else (then the subscriber reads the stream)', () => {
+    expect(parseJobEventMessage('5-0 result 2\n7-1 completed')).toEqual([{ id: '5-0', type: 'result', service: 2 }, { id: '7-1', type: 'completed' }]);
+    expect(parseJobEventMessage('9-0 cancelled')).toEqual([{ id: '9-0', type: 'cancelled' }]);
+    for (const bad of ['1', '', '5-0 result', '5-0 completed 2', 'x-0 completed', '5-0 result 2 3', '5-0 started']) expect(parseJobEventMessage(bad), bad).toBeUndefined();
+    expect(eventIdAfter('10-0', '9-5')).toBe(true);
+    expect(eventIdAfter('9-5', '9-5')).toBe(false);
+    expect(eventIdAfter('9-6', '9-5')).toBe(true);
+    expect(eventIdAfter('0-0', '1-0')).toBe(false);
   });
 });

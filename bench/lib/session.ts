@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { ServiceInfo } from '@lookup/contracts';
 import { batchLoop, closedLoop, createHttpClient, createPollingDetector, createSseDetector, openLoop, verifyBatchJobs, type JobRecord } from './client.ts';
 import { summarise, type BenchResult } from './measure.ts';
-import { ProcessMeter, pgrep, type Watched } from './proc.ts';
+import { ProcessMeter, listeningPid, pgrep, type Watched } from './proc.ts';
 import { RabbitStats, commandDelta, diffCounts, redisCommandStats, type AmqpCounts } from './servers.ts';
-import { removeNamespace, startBenchSuite, type BenchSuite } from './suite.ts';
+import { removeNamespace, startBenchSuite, type BenchFixtures, type BenchSuite } from './suite.ts';
 
 export interface SessionOptions {
   amqpUrl: string;
@@ -19,6 +19,8 @@ export interface SessionOptions {
   workerPrefetch?: number;
   logLevel: string;
   cpuProfDir?: string;
+  /** Fixtures already running, shared with other sessions (bench:compare): not stopped with the suite. */
+  fixtures?: BenchFixtures;
   log: (line: string) => void;
 }
 
@@ -42,10 +44,17 @@ export async function closeAllSessions(): Promise<void> {
   await Promise.allSettled([...openSessions].map((s) => s.close()));
 }
 
-function servers(): Watched[] {
+/**
+ * RabbitMQ and Redis, measured as servers: the processes listening on the AMQP and Redis ports (by name, the
+ * oldest beam.smp / redis-server, when the port's owner cannot be found).
+ */
+export function servers(amqpUrl = process.env.AMQP_URL || 'amqp://127.0.0.1:5672', redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379'): Watched[] {
+  const port = (url: string, fallback: number) => Number(new URL(url).port || fallback);
+  const rabbit = listeningPid(port(amqpUrl, 5672)) ?? pgrep('beam.smp')[0];
+  const redis = listeningPid(port(redisUrl, 6379)) ?? pgrep('redis-server')[0];
   const out: Watched[] = [];
-  for (const pid of pgrep('beam.smp').slice(0, 1)) out.push({ name: 'rabbitmq', pid, kind: 'server' });
-  for (const pid of pgrep('redis-server')) out.push({ name: 'redis', pid, kind: 'server' });
+  if (rabbit) out.push({ name: 'rabbitmq', pid: rabbit, kind: 'server' });
+  if (redis) out.push({ name: 'redis', pid: redis, kind: 'server' });
   return out;
 }
 
@@ -57,7 +66,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       namespace: o.namespace ?? 'lookup',
       own: false,
       rabbit,
-      watched: servers(),
+      watched: servers(o.amqpUrl, o.redisUrl),
       jobsSubmitted: 0,
       async close() {
         openSessions.delete(session);
@@ -107,6 +116,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       workerPrefetch: o.workerPrefetch,
       logLevel: o.logLevel,
       cpuProfDir: o.cpuProfDir,
+      fixtures: o.fixtures,
       log: o.log,
       signal: interrupt.signal,
       onStop: (stop) => {
@@ -121,7 +131,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   session.apiUrl = suite.apiUrl;
   session.watched = [
     ...suite.processes.map((p): Watched => ({ name: p.name, pid: p.pid, kind: 'service' })),
-    ...servers(),
+    ...servers(o.amqpUrl, o.redisUrl),
     { name: 'fixtures', pid: suite.fixtures.pid, kind: 'fixture' },
   ];
   return session;

@@ -64,6 +64,8 @@ export interface SuiteOptions {
   signal?: AbortSignal;
   /** Called with the suite's stop function before anything is started, so an interrupt can stop a suite that is still starting. */
   onStop?: (stop: () => Promise<void>) => void;
+  /** Fixtures already running (bench:compare shares one set between runs): used, and left running at stop. */
+  fixtures?: BenchFixtures;
 }
 
 export interface BenchSuite {
@@ -107,7 +109,7 @@ function spawnService(name: string, slug: string, env: Record<string, string>, c
   return { name, entry: args.join(' '), child, pid: child.pid!, tail, exited };
 }
 
-async function stopProcess(p: SpawnedService, timeoutMs = 15_000): Promise<void> {
+export async function stopProcess(p: SpawnedService, timeoutMs = 15_000): Promise<void> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return;
   p.child.kill('SIGTERM');
   const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
@@ -165,7 +167,9 @@ async function waitReady(
  * client's event loop made every RDAP and DNS answer wait behind the client's work. Resolves once the process
  * printed where it listens (any free ports).
  */
-async function startFixtures(delayMs: number): Promise<SpawnedService & { rdapUrl: string; dnsAddress: string }> {
+export type BenchFixtures = SpawnedService & { rdapUrl: string; dnsAddress: string };
+
+export async function startFixtures(delayMs: number): Promise<SpawnedService & { rdapUrl: string; dnsAddress: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'tests/fixtures/serve.ts'], {
     cwd: REPO_ROOT,
     env: { ...process.env, RDAP_FIXTURE_PORT: '0', DNS_FIXTURE_PORT: '0', RDAP_FIXTURE_DELAY_MS: String(delayMs) },
@@ -200,7 +204,7 @@ async function startFixtures(delayMs: number): Promise<SpawnedService & { rdapUr
 /** Fixtures, then the API, the saga and `workers` replicas of each requested worker type, in one namespace. */
 export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
   buildServices(); // the services run compiled, as `npm run start:<name>` runs them
-  const fixtures = await startFixtures(o.fixtureDelayMs);
+  const fixtures = o.fixtures ?? (await startFixtures(o.fixtureDelayMs));
   const port = await freePort();
   const env: Record<string, string> = {
     NAMESPACE: o.namespace,
@@ -229,7 +233,7 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
   const stopAll = () =>
     (stopped ??= (async () => {
       await Promise.all(processes.map((p) => stopProcess(p)));
-      await stopProcess(fixtures);
+      if (!o.fixtures) await stopProcess(fixtures);
     })());
   o.onStop?.(stopAll);
   try {

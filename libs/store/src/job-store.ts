@@ -53,6 +53,29 @@ export type JobEvent = { id: string; type: 'result'; service: ServiceType } | { 
 /** A stream entry id (`<ms>-<seq>`), as a client hands one back in Last-Event-ID. */
 export const JOB_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
+/**
+ * The entries a wake-up message on a job's channel announces (lua/includes/job-event.lua: `<id> <type>[ <service>]`
+ * per line, oldest first), or undefined when the message is not such a list (a bare hint: read the stream).
+ */
+export function parseJobEventMessage(message: string): JobEvent[] | undefined {
+  const events: JobEvent[] = [];
+  for (const line of message.split('\n')) {
+    const [id, type, service, extra] = line.split(' ');
+    if (!id || !JOB_EVENT_ID.test(id) || extra !== undefined) return undefined;
+    if (type === 'result' && service && /^\d{1,3}$/.test(service)) events.push({ id, type, service: Number(service) as ServiceType });
+    else if ((type === 'completed' || type === 'cancelled') && service === undefined) events.push({ id, type });
+    else return undefined;
+  }
+  return events;
+}
+
+/** Whether stream entry id `a` comes after `b` (both `<ms>-<seq>`). */
+export function eventIdAfter(a: string, b: string): boolean {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am! > bm! || (am === bm && as! > bs!);
+}
+
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
@@ -208,9 +231,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     const results: ServiceResult[] = [];
     for (const s of record.services) {
       const o = record.outcomes.get(s);
-      if (!o) continue;
-      const json = o.location ? stored.get(s) : null;
-      results.push({ serviceType: serviceName(s), data: json ? resultData(json, record.jobId, s) : null, ...outcomeOf(o) });
+      if (o) results.push(serviceResult(record.jobId, s, o, stored.get(s) ?? null));
     }
     return {
       jobId: record.jobId,
@@ -223,6 +244,25 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       requestedServices: record.services.map(serviceName),
       results,
     };
+  }
+
+  /**
+   * Some services' results as getDocument shows them, without the rest of the job (one round trip: the outcome
+   * fields and the result keys); a service with no outcome recorded is left out. For the event stream, which needs
+   * only the outcome an event announces.
+   */
+  async function getResults(jobId: string, services: readonly ServiceType[]): Promise<ServiceResult[]> {
+    if (services.length === 0) return [];
+    const [outcomes, raw] = await Promise.all([
+      redis.hmget(k.job(jobId), ...services.map((s) => `o:${s}`)),
+      redis.mget(...services.map((s) => k.result(jobId, s))),
+    ]);
+    const results: ServiceResult[] = [];
+    services.forEach((s, i) => {
+      const o = outcomes[i] ? parseOutcome(outcomes[i]!) : undefined;
+      if (o) results.push(serviceResult(jobId, s, o, raw[i] ?? null));
+    });
+    return results;
   }
 
   async function markProcessing(jobId: string, at: string): Promise<JobStatus | ''> {
@@ -278,7 +318,12 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+}
+
+/** One service's result as the HTTP contract shows it: its outcome, and the data stored for it when it has a location. */
+function serviceResult(jobId: string, service: ServiceType, o: OutcomeRecord, json: string | null): ServiceResult {
+  return { serviceType: serviceName(service), data: o.location && json ? resultData(json, jobId, service) : null, ...outcomeOf(o) };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

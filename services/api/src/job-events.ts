@@ -1,5 +1,5 @@
 import type { JobEvent, Redis } from '@lookup/store';
-import { keys, waitForRedis } from '@lookup/store';
+import { keys, parseJobEventMessage, waitForRedis } from '@lookup/store';
 import type { Logger } from '@lookup/logging';
 
 /**
@@ -20,18 +20,26 @@ import type { Logger } from '@lookup/logging';
  * - XREAD BLOCK multiplexing every followed stream on one connection has to be interrupted (CLIENT UNBLOCK or a
  *   short timeout) whenever a client arrives, and re-sends every stream's key and id each round; SUBSCRIBE keeps
  *   one connection per replica without that churn.
- * Pub/sub is lossy across a reconnect, so a wake-up is only a hint: after the subscriber connection (or the broker,
- * whose job.completed also wakes streams) reconnects, every listener is woken and re-reads its stream.
+ * Each message names the entries its script appended (`<id> <type>[ <service>]` per line), and is handed to the
+ * listeners: pub/sub on one connection delivers every message published after the SUBSCRIBE, in publish order, so
+ * a listener that read the stream after subscribing needs no XRANGE to follow it (the entries after its position,
+ * from the messages, are exactly the stream's next entries). Pub/sub is lossy across a reconnect: after the
+ * subscriber connection (or the broker, whose job.completed also wakes streams) reconnects, every listener gets a
+ * bare wake-up (no entries) and re-reads its stream.
  */
 export interface JobEventSource {
   /**
-   * Calls `listener` whenever the job may have changed. Resolves, once listening (nothing recorded afterwards can
-   * be missed), to the unsubscribe function; rejects when the wake-up channel is unavailable.
+   * Calls `listener` whenever the job may have changed: with the entries recorded, as announced, or with nothing
+   * (read the stream). Resolves, once listening (nothing recorded afterwards can be missed), to the unsubscribe
+   * function; rejects when the wake-up channel is unavailable.
    */
-  subscribe(jobId: string, listener: () => void): Promise<() => void>;
+  subscribe(jobId: string, listener: JobEventListener): Promise<() => void>;
   /** The job's events after `afterId` ('0-0': all), oldest first. */
   read(jobId: string, afterId: string): Promise<JobEvent[]>;
 }
+
+/** Woken with the new entries, oldest first, or with undefined: something may have changed, read the stream. */
+export type JobEventListener = (events?: JobEvent[]) => void;
 
 export interface JobEventHubOptions {
   /** Reads a job's event stream (the job store's readEvents); without it, no job has events (tests). */
@@ -42,7 +50,7 @@ export interface JobEventHubOptions {
 
 export function createJobEventHub(options: JobEventHubOptions = {}) {
   interface Entry {
-    listeners: Set<() => void>;
+    listeners: Set<JobEventListener>;
     /** Resolves once the channel is subscribed (at once without a subscriber connection). */
     ready: Promise<void>;
   }
@@ -52,9 +60,9 @@ export function createJobEventHub(options: JobEventHubOptions = {}) {
   const byChannel = new Map<string, string>();
 
   if (sub) {
-    sub.redis.on('message', (ch: string) => {
+    sub.redis.on('message', (ch: string, message: string) => {
       const jobId = byChannel.get(ch);
-      if (jobId) notify(jobId);
+      if (jobId) notify(jobId, parseJobEventMessage(message));
     });
     // ioredis re-subscribes after a reconnect; what was published meanwhile is lost, so everyone re-reads.
     let connectedBefore = false;
@@ -79,8 +87,9 @@ export function createJobEventHub(options: JobEventHubOptions = {}) {
     sub.redis.unsubscribe(ch).catch((err: unknown) => sub.logger.debug({ err, jobId }, 'could not unsubscribe a job event channel'));
   }
 
-  function notify(jobId: string): void {
-    for (const l of [...(entries.get(jobId)?.listeners ?? [])]) l();
+  /** Wakes the job's listeners, with the entries recorded when known. */
+  function notify(jobId: string, events?: JobEvent[]): void {
+    for (const l of [...(entries.get(jobId)?.listeners ?? [])]) l(events);
   }
   function notifyAll(): void {
     for (const entry of [...entries.values()]) for (const l of [...entry.listeners]) l();

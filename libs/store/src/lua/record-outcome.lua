@@ -26,15 +26,15 @@ end
 if redis.call('HSETNX', job, 'o:' .. ARGV[1], ARGV[2]) == 0 then return { 'duplicate', status, notified } end
 local done = redis.call('HINCRBY', job, 'done', 1)
 local total = tonumber(redis.call('HGET', job, 'total'))
-jobEvent(KEYS[3], job, total + 2, 'type', 'result', 'service', ARGV[1])
+local lines = { jobEventLine(jobEvent(KEYS[3], job, total + 2, 'type', 'result', 'service', ARGV[1]), 'result', ARGV[1]) }
 if done >= total then
   redis.call('HSET', job, 'status', 'Completed', 'completedAt', ARGV[3])
   redis.call('ZREM', KEYS[2], ARGV[4])
-  jobEvent(KEYS[3], job, total + 2, 'type', 'completed')
-  jobEventsChanged(KEYS[3])
+  lines[2] = jobEventLine(jobEvent(KEYS[3], job, total + 2, 'type', 'completed'), 'completed')
+  jobEventsChanged(KEYS[3], lines)
   return { 'recorded', 'Completed', notified }
 end
-jobEventsChanged(KEYS[3])
+jobEventsChanged(KEYS[3], lines)
 if status == 'Pending' then
   redis.call('HSET', job, 'status', 'Processing')
   status = 'Processing'

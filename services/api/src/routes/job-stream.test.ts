@@ -22,8 +22,10 @@ describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
   async function streamHarness(overrides: Partial<Config> = {}) {
     // Each job's event stream, as the store would keep it (read after an id, exclusive).
     const streams = new Map<string, JobEvent[]>();
+    const reads = { stream: 0 };
     const hub = createJobEventHub({
       read: async (jobId, afterId) => {
+        reads.stream++;
         const all = streams.get(jobId) ?? [];
         const at = afterId === '0-0' ? -1 : all.findIndex((e) => e.id === afterId);
         return all.slice(at + 1);
@@ -34,7 +36,7 @@ describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
     apps.pop();
     const app = await buildApp({ ...h.deps, jobEvents: hub.source });
     apps.push(app);
-    return { app, jobs: h.jobs, hub, streams };
+    return { app, jobs: h.jobs, hub, streams, reads };
   }
 
   /** Every event of a payload with its id (comments left out). */
@@ -114,6 +116,34 @@ describe('GET /api/lookup/:jobId/events (server-sent events)', () => {
     const res = await pending;
     expect(parseAll(res.payload).map((e) => [e.event, e.id])).toEqual([['status', '0-0'], ['result', '5-0'], ['completed', '7-0']]);
     expect(res.payload.match(/^: ping$/gm)!.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('follows the entries a wake-up announces without re-reading the stream, reading only their results; skips old ones', async () => {
+    const { app, jobs, hub, streams, reads } = await streamHarness();
+    jobs.documents.set(JOB, doc('Processing'));
+    const getDocument = jobs.getDocument.bind(jobs);
+    let documentReads = 0;
+    jobs.getDocument = async (id) => (documentReads++, getDocument(id));
+    const pending = app.inject({ method: 'GET', url: `/api/lookup/${JOB}/events` });
+    await expect.poll(() => hub.subscribers).toBe(1);
+    await expect.poll(() => documentReads).toBe(1);
+    expect(reads.stream).toBe(1);
+    // The outcome is recorded (stream and document), then announced; an entry at or before the position is old.
+    const ping = { ...geoip, serviceType: 'Ping', data: { alive: true } };
+    jobs.documents.set(JOB, { ...doc('Processing'), results: [geoip, ping] as unknown as JobDocument['results'] });
+    streams.set(JOB, [{ id: '5-0', type: 'result', service: 0 }, { id: '6-0', type: 'result', service: 1 }]);
+    hub.notify(JOB, [{ id: '5-0', type: 'result', service: 0 }]);
+    hub.notify(JOB, [{ id: '5-0', type: 'result', service: 0 }, { id: '6-0', type: 'result', service: 1 }]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(documentReads).toBe(1);
+    jobs.documents.set(JOB, { ...finished(), results: [geoip, ping] as unknown as JobDocument['results'] });
+    hub.notify(JOB, [{ id: '7-0', type: 'completed' }]);
+    const events = parseAll((await pending).payload);
+    expect(events.map((e) => [e.event, e.id])).toEqual([['status', '0-0'], ['result', '5-0'], ['result', '6-0'], ['completed', '7-0']]);
+    expect(events[2]!.data).toEqual({ jobId: JOB, ...ping });
+    // One XRANGE (the first read) for the whole stream; the document only for the status and the end.
+    expect(reads.stream).toBe(1);
+    expect(documentReads).toBe(2);
   });
 
   it('follows many jobs: composite ids in the order of `jobs`, each event with its jobId; checks the list', async () => {

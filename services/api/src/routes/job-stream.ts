@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { serviceName, type JobDocument } from '@lookup/contracts';
-import { JOB_EVENT_ID, type JobEvent } from '@lookup/store';
+import { serviceName, type JobDocument, type ServiceResult } from '@lookup/contracts';
+import { JOB_EVENT_ID, eventIdAfter, type JobEvent } from '@lookup/store';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEventSource } from '../job-events.ts';
 import { parseJobId } from '../errors.ts';
@@ -17,7 +17,7 @@ const START = '0-0';
 const isFinal = (doc: JobDocument) => doc.status === 'Completed' || doc.status === 'Cancelled';
 
 export interface JobStreamDeps {
-  jobs: Pick<ApiDeps['jobs'], 'getDocument'>;
+  jobs: Pick<ApiDeps['jobs'], 'getDocument' | 'getResults'>;
   events: JobEventSource;
   /** A `: ping` comment after this long without an event (EVENTS_HEARTBEAT_MS). */
   heartbeatMs: number;
@@ -62,6 +62,13 @@ interface Followed {
   resumedAt: string | undefined;
   /** Woken since the last read. */
   dirty: boolean;
+  /**
+   * Whether the next read is of the stream (XRANGE): first read, a bare wake-up (reconnect, broker notification),
+   * a heartbeat. Otherwise the wake-ups' announced entries (`announced`) are the stream's next entries.
+   */
+  reread: boolean;
+  /** Entries announced by wake-up messages since the last read, oldest first (those at or before `pos` are old). */
+  announced: JobEvent[];
   /**
    * Whether the next read with nothing new also checks whether the job finished (first read, and after a wake-up
    * rather than a heartbeat): a job whose stream lacks its end (one finished before streams existed) still ends.
@@ -170,22 +177,34 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
     resumeFrom: string[] | undefined,
     idOf: (followed: Followed[]) => string,
   ): Promise<void> {
-    const followed: Followed[] = jobIds.map((jobId, i) => ({ jobId, pos: resumeFrom?.[i] ?? START, resumedAt: resumeFrom?.[i], done: false, dirty: true, checkEnd: true }));
+    const followed: Followed[] = jobIds.map((jobId, i) => ({
+      jobId,
+      pos: resumeFrom?.[i] ?? START,
+      resumedAt: resumeFrom?.[i],
+      done: false,
+      dirty: true,
+      reread: true,
+      announced: [],
+      checkEnd: true,
+    }));
     let wake: () => void = () => undefined;
     const unsubscribes: (() => void)[] = [];
     const unsubscribeAll = () => {
       for (const u of unsubscribes.splice(0)) u();
     };
     // Subscribe before the first read, so an event between the read and the subscription is not missed.
-    let docs: (JobDocument | undefined)[];
     let first: string;
     try {
       // Settled, not all: every subscription that did succeed is in `unsubscribes` before a failure is thrown.
       const subscribed = await Promise.allSettled(
         followed.map((f) =>
-          events.subscribe(f.jobId, () => {
+          events.subscribe(f.jobId, (announced) => {
             f.dirty = true;
-            f.checkEnd = true;
+            if (announced) f.announced.push(...announced);
+            else {
+              f.reread = true;
+              f.checkEnd = true;
+            }
             wake();
           }),
         ),
@@ -193,15 +212,16 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
       for (const r of subscribed) if (r.status === 'fulfilled') unsubscribes.push(r.value);
       const failed = subscribed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      docs = await Promise.all(jobIds.map((id) => jobs.getDocument(id)));
-      const missing = jobIds.findIndex((_, i) => !docs[i]);
+      // The first read: each job's stream, then its document (the status frame, and the data of the events).
+      const read = await Promise.all(followed.map((f) => readNew(f)));
+      const missing = read.findIndex((r) => !r.doc);
       if (missing >= 0) {
         unsubscribeAll();
         throw new JobNotFound(jobIds[missing]!);
       }
-      // A fresh connect to an unfinished job starts with its document.
-      first = resumeFrom ? '' : followed.map((f, i) => (isFinal(docs[i]!) ? '' : frame('status', docs[i], idOf(followed)))).join('');
-      first += await pumpAll();
+      // A fresh connect to an unfinished job starts with its document (as it was before any event sent here).
+      first = resumeFrom ? '' : followed.map((f, i) => (read[i]!.status ? frame('status', read[i]!.status, idOf(followed)) : '')).join('');
+      first += framesOf(followed, read);
     } catch (err) {
       unsubscribeAll();
       if (err instanceof JobNotFound) throw err;
@@ -279,17 +299,20 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
     /** Reads every woken job's new events; returns their frames. */
     async function pumpAll(): Promise<string> {
       const woken = followed.filter((f) => f.dirty && !f.done);
-      for (const f of woken) f.dirty = false;
-      const read = await Promise.all(woken.map((f) => readNew(f)));
+      return framesOf(woken, await Promise.all(woken.map((f) => readNew(f))));
+    }
+
+    /** The frames of what was read for each of `some` (in the same order); advances their positions. */
+    function framesOf(some: Followed[], read: NewEvents[]): string {
       let text = '';
-      woken.forEach((f, i) => {
-        const { events: evs, doc } = read[i]!;
+      some.forEach((f, i) => {
+        const { events: evs, doc, results } = read[i]!;
         for (const ev of evs) {
           if (f.done) break;
           f.pos = ev.id;
           if (ev.type === 'result') {
             const name = serviceName(ev.service);
-            const result = doc?.results.find((r) => r.serviceType === name);
+            const result = (results ?? doc?.results)?.find((r) => r.serviceType === name);
             if (!result) {
               request.log.warn({ jobId: f.jobId, service: name }, 'an event names a result the job does not show; skipped');
               continue;
@@ -302,32 +325,57 @@ export function registerJobStreamRoute(app: FastifyInstance, deps: JobStreamDeps
         }
       });
       return text;
+    }
 
-      /**
-       * A job's events after its position, and its document read after them (so it shows every outcome they
-       * name). Nothing new while the job is finished means: resumed after its end, or a job whose stream lacks its
-       * end (finished before streams existed): then its final document is the last event (id 0-0 if none before).
-       */
-      async function readNew(f: Followed): Promise<{ events: JobEvent[]; doc: JobDocument | undefined }> {
-        let evs = await events.read(f.jobId, f.pos);
-        if (evs.length > 0) return { events: evs, doc: await jobs.getDocument(f.jobId) };
-        if (!f.checkEnd) return { events: evs, doc: undefined };
-        f.checkEnd = false;
-        const doc = await jobs.getDocument(f.jobId);
-        if (!doc || !isFinal(doc)) return { events: evs, doc };
+    /**
+     * A job's events after its position, with what their frames show, read after them (so it has every outcome
+     * they name): the outcomes of `result` events alone (`results`), or the job's document when one is final or
+     * the stream was re-read. Following announced entries (see job-events.ts) needs no XRANGE. Nothing new in the
+     * stream while the job is finished means: resumed after its end, or a job whose stream lacks its end (finished
+     * before streams existed): then its final document is the last event (id 0-0 if none before).
+     */
+    async function readNew(f: Followed): Promise<NewEvents> {
+      f.dirty = false;
+      const announced = f.announced.splice(0);
+      if (!f.reread) {
+        // Only what comes after the position, each entry once (overlapping announcements, or ones a read covered).
+        let last = f.pos;
+        const evs = announced.filter((e) => eventIdAfter(e.id, last) && ((last = e.id), true));
+        if (evs.length === 0) return { events: evs };
+        if (!jobs.getResults || evs.some((e) => e.type !== 'result')) return { events: evs, doc: await jobs.getDocument(f.jobId) };
+        return { events: evs, results: await jobs.getResults(f.jobId, evs.map((e) => (e.type === 'result' ? e.service : 0))) };
+      }
+      f.reread = false;
+      // Announcements that come while the stream is read are kept for the next read (those it covers are skipped).
+      let evs = await events.read(f.jobId, f.pos);
+      if (evs.length === 0 && !f.checkEnd) return { events: evs };
+      f.checkEnd = false;
+      const doc = await jobs.getDocument(f.jobId);
+      // For the status frame of a fresh connect: the document, when the job is not finished.
+      const status = doc && !isFinal(doc) ? doc : undefined;
+      if (evs.length > 0 || !doc || !isFinal(doc)) return { events: evs, doc, status };
         // Finished: its final entry exists (written with the final state); read again in case it came meanwhile.
         evs = await events.read(f.jobId, f.pos);
         if (evs.length > 0) return { events: evs, doc };
-        // Resumed, nothing new since: its end was sent before this connection.
-        if (f.resumedAt === f.pos) {
-          f.done = true;
-          return { events: [], doc };
-        }
-        return { events: [{ id: f.pos, type: doc.status === 'Cancelled' ? 'cancelled' : 'completed' }], doc };
+      // Resumed, nothing new since: its end was sent before this connection.
+      if (f.resumedAt === f.pos) {
+        f.done = true;
         return { events: [], doc };
       }
+      return { events: [{ id: f.pos, type: doc.status === 'Cancelled' ? 'cancelled' : 'completed' }], doc };
     }
   }
+}
+
+/** What one read found for a job: its new events and what their frames show. */
+interface NewEvents {
+  events: JobEvent[];
+  /** The job's document, read after the events (final events, a re-read of the stream). */
+  doc?: JobDocument;
+  /** The outcomes of the `result` events alone, read after them (announced results). */
+  results?: ServiceResult[];
+  /** The document when the stream was re-read and the job is not finished (the first read's `status` frame). */
+  status?: JobDocument;
 }
 
 /** One event: `event:` and `data:` first (what the existing clients read), then its `id:`. */

@@ -5,7 +5,7 @@
 import { afterEach } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
-import { serviceName, type JobCompleted, type JobDocument, type JobSubmitted } from '@lookup/contracts';
+import { serviceName, type JobCompleted, type JobDocument, type JobSubmitted, type ServiceResult, type ServiceType } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
 import type { BatchRecord, CancelDisposition, IdempotencyClaim, JobListPage, JobListQuery, NewBatch, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
 import { buildApp } from '../app.ts';
@@ -57,6 +57,12 @@ export class FakeJobs {
   async getDocument(jobId: string): Promise<JobDocument | undefined> {
     if (this.failGet) throw new Error('redis down');
     return this.documents.get(jobId);
+  }
+  /** The results of the stored document (what the store reads for an event stream's `result` events). */
+  async getResults(jobId: string, services: readonly ServiceType[]): Promise<ServiceResult[]> {
+    if (this.failGet) throw new Error('redis down');
+    const names: string[] = services.map((s) => serviceName(s));
+    return (this.documents.get(jobId)?.results ?? []).filter((r) => names.includes(r.serviceType));
   }
   readonly statuses = new Map<string, 'Pending' | 'Processing' | 'Completed' | 'Cancelled'>();
   async cancel(jobId: string): Promise<{ disposition: CancelDisposition; status: '' | 'Completed' | 'Cancelled' | 'Pending' | 'Processing' }> {

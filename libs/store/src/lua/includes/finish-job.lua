@@ -7,14 +7,16 @@
 --- @include "job-event"
 local function finishJob(job, deadlines, events, jobId, outcome, status, completedAt, ...)
   local maxlen = tonumber(redis.call('HGET', job, 'total') or '0') + 2
+  local lines = {}
   for service in string.gmatch(redis.call('HGET', job, 'services') or '', '[^,]+') do
     if redis.call('HSETNX', job, 'o:' .. service, outcome) == 1 then
       redis.call('HINCRBY', job, 'done', 1)
-      jobEvent(events, job, maxlen, 'type', 'result', 'service', service)
+      lines[#lines + 1] = jobEventLine(jobEvent(events, job, maxlen, 'type', 'result', 'service', service), 'result', service)
     end
   end
   redis.call('HSET', job, 'status', status, 'completedAt', completedAt, ...)
   redis.call('ZREM', deadlines, jobId)
-  jobEvent(events, job, maxlen, 'type', status == 'Cancelled' and 'cancelled' or 'completed')
-  jobEventsChanged(events)
+  local final = status == 'Cancelled' and 'cancelled' or 'completed'
+  lines[#lines + 1] = jobEventLine(jobEvent(events, job, maxlen, 'type', final), final)
+  jobEventsChanged(events, lines)
 end

@@ -10,8 +10,16 @@ local function jobEvent(stream, job, maxlen, ...)
   return id
 end
 
+-- The line announcing one entry in the wake-up message: `<id> <type>` (+ ` <service>` on results).
+local function jobEventLine(id, eventType, service)
+  if service then return id .. ' ' .. eventType .. ' ' .. service end
+  return id .. ' ' .. eventType
+end
+
 -- Wakes whoever follows the job (an API replica subscribes to the channel of the same name while a client
--- streams the job; with no subscriber, PUBLISH costs next to nothing). Only a hint: the stream is the truth.
-local function jobEventsChanged(stream)
-  redis.call('PUBLISH', stream, '1')
+-- streams the job; with no subscriber, PUBLISH costs next to nothing). The message names the entries this script
+-- appended (jobEventLine, one per line, oldest first), so a subscriber that has followed the channel since before
+-- its last read needs no XRANGE; after a reconnect it re-reads the stream, which stays the truth.
+local function jobEventsChanged(stream, lines)
+  redis.call('PUBLISH', stream, table.concat(lines, '\n'))
 end
