@@ -125,6 +125,11 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     const rdapHttp = trace.filter((s) => s.service === 'lookup-rdap' && s.kind === SpanKinds.client && byId.get(s.parentSpanId)?.name === 'lookup RDAP');
     expect(rdapHttp.length).toBeGreaterThanOrEqual(2);
     expect(trace.some((s) => s.service === 'lookup-dns' && s.kind === SpanKinds.client && s.name.startsWith('dns resolve'))).toBe(true);
+    // The instrumented libraries, hooked in ESM by the telemetry module: Fastify's request span under the HTTP
+    // server span, and the Redis commands (ioredis) of the saga and the workers.
+    expect(trace.some((s) => s.service === 'lookup-api' && s.name === 'request' && s.parentSpanId === roots[0]!.spanId)).toBe(true);
+    const redisBy = (service: string) => trace.some((s) => s.service === service && s.kind === SpanKinds.client && (s.attributes['db.system.name'] ?? s.attributes['db.system']) === 'redis');
+    for (const service of ['lookup-api', 'lookup-saga', 'lookup-rdap']) expect(redisBy(service), `${service} Redis spans`).toBe(true);
     // The saga's steps.
     for (const step of ['saga dispatch commands', 'saga record outcome', 'saga complete job']) {
       expect(trace.some((s) => s.service === 'lookup-saga' && s.name === step), step).toBe(true);
