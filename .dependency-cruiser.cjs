@@ -27,6 +27,8 @@ const LAYERS = {
   coordination: ['contracts', 'config', 'logging'],
   dns: ['contracts', 'config', 'logging'],
   runtime: ['contracts', 'config', 'logging'],
+  // Loaded with `--import` before a service (the start scripts); nothing imports it.
+  telemetry: ['contracts', 'config'],
   'worker-kit': '*',
   'resource-kit': '*',
 };

@@ -583,7 +583,7 @@ describe('docker-compose.yml', () => {
 describe('the service catalogue', () => {
   const demo = parse(read('compose.demo.yml'), { merge: true }) as ComposeFile;
   const startScript = (slug: string) =>
-    `node --heap-growing-percent=50 --conditions=lookup-dist --enable-source-maps services/workers/${slug}/dist/src/main.js`;
+    `node --heap-growing-percent=50 --conditions=lookup-dist --enable-source-maps --import ./libs/telemetry/dist/src/register.js services/workers/${slug}/dist/src/main.js`;
 
   it('has one worker package per entry, services/workers/<slug> with src/main.ts, and no worker outside it', () => {
     for (const { slug } of SERVICE_CATALOGUE) {

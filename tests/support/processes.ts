@@ -111,11 +111,13 @@ export async function startSuite(options: {
   namespace: string;
   env?: Record<string, string>;
   services?: string[];
+  /** How long each service may take to say it is ready (default startService's). */
+  readyTimeoutMs?: number;
 }): Promise<Suite> {
   const port = await freePort();
   const env = { NAMESPACE: options.namespace, API_HOST: '127.0.0.1', API_PORT: String(port), ...options.env };
   const names = options.services ?? Object.keys(ENTRY_POINTS).filter((n) => n !== 'resource-worker');
-  const started = await Promise.allSettled(names.map((n) => startService(n, env)));
+  const started = await Promise.allSettled(names.map((n) => startService(n, env, options.readyTimeoutMs)));
   const processes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {

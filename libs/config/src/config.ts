@@ -119,6 +119,21 @@ export interface Config {
   deadlineSweepMs: number;
   /** How long an Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
+  /** OpenTelemetry traces (OTEL_*): read before the service starts by @lookup/telemetry (loadTracingConfig). */
+  tracing: TracingConfig;
+}
+
+/** The OTEL_* variables the suite itself reads; the SDK reads the others (sampler, protocol, headers) as usual. */
+export interface TracingConfig {
+  /**
+   * OTEL_EXPORTER_OTLP_ENDPOINT (http or https): the OTLP/HTTP receiver spans are exported to. Unset (or
+   * OTEL_SDK_DISABLED=true): no tracing, and the OpenTelemetry SDK is not even loaded.
+   */
+  otlpEndpoint: string | undefined;
+  /** OTEL_SERVICE_NAME: the service.name of this process's spans instead of `lookup-<process>`. */
+  serviceName: string | undefined;
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: the OTLP/HTTP encoding (gRPC is not built in). */
+  protocol: 'http/protobuf' | 'http/json';
 }
 
 export class ConfigError extends Error {
@@ -135,6 +150,7 @@ type Parser<T> = (raw: string, name: string) => T;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const PING_ENGINES = ['auto', 'socket', 'system'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 const int = (min: number, max: number): Parser<number> => (raw, name) => {
@@ -307,6 +323,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     jobDeadlineMs: 0,
     deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
+    tracing: {
+      otlpEndpoint: read('OTEL_SDK_DISABLED', bool, false) ? undefined : read<string | undefined>('OTEL_EXPORTER_OTLP_ENDPOINT', url(['http:', 'https:']), undefined),
+      serviceName: read<string | undefined>('OTEL_SERVICE_NAME', str, undefined),
+      protocol: read('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', oneOf(OTLP_PROTOCOLS), read('OTEL_EXPORTER_OTLP_PROTOCOL', oneOf(OTLP_PROTOCOLS), 'http/protobuf')),
+    },
   };
   // Default deadline: every attempt of the slowest lookup at its full timeout, the backoffs between them,
   // and five seconds of slack.
@@ -322,6 +343,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/**
+ * The tracing part of the configuration alone, validated as loadConfig does (ConfigError naming each bad
+ * variable): what @lookup/telemetry reads before a service's own code, and its configuration, are loaded.
+ */
+export function loadTracingConfig(env: Env = process.env): Readonly<TracingConfig> {
+  const names = ['OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'];
+  return Object.freeze({ ...loadConfig(Object.fromEntries(names.map((n) => [n, env[n]]))).tracing });
 }
 
 /** Loads the configuration or stops the process with a message naming each bad variable. */
@@ -372,5 +402,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     rabbitmqManagementUrl: maskUrl(config.rabbitmqManagementUrl),
     adminApiKey: config.adminApiKey ? '***' : undefined,
     apiKeys: config.apiKeys.map(() => '***'),
+    tracing: { ...config.tracing, otlpEndpoint: config.tracing.otlpEndpoint === undefined ? undefined : maskUrl(config.tracing.otlpEndpoint) },
   };
 }

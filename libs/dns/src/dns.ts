@@ -1,6 +1,7 @@
 import { promises as dns } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import { permanentError, transientError, type LookupError, type TargetPolicy, type TargetType } from '@lookup/contracts';
+import { SpanKind, tracingActive, withSpan } from '@lookup/logging';
 
 /** DNS for lookups: a shared resolver honouring DNS_SERVERS, the one timeout formula, and DNS errors classified permanent/transient. */
 
@@ -57,9 +58,27 @@ export function createResolver(settings: ResolverSettings): dns.Resolver {
   if (!resolver) {
     resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: DNS_TRIES });
     if (settings.servers.length > 0) resolver.setServers([...settings.servers]);
+    if (tracingActive()) resolver = tracedResolver(resolver);
     resolvers.set(settings, resolver);
   }
   return resolver;
+}
+
+/**
+ * The resolver with every query (resolve*, reverse) in a CLIENT span `dns <method>` naming the question, so a
+ * lookup's trace shows its DNS traffic (node's own instrumentation covers dns.lookup only, not a Resolver).
+ */
+function tracedResolver(resolver: dns.Resolver): dns.Resolver {
+  return new Proxy(resolver, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (typeof prop !== 'string' || !/^(resolve|reverse)/.test(prop)) return method.bind(target);
+      return (...args: unknown[]) =>
+        withSpan(`dns ${prop}`, { 'dns.question.name': String(args[0]), 'rpc.method': prop }, async () => method.apply(target, args), SpanKind.CLIENT);
+    },
+  });
 }
 
 /** The error code of a lookup refused by the target policy (permanent: retrying cannot change the verdict). */

@@ -1,2 +1,3 @@
 export * from './logging.ts';
 export * from './pretty.ts';
+export * from './tracing.ts';

@@ -1,6 +1,7 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { describeConfig, type Config } from '@lookup/config';
 import { prettyDestination } from './pretty.ts';
+import { activeTraceFields, tracingActive } from './tracing.ts';
 
 export type { Logger } from 'pino';
 
@@ -24,7 +25,8 @@ export function isPretty(format: LogFormat | undefined, stdoutIsTty: boolean = p
 
 /**
  * The root logger of a process: JSON lines with `service` (the process name), `pid` and ISO time; lines about
- * one lookup service carry it as `lookupService`, never as a second `service` key.
+ * one lookup service carry it as `lookupService`, never as a second `service` key. When the process traces
+ * (@lookup/telemetry started the SDK), a line written inside a span carries its `traceId` and `spanId`.
  */
 export function createLogger({ service, level, format = 'json', destination }: LoggerDeps): Logger {
   const options: LoggerOptions = {
@@ -33,6 +35,8 @@ export function createLogger({ service, level, format = 'json', destination }: L
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: ['*.password', '*.apiKey', 'headers.authorization', 'headers["x-api-key"]'], censor: '***' },
+    // Decided once: a process that does not trace pays nothing per line.
+    mixin: tracingActive() ? activeTraceFields : undefined,
   };
   if (destination) return pino(options, destination);
   if (isPretty(format)) return pino(options, prettyDestination(process.stdout, { colour: process.stdout.isTTY === true }));
@@ -44,6 +48,6 @@ export function createLogger({ service, level, format = 'json', destination }: L
  * and the whole configuration (secrets masked) at debug level.
  */
 export function logStartup(logger: Logger, config: Config, extra: Record<string, unknown> = {}): void {
-  logger.info({ namespace: config.namespace, logLevel: config.logLevel, node: process.version, ...extra }, 'starting');
+  logger.info({ namespace: config.namespace, logLevel: config.logLevel, node: process.version, traces: tracingActive() ? 'on' : 'off', ...extra }, 'starting');
   logger.debug({ config: describeConfig(config) }, 'configuration');
 }

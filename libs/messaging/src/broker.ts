@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
-import type { Logger } from '@lookup/logging';
+import { tracingActive, type Logger } from '@lookup/logging';
 import type { Validator } from '@lookup/contracts';
 import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { AmqpConnection, type Connection } from './connection.ts';
 import { CONSUME_DEFAULTS, PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
 import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
+import { noteDeliveryFailure, traceDelivery, tracePublish } from './trace-context.ts';
 
 export interface BrokerOptions {
   url: string;
@@ -103,6 +104,8 @@ export class Broker extends EventEmitter {
   private readonly returned = new Set<string>();
   private closing = false;
   private readonly log: Logger;
+  /** Whether this process traces (the SDK is started before any service code runs): decided once. */
+  private readonly tracing = tracingActive();
 
   constructor(private readonly options: BrokerOptions) {
     super();
@@ -175,6 +178,11 @@ export class Broker extends EventEmitter {
    * when not connected, nacked, returned as unroutable, or not confirmed within the timeout.
    */
   async publish(exchange: string, routingKey: string, body: unknown, options: PublishOptions): Promise<void> {
+    if (!this.tracing) return this.send(exchange, routingKey, body, options);
+    return tracePublish(exchange, routingKey, options, (headers) => this.send(exchange, routingKey, body, { ...options, headers }));
+  }
+
+  private async send(exchange: string, routingKey: string, body: unknown, options: PublishOptions): Promise<void> {
     const channel = this.publishChannel;
     if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
     const mandatory = options.mandatory ?? PUBLISH_DEFAULTS.mandatory;
@@ -269,7 +277,8 @@ export class Broker extends EventEmitter {
         void channel.close().catch(() => undefined);
         return;
       }
-      const task = this.dispatch(consumer, channel, msg, queue).finally(() => consumer.inFlight.delete(task));
+      const dispatch = () => this.dispatch(consumer, channel, msg, queue);
+      const task = (this.tracing ? traceDelivery(msg, queue, dispatch) : dispatch()).finally(() => consumer.inFlight.delete(task));
       consumer.inFlight.add(task);
     });
     consumer.tag = consumerTag;
@@ -342,6 +351,7 @@ export class Broker extends EventEmitter {
         await deadLetter(decision.reason, body);
       } else {
         this.log.warn({ err: (err as Error)?.message, queue, jobId: msg.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
+        if (this.tracing) noteDeliveryFailure('requeued', String((err as Error)?.message ?? err));
         await sleep(decision.delayMs);
         safeNack(channel, msg, true);
       }
@@ -375,6 +385,7 @@ export class Broker extends EventEmitter {
    */
   private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, reason: string, consumer: Consumer, body?: unknown): Promise<void> {
     this.log.error({ queue, reason, messageId: msg.properties.messageId, jobId: msg.properties.correlationId }, 'dead-lettering message');
+    if (this.tracing) noteDeliveryFailure('dead-lettered', reason);
     try {
       await this.publishRaw(this.topology.exchanges.deadLetter, msg, {
         'x-dead-letter-reason': reason.slice(0, 2000),

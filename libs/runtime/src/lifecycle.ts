@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Logger } from '@lookup/logging';
+import { flushTraces, type Logger } from '@lookup/logging';
 
 export interface ShutdownStep {
   name: string;
@@ -17,7 +17,8 @@ export interface ShutdownOptions {
 
 /**
  * Returns shutdown(): safe to call many times (the promise is cached); runs every step in order, each
- * even if one before it failed, under an overall time cap. installSignalHandlers wires SIGTERM/SIGINT/SIGHUP
+ * even if one before it failed, then exports the spans still buffered (when the process traces), under an
+ * overall time cap. installSignalHandlers wires SIGTERM/SIGINT/SIGHUP
  * and the parent watch.
  */
 export function createShutdown({ logger, timeoutMs, steps, exit = true }: ShutdownOptions): (reason?: string) => Promise<void> {
@@ -31,7 +32,7 @@ export function createShutdown({ logger, timeoutMs, steps, exit = true }: Shutdo
       }, timeoutMs);
       cap.unref();
       let failed = false;
-      for (const step of steps) {
+      for (const step of [...steps, { name: 'flush traces', run: flushTraces }]) {
         try {
           await step.run();
         } catch (err) {

@@ -14,7 +14,7 @@ import {
   type TargetPolicy,
   type TaskCompleted,
 } from '@lookup/contracts';
-import type { Logger } from '@lookup/logging';
+import { SpanStatusCode, withSpan, type Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
 import type { JobStore, ResultStore } from '@lookup/store';
@@ -90,7 +90,12 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       }
     }
 
-    const outcome = checkLookupData(await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal), dataSchema, log);
+    const outcome = await withSpan(`lookup ${serviceName(service)}`, { 'lookup.service': serviceName(service), 'lookup.job_id': cmd.jobId, 'lookup.attempt': cmd.attempt }, async (span) => {
+      const attempt = checkLookupData(await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal), dataSchema, log);
+      span?.setAttributes({ 'lookup.outcome': attempt.ok ? 'succeeded' : 'failed', 'lookup.duration_ms': attempt.durationMs });
+      if (span && !attempt.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: attempt.errorMessage });
+      return attempt;
+    });
     if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {

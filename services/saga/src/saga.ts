@@ -11,7 +11,7 @@ import {
   type TaskCompleted,
   type Validator,
 } from '@lookup/contracts';
-import type { Logger } from '@lookup/logging';
+import { withSpan, type Logger } from '@lookup/logging';
 import { PoisonMessageError, type Publishers, type ReceivedMessage } from '@lookup/messaging';
 import type { JobStore } from '@lookup/store';
 
@@ -44,21 +44,23 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
       log.info({ status }, 'job already finished; not dispatching');
       return;
     }
-    await Promise.all(
-      ev.services.map((service) => {
-        const command: LookupCommand = {
-          messageId: commandMessageId(ev.jobId, service, 1),
-          correlationId: ev.jobId,
-          schemaVersion: SCHEMA_VERSION,
-          occurredAt: new Date().toISOString(),
-          jobId: ev.jobId,
-          target: ev.target,
-          targetType: ev.targetType,
-          serviceType: service,
-          attempt: 1,
-        };
-        return publish.command(command);
-      }),
+    await withSpan('saga dispatch commands', { 'lookup.job_id': ev.jobId, 'lookup.services': ev.services.map(serviceName) }, () =>
+      Promise.all(
+        ev.services.map((service) => {
+          const command: LookupCommand = {
+            messageId: commandMessageId(ev.jobId, service, 1),
+            correlationId: ev.jobId,
+            schemaVersion: SCHEMA_VERSION,
+            occurredAt: new Date().toISOString(),
+            jobId: ev.jobId,
+            target: ev.target,
+            targetType: ev.targetType,
+            serviceType: service,
+            attempt: 1,
+          };
+          return publish.command(command);
+        }),
+      ),
     );
     log.info({ services: ev.services.map(serviceName) }, 'commands dispatched');
   }
@@ -75,11 +77,8 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
         `location ${JSON.stringify(ev.location.key.slice(0, 200))} is not job ${ev.jobId}'s result key for ${serviceName(ev.serviceType)} (${own.key})`,
       );
     }
-    const result = await jobs.recordOutcome(
-      ev.jobId,
-      ev.serviceType,
-      { ...outcomeOf(ev), location: ev.location === null ? null : own },
-      new Date().toISOString(),
+    const result = await withSpan('saga record outcome', { 'lookup.job_id': ev.jobId, 'lookup.service': serviceName(ev.serviceType), 'lookup.outcome': ev.status }, () =>
+      jobs.recordOutcome(ev.jobId, ev.serviceType, { ...outcomeOf(ev), location: ev.location === null ? null : own }, new Date().toISOString()),
     );
     switch (result.disposition) {
       case 'missing':
@@ -106,8 +105,10 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
 
   /** Publishes job.completed, then records that it was published (at-least-once announcement). */
   async function announceCompleted(jobId: string): Promise<void> {
-    await publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', new Date().toISOString()));
-    await jobs.markNotified(jobId);
+    await withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
+      await publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', new Date().toISOString()));
+      await jobs.markNotified(jobId);
+    });
   }
 
   /** The schema of a message on the saga queue, by its routing key; undefined for a key the saga does not take. */

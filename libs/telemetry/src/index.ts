@@ -1,0 +1,1 @@
+export { defaultServiceName } from './service-name.ts';
