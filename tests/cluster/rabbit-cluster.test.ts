@@ -19,6 +19,8 @@ import { isRunning, startRabbitCluster, type ClusterNode, type RabbitCluster } f
 // and Succeeded, nothing dead-lettered. Figures are printed as `[cluster figures] {...}`.
 const BASE_PORT = Number(process.env.CLUSTER_BASE_PORT ?? 26300);
 const JOBS = Number(process.env.CLUSTER_JOBS ?? 300);
+/** CLUSTER_STOP=kill: SIGKILL the leading node (a crash) instead of `rabbitmqctl stop` (a graceful stop). */
+const HOW = process.env.CLUSTER_STOP === 'kill' ? 'kill' : 'stop';
 const ns = newNamespace('cluster');
 const t = topology(ns);
 const ALL = SERVICE_CATALOGUE.map((s) => s.name).sort();
@@ -122,7 +124,7 @@ describe('a three-node RabbitMQ cluster with quorum queues', () => {
       during: async () => {
         stopped = before.node;
         stop.began = Date.now();
-        await c.stopNode(before.node);
+        await c.stopNode(before.node, HOW);
         stop.ended = Date.now();
       },
     });
@@ -138,7 +140,7 @@ describe('a three-node RabbitMQ cluster with quorum queues', () => {
     // Processes whose connection was on the stopped node and that reconnected to another.
     const failedOver = suite!.processes.filter((p) => p.lines.some((l) => l.includes('connection lost; reconnecting'))).map((p) => p.name);
     console.log(`[cluster figures] ${JSON.stringify({
-      stopped: stopped?.name, stopMs: stop.ended - stop.began, ...figures, refused: load.refused, deadLettered: dead,
+      stopped: stopped?.name, how: HOW, stopMs: stop.ended - stop.began, ...figures, refused: load.refused, deadLettered: dead,
       inFlightAtStop, submittedSinceStop, failedOver, leadersBefore: before.leaders, leadersAfter: after.leaders,
     })}`);
 

@@ -31,8 +31,8 @@ export interface RabbitCluster {
   ctl(node: ClusterNode, args: string[], tool?: string): Promise<string>;
   /** The node (of this cluster) that leads quorum queue `queue`. */
   leaderOf(queue: string): Promise<ClusterNode | undefined>;
-  /** Stops one node (rabbitmqctl stop; SIGKILL if it does not go). */
-  stopNode(node: ClusterNode): Promise<void>;
+  /** Stops one node: `rabbitmqctl stop` (SIGKILL if it does not go), or with `kill` SIGKILL at once (a crash). */
+  stopNode(node: ClusterNode, how?: 'stop' | 'kill'): Promise<void>;
   /** Stops every node it started and deletes the temp dir; safe to call twice, also after a failed start. */
   close(): Promise<void>;
 }
@@ -100,9 +100,10 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
       }
       return undefined;
     },
-    async stopNode(node) {
+    async stopNode(node, how = 'stop') {
       if (!isRunning(node)) return;
-      await cluster.ctl(node, ['stop']).catch(() => undefined);
+      if (how === 'kill') killGroup(node.process!);
+      else await cluster.ctl(node, ['stop']).catch(() => undefined);
       const gone = await Promise.race([node.exited!.then(() => true), sleep(20_000).then(() => false)]);
       if (!gone) killGroup(node.process!);
       await node.exited;
