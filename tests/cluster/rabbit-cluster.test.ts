@@ -44,7 +44,8 @@ beforeAll(async () => {
     JOB_DEADLINE_MS: '240000',
   });
   await declareTopology(env);
-  suite = await startSuite({ namespace: ns, env });
+  // Seven node processes starting at once next to three broker nodes: more than 30 s on a loaded 2-core machine.
+  suite = await startSuite({ namespace: ns, env, readyTimeoutMs: 120_000 });
 }, 360_000);
 
 afterAll(async () => {

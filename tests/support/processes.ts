@@ -111,11 +111,13 @@ export async function startSuite(options: {
   namespace: string;
   env?: Record<string, string>;
   services?: string[];
+  /** How long each process may take to say it is ready (default startService's 30 s). */
+  readyTimeoutMs?: number;
 }): Promise<Suite> {
   const port = await freePort();
   const env = { NAMESPACE: options.namespace, API_HOST: '127.0.0.1', API_PORT: String(port), ...options.env };
   const names = options.services ?? Object.keys(ENTRY_POINTS).filter((n) => n !== 'resource-worker');
-  const started = await Promise.allSettled(names.map((n) => startService(n, env)));
+  const started = await Promise.allSettled(names.map((n) => startService(n, env, options.readyTimeoutMs)));
   const processes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -125,7 +127,7 @@ export async function startSuite(options: {
   }
   if (names.includes('api')) {
     // Listening is not ready: the API answers 503 until its broker connection is up.
-    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 30_000).catch(async (err) => {
+    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), options.readyTimeoutMs ?? 30_000).catch(async (err) => {
       await Promise.all(processes.map((p) => stopService(p)));
       throw err;
     });
