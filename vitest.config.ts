@@ -44,7 +44,8 @@ export default defineConfig({
           name: 'cluster',
           include: ['tests/cluster/**/*.test.ts'],
           testTimeout: 600_000,
-          hookTimeout: 360_000,
+          // Three nodes booting and joining, then seven processes: minutes on a loaded 2-core machine.
+          hookTimeout: 600_000,
         },
       },
     ],

@@ -46,7 +46,7 @@ beforeAll(async () => {
   await declareTopology(env);
   // Seven node processes starting at once next to three broker nodes: more than 30 s on a loaded 2-core machine.
   suite = await startSuite({ namespace: ns, env, readyTimeoutMs: 120_000 });
-}, 360_000);
+}, 600_000);
 
 afterAll(async () => {
   await suite?.stop();
