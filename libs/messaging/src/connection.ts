@@ -36,8 +36,8 @@ export interface AmqpConnectionOptions {
 /**
  * One self-healing AMQP connection: connects with backoff and jitter (retrying until it succeeds or close() is
  * called; with several broker URLs it tries the next node at once and backs off only after a whole round failed,
- * and a lost connection reconnects to the next node), asks for a heartbeat, tunes the socket (socket-tuning.ts), runs `setup` on every new connection, and
- * reconnects when the connection is lost. Emits 'connected' (after setup) and 'disconnected' (lost while not
+ * and a lost connection reconnects to the next node), asks for a heartbeat, tunes the socket (socket-tuning.ts),
+ * runs `setup` on every new connection, and reconnects when the connection is lost. Emits 'connected' (after setup) and 'disconnected' (lost while not
  * closing). A channel's owner decides what a lost channel means: re-create it on the same connection
  * (RecoveringChannel) or start over on a new connection (`restart`). close() is idempotent.
  */

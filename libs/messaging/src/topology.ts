@@ -99,8 +99,9 @@ export type QueueRole = 'work' | 'delay' | 'dead-letter';
  *   It is a backstop above DELIVERY_LIMIT (which config keeps at or below it): the consumer's own poison guard
  *   dead-letters first with its reason and records the failure on the job; the broker's catches the messages the
  *   guard cannot count (Redis unreachable). A fixed number, since arguments are immutable.
- * Delay queues keep classic-compatible TTLs: quorum queues support x-message-ttl and per-message TTL since 3.10,
- * expire messages at the head in arrival order as classic queues do, and record `original-expiration` in x-death.
+ * Delay queues work as on classic queues: quorum queues support x-message-ttl and per-message TTLs since 3.10, and
+ * record `original-expiration` in x-death (checked on 3.10.8); as every message of a delay queue has the same TTL,
+ * they leave it in arrival order whichever way a queue type expires messages.
  */
 export function queueTypeArguments(queueType: QueueType, role: QueueRole): Record<string, unknown> {
   if (queueType === 'classic') return {};
