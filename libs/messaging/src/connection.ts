@@ -16,6 +16,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface AmqpConnectionOptions {
   /** One broker URL, or a cluster's nodes comma-separated (AMQP_URL): see UrlRotation for the order tried. */
   url: string;
+  /** Index in `url`'s list of the node to try first (default: a random one, spreading clients over a cluster). */
+  firstNode?: number;
   /** Connection name shown in the RabbitMQ console. */
   name: string;
   logger: Logger;
@@ -52,7 +54,7 @@ export class AmqpConnection extends EventEmitter {
   constructor(private readonly options: AmqpConnectionOptions) {
     super();
     this.log = options.logger;
-    this.nodes = new UrlRotation(options.url);
+    this.nodes = new UrlRotation(options.url, options.firstNode);
   }
 
   /** The live connection (after its setup), if any. */
