@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { maskUrl } from '@lookup/config';
 import { createLogger } from '@lookup/logging';
-import { AmqpConnection } from '@lookup/messaging';
+import { AmqpConnection, RecoveringChannel } from '@lookup/messaging';
 import { AMQP_URL } from './support/env.ts';
 import { freePort, waitFor } from './support/processes.ts';
 
@@ -57,5 +57,20 @@ describe('AMQP_URL with several nodes', () => {
     await waitFor(async () => (setups() === 2 && c.connection ? true : undefined), 30_000);
     expect(lines.filter((l) => l.msg === 'rabbitmq connected').map((l) => l.amqp)).toEqual([maskUrl(AMQP_URL), maskUrl(other)]);
     expect(lines.find((l) => l.msg === 'rabbitmq connection lost; reconnecting')).toMatchObject({ amqp: maskUrl(AMQP_URL), next: maskUrl(other) });
+  });
+
+  it('the resource RPC\'s RecoveringChannel skips a node that does not answer too, and sets its channel up on the next', async () => {
+    const dead = `amqp://guest:guest@127.0.0.1:${await freePort()}`;
+    const { lines, logger } = logged();
+    let channels = 0;
+    const link = new RecoveringChannel({ url: `${dead},${AMQP_URL}`, firstNode: 0, name: 'url-list-rpc', logger, confirm: false, reconnectMinMs: 60_000, reconnectMaxMs: 120_000, setup: async () => void channels++ });
+    try {
+      await link.start();
+      expect(link.ready).toBe(true);
+      expect(channels).toBe(1);
+      expect(lines.find((l) => l.msg === 'rpc connect failed')).toMatchObject({ amqp: maskUrl(dead), next: maskUrl(AMQP_URL), retryInMs: 0 });
+    } finally {
+      await link.close();
+    }
   });
 });

@@ -196,6 +196,7 @@ export class RecoveringChannel extends EventEmitter {
     this.reopenMaxMs = options.reconnectMaxMs ?? RPC_CONNECTION_DEFAULTS.reconnectMaxMs;
     this.amqp = new AmqpConnection({
       url: options.url,
+      firstNode: options.firstNode,
       name: options.name,
       logger: options.logger,
       label: 'rpc',
