@@ -19,7 +19,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**'],
+          exclude: ['tests/disruptive/**', 'tests/cluster/**'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
@@ -34,6 +34,18 @@ export default defineConfig({
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Starts its own three-node RabbitMQ cluster (ports 26300-26399 by default, CLUSTER_BASE_PORT) and the
+          // suite on it: `npm run test:cluster`, not part of `npm test` (README, "RabbitMQ cluster").
+          name: 'cluster',
+          include: ['tests/cluster/**/*.test.ts'],
+          testTimeout: 600_000,
+          // Three nodes booting and joining, then seven processes: minutes on a loaded 2-core machine.
+          hookTimeout: 600_000,
         },
       },
     ],

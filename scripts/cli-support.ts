@@ -3,7 +3,7 @@
  * AMQP connection that declares nothing, and a passive queue check that survives the channel a missing queue closes.
  */
 import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
-import { maskUrl } from '@lookup/config';
+import { amqpUrlList, maskUrl } from '@lookup/config';
 
 export const EXIT_USAGE = 2;
 
@@ -32,23 +32,30 @@ export function parseCount(raw: string | undefined, flag: string, fallback: numb
 
 type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
-/** Connects to RabbitMQ (no topology is declared: nothing is created by connecting), or exits 1 after timeoutMs. */
+/**
+ * Connects to RabbitMQ (no topology is declared: nothing is created by connecting): to the first node of AMQP_URL's
+ * list that answers, each within timeoutMs; or exits 1.
+ */
 export async function connectAmqp(url: string, name: string, timeoutMs = 10_000): Promise<Connection> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const connection = await Promise.race([
-      amqp.connect(url, { clientProperties: { connection_name: name } }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-      }),
-    ]);
-    connection.on('error', () => undefined);
-    return connection;
-  } catch (err) {
-    return fail(`could not reach RabbitMQ at ${maskUrl(url)}: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
+  const problems: string[] = [];
+  for (const node of amqpUrlList(url)) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const connection = await Promise.race([
+        amqp.connect(node, { clientProperties: { connection_name: name } }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+        }),
+      ]);
+      connection.on('error', () => undefined);
+      return connection;
+    } catch (err) {
+      problems.push(`${maskUrl(node)}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
+  return fail(`could not reach RabbitMQ at ${problems.join('; ')}`);
 }
 
 export interface QueueState {

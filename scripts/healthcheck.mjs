@@ -6,7 +6,7 @@
  *       healthy when URL answers 2xx within 4 s (the API: /health/ready, which asks RabbitMQ and Redis).
  *   node scripts/healthcheck.mjs --connected
  *       for processes without an HTTP port (the saga, the lookup workers, the resource worker): healthy when this
- *       network namespace holds an ESTABLISHED TCP connection to AMQP_URL's port and one to REDIS_URL's port
+ *       network namespace holds an ESTABLISHED TCP connection to AMQP_URL's port (one of them, for a list) and one to REDIS_URL's port
  *       (read from /proc/net/tcp and /proc/net/tcp6). In a container the service is the only process with sockets,
  *       so this says "the service is running and connected to the broker and to Redis"; while it reconnects (a
  *       broker restart) it is unhealthy, and a process whose event loop is stuck loses its AMQP connection to the
@@ -24,10 +24,12 @@ function fail(message, code = 1) {
   process.exit(code);
 }
 
-/** The port a service URL connects to (its explicit port, else the scheme's default). */
-function urlPort(raw, fallbackUrl) {
-  const url = new URL(raw || fallbackUrl);
-  return url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol];
+/** The ports a service URL connects to (its explicit port, else the scheme's default); AMQP_URL may list several nodes. */
+function urlPorts(raw, fallbackUrl) {
+  return (raw || fallbackUrl).split(',').map((item) => {
+    const url = new URL(item.trim());
+    return url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol];
+  });
 }
 
 /** Remote ports of the ESTABLISHED connections listed in /proc/net/tcp-format text. */
@@ -68,12 +70,13 @@ async function checkHttp(url) {
 function checkConnected() {
   const procNet = process.env.HEALTHCHECK_PROC_NET ?? '/proc/net';
   const wanted = {
-    RabbitMQ: urlPort(process.env.AMQP_URL, 'amqp://127.0.0.1:5672'),
-    Redis: urlPort(process.env.REDIS_URL, 'redis://127.0.0.1:6379'),
+    RabbitMQ: urlPorts(process.env.AMQP_URL, 'amqp://127.0.0.1:5672'),
+    Redis: urlPorts(process.env.REDIS_URL, 'redis://127.0.0.1:6379'),
   };
   const established = establishedRemotePorts(readProcNet(procNet));
-  const missing = Object.entries(wanted).filter(([, port]) => !established.has(port));
-  if (missing.length > 0) fail(`no established connection to ${missing.map(([name, port]) => `${name} (port ${port})`).join(' or ')}`);
+  // Connected to any node of the list.
+  const missing = Object.entries(wanted).filter(([, ports]) => !ports.some((port) => established.has(port)));
+  if (missing.length > 0) fail(`no established connection to ${missing.map(([name, ports]) => `${name} (port ${ports.join(' or ')})`).join(' or ')}`);
   process.exit(0);
 }
 

@@ -6,7 +6,8 @@ const AMQP_URL = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 
 function reachable(rawUrl: string, defaultPort: number): Promise<boolean> {
-  const u = new URL(rawUrl);
+  // AMQP_URL may list a cluster's nodes: the first one answering is enough to start.
+  const u = new URL(rawUrl.split(',')[0]!.trim());
   return new Promise((resolve) => {
     const socket = connect({ host: u.hostname, port: Number(u.port) || defaultPort, timeout: 2000 });
     socket.once('connect', () => {

@@ -111,7 +111,7 @@ export async function startSuite(options: {
   namespace: string;
   env?: Record<string, string>;
   services?: string[];
-  /** How long each service may take to say it is ready (default startService's). */
+  /** How long each process may take to say it is ready (default startService's 30 s). */
   readyTimeoutMs?: number;
 }): Promise<Suite> {
   const port = await freePort();
@@ -127,7 +127,7 @@ export async function startSuite(options: {
   }
   if (names.includes('api')) {
     // Listening is not ready: the API answers 503 until its broker connection is up.
-    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 30_000).catch(async (err) => {
+    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), options.readyTimeoutMs ?? 30_000).catch(async (err) => {
       await Promise.all(processes.map((p) => stopService(p)));
       throw err;
     });

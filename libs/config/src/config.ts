@@ -7,9 +7,12 @@ import { parseCidr } from '@lookup/contracts';
  */
 
 export interface Config {
+  /** AMQP_URL: one broker URL, or a comma-separated list of a cluster's nodes (connections fail over in order). */
   amqpUrl: string;
   /** RabbitMQ's management HTTP API (the dashboard's queue panel); derived from AMQP_URL's user, password and host. */
   rabbitmqManagementUrl: string;
+  /** QUEUE_TYPE: 'classic' (one broker) or 'quorum' (replicated work, event and delay queues, for a cluster). */
+  queueType: 'classic' | 'quorum';
   redisUrl: string;
   apiHost: string;
   apiPort: number;
@@ -152,6 +155,13 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const PING_ENGINES = ['auto', 'socket', 'system'] as const;
 const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+const QUEUE_TYPES = ['classic', 'quorum'] as const;
+
+/**
+ * With QUEUE_TYPE=quorum, the work queues' `x-delivery-limit` (libs/messaging topology.ts): the broker's backstop
+ * behind DELIVERY_LIMIT, which must not exceed it. Fixed, because queue arguments are immutable.
+ */
+export const QUORUM_DELIVERY_LIMIT = 50;
 
 const int = (min: number, max: number): Parser<number> => (raw, name) => {
   if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${name} must be an integer, got '${raw}'`);
@@ -175,6 +185,23 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   if (!protocols.includes(u.protocol)) throw new Error(`${name} must use ${protocols.join(' or ')}, got '${u.protocol}'`);
   return raw.trim().replace(/\/+$/, '');
 };
+/**
+ * AMQP_URL's items: one amqp:// or amqps:// URL, or several separated by commas (a cluster's nodes; a comma inside a
+ * password is written %2C). Throws naming the bad item. Connections use it too (libs/messaging), so they read the
+ * list exactly as it was validated.
+ */
+export function amqpUrlList(raw: string, name = 'AMQP_URL'): string[] {
+  const items = raw.split(',').map((s) => s.trim());
+  if (items.some((i) => i === '')) throw new Error(`${name} must be one URL or a comma-separated list of URLs, with no empty item, got '${maskUrl(raw)}'`);
+  const urls = items.map((item, i) => url(['amqp:', 'amqps:'])(item, items.length > 1 ? `${name} (item ${i + 1} of ${items.length})` : name));
+  const seen = new Set<string>();
+  for (const u of urls) {
+    if (seen.has(u)) throw new Error(`${name} lists the same broker twice: '${maskUrl(u)}'`);
+    seen.add(u);
+  }
+  return urls;
+}
+const amqpUrls: Parser<string> = (raw, name) => amqpUrlList(raw, name).join(',');
 const str: Parser<string> = (raw) => raw.trim();
 const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
   const v = raw.trim().toLowerCase();
@@ -260,8 +287,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
   }
   const config: Config = {
-    amqpUrl: read('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672'),
     rabbitmqManagementUrl: '',
+    amqpUrl: read('AMQP_URL', amqpUrls, 'amqp://guest:guest@127.0.0.1:5672'),
+    queueType: read('QUEUE_TYPE', oneOf(QUEUE_TYPES), 'classic'),
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
@@ -338,6 +366,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
     problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);
   }
+  if (config.queueType === 'quorum' && config.deliveryLimit > QUORUM_DELIVERY_LIMIT) {
+    problems.push(`DELIVERY_LIMIT (${config.deliveryLimit}) must be at most ${QUORUM_DELIVERY_LIMIT} with QUEUE_TYPE=quorum (the quorum work queues' x-delivery-limit, the broker's backstop behind it)`);
+  }
   if (config.resourceWorkerId !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(config.resourceWorkerId)) {
     problems.push(`RESOURCE_WORKER_ID must be 1-64 letters, digits, '.', '-' or '_', got '${config.resourceWorkerId}'`);
   }
@@ -382,8 +413,13 @@ export function managementUrlFor(amqpUrl: string): string {
   }
 }
 
-/** The URL with any password replaced by '***', for logs. */
+/** The URL (or each URL of a comma-separated list such as AMQP_URL's) with any password replaced by '***', for logs. */
 export function maskUrl(raw: string): string {
+  if (raw.includes(',')) return raw.split(',').map(maskOneUrl).join(',');
+  return maskOneUrl(raw);
+}
+
+function maskOneUrl(raw: string): string {
   try {
     const u = new URL(raw);
     if (u.password) u.password = '***';

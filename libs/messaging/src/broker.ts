@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import { tracingActive, type Logger } from '@lookup/logging';
 import type { Validator } from '@lookup/contracts';
-import { declarations, delayMsBucket, topology, type Topology } from './topology.ts';
+import { declarations, delayMsBucket, topology, type QueueType, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { AmqpConnection, type Connection } from './connection.ts';
 import { CONSUME_DEFAULTS, PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
@@ -28,6 +28,8 @@ export interface BrokerOptions {
    * them (16 ms to 70 min per service). Processes that disagree declare different queues, never conflicting ones.
    */
   retryDelays?: { baseMs: number; maxMs: number };
+  /** QUEUE_TYPE of the durable queues (default classic); every process of a suite must agree (topology.ts). */
+  queueType?: QueueType;
 }
 
 export interface PublishOptions {
@@ -165,7 +167,8 @@ export class Broker extends EventEmitter {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? QUEUE_DEFAULTS.maxAttempts, retryDelays: this.options.retryDelays });
+    const { maxAttempts = QUEUE_DEFAULTS.maxAttempts, retryDelays, queueType } = this.options;
+    const d = declarations(this.options.namespace, { maxAttempts, retryDelays, queueType });
     for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, QUEUE_DEFAULTS.durable);
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { ...QUEUE_DEFAULTS.durable, arguments: q.arguments });

@@ -7,13 +7,17 @@ import { equalJitterBackoff } from '@lookup/contracts';
 import { CONNECTION_DEFAULTS, RPC_CONNECTION_DEFAULTS } from './defaults.ts';
 import { MessagingError } from './errors.ts';
 import { coalesceWrites } from './socket-tuning.ts';
+import { UrlRotation } from './url-rotation.ts';
 
 export type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface AmqpConnectionOptions {
+  /** One broker URL, or a cluster's nodes comma-separated (AMQP_URL): see UrlRotation for the order tried. */
   url: string;
+  /** Index in `url`'s list of the node to try first (default: a random one, spreading clients over a cluster). */
+  firstNode?: number;
   /** Connection name shown in the RabbitMQ console. */
   name: string;
   logger: Logger;
@@ -33,8 +37,9 @@ export interface AmqpConnectionOptions {
 
 /**
  * One self-healing AMQP connection: connects with backoff and jitter (retrying until it succeeds or close() is
- * called), asks for a heartbeat, tunes the socket (socket-tuning.ts), runs `setup` on every new connection, and
- * reconnects when the connection is lost. Emits 'connected' (after setup) and 'disconnected' (lost while not
+ * called; with several broker URLs it tries the next node at once and backs off only after a whole round failed,
+ * and a lost connection reconnects to the next node), asks for a heartbeat, tunes the socket (socket-tuning.ts),
+ * runs `setup` on every new connection, and reconnects when the connection is lost. Emits 'connected' (after setup) and 'disconnected' (lost while not
  * closing). A channel's owner decides what a lost channel means: re-create it on the same connection
  * (RecoveringChannel) or start over on a new connection (`restart`). close() is idempotent.
  */
@@ -44,10 +49,12 @@ export class AmqpConnection extends EventEmitter {
   private connecting?: Promise<void>;
   private closed?: Promise<void>;
   private readonly log: Logger;
+  private readonly nodes: UrlRotation;
 
   constructor(private readonly options: AmqpConnectionOptions) {
     super();
     this.log = options.logger;
+    this.nodes = new UrlRotation(options.url, options.firstNode);
   }
 
   /** The live connection (after its setup), if any. */
@@ -73,22 +80,26 @@ export class AmqpConnection extends EventEmitter {
   private async connectLoop(): Promise<void> {
     const min = this.options.reconnectMinMs ?? CONNECTION_DEFAULTS.reconnectMinMs;
     const max = this.options.reconnectMaxMs ?? CONNECTION_DEFAULTS.reconnectMaxMs;
-    for (let attempt = 0; !this.closing; attempt++) {
+    while (!this.closing) {
+      const url = this.nodes.current;
       try {
-        if (await this.connectOnce()) return;
+        if (await this.connectOnce(url)) return;
         break;
       } catch (err) {
-        const delay = equalJitterBackoff(attempt, min, max);
-        this.log.warn({ err: (err as Error).message, retryInMs: delay, amqp: maskUrl(this.options.url) }, `${this.options.label} connect failed`);
-        await sleep(delay);
+        // The next node at once; a backoff only after every node failed in a row.
+        const rounds = this.nodes.failed();
+        const delay = rounds === 0 ? 0 : equalJitterBackoff(rounds - 1, min, max);
+        const next = this.nodes.urls.length > 1 ? { next: maskUrl(this.nodes.current) } : {};
+        this.log.warn({ err: (err as Error).message, retryInMs: delay, amqp: maskUrl(url), ...next }, `${this.options.label} connect failed`);
+        if (delay > 0) await sleep(delay);
       }
     }
     throw new MessagingError('AMQP_CLOSED', `${this.options.label} connection closed while connecting`, false);
   }
 
   /** One attempt; false when close() was called meanwhile (the new connection is closed again). */
-  private async connectOnce(): Promise<boolean> {
-    const url = new URL(this.options.url);
+  private async connectOnce(node: string): Promise<boolean> {
+    const url = new URL(node);
     if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(this.options.heartbeatSeconds ?? CONNECTION_DEFAULTS.heartbeatSeconds));
     const connection = await amqp.connect(url.toString(), { clientProperties: { connection_name: this.options.name }, noDelay: CONNECTION_DEFAULTS.noDelay });
     // Low latency, frames coalesced per event-loop turn (see socket-tuning.ts).
@@ -109,7 +120,8 @@ export class AmqpConnection extends EventEmitter {
       throw err;
     }
     connection.on('close', () => this.onConnectionLost(connection));
-    this.log.info({ amqp: maskUrl(this.options.url) }, `${this.options.label} connected`);
+    this.nodes.succeeded();
+    this.log.info({ amqp: maskUrl(node) }, `${this.options.label} connected`);
     this.emit('connected');
     return true;
   }
@@ -118,7 +130,9 @@ export class AmqpConnection extends EventEmitter {
     if (this.current !== connection) return;
     this.current = undefined;
     if (this.closing) return;
-    this.log.warn(`${this.options.label} connection lost; reconnecting`);
+    const lost = this.nodes.current;
+    this.nodes.lost();
+    this.log.warn({ amqp: maskUrl(lost), ...(this.nodes.urls.length > 1 ? { next: maskUrl(this.nodes.current) } : {}) }, `${this.options.label} connection lost; reconnecting`);
     this.emit('disconnected');
     void this.start().catch(() => undefined);
   }
@@ -182,6 +196,7 @@ export class RecoveringChannel extends EventEmitter {
     this.reopenMaxMs = options.reconnectMaxMs ?? RPC_CONNECTION_DEFAULTS.reconnectMaxMs;
     this.amqp = new AmqpConnection({
       url: options.url,
+      firstNode: options.firstNode,
       name: options.name,
       logger: options.logger,
       label: 'rpc',

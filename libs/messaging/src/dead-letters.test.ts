@@ -40,6 +40,27 @@ describe('describeDeadLetter', () => {
   });
 });
 
+describe('describeDeadLetter for messages the broker dead-lettered', () => {
+  it('takes the reason, queue and exchange from the latest x-death entry (a quorum delivery limit after a retry expired)', () => {
+    const headers = {
+      'x-death': [
+        { count: 1, reason: 'delivery_limit', queue: 'ns.lookup.geoip', exchange: 'ns.commands', 'routing-keys': ['lookup.geoip'] },
+        { count: 1, reason: 'expired', queue: 'ns.delay.geoip.256ms', exchange: 'ns.retry', 'original-expiration': '256' },
+      ],
+      'x-first-death-reason': 'expired',
+      'x-first-death-queue': 'ns.delay.geoip.256ms',
+      'x-first-death-exchange': 'ns.retry',
+    };
+    const d = describeDeadLetter({ content: Buffer.from('{}'), fields: { exchange: 'ns.dead-letter', routingKey: 'lookup.geoip' }, properties: { headers } } as never);
+    expect(d).toMatchObject({ reason: 'delivery_limit', originalQueue: 'ns.lookup.geoip', originalExchange: 'ns.commands', routingKey: 'lookup.geoip' });
+  });
+
+  it('prefers the suite\'s own reason headers when present', () => {
+    const d = describeDeadLetter(msg(Buffer.from('{}'), { 'x-dead-letter-reason': 'invalid JSON', 'x-original-queue': 'ns.saga', 'x-death': [{ reason: 'expired', queue: 'q' }] }));
+    expect(d).toMatchObject({ reason: 'invalid JSON', originalQueue: 'ns.saga' });
+  });
+});
+
 describe('jsonDepth', () => {
   it('counts nesting outside strings', () => {
     expect(jsonDepth('{"a":"[[[[","b":[1,[2]]}')).toBe(3);

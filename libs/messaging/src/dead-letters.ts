@@ -78,12 +78,16 @@ export function describeDeadLetter(msg: Pick<GetMessage, 'content' | 'fields' | 
   } catch (err) {
     body = { body: null, bodyFormat: 'text', bodyTruncated: true, bodyNote: `could not be shown: ${String((err as Error)?.message ?? err).slice(0, 200)}` };
   }
+  // Dead-lettered by the broker (a quorum queue's delivery limit): its latest x-death entry (the first) says why and
+  // from where; x-first-death-* would name an earlier death (a retry's expiry from its delay queue).
+  const deaths = h['x-death'];
+  const death = Array.isArray(deaths) && deaths[0] && typeof deaths[0] === 'object' ? (deaths[0] as Record<string, unknown>) : undefined;
   return {
     messageId: str(msg.properties.messageId),
     jobId: str(msg.properties.correlationId),
-    reason: str(h['x-dead-letter-reason']) ?? str(h['x-first-death-reason']),
-    originalQueue: str(h['x-original-queue']) ?? str(h['x-first-death-queue']),
-    originalExchange: str(h['x-original-exchange']) ?? str(msg.fields.exchange) ?? '',
+    reason: str(h['x-dead-letter-reason']) ?? str(death?.reason) ?? str(h['x-first-death-reason']),
+    originalQueue: str(h['x-original-queue']) ?? str(death?.queue) ?? str(h['x-first-death-queue']),
+    originalExchange: str(h['x-original-exchange']) ?? str(death?.exchange) ?? str(msg.fields.exchange) ?? '',
     routingKey: str(h['x-original-routing-key']) ?? str(msg.fields.routingKey) ?? '',
     deadLetteredAt: str(h['x-dead-lettered-at']),
     ...body,

@@ -217,7 +217,7 @@ export interface RpcServerOptions<T> {
    * Where a message that cannot be accepted nor answered goes, with its reason in `x-dead-letter-reason` (the
    * suite's dead-letter exchange and queue, declared here as the Broker declares them).
    */
-  deadLetter?: { exchange: string; queue: string };
+  deadLetter?: { exchange: string; queue: string; /** The queue's declaration arguments (deadLetterArguments()). */ arguments?: Record<string, unknown> };
 }
 
 /** A correlation id fits an AMQP short string and a reply's requestId. */
@@ -254,7 +254,7 @@ export class RpcServer<T> extends EventEmitter {
       // Same declarations as the Broker's topology (idempotent), so a dead letter is never published to a missing
       // exchange (which would close this channel with 404).
       await channel.assertExchange(dl.exchange, 'fanout', QUEUE_DEFAULTS.durable);
-      await channel.assertQueue(dl.queue, QUEUE_DEFAULTS.durable);
+      await channel.assertQueue(dl.queue, { ...QUEUE_DEFAULTS.durable, arguments: dl.arguments });
       await channel.bindQueue(dl.queue, dl.exchange, '');
     }
     await channel.assertQueue(this.options.queue, QUEUE_DEFAULTS.exclusive);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { declarations, delayBuckets, delayMsBucket, resourceQueues, topology, DELAY_BUCKETS_MS, MAX_DELAY_BUCKET_MS, MIN_DELAY_BUCKET_MS } from './topology.ts';
+import { QUORUM_DELIVERY_LIMIT, loadConfig } from '@lookup/config';
+import { deadLetterArguments, declarations, delayBuckets, delayMsBucket, queueTypeArguments, resourceQueues, topology, DELAY_BUCKETS_MS, MAX_DELAY_BUCKET_MS, MIN_DELAY_BUCKET_MS } from './topology.ts';
 
 // The worker's backoff (worker-kit run-lookup.ts): between half and all of min(max, base * 2^(n-2)).
 const backoff = (base: number, max: number, n: number, r: number) => {
@@ -72,5 +73,41 @@ describe('topology names', () => {
     expect(t.queues.resourceReply('i1')).toBe('ns.resource-reply.i1');
     expect(resourceQueues('ns').worker('w1')).toBe(t.queues.resource('w1'));
     expect(resourceQueues('ns').reply('')).toBe('ns.resource-reply.');
+  });
+});
+
+describe('queue types', () => {
+  const queues = (queueType?: 'classic' | 'quorum') => new Map(declarations('ns', { maxAttempts: 3, retryDelays: { baseMs: 500, maxMs: 30_000 }, queueType }).queues.map((q) => [q.name, q]));
+
+  it('classic (the default) adds no argument, so queues declared before QUEUE_TYPE existed still match', () => {
+    for (const [name, q] of queues()) {
+      expect(q.arguments?.['x-queue-type'], name).toBeUndefined();
+      expect(Object.keys(q.arguments ?? {}).filter((k) => !['x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-message-ttl'].includes(k)), name).toEqual([]);
+    }
+    expect(queues('classic')).toEqual(queues());
+  });
+
+  it('quorum: every durable queue is a quorum queue; work and delay queues dead-letter at least once; work queues have the delivery limit', () => {
+    const t = topology('ns');
+    const all = queues('quorum');
+    for (const [name, q] of all) expect(q.arguments?.['x-queue-type'], name).toBe('quorum');
+    const atLeastOnce = { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' };
+    for (const name of [t.queues.saga, t.queues.lookup('geoip'), t.queues.lookup('rdap')]) {
+      expect(all.get(name)!.arguments).toEqual({ 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'ns.dead-letter', ...atLeastOnce, 'x-delivery-limit': QUORUM_DELIVERY_LIMIT });
+    }
+    const delay = [...all.values()].filter((q) => t.delayQueueBucket(q.name) !== undefined);
+    expect(delay.length).toBeGreaterThan(0);
+    for (const q of delay) {
+      expect(q.arguments).toMatchObject({ 'x-message-ttl': t.delayQueueBucket(q.name), 'x-dead-letter-exchange': 'ns.commands', ...atLeastOnce });
+      expect(q.arguments!['x-delivery-limit']).toBeUndefined();
+    }
+    expect(all.get(t.queues.deadLetter)!.arguments).toEqual({ 'x-queue-type': 'quorum' });
+    expect(deadLetterArguments('quorum')).toEqual({ arguments: { 'x-queue-type': 'quorum' } });
+    expect(deadLetterArguments('classic')).toEqual({});
+  });
+
+  it('the quorum delivery limit sits above every DELIVERY_LIMIT config allows with quorum, so the consumer\'s guard acts first', () => {
+    expect(queueTypeArguments('quorum', 'work')['x-delivery-limit']).toBe(QUORUM_DELIVERY_LIMIT);
+    expect(() => loadConfig({ QUEUE_TYPE: 'quorum', DELIVERY_LIMIT: String(QUORUM_DELIVERY_LIMIT + 1) })).toThrow(/DELIVERY_LIMIT/);
   });
 });

@@ -1,4 +1,5 @@
 import { SERVICE_CATALOGUE, RoutingKeys } from '@lookup/contracts';
+import { QUORUM_DELIVERY_LIMIT } from '@lookup/config';
 import { QUEUE_DEFAULTS } from './defaults.ts';
 
 /** Exchange and queue names of one suite; every name starts with its NAMESPACE. */
@@ -78,6 +79,44 @@ export interface QueueDeclaration {
   arguments?: Record<string, unknown>;
 }
 
+/** QUEUE_TYPE: the type of the durable queues (the exclusive per-process queues are always classic). */
+export type QueueType = 'classic' | 'quorum';
+
+/** What a durable queue of declarations() is for, which decides the arguments its queue type adds. */
+export type QueueRole = 'work' | 'delay' | 'dead-letter';
+
+/**
+ * The arguments a durable queue gets from its queue type, on top of its own (TTL, dead-letter target): the one place
+ * to add per-type arguments. Classic: none. Quorum (RabbitMQ 3.10+, "Quorum Queues" and "Dead Lettering" guides):
+ * - `x-queue-type: quorum` on every durable queue, the dead-letter queue too: on a cluster a classic queue lives on
+ *   one node, and while that node is down it is unavailable and cannot even be re-declared.
+ * - Work queues (saga and `lookup.<slug>`) and delay queues dead-letter at least once
+ *   (`x-dead-letter-strategy: at-least-once`, which requires `x-overflow: reject-publish`): a message leaves the queue
+ *   only once its dead-letter target confirmed it, so a retry expiring from a delay queue, or a message the broker
+ *   dead-letters, is not lost on the way. (No length limit is set, so reject-publish never refuses a publish.)
+ * - Work queues get `x-delivery-limit: QUORUM_DELIVERY_LIMIT`: a quorum queue counts every return of a message
+ *   (a nack with requeue, a channel or consumer lost) and dead-letters it, reason `delivery_limit`, past the limit.
+ *   It is a backstop above DELIVERY_LIMIT (which config keeps at or below it): the consumer's own poison guard
+ *   dead-letters first with its reason and records the failure on the job; the broker's catches the messages the
+ *   guard cannot count (Redis unreachable). A fixed number, since arguments are immutable.
+ * Delay queues work as on classic queues: quorum queues support x-message-ttl and per-message TTLs since 3.10, and
+ * record `original-expiration` in x-death (checked on 3.10.8); as every message of a delay queue has the same TTL,
+ * they leave it in arrival order whichever way a queue type expires messages.
+ */
+export function queueTypeArguments(queueType: QueueType, role: QueueRole): Record<string, unknown> {
+  if (queueType === 'classic') return {};
+  const quorum = { 'x-queue-type': 'quorum' };
+  if (role === 'dead-letter') return quorum;
+  const atLeastOnce = { ...quorum, 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' };
+  return role === 'work' ? { ...atLeastOnce, 'x-delivery-limit': QUORUM_DELIVERY_LIMIT } : atLeastOnce;
+}
+
+/** The dead-letter queue's declaration arguments (none for classic), also for the processes that declare only it. */
+export function deadLetterArguments(queueType: QueueType = 'classic'): { arguments?: Record<string, unknown> } {
+  const args = queueTypeArguments(queueType, 'dead-letter');
+  return Object.keys(args).length > 0 ? { arguments: args } : {};
+}
+
 export interface TopologyOptions {
   /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
   maxAttempts: number;
@@ -86,6 +125,8 @@ export interface TopologyOptions {
    * declared. Omitted: every bucket (what cleanup and tools that do not know the suite's config use).
    */
   retryDelays?: { baseMs: number; maxMs: number };
+  /** QUEUE_TYPE (default classic): see queueTypeArguments(). */
+  queueType?: QueueType;
 }
 
 /**
@@ -124,6 +165,7 @@ export function delayBuckets(options: TopologyOptions): number[] {
 export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: QUEUE_DEFAULTS.maxAttempts }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
   const buckets = delayBuckets(options);
+  const typeArgs = (role: QueueRole) => queueTypeArguments(options.queueType ?? 'classic', role);
   const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
     buckets.map((bucketMs) => ({
       name: t.queues.delay(s.slug, bucketMs),
@@ -131,11 +173,12 @@ export function declarations(namespace: string, options: TopologyOptions = { max
         'x-message-ttl': bucketMs,
         'x-dead-letter-exchange': t.exchanges.commands,
         'x-dead-letter-routing-key': RoutingKeys.command(s.slug),
+        ...typeArgs('delay'),
       },
       bindings: [{ exchange: t.exchanges.retry, routingKey: t.delayKey(s.slug, bucketMs) }],
     })),
   );
-  const dlArgs = { 'x-dead-letter-exchange': t.exchanges.deadLetter };
+  const dlArgs = { 'x-dead-letter-exchange': t.exchanges.deadLetter, ...typeArgs('work') };
   return {
     exchanges: [
       { name: t.exchanges.events, type: 'topic' },
@@ -158,7 +201,7 @@ export function declarations(namespace: string, options: TopologyOptions = { max
         bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.command(s.slug) }],
       })),
       ...retryQueues,
-      { name: t.queues.deadLetter, bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },
+      { name: t.queues.deadLetter, ...deadLetterArguments(options.queueType), bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },
     ],
   };
 }

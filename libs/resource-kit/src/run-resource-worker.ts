@@ -5,7 +5,7 @@ import { ResourceMessageValidators, resourceRequestLimitProblem, type ResourceRe
 import { createResourceDirectory, leaseTimings } from '@lookup/coordination';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { RpcServer, resourceQueues, topology } from '@lookup/messaging';
+import { RpcServer, deadLetterArguments, resourceQueues, topology } from '@lookup/messaging';
 import { createRedis, waitForRedis } from '@lookup/store';
 import { ResourceHost } from './resource-host.ts';
 import type { ResourceType } from './types.ts';
@@ -77,7 +77,7 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
         'Payload too large',
         `the answer is ${bytes} bytes encoded, over RESOURCE_REPLY_LIMIT_BYTES (${limit}); narrow the request (e.g. fewer rows or columns)`,
       ),
-    deadLetter: { exchange: t.exchanges.deadLetter, queue: t.queues.deadLetter },
+    deadLetter: { exchange: t.exchanges.deadLetter, queue: t.queues.deadLetter, ...deadLetterArguments(config.queueType) },
   });
   host = new ResourceHost<R>({
     type,

@@ -21,7 +21,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
 
   const name = `${config.namespace}-worker-${info.slug}`;
   const redis = createRedis({ url: config.redisUrl, logger, name });
-  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
+  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const { lookup, close } = await definition.setup({ config, logger });

@@ -29,6 +29,7 @@ const broker = createBroker({
   publishTimeoutMs: PUBLISH_DEFAULTS.httpConfirmTimeoutMs,
   maxAttempts: config.retryMaxAttempts,
   retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
+  queueType: config.queueType,
 });
 // Event streams read each job's Redis Stream and are woken through Redis pub/sub on one dedicated subscriber
 // connection (job-events.ts says why). Every API replica also hears every job.completed (a private queue each):

@@ -12,7 +12,7 @@ const logger = createLogger({ service: 'saga', level: config.logLevel, format: c
 logStartup(logger, config);
 
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
+const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
 const saga = createSaga({ jobs, logger, publish: createPublishers(broker) });
