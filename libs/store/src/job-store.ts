@@ -77,6 +77,8 @@ export interface RecordOutcomeResult {
   status: JobStatus | '';
   /** Whether job.completed was already published for this job. */
   notified: boolean;
+  /** The job's creation time (ISO 8601), only when this call completed the job (for its duration). */
+  createdAt?: string;
 }
 
 export interface JobStoreDeps {
@@ -218,11 +220,11 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
-    const [disposition, status, notified] = (await recordOutcomeScript(
+    const [disposition, status, notified, createdAt] = (await recordOutcomeScript(
       [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [service, JSON.stringify(outcome), at, jobId],
-    )) as [OutcomeDisposition, JobStatus | '', string];
-    return { disposition, status, notified: notified === '1' };
+    )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
+    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
   /** Jobs whose deadline has passed (oldest first), for the deadline sweeper. */
@@ -230,12 +232,13 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return redis.zrangebyscore(k.deadlines, '-inf', nowMs, 'LIMIT', 0, limit);
   }
 
-  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean }> {
-    const [disposition, status, notified] = (await expireScript(
+  /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
+  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean; createdAt?: string }> {
+    const [disposition, status, notified, createdAt] = (await expireScript(
       [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
-    )) as [ExpireDisposition, JobStatus | '', string];
-    return { disposition, status, notified: notified === '1' };
+    )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
+    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {

@@ -5,7 +5,7 @@ import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contr
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
-import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
+import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
 import { listenProblem } from './listen-problem.ts';
@@ -83,7 +83,7 @@ const app = await buildApp({
   },
   readiness: async () => ({
     rabbitmq: broker.ready,
-    redis: redis.status === 'ready' && (await redis.ping().then(() => true, () => false)),
+    redis: await redisAnswers(redis),
   }),
 });
 
