@@ -1,5 +1,5 @@
 import type { ServiceName } from '@lookup/contracts';
-import { gaugeOf, lazyCounter, lazyHistogram } from './registry.ts';
+import { gaugeOf, lazyCounter, lazyHistogram, zeroed } from './registry.ts';
 
 /**
  * Every `lookup_*` metric of the suite: name, help, labels and buckets, in one place. Each is incremented at the
@@ -78,12 +78,13 @@ export const apiServiceDuration = lazyHistogram(
 
 /** A worker's instruments for its service, with their label children bound once (nothing allocated per task). */
 export function taskInstruments(service: ServiceName) {
+  taskDuration().zero({ service });
   return {
-    succeeded: tasks().labels(service, 'succeeded'),
-    failed: tasks().labels(service, 'failed'),
+    succeeded: zeroed(tasks().labels(service, 'succeeded')),
+    failed: zeroed(tasks().labels(service, 'failed')),
     duration: taskDuration().labels(service),
-    attempts: taskAttempts().labels(service),
-    retries: taskRetries().labels(service),
+    attempts: zeroed(taskAttempts().labels(service)),
+    retries: zeroed(taskRetries().labels(service)),
   };
 }
 export type TaskInstruments = ReturnType<typeof taskInstruments>;

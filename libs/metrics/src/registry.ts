@@ -40,6 +40,16 @@ export function lazyHistogram<L extends string>(name: string, help: string, buck
   return lazy(() => new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] }));
 }
 
+/**
+ * A counter's label child (`counter.labels(...)`) whose series exists from the start at 0: prom-client exposes a
+ * labelled series only once it has been incremented, and a series that appears late makes rate() and sums miss
+ * the first events.
+ */
+export function zeroed<T extends { inc(value?: number): void }>(child: T): T {
+  child.inc(0);
+  return child;
+}
+
 /** A gauge whose value is read from `read()` at each scrape (nothing to update on the hot path). */
 export function gaugeOf(name: string, help: string, read: () => number): Gauge {
   const existing = registry.getSingleMetric(name);

@@ -2,7 +2,7 @@ import type { Config } from '@lookup/config';
 import { isCodedError, type ErrorBody, type ResourceReplyMessage, type ResourceWorkerMessage, type ResourceRequestMessage } from '@lookup/contracts';
 import { CoordinationError, monotonicNow, withTimeout, type LeaseTimings, type MonotonicClock, type ResourceDirectory } from '@lookup/coordination';
 import type { Logger } from '@lookup/logging';
-import { resourceRequests } from '@lookup/metrics';
+import { resourceRequests, zeroed } from '@lookup/metrics';
 import { ResourceHttpError, type ResourceContext, type ResourceRequest, type ResourceResponse, type ResourceType } from './types.ts';
 
 export interface ReplyTarget {
@@ -84,9 +84,9 @@ export class ResourceHost<R> {
   private readonly startedAt = new Date().toISOString();
   /** lookup_resource_requests_total{outcome}, bound once. */
   private readonly answered = {
-    succeeded: resourceRequests().labels('succeeded'),
-    failed: resourceRequests().labels('failed'),
-    refused: resourceRequests().labels('refused'),
+    succeeded: zeroed(resourceRequests().labels('succeeded')),
+    failed: zeroed(resourceRequests().labels('failed')),
+    refused: zeroed(resourceRequests().labels('refused')),
   };
 
   constructor(private readonly deps: ResourceHostDeps<R>) {

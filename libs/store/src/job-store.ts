@@ -6,6 +6,7 @@ import {
   type JobDocument,
   type JobStatus,
   type RecordedOutcome,
+  type ResultStatus,
   type ResultLocation,
   type ServiceResult,
   type ServiceType,
@@ -52,6 +53,14 @@ export type JobEvent = { id: string; type: 'result'; service: ServiceType } | { 
 /** A stream entry id (`<ms>-<seq>`), as a client hands one back in Last-Event-ID. */
 export const JOB_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
+/** One service's outcome of a finished job, as claimOutcomes hands it out. */
+export interface ClaimedOutcome {
+  service: ServiceType;
+  status: ResultStatus;
+  /** The lookup's duration; null for an outcome recorded without one (cancelled, timed out at the deadline). */
+  durationMs: number | null;
+}
+
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
@@ -97,6 +106,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const cancelScript = defineScript(redis, 'cancel-job');
   const createScript = defineScript(redis, 'create-job');
   const createBatchScript = defineScript(redis, 'create-batch');
+  const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
 
   function jobFields(job: NewJob): Record<string, string | number> {
     return {
@@ -249,6 +259,20 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return { disposition, status };
   }
 
+  /**
+   * A finished job's per-service outcomes (status and lookup duration), for the first caller only: undefined for
+   * every later caller, and for a job that is missing or not finished (lua/claim-outcomes.lua).
+   */
+  async function claimOutcomes(jobId: string): Promise<ClaimedOutcome[] | undefined> {
+    const flat = (await claimOutcomesScript([k.job(jobId)], [])) as string[];
+    if (flat.length === 0) return undefined;
+    const out: ClaimedOutcome[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      out.push({ service: Number(flat[i]) as ServiceType, status: flat[i + 1] as ResultStatus, durationMs: flat[i + 2] === '' ? null : Number(flat[i + 2]) });
+    }
+    return out;
+  }
+
   async function markNotified(jobId: string): Promise<void> {
     await redis.hset(k.job(jobId), 'notified', '1');
   }
@@ -269,7 +293,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@lookup/logging';
-import { rateLimitRejections } from '@lookup/metrics';
+import { rateLimitRejections, zeroed } from '@lookup/metrics';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
@@ -92,7 +92,7 @@ export function createRateLimiter({
   };
   const globalKey = k.rateLimit('global', 'all');
   // lookup_rate_limit_rejections_total{tier}: bound once per tier; counted here, where every 429 is decided.
-  const rejected = Object.fromEntries((Object.keys(tiers) as RateLimitTier[]).map((tier) => [tier, rateLimitRejections().labels(tier)])) as Record<
+  const rejected = Object.fromEntries((Object.keys(tiers) as RateLimitTier[]).map((tier) => [tier, zeroed(rateLimitRejections().labels(tier))])) as Record<
     RateLimitTier,
     ReturnType<ReturnType<typeof rateLimitRejections>['labels']>
   >;

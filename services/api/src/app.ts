@@ -8,6 +8,7 @@ import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from 
 import { ExpectationFailed, UrlTooLong } from './http-errors.ts';
 import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
@@ -110,6 +111,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Authentication, then @fastify/rate-limit (registered here, before the routes, so it sees every route).
   await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
+  registerMetricsRoute(app);
   registerLookupRoutes(app, deps);
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });

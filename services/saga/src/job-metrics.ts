@@ -1,4 +1,4 @@
-import { jobDuration, jobsCompleted } from '@lookup/metrics';
+import { jobDuration, jobsCompleted, zeroed } from '@lookup/metrics';
 import type { JobEndMetrics } from './saga.ts';
 
 /**
@@ -7,7 +7,7 @@ import type { JobEndMetrics } from './saga.ts';
  * its completion; a job without a readable creation time is counted but not timed.
  */
 export function jobEndMetrics(): JobEndMetrics {
-  const completed = { Completed: jobsCompleted().labels('Completed'), TimedOut: jobsCompleted().labels('TimedOut') };
+  const completed = { Completed: zeroed(jobsCompleted().labels('Completed')), TimedOut: zeroed(jobsCompleted().labels('TimedOut')) };
   const duration = jobDuration();
   return {
     finished(how, createdAt, completedAt) {
