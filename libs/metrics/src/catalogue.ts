@@ -52,7 +52,7 @@ export const rateLimitRejections = lazyCounter('lookup_rate_limit_rejections_tot
 
 export const resourceRequests = lazyCounter(
   'lookup_resource_requests_total',
-  'Resource requests a resource worker answered: succeeded (a response below 500), failed (500 and above), refused (not the owner, draining...)',
+  'Resource requests a resource worker answered: succeeded (status below 400), failed (an error answer, 400 and above), refused (not the owner, draining...)',
   ['outcome'] as const,
 );
 export const resourceFailovers = lazyCounter(

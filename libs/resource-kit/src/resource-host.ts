@@ -412,7 +412,7 @@ export class ResourceHost<R> {
   /** Every answer to a request goes out here: counted here, once per request answered. */
   private send(target: ReplyTarget, body: ResourceReplyMessage): void {
     if (body.type === 'refused') this.answered.refused.inc();
-    else if (body.type === 'response') (body.status >= 500 ? this.answered.failed : this.answered.succeeded).inc();
+    else if (body.type === 'response') (body.status >= 400 ? this.answered.failed : this.answered.succeeded).inc();
     if (!target.replyTo) return;
     if (!this.deps.reply(target, body)) this.deps.logger.warn({ requestId: body.requestId }, 'could not send the reply');
   }
