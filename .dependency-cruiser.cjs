@@ -1,7 +1,7 @@
 // The dependency rules of CONVENTIONS.md ("Shape"), checked by dependency-cruiser over every .ts file under libs/
 // and services/ (tests included): `npm run graph:check`, and tests/boundaries.test.ts in CI.
 //
-//   contracts -> config -> logging -> infrastructure (messaging, store, coordination), dns, runtime
+//   contracts -> config -> logging -> metrics -> infrastructure (messaging, store, coordination), dns, runtime
 //             -> worker-kit, resource-kit -> services
 //
 // - a library depends only on the libraries its line in LAYERS lists ('*': any library), never on a service;
@@ -22,8 +22,9 @@ const LAYERS = {
   contracts: [],
   config: ['contracts'],
   logging: ['contracts', 'config'],
-  messaging: ['contracts', 'config', 'logging'],
-  store: ['contracts', 'config', 'logging'],
+  metrics: ['contracts', 'config', 'logging'],
+  messaging: ['contracts', 'config', 'logging', 'metrics'],
+  store: ['contracts', 'config', 'logging', 'metrics'],
   coordination: ['contracts', 'config', 'logging'],
   dns: ['contracts', 'config', 'logging'],
   runtime: ['contracts', 'config', 'logging'],

@@ -3,14 +3,16 @@
  * Container healthchecks (docker-compose.yml), with no dependency but node:
  *
  *   node scripts/healthcheck.mjs --http URL
- *       healthy when URL answers 2xx within 4 s (the API: /health/ready, which asks RabbitMQ and Redis).
+ *       healthy when URL answers 2xx within 4 s (the API: /health/ready on API_PORT; the saga and the workers:
+ *       /health/ready on METRICS_PORT; both ask RabbitMQ and Redis).
  *   node scripts/healthcheck.mjs --connected
  *       for processes without an HTTP port (the saga, the lookup workers, the resource worker): healthy when this
  *       network namespace holds an ESTABLISHED TCP connection to AMQP_URL's port (one of them, for a list) and one to REDIS_URL's port
  *       (read from /proc/net/tcp and /proc/net/tcp6). In a container the service is the only process with sockets,
  *       so this says "the service is running and connected to the broker and to Redis"; while it reconnects (a
  *       broker restart) it is unhealthy, and a process whose event loop is stuck loses its AMQP connection to the
- *       broker's 15 s heartbeat. Replaceable by an HTTP check once the services have a health port.
+ *       broker's 15 s heartbeat. (docker-compose.yml now checks the saga and the workers over HTTP, on their metrics
+       listener's /health/ready at METRICS_PORT; this mode stays for images or setups without that port.)
  *
  * Exit code 0 healthy, 1 unhealthy (one line on stderr says why), 2 usage error.
  */

@@ -15,6 +15,12 @@
 // happens when the supervisor's parent exits (e.g. `npm start` killed by a signal its shell did not pass on), so
 // nothing keeps running orphaned; and each child stops by itself when the supervisor dies (EXIT_WITH_PARENT).
 //
+// Metrics ports: the saga, each worker and the resource worker serve /metrics and /health/* on METRICS_PORT (the API
+// serves them on API_PORT). On one host they cannot share a port, so each child gets its own: METRICS_PORT (default
+// 9464) plus its position among the services other than the API, in package.json order whatever --only selects
+// (saga 9464, geoip 9465, ping 9466, ...), printed in its `started` line. METRICS_PORT=0: every child an ephemeral
+// port, printed in the child's own `metrics listening` line.
+//
 // Restart policy: a child that exits while we are not shutting down is logged and restarted with exponential
 // backoff, 1 s doubling up to 30 s; the delay resets once a child has stayed up for 60 s. A child that exits 78
 // (EX_CONFIG: a bad variable, a busy API_PORT) is not restarted: it would fail the same way. `--no-restart`
@@ -37,6 +43,26 @@ const BACKOFF_RESET_AFTER_MS = 60_000;
 /** EX_CONFIG: what a service exits with on a configuration error; never restarted. */
 export const EXIT_CONFIG = 78;
 const PARENT_CHECK_MS = 500;
+/** The default METRICS_PORT (libs/config): the first child's metrics port. */
+export const DEFAULT_METRICS_PORT = 9464;
+/** The service that serves /metrics on API_PORT and takes no METRICS_PORT. */
+const HTTP_SERVICE = 'api';
+
+/**
+ * Each service's METRICS_PORT (name -> port) for `services` (every start:<name> script, in order): the base (env
+ * METRICS_PORT, default 9464) plus the service's position among the non-API services; all 0 when the base is 0.
+ * Throws on a METRICS_PORT that is not a port, or when the last port would pass 65535.
+ */
+export function metricsPorts(services, envPort) {
+  const raw = envPort === undefined || envPort === '' ? String(DEFAULT_METRICS_PORT) : String(envPort).trim();
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) throw new Error(`METRICS_PORT must be a port number (0-65535), got '${envPort}'`);
+  const base = Number(raw);
+  const ports = new Map();
+  const others = services.filter((s) => s.name !== HTTP_SERVICE);
+  if (base !== 0 && base + others.length - 1 > 65535) throw new Error(`METRICS_PORT ${base} leaves no room for ${others.length} services (up to 65535)`);
+  others.forEach((s, i) => ports.set(s.name, base === 0 ? 0 : base + i));
+  return ports;
+}
 
 /** Reads `start:<name>` scripts from a package.json object, in declaration order. */
 export function readServices(pkg) {
@@ -117,6 +143,9 @@ function usage(services) {
     '                 the supervisor exits 1 when no service is left',
     '  --root DIR     read DIR/package.json and run the services in DIR (default: the repository root)',
     '  --help         this text',
+    '',
+    `Metrics: each service but the API serves /metrics and /health/* on METRICS_PORT (default ${DEFAULT_METRICS_PORT}) plus its`,
+    'position among them (saga first); METRICS_PORT=0 gives each an ephemeral port. Each `started` line says which.',
     '',
     'SIGINT/SIGTERM/SIGHUP (or the parent process exiting): SIGTERM to every service, up to 15 s grace, then',
     'SIGKILL. Exit 0 on a clean shutdown. A service exiting 78 (configuration error) is not restarted.',
@@ -210,6 +239,13 @@ async function main() {
     process.stdout.write(usage(services));
     return 0;
   }
+  let ports;
+  try {
+    ports = metricsPorts(services, process.env.METRICS_PORT);
+  } catch (err) {
+    usageError(err.message);
+    return 2;
+  }
   if (opts.only) {
     const known = new Set(services.map((s) => s.name));
     const unknown = opts.only.filter((n) => !known.has(n));
@@ -254,7 +290,7 @@ async function main() {
     const file = cmd === 'node' ? process.execPath : cmd;
     let child;
     try {
-      child = spawn(file, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(file, args, { cwd: ROOT, env: s.env, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       onExit(s, null, null, err);
       return;
@@ -264,7 +300,13 @@ async function main() {
     const meta = { name: s.svc.name, pid: child.pid };
     pipeLines(child.stdout, process.stdout, { ...meta, stream: 'stdout' });
     pipeLines(child.stderr, process.stderr, { ...meta, stream: 'stderr' });
-    say(`${s.svc.name} started (pid ${child.pid ?? '?'}): ${s.svc.command}`, 'info', { child: s.svc.name, childPid: child.pid });
+    const metricsPort = ports.get(s.svc.name);
+    const where = metricsPort === undefined ? '' : metricsPort === 0 ? '; metrics on an ephemeral port' : `; metrics on :${metricsPort}`;
+    say(`${s.svc.name} started (pid ${child.pid ?? '?'}): ${s.svc.command}${where}`, 'info', {
+      child: s.svc.name,
+      childPid: child.pid,
+      ...(metricsPort === undefined ? {} : { metricsPort }),
+    });
     let finished = false;
     const done = (code, signal, err) => {
       if (finished) return;
@@ -376,7 +418,9 @@ async function main() {
   allExited.then(stopWatching);
 
   for (const svc of services) {
-    const s = { svc, child: null, startedAt: 0, delay: BACKOFF_INITIAL_MS, timer: null, exited: null, forceKilled: false };
+    const port = ports.get(svc.name);
+    const childEnv = port === undefined ? env : { ...env, METRICS_PORT: String(port) };
+    const s = { svc, env: childEnv, child: null, startedAt: 0, delay: BACKOFF_INITIAL_MS, timer: null, exited: null, forceKilled: false };
     state.set(svc.name, s);
     launch(s);
   }

@@ -68,6 +68,9 @@ const SET_BY_COMPOSE: Record<string, (service: string) => string | RegExp | unde
   REDIS_URL: () => 'redis://:redisTestSecret42@redis:6379',
   API_HOST: (s) => (s === 'api' ? '0.0.0.0' : undefined),
   API_PORT: (s) => (s === 'api' ? '8080' : undefined),
+  // Every app container (the API ignores them): the metrics listener where Prometheus and the healthcheck find it.
+  METRICS_HOST: () => '0.0.0.0',
+  METRICS_PORT: () => '9464',
   RESOURCE_DATA_DIR: (s) => (s === 'resource-worker' ? '/app/data/resources' : undefined),
   ADMIN_API_KEY: (s) => (s === 'api' ? 'adminTestKey42' : ''),
   API_KEYS: (s) => (s === 'api' ? 'k1,k2' : ''),
@@ -333,7 +336,7 @@ describe('docker-compose.yml', () => {
     });
   });
 
-  it('health-checks every service: the API on /health/ready, saga and workers by their broker and Redis connections', async () => {
+  it('health-checks every service: the API on /health/ready, saga and workers on their metrics listener\'s /health/ready', async () => {
     const out = await renderedAsync(SECRETS, ALL);
     expect(Object.keys(out.services).sort()).toEqual(Object.keys(services).sort()); // fixtures and observability included
     for (const [name, svc] of Object.entries(out.services)) {
@@ -352,13 +355,15 @@ describe('docker-compose.yml', () => {
     const test = (name: string) => out.services[name]!.healthcheck!.test as string[];
     expect(test('api')).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--http', 'http://127.0.0.1:8080/health/ready']);
     for (const [name] of appServices.filter(([n]) => n !== 'api')) {
-      expect(test(name), name).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--connected']);
+      expect(test(name), name).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--http', 'http://127.0.0.1:9464/health/ready']);
+      // ...where each listens, inside its own container (.env cannot move it away from the healthcheck).
+      expect(out.services[name]!.environment, name).toMatchObject({ METRICS_HOST: '0.0.0.0', METRICS_PORT: '9464' });
     }
     expect(test('fixtures')).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs', '--http', 'http://127.0.0.1:8081/domain/example.test']);
     expect(test('rabbitmq')).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
     expect(test('redis')).toEqual(['CMD', 'redis-cli', 'ping']);
     // The script the checks run is in the image (scripts/ is copied into it).
-    expect(read('scripts/healthcheck.mjs')).toContain('--connected');
+    expect(read('scripts/healthcheck.mjs')).toContain('--http');
   });
 
   it('restarts every service, and app services wait for healthy RabbitMQ and Redis', () => {

@@ -10,6 +10,7 @@ import {
   LeaseKeeper,
   Membership,
   createLeaseStore,
+  createResourceDirectory,
   leaseTimings,
   monotonicNow,
 } from '@lookup/coordination';
@@ -179,5 +180,29 @@ describe('membership', () => {
     expect(members[1]!.index).toBe(-1);
     await members[0]!.stop();
     await members[2]!.stop();
+  });
+});
+
+describe('resource placement: failover (lookup_resource_failovers_total)', () => {
+  it('says a grant is a failover only when the key leaves a pinned owner that never released it', async () => {
+    const directory = createResourceDirectory({ redis: admin, namespace: ns, ttlMs: 300 });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await directory.heartbeat('w1', [], {});
+    const first = await directory.place('fo-key');
+    expect(first).toMatchObject({ owner: 'w1', granted: true, failover: false });
+    expect(await directory.place('fo-key')).toMatchObject({ owner: 'w1', granted: false, failover: false });
+
+    // A clean release removes the pin: placing the key again (on w2) is no failover.
+    await directory.heartbeat('w2', [], {});
+    expect(await directory.release('w1', 'fo-key', first!.epoch)).toBe(true);
+    await sleep(350); // w1's liveness runs out; w2 beats on
+    await directory.heartbeat('w2', [], {});
+    const moved = await directory.place('fo-key');
+    expect(moved).toMatchObject({ owner: 'w2', granted: true, failover: false });
+
+    // w2 dies holding it (no release, its lease and liveness run out): the next grant, to w3, is a failover.
+    await sleep(350);
+    await directory.heartbeat('w3', [], {});
+    expect(await directory.place('fo-key')).toMatchObject({ owner: 'w3', granted: true, failover: true });
   });
 });

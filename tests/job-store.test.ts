@@ -173,17 +173,28 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
   it('expire records every service still without an outcome TimedOut and completes the job, once due', async () => {
     const jobId = randomUUID();
     const deadlineAt = Date.now() + 60_000;
-    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [3, 0], createdAt: at(), deadlineAt });
-    await jobs.recordOutcome(jobId, 0, outcome(null, 'Failed'), at());
+    const createdAt = at();
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [3, 0], createdAt, deadlineAt });
+    expect(await jobs.recordOutcome(jobId, 0, outcome(null, 'Failed'), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false });
     expect((await jobs.expire(jobId, new Date(deadlineAt - 1))).disposition).toBe('not-due');
     const now = new Date(deadlineAt + 1);
-    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false });
+    // The creation time comes back only from the call that finished the job (the saga's job duration).
+    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false, createdAt });
     expect(await redis.hgetall(`${ns}:job:${jobId}`)).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
     expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBeNull();
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
     expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
-    expect((await jobs.expire(jobId, now)).disposition).toBe('finished');
+    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'finished', status: 'Completed', notified: false });
+  });
+
+  it('recordOutcome returns the creation time with the outcome that completes the job, and only then', async () => {
+    const jobId = randomUUID();
+    const createdAt = at();
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [0, 1], createdAt, deadlineAt: Date.now() + 60_000 });
+    expect(await jobs.recordOutcome(jobId, 0, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false });
+    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Completed', notified: false, createdAt });
+    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'duplicate', status: 'Completed', notified: false });
   });
 });
 

@@ -18,6 +18,7 @@ interface StartModule {
   readServices(pkg: unknown): Array<{ name: string; command: string; argv: string[] }>;
   relayLine(line: string, meta: { name: string; pid?: number; stream: 'stdout' | 'stderr' }, pretty?: boolean): string;
   prettyWanted(env: Record<string, string | undefined>, stdoutIsTty: boolean): boolean;
+  metricsPorts(services: Array<{ name: string }>, envPort: string | undefined): Map<string, number>;
 }
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
@@ -37,6 +38,7 @@ beforeAll(async () => {
         'start:flaky': 'node flaky.mjs',
         'start:dies': 'node dies.mjs',
         'start:misconfigured': 'node misconfigured.mjs',
+        'start:port': 'node port.mjs',
       },
     }),
   );
@@ -52,6 +54,11 @@ beforeAll(async () => {
     "import { existsSync, writeFileSync } from 'node:fs';\n" +
       "if (!existsSync('flaky.ran')) { writeFileSync('flaky.ran', ''); console.error('first run: crashing'); process.exit(1); }\n" +
       "console.log('second run: up');\nprocess.on('SIGTERM', () => process.exit(0));\nsetInterval(() => {}, 1000);\n",
+  );
+  writeFileSync(
+    path.join(dir, 'port.mjs'),
+    "process.on('SIGTERM', () => process.exit(0));\n" +
+      "console.log(JSON.stringify({ level: 'info', service: 'port', msg: 'metrics port', port: process.env.METRICS_PORT ?? null }));\nsetInterval(() => {}, 1000);\n",
   );
   writeFileSync(path.join(dir, 'dies.mjs'), "console.error('dying'); process.exit(3);\n");
   writeFileSync(path.join(dir, 'misconfigured.mjs'), "console.error('API_PORT 8080 is in use'); process.exit(78);\n");
@@ -95,6 +102,22 @@ describe('scripts/start.mjs', () => {
     expect(start.readServices(pkg).map((s) => s.name)).toEqual(
       Object.keys(pkg.scripts).filter((k) => k.startsWith('start:')).map((k) => k.slice('start:'.length)),
     );
+  });
+
+  it('gives each service but the API its own METRICS_PORT: the base plus its position, whatever --only selects', async () => {
+    const services = [{ name: 'api' }, { name: 'saga' }, { name: 'geoip' }, { name: 'ping' }];
+    expect([...start.metricsPorts(services, undefined)]).toEqual([['saga', 9464], ['geoip', 9465], ['ping', 9466]]);
+    expect([...start.metricsPorts(services, '21000')]).toEqual([['saga', 21000], ['geoip', 21001], ['ping', 21002]]);
+    expect([...start.metricsPorts(services, '0')]).toEqual([['saga', 0], ['geoip', 0], ['ping', 0]]);
+    expect(() => start.metricsPorts(services, 'abc')).toThrow(/METRICS_PORT must be a port number/);
+    expect(() => start.metricsPorts(services, '65535')).toThrow(/no room/);
+    // In the test package, `port` is the sixth service (a, b, flaky, dies, misconfigured, port): base + 5.
+    const { code, stdout } = await run(['--only', 'port'], (out) => out.includes('"msg":"metrics port"'), { LOG_FORMAT: 'json', METRICS_PORT: '21300' });
+    expect(code).toBe(0);
+    const lines = jsonLines(stdout);
+    expect(lines).toContainEqual(expect.objectContaining({ service: 'port', msg: 'metrics port', port: '21305' }));
+    expect(lines).toContainEqual(expect.objectContaining({ service: 'start', child: 'port', metricsPort: 21305, msg: expect.stringMatching(/metrics on :21305$/) }));
+    expect((await run(['--only', 'port'], undefined, { LOG_FORMAT: 'json', METRICS_PORT: 'x' })).code).toBe(2);
   });
 
   it('prints --help and exits 0', () => {

@@ -55,7 +55,9 @@ export async function startService(name: string, env: Record<string, string>, ti
   if (!args) throw new Error(`unknown service ${name}`);
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, AMQP_URL, REDIS_URL, LOG_LEVEL: 'info', ...env },
+    // METRICS_PORT 0: each process's metrics listener on an ephemeral port (its `metrics listening` line says which),
+    // so test processes never compete for 9464.
+    env: { ...process.env, AMQP_URL, REDIS_URL, LOG_LEVEL: 'info', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -16,6 +16,10 @@ export interface Config {
   redisUrl: string;
   apiHost: string;
   apiPort: number;
+  /** METRICS_HOST / METRICS_PORT: where the saga, each worker and the resource worker serve /metrics and /health/*
+   *  (the API serves them on API_PORT). Port 0: an ephemeral port, logged at start. */
+  metricsHost: string;
+  metricsPort: number;
   namespace: string;
   rdapBaseUrl: string | undefined;
   /** Largest RDAP response body the RDAP worker reads; a larger answer fails the lookup. */
@@ -293,6 +297,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
+    metricsHost: read('METRICS_HOST', str, '127.0.0.1'),
+    metricsPort: read('METRICS_PORT', int(0, 65535), 9464),
     namespace,
     rdapBaseUrl: read<string | undefined>('RDAP_BASE_URL', url(['http:', 'https:']), undefined),
     rdapMaxResponseBytes: read('RDAP_MAX_RESPONSE_BYTES', int(1024, 256 * 1024 * 1024), 1024 * 1024),

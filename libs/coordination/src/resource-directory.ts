@@ -37,6 +37,8 @@ export interface Placement {
   remainingMs: number;
   /** Whether this call granted the lease (a new owner or a new epoch). */
   granted: boolean;
+  /** Whether this grant moved the key away from a pinned owner that never released it (it died or lost its lease). */
+  failover: boolean;
 }
 
 export interface HeldLease {
@@ -108,7 +110,7 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
         [key, ttl, k.resourcePrefix],
       )) as (string | number)[];
       if (Number(r[0]) !== 1) return undefined;
-      return { owner: String(r[1]), epoch: Number(r[2]), remainingMs: Number(r[3]), granted: Number(r[4]) === 1 };
+      return { owner: String(r[1]), epoch: Number(r[2]), remainingMs: Number(r[3]), granted: Number(r[4]) === 1, failover: Number(r[5]) === 1 };
     },
 
     async adopt(workerId, key, epoch) {

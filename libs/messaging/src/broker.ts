@@ -9,6 +9,7 @@ import { AmqpConnection, type Connection } from './connection.ts';
 import { CONSUME_DEFAULTS, PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
 import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
 import { noteDeliveryFailure, traceDelivery, tracePublish } from './trace-context.ts';
+import { countDeadLetter, declareDeadLetterMetric, type DeadLetterCode } from './dead-letter-codes.ts';
 
 export interface BrokerOptions {
   url: string;
@@ -113,6 +114,7 @@ export class Broker extends EventEmitter {
     super();
     this.topology = topology(options.namespace);
     this.log = options.logger.child({ component: 'broker' });
+    declareDeadLetterMetric();
     this.amqp = new AmqpConnection({
       url: options.url,
       name: options.name,
@@ -290,40 +292,40 @@ export class Broker extends EventEmitter {
 
   private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
     const { validator, handler, deliveryLimit } = consumer.options;
-    const deadLetter = (reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, reason, consumer, body);
+    const deadLetter = (code: DeadLetterCode, reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, { code, reason }, consumer, body);
     // Before parsing: size, encoding and nesting (see json-safety.ts). No message of the suite comes near.
     if (msg.content.length > MAX_MESSAGE_BYTES) {
-      await deadLetter(`message too large: ${msg.content.length} bytes (limit ${MAX_MESSAGE_BYTES})`);
+      await deadLetter('too_large', `message too large: ${msg.content.length} bytes (limit ${MAX_MESSAGE_BYTES})`);
       return;
     }
     if (!isUtf8(msg.content)) {
-      await deadLetter('invalid JSON: the body is not valid UTF-8');
+      await deadLetter('invalid_json', 'invalid JSON: the body is not valid UTF-8');
       return;
     }
     const text = msg.content.toString('utf8');
     if (jsonDepth(text, MAX_MESSAGE_DEPTH) > MAX_MESSAGE_DEPTH) {
-      await deadLetter(`invalid message: JSON nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
+      await deadLetter('too_deep', `invalid message: JSON nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
       return;
     }
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      await deadLetter('invalid JSON');
+      await deadLetter('invalid_json', 'invalid JSON');
       return;
     }
     const notRetry = this.unscheduledRetry(msg);
     if (notRetry) {
-      await deadLetter(notRetry, body);
+      await deadLetter('unscheduled_retry', notRetry, body);
       return;
     }
     const schema = typeof validator === 'function' ? validator(msg.fields.routingKey) : validator;
     if (!schema) {
-      await deadLetter(`no schema for routing key '${msg.fields.routingKey}'`, body);
+      await deadLetter('no_schema', `no schema for routing key '${msg.fields.routingKey}'`, body);
       return;
     }
     if (!schema.check(body)) {
-      await deadLetter(`schema validation failed: ${schema.errors(body).join('; ')}`, body);
+      await deadLetter('schema_invalid', `schema validation failed: ${schema.errors(body).join('; ')}`, body);
       return;
     }
     if (deliveryLimit && msg.fields.redelivered && msg.properties.messageId) {
@@ -334,7 +336,7 @@ export class Broker extends EventEmitter {
         this.log.warn({ err: (err as Error).message, queue }, 'could not count deliveries; handling the message');
       }
       if (deliveries > deliveryLimit.max) {
-        await deadLetter(`delivery limit exceeded: delivered ${deliveries} times (limit ${deliveryLimit.max}); its consumer may be crashing on it`, body);
+        await deadLetter('delivery_limit', `delivery limit exceeded: delivered ${deliveries} times (limit ${deliveryLimit.max}); its consumer may be crashing on it`, body);
         return;
       }
     }
@@ -351,7 +353,7 @@ export class Broker extends EventEmitter {
     } catch (err) {
       const decision = consumer.options.onError?.(err, received) ?? defaultErrorDecision(err);
       if (decision.action === 'dead-letter') {
-        await deadLetter(decision.reason, body);
+        await deadLetter('rejected', decision.reason, body);
       } else {
         this.log.warn({ err: (err as Error)?.message, queue, jobId: msg.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
         if (this.tracing) noteDeliveryFailure('requeued', String((err as Error)?.message ?? err));
@@ -386,7 +388,8 @@ export class Broker extends EventEmitter {
    * Moves a message to the dead-letter queue with the reason in its headers, then acks the original.
    * If the dead-letter publish is not confirmed the original is requeued, so nothing is lost.
    */
-  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, reason: string, consumer: Consumer, body?: unknown): Promise<void> {
+  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, why: { code: DeadLetterCode; reason: string }, consumer: Consumer, body?: unknown): Promise<void> {
+    const { reason } = why;
     this.log.error({ queue, reason, messageId: msg.properties.messageId, jobId: msg.properties.correlationId }, 'dead-lettering message');
     if (this.tracing) noteDeliveryFailure('dead-lettered', reason);
     try {
@@ -403,6 +406,7 @@ export class Broker extends EventEmitter {
       safeNack(channel, msg, true);
       return;
     }
+    countDeadLetter(this.topology.queueRole(queue), why.code);
     try {
       await consumer.options.onDeadLetter?.(reason, msg, body);
       safeAck(channel, msg);

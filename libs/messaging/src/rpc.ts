@@ -5,6 +5,7 @@ import type { Logger } from '@lookup/logging';
 import type { Validator } from '@lookup/contracts';
 import { RecoveringChannel } from './connection.ts';
 import { PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from './defaults.ts';
+import { countDeadLetter, type DeadLetterCode } from './dead-letter-codes.ts';
 
 /**
  * Request/reply over RabbitMQ for the pinned-resource proxy: each resource worker consumes its own queue, each
@@ -217,7 +218,14 @@ export interface RpcServerOptions<T> {
    * Where a message that cannot be accepted nor answered goes, with its reason in `x-dead-letter-reason` (the
    * suite's dead-letter exchange and queue, declared here as the Broker declares them).
    */
-  deadLetter?: { exchange: string; queue: string; /** The queue's declaration arguments (deadLetterArguments()). */ arguments?: Record<string, unknown> };
+  deadLetter?: {
+    exchange: string;
+    queue: string;
+    /** The queue's declaration arguments (deadLetterArguments()). */
+    arguments?: Record<string, unknown>;
+    /** `queue` label of lookup_dead_letters_total (topology queueRole). */
+    queueRole?: string;
+  };
 }
 
 /** A correlation id fits an AMQP short string and a reply's requestId. */
@@ -283,11 +291,11 @@ export class RpcServer<T> extends EventEmitter {
     try {
       body = JSON.parse(msg.content.toString('utf8'));
     } catch {
-      this.reject(msg, meta, 'invalid JSON', undefined);
+      this.reject(msg, meta, 'invalid_json', 'invalid JSON', undefined);
       return;
     }
     if (!this.options.validator.check(body)) {
-      this.reject(msg, meta, `schema validation failed: ${this.options.validator.errors(body).join('; ')}`, body);
+      this.reject(msg, meta, 'schema_invalid', `schema validation failed: ${this.options.validator.errors(body).join('; ')}`, body);
       return;
     }
     if (!answerable && this.options.expectsReply?.(body)) {
@@ -296,14 +304,14 @@ export class RpcServer<T> extends EventEmitter {
         : !this.replyToAllowed(rawReplyTo)
           ? `reply-to '${rawReplyTo.slice(0, 200)}' is not a reply queue of this suite`
           : 'no usable correlation id';
-      this.deadLetter(msg, `request cannot be answered: ${why}`);
+      this.deadLetter(msg, 'unanswerable', `request cannot be answered: ${why}`);
       return;
     }
     this.options.handler(body, meta);
   }
 
   /** A message that cannot be accepted: answered when possible, else dead-lettered; logged with its reason either way. */
-  private reject(msg: ConsumeMessage, meta: RpcRequestMeta, reason: string, body: unknown): void {
+  private reject(msg: ConsumeMessage, meta: RpcRequestMeta, code: DeadLetterCode, reason: string, body: unknown): void {
     if (meta.replyTo && this.options.rejectedReply) {
       const answer = this.options.rejectedReply({ reason, body }, meta);
       if (answer !== undefined && this.reply(meta.replyTo, meta.correlationId, answer)) {
@@ -311,10 +319,10 @@ export class RpcServer<T> extends EventEmitter {
         return;
       }
     }
-    this.deadLetter(msg, reason);
+    this.deadLetter(msg, code, reason);
   }
 
-  private deadLetter(msg: ConsumeMessage, reason: string): void {
+  private deadLetter(msg: ConsumeMessage, code: DeadLetterCode, reason: string): void {
     const log = { messageId: msg.properties.messageId, correlationId: msg.properties.correlationId, reason: reason.slice(0, 500) };
     const dl = this.options.deadLetter;
     const channel = this.link.channel;
@@ -339,6 +347,7 @@ export class RpcServer<T> extends EventEmitter {
           'x-dead-lettered-at': new Date().toISOString(),
         },
       });
+      countDeadLetter(dl.queueRole ?? 'other', code);
     } catch (err) {
       this.options.logger.warn({ ...log, err: (err as Error).message }, 'dead-letter publish failed');
     }

@@ -111,3 +111,17 @@ describe('queue types', () => {
     expect(() => loadConfig({ QUEUE_TYPE: 'quorum', DELIVERY_LIMIT: String(QUORUM_DELIVERY_LIMIT + 1) })).toThrow(/DELIVERY_LIMIT/);
   });
 });
+
+describe('queueRole (the queue label of lookup_dead_letters_total)', () => {
+  it('names a queue by its role without the namespace; private queues by their kind; anything else other', () => {
+    const t = topology('ns1');
+    expect(t.queueRole(t.queues.saga)).toBe('saga');
+    expect(t.queueRole(t.queues.lookup('reverse-dns'))).toBe('lookup.reverse-dns');
+    expect(t.queueRole(t.queues.api('host-42-abcdef'))).toBe('api');
+    expect(t.queueRole(t.queues.resource('w-1'))).toBe('resource');
+    expect(t.queueRole(t.queues.resourceReply('host-42'))).toBe('resource-reply');
+    expect(t.queueRole('amq.gen-XYZ')).toBe('other');
+    expect(t.queueRole('ns2.saga')).toBe('other');
+    expect(t.queueRole('ns1.lookup.x.y')).toBe('other');
+  });
+});

@@ -2,6 +2,7 @@ import type { Config } from '@lookup/config';
 import { isCodedError, type ErrorBody, type ResourceReplyMessage, type ResourceWorkerMessage, type ResourceRequestMessage } from '@lookup/contracts';
 import { CoordinationError, monotonicNow, withTimeout, type LeaseTimings, type MonotonicClock, type ResourceDirectory } from '@lookup/coordination';
 import type { Logger } from '@lookup/logging';
+import { resourceRequests, zeroed } from '@lookup/metrics';
 import { ResourceHttpError, type ResourceContext, type ResourceRequest, type ResourceResponse, type ResourceType } from './types.ts';
 
 export interface ReplyTarget {
@@ -81,6 +82,12 @@ export class ResourceHost<R> {
   private watchdog?: NodeJS.Timeout;
   private beating?: Promise<void>;
   private readonly startedAt = new Date().toISOString();
+  /** lookup_resource_requests_total{outcome}, bound once. */
+  private readonly answered = {
+    succeeded: zeroed(resourceRequests().labels('succeeded')),
+    failed: zeroed(resourceRequests().labels('failed')),
+    refused: zeroed(resourceRequests().labels('refused')),
+  };
 
   constructor(private readonly deps: ResourceHostDeps<R>) {
     this.clock = deps.clock ?? monotonicNow;
@@ -402,7 +409,10 @@ export class ResourceHost<R> {
     this.send(target, { type: 'refused', requestId, worker: this.deps.workerId, reason, message });
   }
 
+  /** Every answer to a request goes out here: counted here, once per request answered. */
   private send(target: ReplyTarget, body: ResourceReplyMessage): void {
+    if (body.type === 'refused') this.answered.refused.inc();
+    else if (body.type === 'response') (body.status >= 400 ? this.answered.failed : this.answered.succeeded).inc();
     if (!target.replyTo) return;
     if (!this.deps.reply(target, body)) this.deps.logger.warn({ requestId: body.requestId }, 'could not send the reply');
   }

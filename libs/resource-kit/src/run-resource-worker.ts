@@ -6,7 +6,8 @@ import { createResourceDirectory, leaseTimings } from '@lookup/coordination';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { RpcServer, deadLetterArguments, resourceQueues, topology } from '@lookup/messaging';
-import { createRedis, waitForRedis } from '@lookup/store';
+import { createRedis, redisAnswers, waitForRedis } from '@lookup/store';
+import { resourceOwnedKeys, serveMetrics } from '@lookup/metrics';
 import { ResourceHost } from './resource-host.ts';
 import type { ResourceType } from './types.ts';
 
@@ -77,7 +78,7 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
         'Payload too large',
         `the answer is ${bytes} bytes encoded, over RESOURCE_REPLY_LIMIT_BYTES (${limit}); narrow the request (e.g. fewer rows or columns)`,
       ),
-    deadLetter: { exchange: t.exchanges.deadLetter, queue: t.queues.deadLetter, ...deadLetterArguments(config.queueType) },
+    deadLetter: { exchange: t.exchanges.deadLetter, queue: t.queues.deadLetter, ...deadLetterArguments(config.queueType), queueRole: t.queueRole(queue) },
   });
   host = new ResourceHost<R>({
     type,
@@ -89,6 +90,9 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
     reply: (target, body) => (target.replyTo ? server.reply(target.replyTo, target.correlationId, body) : false),
     transportReady: () => server.ready,
   });
+  const owner = host;
+  resourceOwnedKeys(() => owner.held.length);
+  const listener = await serveMetrics({ config, logger: log, readiness: async () => ({ rabbitmq: server.ready, redis: await redisAnswers(redis) }) });
 
   const shutdown = createShutdown({
     logger: log,
@@ -97,6 +101,7 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
       { name: 'close and release resources', run: () => host!.stop(config.shutdownTimeoutMs / 2) },
       { name: 'close rpc', run: () => server.close() },
       { name: 'close redis', run: () => redis.quit() },
+      { name: 'close metrics listener', run: () => listener.close() },
     ],
   });
   installSignalHandlers(shutdown, log, { exitWithParent: config.exitWithParent });

@@ -6,6 +6,7 @@ import {
   type JobDocument,
   type JobStatus,
   type RecordedOutcome,
+  type ResultStatus,
   type ResultLocation,
   type ServiceResult,
   type ServiceType,
@@ -76,6 +77,14 @@ export function eventIdAfter(a: string, b: string): boolean {
   return am! > bm! || (am === bm && as! > bs!);
 }
 
+/** One service's outcome of a finished job, as claimOutcomes hands it out. */
+export interface ClaimedOutcome {
+  service: ServiceType;
+  status: ResultStatus;
+  /** The lookup's duration; null for an outcome recorded without one (cancelled, timed out at the deadline). */
+  durationMs: number | null;
+}
+
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
@@ -101,6 +110,8 @@ export interface RecordOutcomeResult {
   status: JobStatus | '';
   /** Whether job.completed was already published for this job. */
   notified: boolean;
+  /** The job's creation time (ISO 8601), only when this call completed the job (for its duration). */
+  createdAt?: string;
 }
 
 export interface JobStoreDeps {
@@ -119,6 +130,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const cancelScript = defineScript(redis, 'cancel-job');
   const createScript = defineScript(redis, 'create-job');
   const createBatchScript = defineScript(redis, 'create-batch');
+  const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
 
   function jobFields(job: NewJob): Record<string, string | number> {
     return {
@@ -270,11 +282,11 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
-    const [disposition, status, notified] = (await recordOutcomeScript(
+    const [disposition, status, notified, createdAt] = (await recordOutcomeScript(
       [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [service, JSON.stringify(outcome), at, jobId],
-    )) as [OutcomeDisposition, JobStatus | '', string];
-    return { disposition, status, notified: notified === '1' };
+    )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
+    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
   /** Jobs whose deadline has passed (oldest first), for the deadline sweeper. */
@@ -282,12 +294,13 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return redis.zrangebyscore(k.deadlines, '-inf', nowMs, 'LIMIT', 0, limit);
   }
 
-  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean }> {
-    const [disposition, status, notified] = (await expireScript(
+  /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
+  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean; createdAt?: string }> {
+    const [disposition, status, notified, createdAt] = (await expireScript(
       [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
-    )) as [ExpireDisposition, JobStatus | '', string];
-    return { disposition, status, notified: notified === '1' };
+    )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
+    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
@@ -296,6 +309,20 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
     )) as [CancelDisposition, JobStatus | ''];
     return { disposition, status };
+  }
+
+  /**
+   * A finished job's per-service outcomes (status and lookup duration), for the first caller only: undefined for
+   * every later caller, and for a job that is missing or not finished (lua/claim-outcomes.lua).
+   */
+  async function claimOutcomes(jobId: string): Promise<ClaimedOutcome[] | undefined> {
+    const flat = (await claimOutcomesScript([k.job(jobId)], [])) as string[];
+    if (flat.length === 0) return undefined;
+    const out: ClaimedOutcome[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      out.push({ service: Number(flat[i]) as ServiceType, status: flat[i + 1] as ResultStatus, durationMs: flat[i + 2] === '' ? null : Number(flat[i + 2]) });
+    }
+    return out;
   }
 
   async function markNotified(jobId: string): Promise<void> {
@@ -318,7 +345,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
 }
 
 /** One service's result as the HTTP contract shows it: its outcome, and the data stored for it when it has a location. */

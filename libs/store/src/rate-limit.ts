@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@lookup/logging';
+import { rateLimitRejections, zeroed } from '@lookup/metrics';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
@@ -90,6 +91,11 @@ export function createRateLimiter({
     unauthenticated: { limit: limits.unauthenticatedPerMin ?? 0, segments: 1, global: false },
   };
   const globalKey = k.rateLimit('global', 'all');
+  // lookup_rate_limit_rejections_total{tier}: bound once per tier; counted here, where every 429 is decided.
+  const rejected = Object.fromEntries((Object.keys(tiers) as RateLimitTier[]).map((tier) => [tier, zeroed(rateLimitRejections().labels(tier))])) as Record<
+    RateLimitTier,
+    ReturnType<ReturnType<typeof rateLimitRejections>['labels']>
+  >;
 
   let lastWarn = 0;
   let suppressed = 0;
@@ -126,6 +132,7 @@ export function createRateLimiter({
     }
     const [allowed, retryMs, limit, remaining, resetMs] = (reply as (number | string)[]).map(Number) as [number, number, number, number, number];
     const retryAfterSeconds = allowed === 1 ? 0 : Math.max(1, Math.ceil(retryMs / 1000));
+    if (allowed !== 1) rejected[tier].inc();
     return {
       allowed: allowed === 1,
       retryAfterSeconds,

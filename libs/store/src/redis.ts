@@ -44,6 +44,11 @@ export function createRedis({ url, logger, name, failFast = false }: RedisClient
   return redis;
 }
 
+/** Whether Redis answers right now: connected, and a PING comes back (the readiness probes). */
+export async function redisAnswers(redis: Redis): Promise<boolean> {
+  return redis.status === 'ready' && (await redis.ping().then(() => true, () => false));
+}
+
 /** Resolves once the client is ready (or rejects after timeoutMs). */
 export async function waitForRedis(redis: Redis, timeoutMs = 30_000): Promise<void> {
   if (redis.status === 'ready') return;

@@ -18,6 +18,7 @@ import { SpanStatusCode, withSpan, type Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
 import type { JobStore, ResultStore } from '@lookup/store';
+import type { TaskInstruments } from '@lookup/metrics';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
@@ -42,6 +43,8 @@ export interface CommandHandlerDeps {
    */
   targetPolicy: TargetPolicy;
   logger: Logger;
+  /** The service's task metrics (taskInstruments): attempts, retries, and each stored outcome with its duration. */
+  metrics?: TaskInstruments;
   stopSignal?: AbortSignal;
   /** Time source (tests). */
   now?: () => number;
@@ -62,7 +65,7 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, metrics, stopSignal, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
@@ -96,6 +99,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       if (span && !attempt.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: attempt.errorMessage });
       return attempt;
     });
+    metrics?.attempts.inc();
     if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {
@@ -105,6 +109,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         attempt: cmd.attempt + 1,
       };
       await publishRetry(next, delayMs);
+      metrics?.retries.inc();
       log.info({ err: outcome.errorMessage, retryInMs: delayMs, nextAttempt: next.attempt }, 'lookup attempt failed; retry scheduled');
       return;
     }
@@ -126,6 +131,11 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       return;
     }
     if (!saved.created) log.info('a result was already stored for this task; announcing the stored one');
+    else if (metrics) {
+      // Counted once per task, where its result is stored (a redelivery that finds it stored counts nothing).
+      (stored.success ? metrics.succeeded : metrics.failed).inc();
+      metrics.duration.observe(stored.durationMs / 1000);
+    }
     await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
     log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts }, 'lookup done');
   };

@@ -4,7 +4,8 @@ import { MessageValidators, serviceInfo, targetPolicyFromConfig, UUID_RE, type L
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { createBroker, createPublishers } from '@lookup/messaging';
-import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
+import { createDeliveryCounter, createJobStore, createRedis, createResultStore, redisAnswers } from '@lookup/store';
+import { serveMetrics, taskInstruments } from '@lookup/metrics';
 import { createCommandHandler, eventFor } from './command-handler.ts';
 import type { LookupService } from './types.ts';
 
@@ -24,6 +25,9 @@ export async function runWorker(definition: LookupService): Promise<void> {
   const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
+  const metrics = taskInstruments(info.name);
+  // Up before anything slow: /health/live answers at once, /health/ready says 503 until RabbitMQ and Redis answer.
+  const listener = await serveMetrics({ config, logger, readiness: async () => ({ rabbitmq: broker.ready, redis: await redisAnswers(redis) }) });
   const { lookup, close } = await definition.setup({ config, logger });
   const stop = new AbortController();
   // Every attempt in flight (up to PREFETCH at once) listens for the stop and removes its listener when it
@@ -39,6 +43,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
       { name: 'close lookup', run: () => close?.() },
       { name: 'close broker', run: () => broker.close() },
       { name: 'close redis', run: () => redis.quit() },
+      { name: 'close metrics listener', run: () => listener.close() },
     ],
   });
   installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
@@ -52,6 +57,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     results,
     jobs,
     logger,
+    metrics,
     stopSignal: stop.signal,
     targetPolicy: targetPolicyFromConfig(config),
     policy: {
@@ -92,6 +98,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
         { jobId },
       );
       await publishers.taskCompleted(event);
+      metrics.failed.inc();
     },
   });
   await broker.start();

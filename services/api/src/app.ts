@@ -8,6 +8,7 @@ import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from 
 import { ExpectationFailed, UrlTooLong } from './http-errors.ts';
 import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
 import { registerJobListRoute } from './routes/lookup-list.ts';
@@ -114,6 +115,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await installApiGuard(app, { config, rateLimiter: deps.rateLimiter });
   registerHealthRoutes(app, deps);
   registerDashboardRoutes(app);
+  registerMetricsRoute(app);
   registerLookupRoutes(app, deps);
   if (deps.jobList) registerJobListRoute(app, { jobs: deps.jobList });
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });

@@ -5,18 +5,21 @@ import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contr
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
-import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis } from '@lookup/store';
+import { enableProcessMetrics } from '@lookup/metrics';
+import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
 import { listenProblem } from './listen-problem.ts';
 import { createJobEventHub } from './job-events.ts';
 import { createResourceRouter } from './resources/resource-router.ts';
+import { createServiceOutcomeMetrics } from './api-metrics.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'api', level: config.logLevel, format: config.logFormat });
 // Names this process's private queues (`<ns>.api.<instance>`, `<ns>.resource-reply.<instance>`).
 const instanceId = `${hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
 logStartup(logger, config, { instanceId });
+enableProcessMetrics();
 for (const warning of startupWarnings(config)) logger.warn(warning);
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
@@ -40,12 +43,16 @@ const jobEvents = createJobEventHub({
   read: (jobId, afterId) => jobStore.readEvents(jobId, afterId),
   subscriber: { redis: subscriber, namespace: config.namespace, logger },
 });
+const serviceOutcomes = createServiceOutcomeMetrics({ claim: (jobId) => jobStore.claimOutcomes(jobId), logger });
 await broker.consume<JobCompleted>({
   queue: broker.topology.queues.api(instanceId),
   exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
   validator: MessageValidators.jobCompleted,
   prefetch: CONSUME_DEFAULTS.notificationPrefetch,
-  handler: async (message) => jobEvents.notify(message.body.jobId),
+  handler: async (message) => {
+    jobEvents.notify(message.body.jobId);
+    await serviceOutcomes.jobFinished(message.body.jobId);
+  },
 });
 broker.on('connected', () => jobEvents.notifyAll());
 void broker.start();
@@ -85,7 +92,7 @@ const app = await buildApp({
   },
   readiness: async () => ({
     rabbitmq: broker.ready,
-    redis: redis.status === 'ready' && (await redis.ping().then(() => true, () => false)),
+    redis: await redisAnswers(redis),
   }),
 });
 

@@ -9,6 +9,7 @@ import {
 } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import type { ApiDeps } from './deps.ts';
+import { countSubmitted } from './api-metrics.ts';
 import {
   BrokerUnavailable,
   IdempotencyConflict,
@@ -77,8 +78,9 @@ export interface SubmitLookupResult {
 export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
-  const { config, jobs, idempotency, publishJobSubmitted } = deps;
-  return { config, jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain };
+  const { config, jobs, idempotency } = deps;
+  // Every accepted job, single or from a batch, is published through here: lookup_jobs_submitted_total counts it.
+  return { config, jobs, idempotency, publishJobSubmitted: countSubmitted(deps.publishJobSubmitted), targetPolicy, precheckDomain };
 }
 
 export function acceptedBody(jobId: string, target: string, services: JobSubmitted['services']): SubmitLookupAccepted {

@@ -17,6 +17,7 @@ describe('OpenAPI document', () => {
       ['/api/lookup/services', 'get', ['200', '429']],
       ['/health/live', 'get', ['200']],
       ['/health/ready', 'get', ['200', '503']],
+      ['/metrics', 'get', ['200']],
     ];
     for (const [path, method, codes] of expected) {
       const op = doc.paths[path]?.[method];
@@ -27,7 +28,8 @@ describe('OpenAPI document', () => {
     }
     expect(Object.keys(doc.paths).sort()).toEqual(expected.map(([p]) => p).sort());
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['JobDocument', 'SubmitLookupBody', 'ErrorBody', 'ServiceInfo']));
-    expect(doc.paths['/api/lookup'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/SubmitLookupBody');
+    expect(doc.paths['/api/lookup'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/SubmitLookupBody');    // The Prometheus text format, not JSON.
+    expect(Object.keys(doc.paths['/metrics'].get.responses['200'].content)).toEqual(['text/plain']);
   });
 
   it('serves Swagger UI at /swagger', async () => {

@@ -1,6 +1,7 @@
 import type { Logger } from '@lookup/logging';
 import type { JobStore } from '@lookup/store';
 import { sleep } from '@lookup/coordination';
+import type { JobEndMetrics } from './saga.ts';
 
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
@@ -10,6 +11,7 @@ export interface DeadlineSweeperDeps {
   logger: Logger;
   /** Jobs examined per pass. */
   batch?: number;
+  metrics?: JobEndMetrics;
 }
 
 /**
@@ -18,14 +20,18 @@ export interface DeadlineSweeperDeps {
  * only, so replicas do not duplicate the work; expiry is idempotent, so an overlap would be harmless).
  */
 export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSignal): Promise<void> {
-  const { jobs, announce, intervalMs, logger, batch = 200 } = deps;
+  const { jobs, announce, intervalMs, logger, batch = 200, metrics } = deps;
   while (!signal.aborted) {
     try {
       const due = await jobs.dueJobs(Date.now(), batch);
       for (const jobId of due) {
         if (signal.aborted) break;
-        const result = await jobs.expire(jobId, new Date());
-        if (result.disposition === 'expired') logger.warn({ jobId }, 'deadline passed; missing services recorded TimedOut');
+        const now = new Date();
+        const result = await jobs.expire(jobId, now);
+        if (result.disposition === 'expired') {
+          logger.warn({ jobId }, 'deadline passed; missing services recorded TimedOut');
+          metrics?.finished('TimedOut', result.createdAt, now.toISOString());
+        }
         if ((result.disposition === 'expired' || result.disposition === 'finished') && result.status === 'Completed' && !result.notified) {
           await announce(jobId);
         }

@@ -3,9 +3,11 @@ import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
-import { createDeliveryCounter, createJobStore, createRedis } from '@lookup/store';
+import { createDeliveryCounter, createJobStore, createRedis, redisAnswers } from '@lookup/store';
+import { serveMetrics } from '@lookup/metrics';
 import { createSaga } from './saga.ts';
 import { sweepDeadlines } from './deadline-sweeper.ts';
+import { jobEndMetrics } from './job-metrics.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'saga', level: config.logLevel, format: config.logFormat });
@@ -15,7 +17,9 @@ const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namesp
 const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
-const saga = createSaga({ jobs, logger, publish: createPublishers(broker) });
+const listener = await serveMetrics({ config, logger, readiness: async () => ({ rabbitmq: broker.ready, redis: await redisAnswers(redis) }) });
+const metrics = jobEndMetrics();
+const saga = createSaga({ jobs, logger, publish: createPublishers(broker), metrics });
 
 // Exactly one replica sweeps deadlines; if it dies, another takes over within one lease period (3 s).
 const election = new LeaderElection({
@@ -27,7 +31,7 @@ const election = new LeaderElection({
 });
 election.on('elected', ({ signal, epoch }) => {
   logger.info({ epoch }, 'elected deadline sweeper');
-  void sweepDeadlines({ jobs, announce: saga.announceCompleted, intervalMs: config.deadlineSweepMs, logger }, signal);
+  void sweepDeadlines({ jobs, announce: saga.announceCompleted, intervalMs: config.deadlineSweepMs, logger, metrics }, signal);
 });
 election.on('lost', ({ reason }) => logger.info({ reason }, 'no longer the deadline sweeper'));
 
@@ -39,6 +43,7 @@ const shutdown = createShutdown({
     { name: 'stop consuming', run: () => broker.stopConsuming(config.shutdownTimeoutMs / 2) },
     { name: 'close broker', run: () => broker.close() },
     { name: 'close redis', run: () => redis.quit() },
+    { name: 'close metrics listener', run: () => listener.close() },
   ],
 });
 installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });

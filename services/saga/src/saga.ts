@@ -15,11 +15,18 @@ import { withSpan, type Logger } from '@lookup/logging';
 import { PoisonMessageError, type Publishers, type ReceivedMessage } from '@lookup/messaging';
 import type { JobStore } from '@lookup/store';
 
+/** The saga's job-end metrics (jobEndMetrics): each job it finishes, once, with its duration. */
+export interface JobEndMetrics {
+  /** A job completed: `how` is Completed (every outcome in) or TimedOut (the deadline sweeper finished it). */
+  finished(how: 'Completed' | 'TimedOut', createdAt: string | undefined, completedAt: string): void;
+}
+
 export interface SagaDeps {
   jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified' | 'resultLocation'>;
   /** Commands to the workers, job.completed to the API processes (createPublishers). */
   publish: Pick<Publishers, 'command' | 'jobCompleted'>;
   logger: Logger;
+  metrics?: JobEndMetrics;
 }
 
 /** What the saga queue carries: job.submitted from the API, task.completed from the workers. */
@@ -29,7 +36,7 @@ export type SagaMessage = JobSubmitted | TaskCompleted;
  * The orchestrator. Stateless between messages: job state lives in Redis and every step is idempotent,
  * so any number of replicas may consume the saga queue and any message may be redelivered.
  */
-export function createSaga({ jobs, publish, logger }: SagaDeps) {
+export function createSaga({ jobs, publish, logger, metrics }: SagaDeps) {
   /** job.submitted: mark the job Processing, then send one command per requested service. */
   async function onJobSubmitted(message: ReceivedMessage<JobSubmitted>): Promise<void> {
     const ev = message.body;
@@ -77,8 +84,9 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
         `location ${JSON.stringify(ev.location.key.slice(0, 200))} is not job ${ev.jobId}'s result key for ${serviceName(ev.serviceType)} (${own.key})`,
       );
     }
+    const at = new Date().toISOString();
     const result = await withSpan('saga record outcome', { 'lookup.job_id': ev.jobId, 'lookup.service': serviceName(ev.serviceType), 'lookup.outcome': ev.status }, () =>
-      jobs.recordOutcome(ev.jobId, ev.serviceType, { ...outcomeOf(ev), location: ev.location === null ? null : own }, new Date().toISOString()),
+      jobs.recordOutcome(ev.jobId, ev.serviceType, { ...outcomeOf(ev), location: ev.location === null ? null : own }, at),
     );
     switch (result.disposition) {
       case 'missing':
@@ -94,6 +102,8 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
         break;
       case 'recorded':
         log.info({ status: ev.status, jobStatus: result.status }, 'outcome recorded');
+        // Counted where the job completes: the one call whose outcome completed it.
+        if (result.status === 'Completed') metrics?.finished('Completed', result.createdAt, at);
         break;
     }
     // Also on a duplicate: if a previous delivery completed the job but died before announcing it.

@@ -8,13 +8,14 @@
 -- last beat ms)   KEYS[5] target:<key>
 -- ARGV[1] the resource key   ARGV[2] ttl ms (lease length, and how recent a live worker's last beat is)
 -- ARGV[3] key prefix for per-worker keys (worker:<id>, owned:<id>)
--- Returns {1, owner, epoch, remaining ttl ms, 1 if granted now else 0} or {0} when no worker can take it.
+-- Returns {1, owner, epoch, remaining ttl ms, 1 if granted now else 0, 1 if this grant moved the key away from a pinned
+-- owner that never released it (a failover) else 0} or {0} when no worker can take it.
 local key = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local prefix = ARGV[3]
 local h = redis.call('HMGET', KEYS[1], 'holder', 'epoch')
 if h[1] then
-  return {1, h[1], tonumber(h[2]), redis.call('PTTL', KEYS[1]), 0}
+  return {1, h[1], tonumber(h[2]), redis.call('PTTL', KEYS[1]), 0, 0}
 end
 
 local t = redis.call('TIME')
@@ -50,4 +51,6 @@ redis.call('HSET', KEYS[2], key, chosen)
 if pinned and pinned ~= chosen then redis.call('SREM', prefix .. 'owned:' .. pinned, key) end
 redis.call('SADD', prefix .. 'owned:' .. chosen, key)
 redis.call('DEL', KEYS[5])
-return {1, chosen, epoch, ttl, 1}
+-- A clean release (idle, LRU, drain, move, unpin) removes the pin first: a pin left to another worker means its
+-- owner died or lost its lease with the key.
+return {1, chosen, epoch, ttl, 1, (pinned and pinned ~= chosen) and 1 or 0}

@@ -3,7 +3,8 @@
 -- KEYS[1] job hash; KEYS[2] deadline index (sorted set); KEYS[3] the job's event stream (includes/job-event.lua)
 -- ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] now (epoch ms); ARGV[4] the TimedOut outcome (JSON, built by
 -- job-store.ts)
--- Returns { disposition, status, notified }: disposition expired | not-due | finished | missing
+-- Returns { disposition, status, notified[, createdAt] }: disposition expired | not-due | finished | missing; createdAt
+-- (the job's creation time, for its duration) only when this call expired it
 --- @include "includes/finish-job"
 local job = KEYS[1]
 local status = redis.call('HGET', job, 'status')
@@ -19,4 +20,4 @@ end
 local deadline = tonumber(redis.call('HGET', job, 'deadlineAt') or '0')
 if deadline > tonumber(ARGV[3]) then return { 'not-due', status, notified } end
 finishJob(job, KEYS[2], KEYS[3], ARGV[1], ARGV[4], 'Completed', ARGV[2], 'timedOut', '1')
-return { 'expired', 'Completed', notified }
+return { 'expired', 'Completed', notified, redis.call('HGET', job, 'createdAt') or '' }

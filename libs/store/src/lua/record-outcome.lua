@@ -8,8 +8,9 @@
 --          stored as it is: this script never reads its fields
 -- ARGV[3]  completion time (ISO 8601) to stamp if this outcome completes the job
 -- ARGV[4]  job id
--- Returns { disposition, jobStatus, notified }
+-- Returns { disposition, jobStatus, notified[, createdAt] }
 --   disposition: recorded | duplicate | late | missing | unrequested
+--   createdAt: only when this outcome completed the job (the job's creation time, for its duration)
 -- The first outcome for a service wins (HSETNX): a redelivered or duplicate event never double-counts,
 -- and a finished (Completed/Cancelled) job is never reopened or regressed.
 --- @include "includes/job-event"
@@ -32,7 +33,7 @@ if done >= total then
   redis.call('ZREM', KEYS[2], ARGV[4])
   lines[2] = jobEventLine(jobEvent(KEYS[3], job, total + 2, 'type', 'completed'), 'completed')
   jobEventsChanged(KEYS[3], lines)
-  return { 'recorded', 'Completed', notified }
+  return { 'recorded', 'Completed', notified, redis.call('HGET', job, 'createdAt') or '' }
 end
 jobEventsChanged(KEYS[3], lines)
 if status == 'Pending' then

@@ -13,6 +13,7 @@ import {
 import { createResourceDirectory, leaseTimings, type ResourceDirectory } from '@lookup/coordination';
 import type { Logger } from '@lookup/logging';
 import { ResourceClient } from '@lookup/resource-kit';
+import { resourceFailovers } from '@lookup/metrics';
 
 export interface ProxyRequest {
   key: string;
@@ -73,6 +74,8 @@ export class AmqpResourceRouter implements ResourceRouter {
   readonly directory: ResourceDirectory;
   private readonly client: ResourceClient;
   private readonly ttlMs: number;
+  /** lookup_resource_failovers_total: counted where a key is placed on a new owner (directory.place). */
+  private readonly failovers = resourceFailovers();
 
   constructor(private readonly deps: ResourceRouterDeps) {
     const { config } = deps;
@@ -124,6 +127,10 @@ export class AmqpResourceRouter implements ResourceRouter {
         return { type: 'unavailable', message: 'Redis is unavailable', retryAfterSeconds: 5 };
       }
       if (!placement) return { type: 'no-workers', retryAfterSeconds };
+      if (placement.failover) {
+        this.failovers.inc();
+        logger.info({ key: request.key, owner: placement.owner, epoch: placement.epoch }, 'resource failed over to a new owner');
+      }
       const requestId = randomUUID();
       const message: ResourceRequestMessage = {
         type: 'request',

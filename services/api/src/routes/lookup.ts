@@ -8,6 +8,7 @@ import {
 } from '@lookup/contracts';
 import type { Config } from '@lookup/config';
 import { queryAddresses, resolverSettings } from '@lookup/dns';
+import { jobsCompleted, zeroed } from '@lookup/metrics';
 import type { ApiDeps } from '../deps.ts';
 import { parseJobId } from '../errors.ts';
 import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
@@ -64,6 +65,8 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { config, jobs, publishJobCompleted } = deps;
+  // lookup_jobs_completed_total{status="Cancelled"}: a job is cancelled here and nowhere else.
+  const cancelled = zeroed(jobsCompleted().labels('Cancelled'));
   const targetPolicy = targetPolicyFromConfig(config);
   const submitDeps = createSubmitLookupDeps(deps, targetPolicy, createDomainPrecheck(config, targetPolicy));
   // The submission quota, spent by submitLookup itself once the submission is valid and not a replay (the route is
@@ -211,6 +214,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       }
       if (result.disposition === 'missing') throw new JobNotFound(jobId);
       if (result.disposition === 'finished') throw new JobAlreadyFinished(jobId, result.status);
+      cancelled.inc();
       const event = jobCompletedEvent(jobId, 'Cancelled', now);
       // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
       await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));
