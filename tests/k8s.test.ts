@@ -25,12 +25,7 @@ const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string
 
 /** Every variable libs/config reads (its `read('NAME', ...)` calls), as tests/compose.test.ts finds them. */
 const CONFIG_VARIABLES = new Set([...read('libs/config/src/config.ts').matchAll(/\bread(?:<[^>]*>)?\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1]!));
-/**
- * Variables the metrics branch (h13-metrics: METRICS_HOST, beside METRICS_PORT) adds to libs/config; accepted here
- * until that is merged, after which CONFIG_VARIABLES holds them and this list can go.
- */
-const PENDING_VARIABLES = new Set(['METRICS_HOST']);
-const isConfigVariable = (name: string) => CONFIG_VARIABLES.has(name) || PENDING_VARIABLES.has(name);
+const isConfigVariable = (name: string) => CONFIG_VARIABLES.has(name);
 /** The metrics/health listener's port when METRICS_PORT is not set (metrics-names: 9464 in a container). */
 const DEFAULT_METRICS_PORT = 9464;
 /** The API's health routes (DESIGN: HTTP contract) and the listener's, the same paths. */
