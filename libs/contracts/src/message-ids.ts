@@ -14,3 +14,6 @@ export const commandMessageId = (jobId: string, service: ServiceType, attempt: n
 export const taskCompletedMessageId = (jobId: string, service: ServiceType): string => `${jobId}:${service}:done`;
 
 export const jobCompletedMessageId = (jobId: string): string => `${jobId}:completed`;
+
+/** The cancel broadcast to the workers (`job.cancelled`): one per job, whoever repeats it. */
+export const jobCancelledMessageId = (jobId: string): string => `${jobId}:cancelled`;

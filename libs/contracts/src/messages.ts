@@ -11,6 +11,8 @@ export const RoutingKeys = Object.freeze({
   jobSubmitted: 'job.submitted',
   taskCompleted: 'task.completed',
   jobCompleted: 'job.completed',
+  /** API to every worker process: a job was cancelled, abort its lookups in flight (a broadcast; body: JobCompleted). */
+  jobCancelled: 'job.cancelled',
   command: (slug: string) => `lookup.${slug}`,
 });
 

@@ -1,4 +1,4 @@
-import { RoutingKeys, serviceInfo, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
+import { RoutingKeys, jobCancelledMessageId, serviceInfo, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
 import type { Broker } from './broker.ts';
 import { PUBLICATIONS } from './defaults.ts';
 
@@ -18,6 +18,8 @@ export interface Publishers {
   taskCompleted(message: TaskCompleted): Promise<void>;
   /** Saga or the API's cancel to every API process: the job finished (nobody has to be listening). */
   jobCompleted(message: JobCompleted): Promise<void>;
+  /** The API's cancel to every worker process: abort the job's lookups in flight (nobody has to be listening). */
+  jobCancelled(message: JobCompleted): Promise<void>;
 }
 
 export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelayed' | 'topology'>): Publishers {
@@ -36,5 +38,7 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
       broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
     taskCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.taskCompleted, m, props(m, PUBLICATIONS.taskCompleted)),
     jobCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.jobCompleted, m, props(m, PUBLICATIONS.jobCompleted)),
+    jobCancelled: (m) =>
+      broker.publish(exchanges.events, RoutingKeys.jobCancelled, m, { ...props(m, PUBLICATIONS.jobCancelled), messageId: jobCancelledMessageId(m.jobId) }),
   };
 }

@@ -34,6 +34,11 @@ export function topology(namespace: string) {
        * RpcServer on its own connection, so not in declarations()). `workerId` is unique per process.
        */
       resource: (workerId: string) => `${ns}.resource.${workerId}`,
+      /**
+       * A lookup worker process's private queue for `job.cancelled` (exclusive, auto-deleted, not in declarations()):
+       * the cancellations that abort its lookups in flight. `instanceId` is unique per process.
+       */
+      workerControl: (instanceId: string) => `${ns}.worker-control.${instanceId}`,
       /** An API process's reply queue for the resource RPC (exclusive, auto-deleted, declared by its RpcClient). */
       resourceReply: (instanceId: string) => `${ns}.resource-reply.${instanceId}`,
     },

@@ -21,6 +21,7 @@ import type { JobStore, ResultStore } from '@lookup/store';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
+import { JobCancelled, type Cancellations } from './cancellations.ts';
 import { TARGET_REFUSED, assertAddressAllowed } from '@lookup/dns';
 
 export interface CommandHandlerDeps {
@@ -43,6 +44,8 @@ export interface CommandHandlerDeps {
   targetPolicy: TargetPolicy;
   logger: Logger;
   stopSignal?: AbortSignal;
+  /** The job cancellations this process heard (job.cancelled): a cancelled job's running lookup is aborted. */
+  cancellations?: Cancellations;
   /** Time source (tests). */
   now?: () => number;
 }
@@ -62,7 +65,7 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, cancellations, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
@@ -90,7 +93,19 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       }
     }
 
-    const outcome = checkLookupData(await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal), dataSchema, log);
+    const watch = cancellations?.watch(cmd.jobId);
+    let attempt;
+    try {
+      attempt = await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal, watch?.signal);
+    } catch (err) {
+      if (!(err instanceof JobCancelled)) throw err;
+      // The cancel already recorded this service Cancelled: nothing to store, retry or announce.
+      log.info('job cancelled during the lookup; lookup aborted');
+      return;
+    } finally {
+      watch?.release();
+    }
+    const outcome = checkLookupData(attempt, dataSchema, log);
     if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {

@@ -1,11 +1,14 @@
 import { setMaxListeners } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type JobCompleted, type LookupCommand } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker, createPublishers } from '@lookup/messaging';
+import { CONSUME_DEFAULTS, createBroker, createPublishers } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';
+import { createCancellations } from './cancellations.ts';
 import type { LookupService } from './types.ts';
 
 
@@ -44,6 +47,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
   installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
   const publishers = createPublishers(broker);
+  const cancellations = createCancellations();
 
   const handler = createCommandHandler({
     service: definition.service,
@@ -53,6 +57,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     jobs,
     logger,
     stopSignal: stop.signal,
+    cancellations,
     targetPolicy: targetPolicyFromConfig(config),
     policy: {
       timeoutMs: definition.timeoutMs?.(config) ?? config.lookupTimeoutMs,
@@ -92,6 +97,19 @@ export async function runWorker(definition: LookupService): Promise<void> {
         { jobId },
       );
       await publishers.taskCompleted(event);
+    },
+  });
+  // Every worker process hears every cancellation (job.cancelled) on a private queue of its own, and aborts that
+  // job's lookups running here.
+  const instanceId = `${info.slug}-${hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  await broker.consume<JobCompleted>({
+    queue: broker.topology.queues.workerControl(instanceId),
+    exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCancelled }] },
+    validator: MessageValidators.jobCompleted,
+    prefetch: CONSUME_DEFAULTS.notificationPrefetch,
+    handler: async ({ body }) => {
+      const aborted = cancellations.cancel(body.jobId);
+      if (aborted > 0) logger.info({ jobId: body.jobId, aborted }, 'job cancelled: aborting its lookups in flight');
     },
   });
   await broker.start();

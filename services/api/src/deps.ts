@@ -27,6 +27,8 @@ export interface ApiDeps {
   publishJobSubmitted(message: JobSubmitted): Promise<void>;
   /** Announces a job's end (here: a cancellation) on job.completed. */
   publishJobCompleted(message: JobCompleted): Promise<void>;
+  /** Broadcasts a cancellation to every worker process (job.cancelled), which aborts the job's lookups in flight. */
+  publishJobCancelled?(message: JobCompleted): Promise<void>;
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;

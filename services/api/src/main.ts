@@ -75,6 +75,7 @@ const app = await buildApp({
   }),
   publishJobSubmitted: publishers.jobSubmitted,
   publishJobCompleted: publishers.jobCompleted,
+  publishJobCancelled: publishers.jobCancelled,
   jobEvents: jobEvents.source,
   deadLetters: {
     list: (limit) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).list(limit)),

@@ -63,7 +63,7 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
 }
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { config, jobs, publishJobCompleted } = deps;
+  const { config, jobs, publishJobCompleted, publishJobCancelled } = deps;
   const targetPolicy = targetPolicyFromConfig(config);
   const submitDeps = createSubmitLookupDeps(deps, targetPolicy, createDomainPrecheck(config, targetPolicy));
   // The submission quota, spent by submitLookup itself once the submission is valid and not a replay (the route is
@@ -185,7 +185,8 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         summary: 'Cancel a lookup job',
         description:
           'Cancels a job that has not finished: it becomes Cancelled, every service without a result is recorded ' +
-          'Cancelled, and workers skip its remaining commands. Results already recorded are kept.',
+          'Cancelled, workers skip its remaining commands, and lookups already running are aborted (a broadcast ' +
+          'every worker hears). Results already recorded are kept.',
         params: JobIdParamsSchema,
         response: {
           202: {
@@ -213,7 +214,11 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (result.disposition === 'finished') throw new JobAlreadyFinished(jobId, result.status);
       const event = jobCompletedEvent(jobId, 'Cancelled', now);
       // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
-      await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));
+      await Promise.all([
+        publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation')),
+        // Workers running one of its lookups abort it; without the broadcast they finish it and its result is dropped.
+        publishJobCancelled?.(event).catch((err) => log.warn({ err }, 'could not broadcast the cancellation to the workers')),
+      ]);
       log.info('job cancelled');
       return reply.code(202).header('X-Job-Id', jobId).send({
         jobId,
