@@ -111,6 +111,12 @@ export interface Config {
   retryMaxDelayMs: number;
   /** Deliveries of one message before it is dead-lettered as poison (it keeps crashing its consumer). */
   deliveryLimit: number;
+  /** Key of completion callbacks' HMAC signature (X-Lookup-Signature); unset: submissions with a callback are refused. */
+  callbackSecret: string | undefined;
+  /** Attempts of one callback delivery before it is dead-lettered (backoff as RETRY_BASE_DELAY_MS/RETRY_MAX_DELAY_MS). */
+  callbackMaxAttempts: number;
+  /** Upper bound of one callback attempt (connect, send, answer). */
+  callbackTimeoutMs: number;
   /** Time from submission after which every service still missing is recorded TimedOut. */
   jobDeadlineMs: number;
   /** How often the deadline sweeper looks for overdue jobs. */
@@ -158,6 +164,12 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   return raw.trim().replace(/\/+$/, '');
 };
 const str: Parser<string> = (raw) => raw.trim();
+/** A secret of at least `min` characters (not logged: describeConfig masks it). */
+const secretOf = (min: number): Parser<string> => (raw, name) => {
+  const v = raw.trim();
+  if (v.length < min) throw new Error(`${name} must be at least ${min} characters long (a random string; e.g. openssl rand -hex 32)`);
+  return v;
+};
 const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
   const v = raw.trim().toLowerCase();
   if (!(values as readonly string[]).includes(v)) throw new Error(`${name} must be one of ${values.join(', ')}, got '${raw}'`);
@@ -301,6 +313,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     retryBaseDelayMs: read('RETRY_BASE_DELAY_MS', int(10, 600_000), 500),
     retryMaxDelayMs: read('RETRY_MAX_DELAY_MS', int(10, 3_600_000), 30_000),
     deliveryLimit: read('DELIVERY_LIMIT', int(1, 1000), 5),
+    callbackSecret: read<string | undefined>('CALLBACK_SECRET', secretOf(16), undefined),
+    callbackMaxAttempts: read('CALLBACK_MAX_ATTEMPTS', int(1, 20), 5),
+    callbackTimeoutMs: read('CALLBACK_TIMEOUT_MS', int(100, 120_000), 10_000),
     jobDeadlineMs: 0,
     deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
@@ -351,6 +366,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     amqpUrl: maskUrl(config.amqpUrl),
     redisUrl: maskUrl(config.redisUrl),
     adminApiKey: config.adminApiKey ? '***' : undefined,
+    callbackSecret: config.callbackSecret ? '***' : undefined,
     apiKeys: config.apiKeys.map(() => '***'),
   };
 }

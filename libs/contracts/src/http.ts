@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JobStatusSchema, TargetTypeSchema } from './messages.ts';
 import { RecordedOutcomeFields, ResultStatusSchema } from './outcome.ts';
+import { CallbackSpecSchema } from './callbacks.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, type ServiceName } from './services.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
@@ -22,6 +23,7 @@ export const SubmitLookupBodySchema = Type.Object(
         examples: [['GeoIP', 'ReverseDNS']],
       }),
     ),
+    callback: Type.Optional(CallbackSpecSchema),
   },
   {
     $id: 'SubmitLookupBody',

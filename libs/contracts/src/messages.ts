@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
+import { CALLBACK_EVENTS } from './callbacks.ts';
 import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema } from './outcome.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
 
@@ -14,6 +15,8 @@ export const RoutingKeys = Object.freeze({
   /** API to every worker process: a job was cancelled, abort its lookups in flight (a broadcast; body: JobCompleted). */
   jobCancelled: 'job.cancelled',
   command: (slug: string) => `lookup.${slug}`,
+  /** A completion callback's next attempt, back from its delay queue (commands exchange). */
+  callbackDelivery: 'callback.deliver',
 });
 
 // literalUnion is in status.ts; ResultStatusSchema and ResultLocationSchema are part of the outcome (outcome.ts).
@@ -87,6 +90,20 @@ export const JobCompletedSchema = Type.Object(
 );
 export type JobCompleted = Static<typeof JobCompletedSchema>;
 
+/** A completion callback's attempt (the saga's callback dispatcher to itself, through a delay queue). */
+export const CallbackDeliverySchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    /** Stable over every attempt: the receiver's de-duplication key (X-Lookup-Delivery). */
+    deliveryId: Type.String({ minLength: 1, maxLength: 128 }),
+    event: literalUnion(CALLBACK_EVENTS),
+    attempt: Type.Integer({ minimum: 1, maximum: 100 }),
+  },
+  { $id: 'CallbackDelivery', additionalProperties: true },
+);
+export type CallbackDelivery = Static<typeof CallbackDeliverySchema>;
+
 /** The result document a worker stores at its ResultLocation. */
 export const StoredResultSchema = Type.Object({
   jobId: Uuid,
@@ -118,4 +135,5 @@ export const MessageValidators = Object.freeze({
   lookupCommand: compileValidator(LookupCommandSchema),
   taskCompleted: compileValidator(TaskCompletedSchema),
   jobCompleted: compileValidator(JobCompletedSchema),
+  callbackDelivery: compileValidator(CallbackDeliverySchema),
 });

@@ -27,6 +27,8 @@ export interface BrokerOptions {
    * them (16 ms to 70 min per service). Processes that disagree declare different queues, never conflicting ones.
    */
   retryDelays?: { baseMs: number; maxMs: number };
+  /** CALLBACK_MAX_ATTEMPTS (the saga, which sends callbacks): sizes the callback delay queues. */
+  callbackMaxAttempts?: number;
 }
 
 export interface PublishOptions {
@@ -162,7 +164,11 @@ export class Broker extends EventEmitter {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const d = declarations(this.options.namespace, { maxAttempts: this.options.maxAttempts ?? QUEUE_DEFAULTS.maxAttempts, retryDelays: this.options.retryDelays });
+    const d = declarations(this.options.namespace, {
+      maxAttempts: this.options.maxAttempts ?? QUEUE_DEFAULTS.maxAttempts,
+      retryDelays: this.options.retryDelays,
+      callbackMaxAttempts: this.options.callbackMaxAttempts,
+    });
     for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, QUEUE_DEFAULTS.durable);
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { ...QUEUE_DEFAULTS.durable, arguments: q.arguments });

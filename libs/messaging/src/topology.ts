@@ -17,6 +17,8 @@ export function topology(namespace: string) {
     },
     queues: {
       saga: `${ns}.saga`,
+      /** The saga's completion-callback dispatcher: job.completed, and callback retries back from their delay queue. */
+      callbacks: `${ns}.callbacks`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
       /**
        * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
@@ -59,6 +61,9 @@ export function resourceQueues(namespace: string) {
   return { worker: queues.resource, reply: queues.resourceReply };
 }
 
+/** The delay queues of completion callbacks are `<ns>.delay.callback.<bucket>ms` (no lookup service has this slug). */
+export const CALLBACK_DELAY_SLUG = 'callback';
+
 const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
 
 /**
@@ -86,6 +91,8 @@ export interface QueueDeclaration {
 export interface TopologyOptions {
   /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
   maxAttempts: number;
+  /** CALLBACK_MAX_ATTEMPTS: the callback delay queues exist for its attempts (omitted: as maxAttempts). */
+  callbackMaxAttempts?: number;
   /**
    * The retry backoff (RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS): only the delay buckets its backoffs can reach are
    * declared. Omitted: every bucket (what cleanup and tools that do not know the suite's config use).
@@ -129,13 +136,18 @@ export function delayBuckets(options: TopologyOptions): number[] {
 export function declarations(namespace: string, options: TopologyOptions = { maxAttempts: QUEUE_DEFAULTS.maxAttempts }): { exchanges: { name: string; type: string }[]; queues: QueueDeclaration[] } {
   const t = topology(namespace);
   const buckets = delayBuckets(options);
-  const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
-    buckets.map((bucketMs) => ({
+  // Who waits in delay queues: each lookup service's commands, and completion callbacks (slug `callback`).
+  const delayed = [
+    ...SERVICE_CATALOGUE.map((s) => ({ slug: s.slug, routingKey: RoutingKeys.command(s.slug), buckets })),
+    { slug: CALLBACK_DELAY_SLUG, routingKey: RoutingKeys.callbackDelivery, buckets: delayBuckets({ ...options, maxAttempts: options.callbackMaxAttempts ?? options.maxAttempts }) },
+  ];
+  const retryQueues: QueueDeclaration[] = delayed.flatMap((s) =>
+    s.buckets.map((bucketMs) => ({
       name: t.queues.delay(s.slug, bucketMs),
       arguments: {
         'x-message-ttl': bucketMs,
         'x-dead-letter-exchange': t.exchanges.commands,
-        'x-dead-letter-routing-key': RoutingKeys.command(s.slug),
+        'x-dead-letter-routing-key': s.routingKey,
       },
       bindings: [{ exchange: t.exchanges.retry, routingKey: t.delayKey(s.slug, bucketMs) }],
     })),
@@ -162,6 +174,14 @@ export function declarations(namespace: string, options: TopologyOptions = { max
         arguments: dlArgs,
         bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.command(s.slug) }],
       })),
+      {
+        name: t.queues.callbacks,
+        arguments: dlArgs,
+        bindings: [
+          { exchange: t.exchanges.events, routingKey: RoutingKeys.jobCompleted },
+          { exchange: t.exchanges.commands, routingKey: RoutingKeys.callbackDelivery },
+        ],
+      },
       ...retryQueues,
       { name: t.queues.deadLetter, bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },
     ],

@@ -11,6 +11,7 @@ import {
   type ServiceType,
   type StoredResult,
   type TargetType,
+  type CallbackSpec,
 } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
@@ -23,6 +24,8 @@ export interface NewJob {
   createdAt: string;
   /** When every service still missing is recorded TimedOut (epoch ms). */
   deadlineAt: number;
+  /** The completion callback asked for at submission (field `callback`, JSON). */
+  callback?: CallbackSpec;
 }
 
 /**
@@ -97,7 +100,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const createBatchScript = defineScript(redis, 'create-batch');
 
   function jobFields(job: NewJob): Record<string, string | number> {
-    return {
+    const fields: Record<string, string | number> = {
       jobId: job.jobId,
       target: job.target,
       targetType: job.targetType,
@@ -108,6 +111,20 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       done: 0,
       deadlineAt: job.deadlineAt,
     };
+    if (job.callback) fields.callback = JSON.stringify(job.callback);
+    return fields;
+  }
+
+  /** The job's completion callback: null when it has none, undefined when the job does not exist. */
+  async function getCallback(jobId: string): Promise<CallbackSpec | null | undefined> {
+    const [id, raw] = await redis.hmget(k.job(jobId), 'jobId', 'callback');
+    if (!id) return undefined;
+    if (!raw) return null;
+    try {
+      return JSON.parse(raw) as CallbackSpec;
+    } catch {
+      return null;
+    }
   }
 
   async function create(job: NewJob): Promise<void> {
@@ -266,7 +283,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
+  return { create, createMany, discard, discardMany, getBatch, getCallback, resultLocation, getStatus, getRecord, getDocument, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */

@@ -14,6 +14,9 @@ export function keys(namespace: string) {
     deadlines: `${namespace}:deadlines`,
     /** A batch submission (POST /api/lookup/batch): its job ids in item order, kept as long as its jobs. */
     batch: (batchId: string) => `${namespace}:batch:${batchId}`,
+    /** A job's completion-callback delivery: hash of its state, and the list of its attempts (JSON), with the job's TTL. */
+    callback: (jobId: string) => `${namespace}:callback:${jobId}`,
+    callbackAttempts: (jobId: string) => `${namespace}:callback:${jobId}:attempts`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
   };
 }

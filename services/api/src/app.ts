@@ -10,6 +10,7 @@ import { installApiGuard } from './guard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
+import { registerCallbackRoutes } from './routes/lookup-callbacks.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
 import { registerDeadLetterRoutes } from './routes/admin-dead-letters.ts';
@@ -112,6 +113,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, deps);
   registerLookupRoutes(app, deps);
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
+  if (deps.callbacks) registerCallbackRoutes(app, { callbacks: deps.callbacks });
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.
   const adminEnabled = config.adminApiKey !== undefined && config.adminApiKey !== '';

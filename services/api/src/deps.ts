@@ -5,6 +5,7 @@ import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
 import type { ResourceRouter } from './resources/resource-router.ts';
 import type { JobEventSource } from './job-events.ts';
+import type { CallbackStatusSource } from './routes/lookup-callbacks.ts';
 
 /** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
 export interface DeadLetterAdmin {
@@ -34,6 +35,8 @@ export interface ApiDeps {
   rateLimiter: RateLimiter;
   /** A job's recorded events and wake-ups when it changes; when absent, the event-stream routes are not registered. */
   jobEvents?: JobEventSource;
+  /** Completion callbacks' delivery records; when absent, GET /api/lookup/{jobId}/callbacks is not registered. */
+  callbacks?: CallbackStatusSource;
   /** Dead-letter queue operations; when absent, /api/admin/dead-letters is not registered. */
   deadLetters?: DeadLetterAdmin;
   /** Pinned-resource routing; when absent, the /api/resources and /api/admin/resources routes are not registered. */

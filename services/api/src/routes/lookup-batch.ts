@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
+import { CallbackSpecSchema, JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import { BatchNotFound, InvalidBatchId, RateLimited, StoreUnavailable } from '../http-errors.ts';
 import { tierLimit } from '../rate-limit.ts';
@@ -21,6 +21,7 @@ const BatchItemSchema = Type.Object(
   {
     target: Type.String({ description: 'An IPv4/IPv6 address or a domain name', maxLength: 1024 }),
     services: Type.Optional(ServicesField),
+    callback: Type.Optional(CallbackSpecSchema),
   },
   { additionalProperties: false },
 );

@@ -134,7 +134,13 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
     async (request, reply) => {
       const submission = await submitLookup(
         submitDeps,
-        { target: request.body.target, services: request.body.services, clientId: request.clientId, idempotencyKey: request.headers['idempotency-key'] },
+        {
+          target: request.body.target,
+          services: request.body.services,
+          callback: request.body.callback,
+          clientId: request.clientId,
+          idempotencyKey: request.headers['idempotency-key'],
+        },
         { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)) },
       );
       reply.code(202).header('Location', submission.accepted.statusUrl).header('X-Job-Id', submission.jobId);
