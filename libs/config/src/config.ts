@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseCidr } from '@lookup/contracts';
+import { SERVICE_CATALOGUE, parseCidr } from '@lookup/contracts';
 
 /**
  * The one place that reads process.env. Every variable is declared here with its default and parser;
@@ -117,6 +117,11 @@ export interface Config {
   callbackMaxAttempts: number;
   /** Upper bound of one callback attempt (connect, send, answer). */
   callbackTimeoutMs: number;
+  /**
+   * Result reuse: per service slug (`geoip`, `ping`, ...), how long (seconds) a successful lookup is reused for the
+   * same target (CACHE_TTL_<SLUG>, `-` as `_`: CACHE_TTL_GEOIP, CACHE_TTL_REVERSE_DNS); 0 = never.
+   */
+  cacheTtlSeconds: Readonly<Record<string, number>>;
   /** Time from submission after which every service still missing is recorded TimedOut. */
   jobDeadlineMs: number;
   /** How often the deadline sweeper looks for overdue jobs. */
@@ -316,6 +321,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     callbackSecret: read<string | undefined>('CALLBACK_SECRET', secretOf(16), undefined),
     callbackMaxAttempts: read('CALLBACK_MAX_ATTEMPTS', int(1, 20), 5),
     callbackTimeoutMs: read('CALLBACK_TIMEOUT_MS', int(100, 120_000), 10_000),
+    cacheTtlSeconds: Object.freeze(
+      Object.fromEntries(SERVICE_CATALOGUE.map((s) => [s.slug, read(cacheTtlVariable(s.slug), int(0, 30 * 24 * 3600), 0)])),
+    ),
     jobDeadlineMs: 0,
     deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
@@ -333,6 +341,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** The variable of a service's result-reuse window: CACHE_TTL_ and its slug upper-cased, `-` as `_`. */
+export function cacheTtlVariable(slug: string): string {
+  return `CACHE_TTL_${slug.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** Loads the configuration or stops the process with a message naming each bad variable. */

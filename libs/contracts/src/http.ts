@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JobStatusSchema, TargetTypeSchema } from './messages.ts';
-import { RecordedOutcomeFields, ResultStatusSchema } from './outcome.ts';
+import { RecordedOutcomeFields, ResultStatusSchema, ReuseFields } from './outcome.ts';
 import { CallbackSpecSchema } from './callbacks.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, type ServiceName } from './services.ts';
 
@@ -24,6 +24,9 @@ export const SubmitLookupBodySchema = Type.Object(
       }),
     ),
     callback: Type.Optional(CallbackSpecSchema),
+    fresh: Type.Optional(
+      Type.Boolean({ description: 'Run every lookup anew instead of reusing a recent result (as the header Cache-Control: no-cache)' }),
+    ),
   },
   {
     $id: 'SubmitLookupBody',
@@ -55,6 +58,7 @@ export const ServiceResultSchema = Type.Object(
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     ...outcomeRest,
     completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    ...ReuseFields,
   },
   { $id: 'ServiceResult' },
 );

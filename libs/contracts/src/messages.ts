@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
 import { CALLBACK_EVENTS } from './callbacks.ts';
-import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema } from './outcome.ts';
+import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema, ReuseFields } from './outcome.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
 
 export const SCHEMA_VERSION = 1 as const;
@@ -45,6 +45,8 @@ export const JobSubmittedSchema = Type.Object(
     target: Type.String({ minLength: 1, maxLength: 300 }),
     targetType: TargetTypeSchema,
     services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: SERVICE_CATALOGUE.length, uniqueItems: true }),
+    /** Run every lookup anew: no result reuse (Cache-Control: no-cache, or `fresh: true`). Absent: false. */
+    fresh: Type.Optional(Type.Boolean()),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );
@@ -59,6 +61,8 @@ export const LookupCommandSchema = Type.Object(
     serviceType: ServiceTypeSchema,
     /** 1-based attempt number of this command (retries republish with attempt + 1). */
     attempt: Type.Integer({ minimum: 1, maximum: 100 }),
+    /** The job asked for a new lookup: the worker does not reuse a stored result (it still stores its own). */
+    fresh: Type.Optional(Type.Boolean()),
   },
   { $id: 'LookupCommand', additionalProperties: true },
 );
@@ -112,6 +116,7 @@ export const StoredResultSchema = Type.Object({
   ...OutcomeFields,
   /** Absent from documents stored before the field existed: read as null. */
   errorCode: Type.Optional(OutcomeFields.errorCode),
+  ...ReuseFields,
 });
 export type StoredResult = Static<typeof StoredResultSchema>;
 

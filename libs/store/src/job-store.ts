@@ -215,7 +215,8 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       const o = record.outcomes.get(s);
       if (!o) continue;
       const json = o.location ? stored.get(s) : null;
-      results.push({ serviceType: serviceName(s), data: json ? resultData(json, record.jobId, s) : null, ...outcomeOf(o) });
+      const { data, ...reuse } = json ? resultData(json, record.jobId, s) : { data: null };
+      results.push({ serviceType: serviceName(s), data, ...outcomeOf(o), ...reuse });
     }
     return {
       jobId: record.jobId,
@@ -287,17 +288,19 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */
-function resultData(json: string, jobId: string, service: ServiceType): StoredResult['data'] {
+function resultData(json: string, jobId: string, service: ServiceType): Pick<ServiceResult, 'data' | 'cached' | 'ageMs'> {
   let doc: unknown;
   try {
     doc = JSON.parse(json);
   } catch {
-    return null;
+    return { data: null };
   }
-  if (!doc || typeof doc !== 'object') return null;
+  if (!doc || typeof doc !== 'object') return { data: null };
   const r = doc as Partial<StoredResult>;
-  if (r.jobId !== jobId || r.serviceType !== service) return null;
-  return r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
+  if (r.jobId !== jobId || r.serviceType !== service) return { data: null };
+  const data = r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
+  // A result reused from an earlier lookup of the same target (the worker's result cache) says so, with its age.
+  return r.cached === true && typeof r.ageMs === 'number' ? { data, cached: true, ageMs: r.ageMs } : { data };
 }
 
 /**

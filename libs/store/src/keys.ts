@@ -17,6 +17,9 @@ export function keys(namespace: string) {
     /** A job's completion-callback delivery: hash of its state, and the list of its attempts (JSON), with the job's TTL. */
     callback: (jobId: string) => `${namespace}:callback:${jobId}`,
     callbackAttempts: (jobId: string) => `${namespace}:callback:${jobId}:attempts`,
+    /** A recent successful lookup of a service and target (result reuse, CACHE_TTL_<SERVICE>), and its single-flight claim. */
+    resultCache: (service: ServiceType, target: string) => `${namespace}:cache:${service}:${target}`,
+    resultFlight: (service: ServiceType, target: string) => `${namespace}:flight:${service}:${target}`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
   };
 }

@@ -22,6 +22,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
 import { JobCancelled, type Cancellations } from './cancellations.ts';
+import type { ReusableOutcome, createResultReuse } from './reuse.ts';
 import { TARGET_REFUSED, assertAddressAllowed } from '@lookup/dns';
 
 export interface CommandHandlerDeps {
@@ -46,6 +47,8 @@ export interface CommandHandlerDeps {
   stopSignal?: AbortSignal;
   /** The job cancellations this process heard (job.cancelled): a cancelled job's running lookup is aborted. */
   cancellations?: Cancellations;
+  /** Result reuse (CACHE_TTL_<SERVICE>): a recent success of the same target is reused; identical lookups run once. */
+  reuse?: ReturnType<typeof createResultReuse>;
   /** Time source (tests). */
   now?: () => number;
 }
@@ -65,7 +68,7 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, cancellations, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, stopSignal, cancellations, reuse, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
@@ -94,9 +97,10 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
     }
 
     const watch = cancellations?.watch(cmd.jobId);
-    let attempt;
+    let attempt: ReusableOutcome;
     try {
-      attempt = await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal, watch?.signal);
+      const run = () => runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal, watch?.signal);
+      attempt = reuse ? await reuse.attempt(cmd, run) : await run();
     } catch (err) {
       if (!(err instanceof JobCancelled)) throw err;
       // The cancel already recorded this service Cancelled: nothing to store, retry or announce.
@@ -129,6 +133,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       durationMs: outcome.durationMs,
       attempts: cmd.attempt,
       completedAt: new Date().toISOString(),
+      ...(outcome.ok && attempt.cached ? { cached: true, ageMs: attempt.ageMs } : {}),
     };
     const saved = await results.saveIfOpen(stored);
     if ('skipped' in saved) {

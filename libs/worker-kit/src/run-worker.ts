@@ -6,9 +6,10 @@ import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UU
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { CONSUME_DEFAULTS, createBroker, createPublishers } from '@lookup/messaging';
-import { createDeliveryCounter, createJobStore, createRedis, createResultStore } from '@lookup/store';
+import { createDeliveryCounter, createJobStore, createRedis, createResultCache, createResultStore } from '@lookup/store';
 import { createCommandHandler, eventFor } from './command-handler.ts';
 import { createCancellations } from './cancellations.ts';
+import { createResultReuse } from './reuse.ts';
 import type { LookupService } from './types.ts';
 
 
@@ -49,8 +50,17 @@ export async function runWorker(definition: LookupService): Promise<void> {
   const publishers = createPublishers(broker);
   const cancellations = createCancellations();
 
+  const timeoutMs = definition.timeoutMs?.(config) ?? config.lookupTimeoutMs;
   const handler = createCommandHandler({
     service: definition.service,
+    reuse: createResultReuse({
+      service: definition.service,
+      cache: createResultCache({ redis, namespace: config.namespace }),
+      ttlSeconds: config.cacheTtlSeconds[info.slug] ?? 0,
+      // A claim outlives its lookup's timeout a little; a follower never waits longer than that.
+      flightMs: timeoutMs + 2_000,
+      logger,
+    }),
     lookup,
     dataSchema: definition.dataSchema,
     results,
@@ -60,7 +70,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
     cancellations,
     targetPolicy: targetPolicyFromConfig(config),
     policy: {
-      timeoutMs: definition.timeoutMs?.(config) ?? config.lookupTimeoutMs,
+      timeoutMs,
       maxAttempts: Math.min(config.retryMaxAttempts, definition.maxAttempts?.(config) ?? config.retryMaxAttempts),
       baseBackoffMs: config.retryBaseDelayMs,
       maxBackoffMs: config.retryMaxDelayMs,

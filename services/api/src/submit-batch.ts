@@ -32,6 +32,8 @@ export interface SubmitBatchInput {
   services?: readonly unknown[];
   clientId: string;
   idempotencyKey?: string | string[];
+  /** Cache-Control: no-cache on the request: every lookup of every job anew. */
+  fresh?: boolean;
 }
 
 export interface BatchRejection {
@@ -196,6 +198,7 @@ export async function submitBatch(
         target: job.target,
         targetType: job.targetType,
         services: job.services,
+        ...(input.fresh ? { fresh: true } : {}),
       };
       return publishJobSubmitted(message);
     }),

@@ -39,6 +39,8 @@ export interface SubmitLookupDeps {
 export interface SubmitLookupInput {
   target: string;
   services?: readonly unknown[];
+  /** Run every lookup anew, reusing no earlier result (body `fresh: true`, or Cache-Control: no-cache). */
+  fresh?: boolean;
   /** The completion callback asked for (body `callback`). */
   callback?: { url: string; events?: readonly string[] };
   /** Who the submission counts against (the request's clientId); scopes the Idempotency-Key. */
@@ -76,6 +78,12 @@ export interface SubmitLookupResult {
   replayed: boolean;
   /** The 202 body. */
   accepted: SubmitLookupAccepted;
+}
+
+/** Whether a request asks for new lookups: `Cache-Control: no-cache` (or `no-store`, `max-age=0`). */
+export function wantsFresh(cacheControl: string | string[] | undefined): boolean {
+  const value = Array.isArray(cacheControl) ? cacheControl.join(',') : (cacheControl ?? '');
+  return value.split(',').some((d) => ['no-cache', 'no-store', 'max-age=0'].includes(d.trim().toLowerCase()));
 }
 
 export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
@@ -229,6 +237,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     target: valid.target,
     targetType: valid.targetType,
     services: valid.services,
+    ...(input.fresh ? { fresh: true } : {}),
   };
   try {
     await publishJobSubmitted(message);

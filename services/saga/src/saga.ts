@@ -56,6 +56,7 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
           targetType: ev.targetType,
           serviceType: service,
           attempt: 1,
+          ...(ev.fresh ? { fresh: true } : {}),
         };
         return publish.command(command);
       }),

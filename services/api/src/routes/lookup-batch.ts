@@ -5,7 +5,7 @@ import type { ApiDeps } from '../deps.ts';
 import { BatchNotFound, InvalidBatchId, RateLimited, StoreUnavailable } from '../http-errors.ts';
 import { tierLimit } from '../rate-limit.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
-import { createSubmitLookupDeps } from '../submit-lookup.ts';
+import { createSubmitLookupDeps, wantsFresh } from '../submit-lookup.ts';
 import { submitBatch, type SubmitBatchInput } from '../submit-batch.ts';
 import { createDomainPrecheck } from './lookup.ts';
 
@@ -141,7 +141,13 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
     async (request, reply) => {
       const { accepted, replayed } = await submitBatch(
         batchDeps,
-        { items: request.body.items, services: request.body.services, clientId: request.clientId, idempotencyKey: request.headers['idempotency-key'] },
+        {
+          items: request.body.items,
+          services: request.body.services,
+          clientId: request.clientId,
+          idempotencyKey: request.headers['idempotency-key'],
+          fresh: wantsFresh(request.headers['cache-control']),
+        },
         { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count) },
       );
       reply.code(202).header('Location', `/api/lookup/batch/${accepted.batchId}`);

@@ -11,7 +11,7 @@ import { queryAddresses, resolverSettings } from '@lookup/dns';
 import type { ApiDeps } from '../deps.ts';
 import { parseJobId } from '../errors.ts';
 import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
-import { createSubmitLookupDeps, submitLookup } from '../submit-lookup.ts';
+import { createSubmitLookupDeps, submitLookup, wantsFresh } from '../submit-lookup.ts';
 import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
@@ -138,6 +138,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           target: request.body.target,
           services: request.body.services,
           callback: request.body.callback,
+          fresh: request.body.fresh === true || wantsFresh(request.headers['cache-control']),
           clientId: request.clientId,
           idempotencyKey: request.headers['idempotency-key'],
         },
