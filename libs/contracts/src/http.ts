@@ -24,6 +24,11 @@ export const SubmitLookupBodySchema = Type.Object(
       }),
     ),
     callback: Type.Optional(CallbackSpecSchema),
+    priority: Type.Optional(
+      Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], {
+        description: 'high: ahead of a backlog of normal and low work; low: bulk work, taken at a quarter of the rate when others wait (default normal)',
+      }),
+    ),
     fresh: Type.Optional(
       Type.Boolean({ description: 'Run every lookup anew instead of reusing a recent result (as the header Cache-Control: no-cache)' }),
     ),

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
+import { JOB_STATUSES, PRIORITIES, TARGET_TYPES, literalUnion } from './status.ts';
 import { CALLBACK_EVENTS } from './callbacks.ts';
 import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema, ReuseFields } from './outcome.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
@@ -15,6 +15,8 @@ export const RoutingKeys = Object.freeze({
   /** API to every worker process: a job was cancelled, abort its lookups in flight (a broadcast; body: JobCompleted). */
   jobCancelled: 'job.cancelled',
   command: (slug: string) => `lookup.${slug}`,
+  /** A command of a high or low priority job (normal ones use `command`). */
+  priorityCommand: (slug: string, priority: 'high' | 'low') => `lookup.${slug}.${priority}`,
   /** A completion callback's next attempt, back from its delay queue (commands exchange). */
   callbackDelivery: 'callback.deliver',
 });
@@ -47,6 +49,8 @@ export const JobSubmittedSchema = Type.Object(
     services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: SERVICE_CATALOGUE.length, uniqueItems: true }),
     /** Run every lookup anew: no result reuse (Cache-Control: no-cache, or `fresh: true`). Absent: false. */
     fresh: Type.Optional(Type.Boolean()),
+    /** The job's priority (absent: normal), carried to every command. */
+    priority: Type.Optional(literalUnion(PRIORITIES)),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );
@@ -63,6 +67,8 @@ export const LookupCommandSchema = Type.Object(
     attempt: Type.Integer({ minimum: 1, maximum: 100 }),
     /** The job asked for a new lookup: the worker does not reuse a stored result (it still stores its own). */
     fresh: Type.Optional(Type.Boolean()),
+    /** Its job's priority (absent: normal): which work queue of its service it goes to. */
+    priority: Type.Optional(literalUnion(PRIORITIES)),
   },
   { $id: 'LookupCommand', additionalProperties: true },
 );

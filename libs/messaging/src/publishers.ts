@@ -35,7 +35,11 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
   });
   return {
     jobSubmitted: (m) => broker.publish(exchanges.events, RoutingKeys.jobSubmitted, m, props(m, PUBLICATIONS.jobSubmitted)),
-    command: (m) => broker.publish(exchanges.commands, RoutingKeys.command(serviceInfo(m.serviceType).slug), m, props(m, PUBLICATIONS.command)),
+    command: (m) => {
+      const slug = serviceInfo(m.serviceType).slug;
+      const key = m.priority === 'high' || m.priority === 'low' ? RoutingKeys.priorityCommand(slug, m.priority) : RoutingKeys.command(slug);
+      return broker.publish(exchanges.commands, key, m, props(m, PUBLICATIONS.command));
+    },
     // The retry exchange, its routing key and the per-message TTL are the Broker's (publishDelayed: topology.ts).
     commandRetry: (m, delayMs) =>
       broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),

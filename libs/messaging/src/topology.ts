@@ -20,6 +20,8 @@ export function topology(namespace: string) {
       /** The saga's completion-callback dispatcher: job.completed, and callback retries back from their delay queue. */
       callbacks: `${ns}.callbacks`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
+      /** The work queues of high and low priority commands of a service (normal ones: `lookup`). */
+      lookupPriority: (slug: string, priority: 'high' | 'low') => `${ns}.lookup.${slug}.${priority}`,
       /**
        * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
        * queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
@@ -174,6 +176,15 @@ export function declarations(namespace: string, options: TopologyOptions = { max
         arguments: dlArgs,
         bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.command(s.slug) }],
       })),
+      // Priorities are separate queues (not x-max-priority, whose argument would need new names for the queues above):
+      // every worker consumes all three, so a high command never waits behind a backlog (README, Priorities).
+      ...SERVICE_CATALOGUE.flatMap((s) =>
+        (['high', 'low'] as const).map((p) => ({
+          name: t.queues.lookupPriority(s.slug, p),
+          arguments: dlArgs,
+          bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.priorityCommand(s.slug, p) }],
+        })),
+      ),
       {
         name: t.queues.callbacks,
         arguments: dlArgs,

@@ -78,10 +78,17 @@ export async function runWorker(definition: LookupService): Promise<void> {
     publishTaskCompleted: publishers.taskCompleted,
     publishRetry: publishers.commandRetry,
   });
-  await broker.consume<LookupCommand>({
-    queue: broker.topology.queues.lookup(info.slug),
+  // One consumer per priority queue (README, Priorities): high and normal with PREFETCH each, low with a quarter of
+  // it, so a high command is taken at once whatever waits in the others, and bulk (low) work yields to normal work.
+  const queues = [
+    { queue: broker.topology.queues.lookupPriority(info.slug, 'high'), prefetch: config.prefetch },
+    { queue: broker.topology.queues.lookup(info.slug), prefetch: config.prefetch },
+    { queue: broker.topology.queues.lookupPriority(info.slug, 'low'), prefetch: Math.max(1, Math.floor(config.prefetch / 4)) },
+  ];
+  for (const { queue, prefetch } of queues) await broker.consume<LookupCommand>({
+    queue,
     validator: MessageValidators.lookupCommand,
-    prefetch: config.prefetch,
+    prefetch,
     handler,
     deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
     // A dead-lettered command still ends its task: the job records this service as Failed rather than

@@ -34,6 +34,8 @@ export interface SubmitBatchInput {
   idempotencyKey?: string | string[];
   /** Cache-Control: no-cache on the request: every lookup of every job anew. */
   fresh?: boolean;
+  /** The priority of every job of the batch (body `priority`; absent: normal). */
+  priority?: 'high' | 'normal' | 'low';
 }
 
 export interface BatchRejection {
@@ -199,6 +201,7 @@ export async function submitBatch(
         targetType: job.targetType,
         services: job.services,
         ...(input.fresh ? { fresh: true } : {}),
+        ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
       };
       return publishJobSubmitted(message);
     }),

@@ -41,6 +41,8 @@ export interface SubmitLookupInput {
   services?: readonly unknown[];
   /** Run every lookup anew, reusing no earlier result (body `fresh: true`, or Cache-Control: no-cache). */
   fresh?: boolean;
+  /** The job's priority (body `priority`; absent: normal). */
+  priority?: 'high' | 'normal' | 'low';
   /** The completion callback asked for (body `callback`). */
   callback?: { url: string; events?: readonly string[] };
   /** Who the submission counts against (the request's clientId); scopes the Idempotency-Key. */
@@ -238,6 +240,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     targetType: valid.targetType,
     services: valid.services,
     ...(input.fresh ? { fresh: true } : {}),
+    ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
   };
   try {
     await publishJobSubmitted(message);

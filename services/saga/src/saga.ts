@@ -57,6 +57,7 @@ export function createSaga({ jobs, publish, logger }: SagaDeps) {
           serviceType: service,
           attempt: 1,
           ...(ev.fresh ? { fresh: true } : {}),
+          ...(ev.priority && ev.priority !== 'normal' ? { priority: ev.priority } : {}),
         };
         return publish.command(command);
       }),

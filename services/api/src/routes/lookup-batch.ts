@@ -31,6 +31,9 @@ function batchBodySchema(maxItems: number) {
     {
       items: Type.Array(BatchItemSchema, { minItems: 1, maxItems, description: `The lookups, at most BATCH_MAX_ITEMS (here ${maxItems})` }),
       services: Type.Optional({ ...ServicesField, description: 'The services of every item that has no `services` of its own (omitted: every service)' }),
+      priority: Type.Optional(
+        Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { description: 'The priority of every job of the batch (default normal; bulk work: low)' }),
+      ),
     },
     { $id: 'SubmitBatchBody', additionalProperties: false, examples: [EXAMPLE_BODY] },
   );
@@ -97,7 +100,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
     }
   }
 
-  app.post<{ Body: { items: SubmitBatchInput['items']; services?: unknown[] } }>(
+  app.post<{ Body: { items: SubmitBatchInput['items']; services?: unknown[]; priority?: 'high' | 'normal' | 'low' } }>(
     '/api/lookup/batch',
     {
       // The quota is spent inside submitBatch: one unit per valid item, all at once.
@@ -147,6 +150,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
           clientId: request.clientId,
           idempotencyKey: request.headers['idempotency-key'],
           fresh: wantsFresh(request.headers['cache-control']),
+          priority: request.body.priority,
         },
         { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count) },
       );

@@ -139,6 +139,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           services: request.body.services,
           callback: request.body.callback,
           fresh: request.body.fresh === true || wantsFresh(request.headers['cache-control']),
+          priority: request.body.priority,
           clientId: request.clientId,
           idempotencyKey: request.headers['idempotency-key'],
         },
