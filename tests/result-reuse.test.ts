@@ -40,7 +40,7 @@ const completed = (jobId: string) =>
   waitFor(async () => {
     const doc = (await (await fetch(`${suite.apiUrl}/api/lookup/${jobId}`)).json()) as JobDocument;
     return doc.status === 'Completed' ? doc.results[0]! : undefined;
-  }, 30_000);
+  }, 60_000);
 const fixtureLookups = (ip: string) => rdap.paths.filter((p) => p === `/ip/${ip}`).length;
 
 describe('result reuse', () => {
