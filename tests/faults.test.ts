@@ -123,7 +123,7 @@ describe('fault tolerance under load', () => {
     const amqp = await rawAmqp();
     try {
       await amqp.drain(t.queues.deadLetter);
-      const targets = [t.queues.saga, ...SERVICE_CATALOGUE.map((s) => t.queues.lookup(s.slug))];
+      const targets = [t.queues.saga, t.queues.callbacks, ...SERVICE_CATALOGUE.map((s) => t.queues.lookup(s.slug))];
       // The delay queues this suite declared (fixtureEnv: 3 attempts, RETRY_BASE_DELAY_MS 100, the default max).
       const retryQueues = declarations(ns, { maxAttempts: 3, retryDelays: { baseMs: 100, maxMs: 30_000 } }).queues.map((q) => q.name).filter((q) => q.startsWith(`${ns}.delay.`));
       expect(retryQueues.length).toBeGreaterThan(0);

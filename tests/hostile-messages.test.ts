@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import type { GetMessage } from 'amqplib';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, taskCompletedMessageId, type JobDocument } from '@lookup/contracts';
-import { declarations, topology } from '@lookup/messaging';
+import { CALLBACK_DELAY_SLUG, declarations, topology } from '@lookup/messaging';
 import { createJobStore } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
@@ -21,7 +21,10 @@ const ns = newNamespace('hostile');
 const t = topology(ns);
 const KEY = 'hostile-admin-key';
 // fixtureEnv: 3 attempts, RETRY_BASE_DELAY_MS 100, the default maximum: the delay queues this suite declares.
-const DELAY_QUEUES = declarations(ns, { maxAttempts: 3, retryDelays: { baseMs: 100, maxMs: 30_000 } }).queues.filter((q) => q.name.startsWith(`${ns}.delay.`));
+// The lookup services' delay queues (commands); the completion callbacks' (`<ns>.delay.callback.*`) carry other messages.
+const DELAY_QUEUES = declarations(ns, { maxAttempts: 3, retryDelays: { baseMs: 100, maxMs: 30_000 } }).queues.filter(
+  (q) => q.name.startsWith(`${ns}.delay.`) && !q.name.startsWith(`${ns}.delay.${CALLBACK_DELAY_SLUG}.`),
+);
 let suite: Suite;
 let amqp: Awaited<ReturnType<typeof rawAmqp>>;
 let redis: Redis;

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseCidr } from '@lookup/contracts';
+import { SERVICE_CATALOGUE, parseCidr } from '@lookup/contracts';
 
 /**
  * The one place that reads process.env. Every variable is declared here with its default and parser;
@@ -120,6 +120,17 @@ export interface Config {
   retryMaxDelayMs: number;
   /** Deliveries of one message before it is dead-lettered as poison (it keeps crashing its consumer). */
   deliveryLimit: number;
+  /** Key of completion callbacks' HMAC signature (X-Lookup-Signature); unset: submissions with a callback are refused. */
+  callbackSecret: string | undefined;
+  /** Attempts of one callback delivery before it is dead-lettered (backoff as RETRY_BASE_DELAY_MS/RETRY_MAX_DELAY_MS). */
+  callbackMaxAttempts: number;
+  /** Upper bound of one callback attempt (connect, send, answer). */
+  callbackTimeoutMs: number;
+  /**
+   * Result reuse: per service slug (`geoip`, `ping`, ...), how long (seconds) a successful lookup is reused for the
+   * same target (CACHE_TTL_<SLUG>, `-` as `_`: CACHE_TTL_GEOIP, CACHE_TTL_REVERSE_DNS); 0 = never.
+   */
+  cacheTtlSeconds: Readonly<Record<string, number>>;
   /** Time from submission after which every service still missing is recorded TimedOut. */
   jobDeadlineMs: number;
   /** How often the deadline sweeper looks for overdue jobs. */
@@ -207,6 +218,12 @@ export function amqpUrlList(raw: string, name = 'AMQP_URL'): string[] {
 }
 const amqpUrls: Parser<string> = (raw, name) => amqpUrlList(raw, name).join(',');
 const str: Parser<string> = (raw) => raw.trim();
+/** A secret of at least `min` characters (not logged: describeConfig masks it). */
+const secretOf = (min: number): Parser<string> => (raw, name) => {
+  const v = raw.trim();
+  if (v.length < min) throw new Error(`${name} must be at least ${min} characters long (a random string; e.g. openssl rand -hex 32)`);
+  return v;
+};
 const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
   const v = raw.trim().toLowerCase();
   if (!(values as readonly string[]).includes(v)) throw new Error(`${name} must be one of ${values.join(', ')}, got '${raw}'`);
@@ -354,6 +371,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     retryBaseDelayMs: read('RETRY_BASE_DELAY_MS', int(10, 600_000), 500),
     retryMaxDelayMs: read('RETRY_MAX_DELAY_MS', int(10, 3_600_000), 30_000),
     deliveryLimit: read('DELIVERY_LIMIT', int(1, 1000), 5),
+    callbackSecret: read<string | undefined>('CALLBACK_SECRET', secretOf(16), undefined),
+    callbackMaxAttempts: read('CALLBACK_MAX_ATTEMPTS', int(1, 20), 5),
+    callbackTimeoutMs: read('CALLBACK_TIMEOUT_MS', int(100, 120_000), 10_000),
+    cacheTtlSeconds: Object.freeze(
+      Object.fromEntries(SERVICE_CATALOGUE.map((s) => [s.slug, read(cacheTtlVariable(s.slug), int(0, 30 * 24 * 3600), 0)])),
+    ),
     jobDeadlineMs: 0,
     deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
@@ -389,6 +412,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 export function loadTracingConfig(env: Env = process.env): Readonly<TracingConfig> {
   const names = ['OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'];
   return Object.freeze({ ...loadConfig(Object.fromEntries(names.map((n) => [n, env[n]]))).tracing });
+}
+
+/** The variable of a service's result-reuse window: CACHE_TTL_ and its slug upper-cased, `-` as `_`. */
+export function cacheTtlVariable(slug: string): string {
+  return `CACHE_TTL_${slug.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** Loads the configuration or stops the process with a message naming each bad variable. */
@@ -443,6 +471,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     redisUrl: maskUrl(config.redisUrl),
     rabbitmqManagementUrl: maskUrl(config.rabbitmqManagementUrl),
     adminApiKey: config.adminApiKey ? '***' : undefined,
+    callbackSecret: config.callbackSecret ? '***' : undefined,
     apiKeys: config.apiKeys.map(() => '***'),
     tracing: { ...config.tracing, otlpEndpoint: config.tracing.otlpEndpoint === undefined ? undefined : maskUrl(config.tracing.otlpEndpoint) },
   };

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JobStatusSchema, TargetTypeSchema } from './messages.ts';
-import { RecordedOutcomeFields, ResultStatusSchema } from './outcome.ts';
+import { RecordedOutcomeFields, ResultStatusSchema, ReuseFields } from './outcome.ts';
+import { CallbackSpecSchema } from './callbacks.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NAME_LIST, SERVICE_NUMBER_RANGE, type ServiceName } from './services.ts';
 
 /** HTTP schemas. The API validates with these and the OpenAPI document is generated from them. */
@@ -21,6 +22,15 @@ export const SubmitLookupBodySchema = Type.Object(
         description: 'Services to run; omitted means all services',
         examples: [['GeoIP', 'ReverseDNS']],
       }),
+    ),
+    callback: Type.Optional(CallbackSpecSchema),
+    priority: Type.Optional(
+      Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], {
+        description: 'high: ahead of a backlog of normal and low work; low: bulk work, taken at a quarter of the rate when others wait (default normal)',
+      }),
+    ),
+    fresh: Type.Optional(
+      Type.Boolean({ description: 'Run every lookup anew instead of reusing a recent result (as the header Cache-Control: no-cache)' }),
     ),
   },
   {
@@ -53,6 +63,7 @@ export const ServiceResultSchema = Type.Object(
     data: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     ...outcomeRest,
     completedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    ...ReuseFields,
   },
   { $id: 'ServiceResult' },
 );

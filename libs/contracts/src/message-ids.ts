@@ -14,3 +14,12 @@ export const commandMessageId = (jobId: string, service: ServiceType, attempt: n
 export const taskCompletedMessageId = (jobId: string, service: ServiceType): string => `${jobId}:${service}:done`;
 
 export const jobCompletedMessageId = (jobId: string): string => `${jobId}:completed`;
+
+/** The cancel broadcast to the workers (`job.cancelled`): one per job, whoever repeats it. */
+export const jobCancelledMessageId = (jobId: string): string => `${jobId}:cancelled`;
+
+/** A completion callback's delivery id, stable over its attempts (X-Lookup-Delivery): one per job and event. */
+export const callbackDeliveryId = (jobId: string, event: string): string => `${jobId}:callback:${event}`;
+
+/** The message id of a callback delivery's attempt. */
+export const callbackAttemptMessageId = (jobId: string, event: string, attempt: number): string => `${jobId}:callback:${event}:${attempt}`;

@@ -1,7 +1,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { JOB_STATUSES, TARGET_TYPES, literalUnion } from './status.ts';
-import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema } from './outcome.ts';
+import { JOB_STATUSES, PRIORITIES, TARGET_TYPES, literalUnion } from './status.ts';
+import { CALLBACK_EVENTS } from './callbacks.ts';
+import { IsoDateSchema as IsoDate, OutcomeFields, ResultLocationSchema, ReuseFields } from './outcome.ts';
 import { MAX_SERVICE_VALUE, SERVICE_CATALOGUE, SERVICE_NUMBER_LIST } from './services.ts';
 
 export const SCHEMA_VERSION = 1 as const;
@@ -11,7 +12,13 @@ export const RoutingKeys = Object.freeze({
   jobSubmitted: 'job.submitted',
   taskCompleted: 'task.completed',
   jobCompleted: 'job.completed',
+  /** API to every worker process: a job was cancelled, abort its lookups in flight (a broadcast; body: JobCompleted). */
+  jobCancelled: 'job.cancelled',
   command: (slug: string) => `lookup.${slug}`,
+  /** A command of a high or low priority job (normal ones use `command`). */
+  priorityCommand: (slug: string, priority: 'high' | 'low') => `lookup.${slug}.${priority}`,
+  /** A completion callback's next attempt, back from its delay queue (commands exchange). */
+  callbackDelivery: 'callback.deliver',
 });
 
 // literalUnion is in status.ts; ResultStatusSchema and ResultLocationSchema are part of the outcome (outcome.ts).
@@ -40,6 +47,10 @@ export const JobSubmittedSchema = Type.Object(
     target: Type.String({ minLength: 1, maxLength: 300 }),
     targetType: TargetTypeSchema,
     services: Type.Array(ServiceTypeSchema, { minItems: 1, maxItems: SERVICE_CATALOGUE.length, uniqueItems: true }),
+    /** Run every lookup anew: no result reuse (Cache-Control: no-cache, or `fresh: true`). Absent: false. */
+    fresh: Type.Optional(Type.Boolean()),
+    /** The job's priority (absent: normal), carried to every command. */
+    priority: Type.Optional(literalUnion(PRIORITIES)),
   },
   { $id: 'JobSubmitted', additionalProperties: true },
 );
@@ -54,6 +65,10 @@ export const LookupCommandSchema = Type.Object(
     serviceType: ServiceTypeSchema,
     /** 1-based attempt number of this command (retries republish with attempt + 1). */
     attempt: Type.Integer({ minimum: 1, maximum: 100 }),
+    /** The job asked for a new lookup: the worker does not reuse a stored result (it still stores its own). */
+    fresh: Type.Optional(Type.Boolean()),
+    /** Its job's priority (absent: normal): which work queue of its service it goes to. */
+    priority: Type.Optional(literalUnion(PRIORITIES)),
   },
   { $id: 'LookupCommand', additionalProperties: true },
 );
@@ -85,6 +100,20 @@ export const JobCompletedSchema = Type.Object(
 );
 export type JobCompleted = Static<typeof JobCompletedSchema>;
 
+/** A completion callback's attempt (the saga's callback dispatcher to itself, through a delay queue). */
+export const CallbackDeliverySchema = Type.Object(
+  {
+    ...Envelope,
+    jobId: Uuid,
+    /** Stable over every attempt: the receiver's de-duplication key (X-Lookup-Delivery). */
+    deliveryId: Type.String({ minLength: 1, maxLength: 128 }),
+    event: literalUnion(CALLBACK_EVENTS),
+    attempt: Type.Integer({ minimum: 1, maximum: 100 }),
+  },
+  { $id: 'CallbackDelivery', additionalProperties: true },
+);
+export type CallbackDelivery = Static<typeof CallbackDeliverySchema>;
+
 /** The result document a worker stores at its ResultLocation. */
 export const StoredResultSchema = Type.Object({
   jobId: Uuid,
@@ -93,6 +122,7 @@ export const StoredResultSchema = Type.Object({
   ...OutcomeFields,
   /** Absent from documents stored before the field existed: read as null. */
   errorCode: Type.Optional(OutcomeFields.errorCode),
+  ...ReuseFields,
 });
 export type StoredResult = Static<typeof StoredResultSchema>;
 
@@ -116,4 +146,5 @@ export const MessageValidators = Object.freeze({
   lookupCommand: compileValidator(LookupCommandSchema),
   taskCompleted: compileValidator(TaskCompletedSchema),
   jobCompleted: compileValidator(JobCompletedSchema),
+  callbackDelivery: compileValidator(CallbackDeliverySchema),
 });

@@ -41,6 +41,15 @@ export const OutcomeFields = {
   attempts: Type.Integer({ minimum: 0, maximum: 100 }),
 };
 export const OutcomeSchema = Type.Object(OutcomeFields);
+
+/**
+ * A result reused from an earlier lookup of the same service and target within its freshness window
+ * (CACHE_TTL_<SERVICE>): `cached: true` and the reused result's age. Absent on a result looked up for this job.
+ */
+export const ReuseFields = {
+  cached: Type.Optional(Type.Boolean({ description: 'True when this result was reused from an earlier lookup of the same service and target' })),
+  ageMs: Type.Optional(Type.Number({ minimum: 0, description: "A reused result's age (ms) when the job used it" })),
+};
 /** A worker's outcome of one task (what TaskCompleted announces and StoredResult stores). */
 export type Outcome = Static<typeof OutcomeSchema>;
 

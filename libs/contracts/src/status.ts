@@ -3,6 +3,10 @@ import { Type, type TLiteral, type TUnion } from '@sinclair/typebox';
 export const JOB_STATUSES = ['Pending', 'Processing', 'Completed', 'Cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/** A job's priority: carried to every command; high jumps a backlog of normal and low work (README, Priorities). */
+export const PRIORITIES = ['high', 'normal', 'low'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
 export const RESULT_STATUSES = ['Succeeded', 'Failed', 'TimedOut', 'Cancelled'] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];
 

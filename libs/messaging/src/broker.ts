@@ -31,6 +31,8 @@ export interface BrokerOptions {
   retryDelays?: { baseMs: number; maxMs: number };
   /** QUEUE_TYPE of the durable queues (default classic); every process of a suite must agree (topology.ts). */
   queueType?: QueueType;
+  /** CALLBACK_MAX_ATTEMPTS (the saga, which sends callbacks): sizes the callback delay queues. */
+  callbackMaxAttempts?: number;
 }
 
 export interface PublishOptions {
@@ -169,8 +171,8 @@ export class Broker extends EventEmitter {
   }
 
   private async declareTopology(channel: Channel): Promise<void> {
-    const { maxAttempts = QUEUE_DEFAULTS.maxAttempts, retryDelays, queueType } = this.options;
-    const d = declarations(this.options.namespace, { maxAttempts, retryDelays, queueType });
+    const { maxAttempts = QUEUE_DEFAULTS.maxAttempts, retryDelays, queueType, callbackMaxAttempts } = this.options;
+    const d = declarations(this.options.namespace, { maxAttempts, retryDelays, queueType, callbackMaxAttempts });
     for (const e of d.exchanges) await channel.assertExchange(e.name, e.type, QUEUE_DEFAULTS.durable);
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { ...QUEUE_DEFAULTS.durable, arguments: q.arguments });

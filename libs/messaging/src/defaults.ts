@@ -72,6 +72,11 @@ export const PUBLICATIONS = Object.freeze({
   /** Saga (and the API's cancel) to the API processes: a notification nobody has to be listening to. */
   jobCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: false }),
   /**
+   * The API's cancel to every worker process (each hears it on its private queue): abort that job's lookups in
+   * flight. Only running lookups care, so it is not kept over a broker restart and nobody has to be listening.
+   */
+  jobCancelled: Object.freeze({ exchange: 'events', persistent: false, mandatory: false }),
+  /**
    * Resource RPC requests and replies: a request for a worker that is gone must come back at once (unroutable),
    * and neither is worth keeping over a broker restart (the requester has long timed out).
    */

@@ -1,6 +1,7 @@
-import { RoutingKeys, serviceInfo, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
+import { RoutingKeys, jobCancelledMessageId, serviceInfo, type CallbackDelivery, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
 import type { Broker } from './broker.ts';
 import { PUBLICATIONS } from './defaults.ts';
+import { CALLBACK_DELAY_SLUG } from './topology.ts';
 
 /**
  * The suite's publications, typed: each one's exchange, routing key, AMQP properties (messageId; correlationId is
@@ -18,6 +19,10 @@ export interface Publishers {
   taskCompleted(message: TaskCompleted): Promise<void>;
   /** Saga or the API's cancel to every API process: the job finished (nobody has to be listening). */
   jobCompleted(message: JobCompleted): Promise<void>;
+  /** The API's cancel to every worker process: abort the job's lookups in flight (nobody has to be listening). */
+  jobCancelled(message: JobCompleted): Promise<void>;
+  /** A completion callback's next attempt, after waiting `delayMs` (rounded up to a delay bucket) in the broker. */
+  callbackRetry(message: CallbackDelivery, delayMs: number): Promise<void>;
 }
 
 export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelayed' | 'topology'>): Publishers {
@@ -30,11 +35,19 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
   });
   return {
     jobSubmitted: (m) => broker.publish(exchanges.events, RoutingKeys.jobSubmitted, m, props(m, PUBLICATIONS.jobSubmitted)),
-    command: (m) => broker.publish(exchanges.commands, RoutingKeys.command(serviceInfo(m.serviceType).slug), m, props(m, PUBLICATIONS.command)),
+    command: (m) => {
+      const slug = serviceInfo(m.serviceType).slug;
+      const key = m.priority === 'high' || m.priority === 'low' ? RoutingKeys.priorityCommand(slug, m.priority) : RoutingKeys.command(slug);
+      return broker.publish(exchanges.commands, key, m, props(m, PUBLICATIONS.command));
+    },
     // The retry exchange, its routing key and the per-message TTL are the Broker's (publishDelayed: topology.ts).
     commandRetry: (m, delayMs) =>
       broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
     taskCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.taskCompleted, m, props(m, PUBLICATIONS.taskCompleted)),
     jobCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.jobCompleted, m, props(m, PUBLICATIONS.jobCompleted)),
+    callbackRetry: (m, delayMs) =>
+      broker.publishDelayed(CALLBACK_DELAY_SLUG, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
+    jobCancelled: (m) =>
+      broker.publish(exchanges.events, RoutingKeys.jobCancelled, m, { ...props(m, PUBLICATIONS.jobCancelled), messageId: jobCancelledMessageId(m.jobId) }),
   };
 }

@@ -18,7 +18,11 @@ export function topology(namespace: string) {
     },
     queues: {
       saga: `${ns}.saga`,
+      /** The saga's completion-callback dispatcher: job.completed, and callback retries back from their delay queue. */
+      callbacks: `${ns}.callbacks`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
+      /** The work queues of high and low priority commands of a service (normal ones: `lookup`). */
+      lookupPriority: (slug: string, priority: 'high' | 'low') => `${ns}.lookup.${slug}.${priority}`,
       /**
        * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
        * queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
@@ -35,6 +39,11 @@ export function topology(namespace: string) {
        * RpcServer on its own connection, so not in declarations()). `workerId` is unique per process.
        */
       resource: (workerId: string) => `${ns}.resource.${workerId}`,
+      /**
+       * A lookup worker process's private queue for `job.cancelled` (exclusive, auto-deleted, not in declarations()):
+       * the cancellations that abort its lookups in flight. `instanceId` is unique per process.
+       */
+      workerControl: (instanceId: string) => `${ns}.worker-control.${instanceId}`,
       /** An API process's reply queue for the resource RPC (exclusive, auto-deleted, declared by its RpcClient). */
       resourceReply: (instanceId: string) => `${ns}.resource-reply.${instanceId}`,
     },
@@ -65,6 +74,9 @@ export function resourceQueues(namespace: string) {
   const { queues } = topology(namespace);
   return { worker: queues.resource, reply: queues.resourceReply };
 }
+
+/** The delay queues of completion callbacks are `<ns>.delay.callback.<bucket>ms` (no lookup service has this slug). */
+export const CALLBACK_DELAY_SLUG = 'callback';
 
 const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
 
@@ -131,6 +143,8 @@ export function deadLetterArguments(queueType: QueueType = 'classic'): { argumen
 export interface TopologyOptions {
   /** Highest attempt number a command may reach: delay queues exist for attempts 2..maxAttempts. */
   maxAttempts: number;
+  /** CALLBACK_MAX_ATTEMPTS: the callback delay queues exist for its attempts (omitted: as maxAttempts). */
+  callbackMaxAttempts?: number;
   /**
    * The retry backoff (RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS): only the delay buckets its backoffs can reach are
    * declared. Omitted: every bucket (what cleanup and tools that do not know the suite's config use).
@@ -177,13 +191,18 @@ export function declarations(namespace: string, options: TopologyOptions = { max
   const t = topology(namespace);
   const buckets = delayBuckets(options);
   const typeArgs = (role: QueueRole) => queueTypeArguments(options.queueType ?? 'classic', role);
-  const retryQueues: QueueDeclaration[] = SERVICE_CATALOGUE.flatMap((s) =>
-    buckets.map((bucketMs) => ({
+  // Who waits in delay queues: each lookup service's commands, and completion callbacks (slug `callback`).
+  const delayed = [
+    ...SERVICE_CATALOGUE.map((s) => ({ slug: s.slug, routingKey: RoutingKeys.command(s.slug), buckets })),
+    { slug: CALLBACK_DELAY_SLUG, routingKey: RoutingKeys.callbackDelivery, buckets: delayBuckets({ ...options, maxAttempts: options.callbackMaxAttempts ?? options.maxAttempts }) },
+  ];
+  const retryQueues: QueueDeclaration[] = delayed.flatMap((s) =>
+    s.buckets.map((bucketMs) => ({
       name: t.queues.delay(s.slug, bucketMs),
       arguments: {
         'x-message-ttl': bucketMs,
         'x-dead-letter-exchange': t.exchanges.commands,
-        'x-dead-letter-routing-key': RoutingKeys.command(s.slug),
+        'x-dead-letter-routing-key': s.routingKey,
         ...typeArgs('delay'),
       },
       bindings: [{ exchange: t.exchanges.retry, routingKey: t.delayKey(s.slug, bucketMs) }],
@@ -211,6 +230,23 @@ export function declarations(namespace: string, options: TopologyOptions = { max
         arguments: dlArgs,
         bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.command(s.slug) }],
       })),
+      // Priorities are separate queues (not x-max-priority, whose argument would need new names for the queues above):
+      // every worker consumes all three, so a high command never waits behind a backlog (README, Priorities).
+      ...SERVICE_CATALOGUE.flatMap((s) =>
+        (['high', 'low'] as const).map((p) => ({
+          name: t.queues.lookupPriority(s.slug, p),
+          arguments: dlArgs,
+          bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.priorityCommand(s.slug, p) }],
+        })),
+      ),
+      {
+        name: t.queues.callbacks,
+        arguments: dlArgs,
+        bindings: [
+          { exchange: t.exchanges.events, routingKey: RoutingKeys.jobCompleted },
+          { exchange: t.exchanges.commands, routingKey: RoutingKeys.callbackDelivery },
+        ],
+      },
       ...retryQueues,
       { name: t.queues.deadLetter, ...deadLetterArguments(options.queueType), bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },
     ],

@@ -6,3 +6,5 @@ export * from './result-store.ts';
 export * from './rate-limit.ts';
 export * from './delivery-counter.ts';
 export * from './idempotency.ts';
+export * from './callback-store.ts';
+export * from './result-cache.ts';

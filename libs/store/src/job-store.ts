@@ -12,6 +12,7 @@ import {
   type ServiceType,
   type StoredResult,
   type TargetType,
+  type CallbackSpec,
 } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
@@ -25,6 +26,8 @@ export interface NewJob {
   createdAt: string;
   /** When every service still missing is recorded TimedOut (epoch ms). */
   deadlineAt: number;
+  /** The completion callback asked for at submission (field `callback`, JSON). */
+  callback?: CallbackSpec;
 }
 
 /**
@@ -133,7 +136,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
 
   function jobFields(job: NewJob): Record<string, string | number> {
-    return {
+    const fields: Record<string, string | number> = {
       jobId: job.jobId,
       target: job.target,
       targetType: job.targetType,
@@ -144,6 +147,20 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       done: 0,
       deadlineAt: job.deadlineAt,
     };
+    if (job.callback) fields.callback = JSON.stringify(job.callback);
+    return fields;
+  }
+
+  /** The job's completion callback: null when it has none, undefined when the job does not exist. */
+  async function getCallback(jobId: string): Promise<CallbackSpec | null | undefined> {
+    const [id, raw] = await redis.hmget(k.job(jobId), 'jobId', 'callback');
+    if (!id) return undefined;
+    if (!raw) return null;
+    try {
+      return JSON.parse(raw) as CallbackSpec;
+    } catch {
+      return null;
+    }
   }
 
   async function create(job: NewJob): Promise<void> {
@@ -345,26 +362,29 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
+  return { create, createMany, discard, discardMany, getBatch, getCallback, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
 }
 
 /** One service's result as the HTTP contract shows it: its outcome, and the data stored for it when it has a location. */
 function serviceResult(jobId: string, service: ServiceType, o: OutcomeRecord, json: string | null): ServiceResult {
-  return { serviceType: serviceName(service), data: o.location && json ? resultData(json, jobId, service) : null, ...outcomeOf(o) };
+  const { data, ...reuse } = o.location && json ? resultData(json, jobId, service) : { data: null };
+  return { serviceType: serviceName(service), data, ...outcomeOf(o), ...reuse };
 }
 
 /** The data of a stored result, if it is a result document of this job and service (else null). */
-function resultData(json: string, jobId: string, service: ServiceType): StoredResult['data'] {
+function resultData(json: string, jobId: string, service: ServiceType): Pick<ServiceResult, 'data' | 'cached' | 'ageMs'> {
   let doc: unknown;
   try {
     doc = JSON.parse(json);
   } catch {
-    return null;
+    return { data: null };
   }
-  if (!doc || typeof doc !== 'object') return null;
+  if (!doc || typeof doc !== 'object') return { data: null };
   const r = doc as Partial<StoredResult>;
-  if (r.jobId !== jobId || r.serviceType !== service) return null;
-  return r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
+  if (r.jobId !== jobId || r.serviceType !== service) return { data: null };
+  const data = r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : null;
+  // A result reused from an earlier lookup of the same target (the worker's result cache) says so, with its age.
+  return r.cached === true && typeof r.ageMs === 'number' ? { data, cached: true, ageMs: r.ageMs } : { data };
 }
 
 /**

@@ -14,6 +14,12 @@ export function keys(namespace: string) {
     deadlines: `${namespace}:deadlines`,
     /** A batch submission (POST /api/lookup/batch): its job ids in item order, kept as long as its jobs. */
     batch: (batchId: string) => `${namespace}:batch:${batchId}`,
+    /** A job's completion-callback delivery: hash of its state, and the list of its attempts (JSON), with the job's TTL. */
+    callback: (jobId: string) => `${namespace}:callback:${jobId}`,
+    callbackAttempts: (jobId: string) => `${namespace}:callback:${jobId}:attempts`,
+    /** A recent successful lookup of a service and target (result reuse, CACHE_TTL_<SERVICE>), and its single-flight claim. */
+    resultCache: (service: ServiceType, target: string) => `${namespace}:cache:${service}:${target}`,
+    resultFlight: (service: ServiceType, target: string) => `${namespace}:flight:${service}:${target}`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
     /** The job listing's index (GET /api/lookup): a sorted set, every score 0, members `<createdAt ms, 16
      *  digits>:<jobId>`, so lexicographic order is creation order; trimmed to JOB_TTL_SECONDS (lua/includes/index-job.lua). */

@@ -22,6 +22,8 @@ import type { TaskInstruments } from '@lookup/metrics';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
+import { JobCancelled, type Cancellations } from './cancellations.ts';
+import type { ReusableOutcome, createResultReuse } from './reuse.ts';
 import { TARGET_REFUSED, assertAddressAllowed } from '@lookup/dns';
 
 export interface CommandHandlerDeps {
@@ -46,6 +48,10 @@ export interface CommandHandlerDeps {
   /** The service's task metrics (taskInstruments): attempts, retries, and each stored outcome with its duration. */
   metrics?: TaskInstruments;
   stopSignal?: AbortSignal;
+  /** The job cancellations this process heard (job.cancelled): a cancelled job's running lookup is aborted. */
+  cancellations?: Cancellations;
+  /** Result reuse (CACHE_TTL_<SERVICE>): a recent success of the same target is reused; identical lookups run once. */
+  reuse?: ReturnType<typeof createResultReuse>;
   /** Time source (tests). */
   now?: () => number;
 }
@@ -65,7 +71,7 @@ export const PRECHECK_AFTER_MS = 1000;
  * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, metrics, stopSignal, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, metrics, stopSignal, cancellations, reuse, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
@@ -93,13 +99,26 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       }
     }
 
-    const outcome = await withSpan(`lookup ${serviceName(service)}`, { 'lookup.service': serviceName(service), 'lookup.job_id': cmd.jobId, 'lookup.attempt': cmd.attempt }, async (span) => {
-      const attempt = checkLookupData(await runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal), dataSchema, log);
-      span?.setAttributes({ 'lookup.outcome': attempt.ok ? 'succeeded' : 'failed', 'lookup.duration_ms': attempt.durationMs });
-      if (span && !attempt.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: attempt.errorMessage });
-      return attempt;
-    });
+    const watch = cancellations?.watch(cmd.jobId);
+    let attempt: ReusableOutcome;
+    try {
+      attempt = await withSpan(`lookup ${serviceName(service)}`, { 'lookup.service': serviceName(service), 'lookup.job_id': cmd.jobId, 'lookup.attempt': cmd.attempt }, async (span) => {
+        const run = () => runAttempt(lookup, cmd, policy.timeoutMs, log, stopSignal, watch?.signal);
+        const ran = reuse ? await reuse.attempt(cmd, run) : await run();
+        span?.setAttributes({ 'lookup.outcome': ran.ok ? 'succeeded' : 'failed', 'lookup.duration_ms': ran.durationMs });
+        if (span && !ran.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: ran.errorMessage });
+        return ran;
+      });
+    } catch (err) {
+      if (!(err instanceof JobCancelled)) throw err;
+      // The cancel already recorded this service Cancelled: nothing to store, retry or announce.
+      log.info('job cancelled during the lookup; lookup aborted');
+      return;
+    } finally {
+      watch?.release();
+    }
     metrics?.attempts.inc();
+    const outcome = checkLookupData(attempt, dataSchema, log);
     if (!outcome.ok && outcome.retryable && cmd.attempt < policy.maxAttempts) {
       const delayMs = backoffMs(policy, cmd.attempt + 1);
       const next: LookupCommand = {
@@ -124,6 +143,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       durationMs: outcome.durationMs,
       attempts: cmd.attempt,
       completedAt: new Date().toISOString(),
+      ...(outcome.ok && attempt.cached ? { cached: true, ageMs: attempt.ageMs } : {}),
     };
     const saved = await results.saveIfOpen(stored);
     if ('skipped' in saved) {

@@ -1,6 +1,7 @@
 import { equalJitterBackoff, errorCodeOf, errorMessage, isCodedError, type Validator } from '@lookup/contracts';
 import type { Logger } from '@lookup/logging';
 import type { LookupData, LookupFn } from './types.ts';
+import { JobCancelled } from './cancellations.ts';
 
 export interface AttemptPolicy {
   /** Upper bound of one attempt. */
@@ -29,7 +30,8 @@ export class WorkerStopping extends Error {
 /**
  * Runs one attempt of a lookup under a timeout. Errors are classified: a LookupError says whether it is
  * retryable; timeouts and unexpected errors are transient. Throws WorkerStopping if the worker shuts down
- * meanwhile (the command is then left unacked and redelivered).
+ * meanwhile (the command is then left unacked and redelivered), and JobCancelled if `cancelSignal` aborts (the
+ * job was cancelled: its outcome is already recorded Cancelled).
  */
 export async function runAttempt(
   lookup: LookupFn,
@@ -37,12 +39,16 @@ export async function runAttempt(
   timeoutMs: number,
   logger: Logger,
   stopSignal?: AbortSignal,
+  cancelSignal?: AbortSignal,
 ): Promise<AttemptOutcome> {
   const started = performance.now();
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new AttemptTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
   const onStop = () => controller.abort(new WorkerStopping('worker is shutting down'));
   stopSignal?.addEventListener('abort', onStop, { once: true });
+  const onCancel = () => controller.abort(cancelSignal?.reason);
+  if (cancelSignal?.aborted) onCancel();
+  else cancelSignal?.addEventListener('abort', onCancel, { once: true });
   try {
     const data = await Promise.race([
       lookup({ ...input, signal: controller.signal, logger }),
@@ -51,6 +57,7 @@ export async function runAttempt(
     return { ok: true, data, durationMs: elapsed(started) };
   } catch (err) {
     if (err instanceof WorkerStopping || stopSignal?.aborted) throw new WorkerStopping('worker is shutting down');
+    if (cancelSignal?.aborted) throw cancelSignal.reason instanceof JobCancelled ? cancelSignal.reason : new JobCancelled('the job was cancelled');
     const timedOut = err instanceof AttemptTimeout;
     return {
       ok: false,
@@ -63,6 +70,7 @@ export async function runAttempt(
   } finally {
     clearTimeout(timer);
     stopSignal?.removeEventListener('abort', onStop);
+    cancelSignal?.removeEventListener('abort', onCancel);
   }
 }
 

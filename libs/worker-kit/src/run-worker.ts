@@ -1,12 +1,16 @@
 import { setMaxListeners } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, serviceInfo, targetPolicyFromConfig, UUID_RE, type LookupCommand } from '@lookup/contracts';
+import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type JobCompleted, type LookupCommand } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker, createPublishers } from '@lookup/messaging';
-import { createDeliveryCounter, createJobStore, createRedis, createResultStore, redisAnswers } from '@lookup/store';
+import { CONSUME_DEFAULTS, createBroker, createPublishers } from '@lookup/messaging';
+import { createDeliveryCounter, createJobStore, createRedis, createResultCache, createResultStore, redisAnswers } from '@lookup/store';
 import { serveMetrics, taskInstruments } from '@lookup/metrics';
 import { createCommandHandler, eventFor } from './command-handler.ts';
+import { createCancellations } from './cancellations.ts';
+import { createResultReuse } from './reuse.ts';
 import type { LookupService } from './types.ts';
 
 
@@ -49,9 +53,19 @@ export async function runWorker(definition: LookupService): Promise<void> {
   installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
   const publishers = createPublishers(broker);
+  const cancellations = createCancellations();
 
+  const timeoutMs = definition.timeoutMs?.(config) ?? config.lookupTimeoutMs;
   const handler = createCommandHandler({
     service: definition.service,
+    reuse: createResultReuse({
+      service: definition.service,
+      cache: createResultCache({ redis, namespace: config.namespace }),
+      ttlSeconds: config.cacheTtlSeconds[info.slug] ?? 0,
+      // A claim outlives its lookup's timeout a little; a follower never waits longer than that.
+      flightMs: timeoutMs + 2_000,
+      logger,
+    }),
     lookup,
     dataSchema: definition.dataSchema,
     results,
@@ -59,9 +73,10 @@ export async function runWorker(definition: LookupService): Promise<void> {
     logger,
     metrics,
     stopSignal: stop.signal,
+    cancellations,
     targetPolicy: targetPolicyFromConfig(config),
     policy: {
-      timeoutMs: definition.timeoutMs?.(config) ?? config.lookupTimeoutMs,
+      timeoutMs,
       maxAttempts: Math.min(config.retryMaxAttempts, definition.maxAttempts?.(config) ?? config.retryMaxAttempts),
       baseBackoffMs: config.retryBaseDelayMs,
       maxBackoffMs: config.retryMaxDelayMs,
@@ -69,10 +84,17 @@ export async function runWorker(definition: LookupService): Promise<void> {
     publishTaskCompleted: publishers.taskCompleted,
     publishRetry: publishers.commandRetry,
   });
-  await broker.consume<LookupCommand>({
-    queue: broker.topology.queues.lookup(info.slug),
+  // One consumer per priority queue (README, Priorities): high and normal with PREFETCH each, low with a quarter of
+  // it, so a high command is taken at once whatever waits in the others, and bulk (low) work yields to normal work.
+  const queues = [
+    { queue: broker.topology.queues.lookupPriority(info.slug, 'high'), prefetch: config.prefetch },
+    { queue: broker.topology.queues.lookup(info.slug), prefetch: config.prefetch },
+    { queue: broker.topology.queues.lookupPriority(info.slug, 'low'), prefetch: Math.max(1, Math.floor(config.prefetch / 4)) },
+  ];
+  for (const { queue, prefetch } of queues) await broker.consume<LookupCommand>({
+    queue,
     validator: MessageValidators.lookupCommand,
-    prefetch: config.prefetch,
+    prefetch,
     handler,
     deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
     // A dead-lettered command still ends its task: the job records this service as Failed rather than
@@ -99,6 +121,19 @@ export async function runWorker(definition: LookupService): Promise<void> {
       );
       await publishers.taskCompleted(event);
       metrics.failed.inc();
+    },
+  });
+  // Every worker process hears every cancellation (job.cancelled) on a private queue of its own, and aborts that
+  // job's lookups running here.
+  const instanceId = `${info.slug}-${hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  await broker.consume<JobCompleted>({
+    queue: broker.topology.queues.workerControl(instanceId),
+    exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCancelled }] },
+    validator: MessageValidators.jobCompleted,
+    prefetch: CONSUME_DEFAULTS.notificationPrefetch,
+    handler: async ({ body }) => {
+      const aborted = cancellations.cancel(body.jobId);
+      if (aborted > 0) logger.info({ jobId: body.jobId, aborted }, 'job cancelled: aborting its lookups in flight');
     },
   });
   await broker.start();

@@ -5,6 +5,7 @@ import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
 import type { ResourceRouter } from './resources/resource-router.ts';
 import type { JobEventSource } from './job-events.ts';
+import type { CallbackStatusSource } from './routes/lookup-callbacks.ts';
 
 /** What the API needs to operate the dead-letter queue (main.ts backs it with the broker). */
 export interface DeadLetterAdmin {
@@ -31,11 +32,15 @@ export interface ApiDeps {
   publishJobSubmitted(message: JobSubmitted): Promise<void>;
   /** Announces a job's end (here: a cancellation) on job.completed. */
   publishJobCompleted(message: JobCompleted): Promise<void>;
+  /** Broadcasts a cancellation to every worker process (job.cancelled), which aborts the job's lookups in flight. */
+  publishJobCancelled?(message: JobCompleted): Promise<void>;
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;
   /** A job's recorded events and wake-ups when it changes; when absent, the event-stream routes are not registered. */
   jobEvents?: JobEventSource;
+  /** Completion callbacks' delivery records; when absent, GET /api/lookup/{jobId}/callbacks is not registered. */
+  callbacks?: CallbackStatusSource;
   /** Dead-letter queue operations; when absent, /api/admin/dead-letters is not registered. */
   deadLetters?: DeadLetterAdmin;
   /** Pinned-resource routing; when absent, the /api/resources and /api/admin/resources routes are not registered. */

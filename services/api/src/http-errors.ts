@@ -311,6 +311,30 @@ export const TargetNotAllowed = defineHttpError('TargetNotAllowed', {
   message: (reason: string) => reason,
 });
 
+/** `callback` of a submission is not a usable URL (not http(s), credentials in it, malformed). */
+export const InvalidCallback = defineHttpError('InvalidCallback', {
+  statusCode: 400,
+  code: 'INVALID_CALLBACK',
+  title: 'Invalid callback',
+  message: (reason: string) => reason,
+});
+
+/** The callback URL's host is an address the target policy refuses (the same policy as lookup targets). */
+export const CallbackNotAllowed = defineHttpError('CallbackNotAllowed', {
+  statusCode: 400,
+  code: 'CALLBACK_REFUSED',
+  title: 'Callback not allowed',
+  message: (reason: string) => `The callback URL is refused: ${reason}`,
+});
+
+/** A submission asked for a callback but CALLBACK_SECRET is not configured, so deliveries could not be signed. */
+export const CallbacksDisabled = defineHttpError('CallbacksDisabled', {
+  statusCode: 400,
+  code: 'CALLBACKS_DISABLED',
+  title: 'Callbacks not enabled',
+  message: () => 'This suite does not send completion callbacks (CALLBACK_SECRET is not configured); submit without `callback`',
+});
+
 export const InvalidIdempotencyKey = defineHttpError('InvalidIdempotencyKey', {
   statusCode: 400,
   code: 'INVALID_IDEMPOTENCY_KEY',

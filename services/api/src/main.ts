@@ -6,13 +6,14 @@ import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
 import { enableProcessMetrics } from '@lookup/metrics';
-import { createIdempotencyStore, createJobStore, createRateLimiter, createRedis, redisAnswers } from '@lookup/store';
+import { createCallbackStore, createIdempotencyStore, createJobStore, createRateLimiter, createRedis, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
 import { listenProblem } from './listen-problem.ts';
 import { createJobEventHub } from './job-events.ts';
 import { createResourceRouter } from './resources/resource-router.ts';
 import { createServiceOutcomeMetrics } from './api-metrics.ts';
+import { callbackStatusSource } from './routes/lookup-callbacks.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'api', level: config.logLevel, format: config.logFormat });
@@ -84,7 +85,12 @@ const app = await buildApp({
   }),
   publishJobSubmitted: publishers.jobSubmitted,
   publishJobCompleted: publishers.jobCompleted,
+  publishJobCancelled: publishers.jobCancelled,
   jobEvents: jobEvents.source,
+  callbacks: (() => {
+    const store = createCallbackStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
+    return callbackStatusSource((id) => jobStore.getCallback(id), (id) => store.get(id));
+  })(),
   deadLetters: {
     list: (limit) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).list(limit)),
     replay: (sel) => broker.withConfirmChannel((ch) => deadLetterOps(ch, broker.topology.queues.deadLetter).replay(sel)),

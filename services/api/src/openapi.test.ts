@@ -38,6 +38,7 @@ async function buildDocApp(overrides: Partial<Config>): Promise<FastifyInstance>
     publishJobCompleted: unused,
     readiness: async () => ({ rabbitmq: true, redis: true }),
     jobEvents: createJobEventHub().source,
+    callbacks: { status: unused },
     deadLetters: { list: unused, replay: unused, discard: unused } as unknown as ApiDeps['deadLetters'],
     resources: { forward: unused } as unknown as ApiDeps['resources'],
   };
@@ -92,7 +93,7 @@ describe('OpenAPI document with API_KEYS and ADMIN_API_KEY set', () => {
 
   it('has the optional routes (admin, resources, event stream), so the checks below cover them', () => {
     const paths = Object.keys(doc.paths);
-    expect(paths).toEqual(expect.arrayContaining(['/api/lookup', '/api/admin/dead-letters', '/api/admin/resources/move', '/api/resources/{*}']));
+    expect(paths).toEqual(expect.arrayContaining(['/api/lookup', '/api/lookup/{jobId}/callbacks', '/api/admin/dead-letters', '/api/admin/resources/move', '/api/resources/{*}']));
     expect(paths.some((p) => p.endsWith('/events'))).toBe(true);
   });
 

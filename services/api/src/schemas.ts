@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import {
+  CallbackStatusSchema,
   ErrorBodySchema,
   JobDocumentSchema,
   ServiceInfoSchema,
@@ -19,6 +20,7 @@ export const SHARED_SCHEMAS: readonly TSchema[] = [
   ServiceResultSchema,
   JobDocumentSchema,
   ServiceInfoSchema,
+  CallbackStatusSchema,
 ];
 
 
@@ -26,6 +28,7 @@ export const ErrorRef = Type.Ref(ErrorBodySchema);
 export const SubmitBodyRef = Type.Ref(SubmitLookupBodySchema);
 export const AcceptedRef = Type.Ref(SubmitLookupAcceptedSchema);
 export const JobDocumentRef = Type.Ref(JobDocumentSchema);
+export const CallbackStatusRef = Type.Ref(CallbackStatusSchema);
 export const ServiceListSchema = Type.Array(Type.Ref(ServiceInfoSchema));
 
 export const JobIdParamsSchema = Type.Object({

@@ -23,6 +23,7 @@ export interface SubmitBatchDeps extends SubmitLookupDeps {
 export interface BatchItemInput {
   target: string;
   services?: readonly unknown[];
+  callback?: { url: string; events?: readonly string[] };
 }
 
 export interface SubmitBatchInput {
@@ -31,6 +32,10 @@ export interface SubmitBatchInput {
   services?: readonly unknown[];
   clientId: string;
   idempotencyKey?: string | string[];
+  /** Cache-Control: no-cache on the request: every lookup of every job anew. */
+  fresh?: boolean;
+  /** The priority of every job of the batch (body `priority`; absent: normal). */
+  priority?: 'high' | 'normal' | 'low';
 }
 
 export interface BatchRejection {
@@ -82,7 +87,7 @@ export async function submitBatch(
   const valid: { index: number; item: ValidSubmission }[] = [];
   input.items.forEach((raw, index) => {
     try {
-      valid.push({ index, item: validateSubmission(targetPolicy, { target: raw.target, services: raw.services ?? input.services }, log) });
+      valid.push({ index, item: validateSubmission(targetPolicy, { target: raw.target, services: raw.services ?? input.services, callback: raw.callback }, log, deps.config.callbackSecret !== undefined) });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       rejected.push({ index, error: err.toBody() });
@@ -99,7 +104,7 @@ export async function submitBatch(
       'batch',
       input.items.map((raw, i) => {
         const v = byIndex.get(i);
-        return v ? [v.target, v.services] : ['refused', raw.target, raw.services ?? input.services ?? null];
+        return v ? [v.target, v.services, v.callback ?? null] : ['refused', raw.target, raw.services ?? input.services ?? null];
       }),
     ]);
     const claim = await claimIdempotencyKey(idempotency, input.clientId, idemKey, fingerprint, batchId, log);
@@ -169,6 +174,7 @@ export async function submitBatch(
     services: v.item.services,
     createdAt,
     deadlineAt: now + deps.config.jobDeadlineMs,
+    ...(v.item.callback ? { callback: v.item.callback } : {}),
   }));
   const jobIds = jobs.map((j) => j.jobId);
   try {
@@ -194,6 +200,8 @@ export async function submitBatch(
         target: job.target,
         targetType: job.targetType,
         services: job.services,
+        ...(input.fresh ? { fresh: true } : {}),
+        ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
       };
       return publishJobSubmitted(message);
     }),

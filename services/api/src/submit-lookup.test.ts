@@ -13,7 +13,7 @@ function deps(overrides: Partial<SubmitLookupDeps> = {}) {
   const idempotency = new FakeIdempotency();
   const published: JobSubmitted[] = [];
   const d: SubmitLookupDeps = {
-    config: { jobDeadlineMs: 60_000 },
+    config: { jobDeadlineMs: 60_000, callbackSecret: undefined },
     jobs,
     idempotency,
     publishJobSubmitted: async (m) => void published.push(m),

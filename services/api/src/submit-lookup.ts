@@ -4,6 +4,7 @@ import {
   serviceName,
   validateTarget,
   type JobSubmitted,
+  type CallbackSpec,
   type SubmitLookupAccepted,
   type TargetPolicy,
 } from '@lookup/contracts';
@@ -22,10 +23,11 @@ import {
   truncate,
 } from './http-errors.ts';
 import { parseServices } from './services-param.ts';
+import { parseCallback } from './callback-param.ts';
 
 /** What submitLookup needs; built once (createSubmitLookupDeps), shared by every call. */
 export interface SubmitLookupDeps {
-  config: Pick<Readonly<Config>, 'jobDeadlineMs'>;
+  config: Pick<Readonly<Config>, 'jobDeadlineMs' | 'callbackSecret'>;
   jobs: Pick<ApiDeps['jobs'], 'create' | 'discard'>;
   idempotency: ApiDeps['idempotency'];
   publishJobSubmitted: ApiDeps['publishJobSubmitted'];
@@ -38,6 +40,12 @@ export interface SubmitLookupDeps {
 export interface SubmitLookupInput {
   target: string;
   services?: readonly unknown[];
+  /** Run every lookup anew, reusing no earlier result (body `fresh: true`, or Cache-Control: no-cache). */
+  fresh?: boolean;
+  /** The job's priority (body `priority`; absent: normal). */
+  priority?: 'high' | 'normal' | 'low';
+  /** The completion callback asked for (body `callback`). */
+  callback?: { url: string; events?: readonly string[] };
   /** Who the submission counts against (the request's clientId); scopes the Idempotency-Key. */
   clientId: string;
   /** The Idempotency-Key header as received (validated here); undefined: no idempotency. */
@@ -75,6 +83,12 @@ export interface SubmitLookupResult {
   accepted: SubmitLookupAccepted;
 }
 
+/** Whether a request asks for new lookups: `Cache-Control: no-cache` (or `no-store`, `max-age=0`). */
+export function wantsFresh(cacheControl: string | string[] | undefined): boolean {
+  const value = Array.isArray(cacheControl) ? cacheControl.join(',') : (cacheControl ?? '');
+  return value.split(',').some((d) => ['no-cache', 'no-store', 'max-age=0'].includes(d.trim().toLowerCase()));
+}
+
 export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
@@ -96,17 +110,21 @@ export interface ValidSubmission {
   target: string;
   targetType: JobSubmitted['targetType'];
   services: JobSubmitted['services'];
+  callback?: CallbackSpec;
 }
 
 /**
  * Step 1 of a submission (see submitLookup), shared with the batch endpoint, which applies it to every item: the
  * target (InvalidTarget), an IP literal against the target policy (TargetNotAllowed, at once), the services
- * (InvalidServices; both bad: InvalidSubmission with every problem). No I/O; throws the catalogue error.
+ * (InvalidServices; both bad: InvalidSubmission with every problem), then the callback if any (CallbacksDisabled
+ * without CALLBACK_SECRET, InvalidCallback, CallbackNotAllowed for an IP literal the policy refuses). No I/O; throws
+ * the catalogue error.
  */
 export function validateSubmission(
   targetPolicy: Pick<TargetPolicy, 'checkAddress'>,
-  input: { target: string; services?: readonly unknown[] },
+  input: { target: string; services?: readonly unknown[]; callback?: SubmitLookupInput['callback'] },
   log: Pick<SubmitLog, 'info'>,
+  callbacksEnabled = false,
 ): ValidSubmission {
   const problems: string[] = [];
   const target = validateTarget(input.target);
@@ -123,7 +141,9 @@ export function validateSubmission(
   if (!services.ok) problems.push(...services.problems);
   if (!target.ok) throw services.ok ? new InvalidTarget(problems) : new InvalidSubmission(problems);
   if (!services.ok) throw new InvalidServices(problems);
-  return { target: target.target, targetType: target.targetType, services: services.services };
+  const valid: ValidSubmission = { target: target.target, targetType: target.targetType, services: services.services };
+  if (input.callback !== undefined) valid.callback = parseCallback(input.callback, targetPolicy, callbacksEnabled);
+  return valid;
 }
 
 /**
@@ -146,7 +166,7 @@ export function validateSubmission(
  */
 export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
   const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
-  const valid = validateSubmission(targetPolicy, input, options.log);
+  const valid = validateSubmission(targetPolicy, input, options.log, deps.config.callbackSecret !== undefined);
 
   const jobId = randomUUID();
   const log = options.log.child({ jobId });
@@ -163,7 +183,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   if (idemKey !== undefined && (typeof idemKey !== 'string' || !IDEMPOTENCY_KEY_RE.test(idemKey))) throw new InvalidIdempotencyKey();
   if (typeof idemKey === 'string') {
     // The fingerprint is the normalised request: ' 8.8.8.8' and '8.8.8.8' are the same lookup.
-    const fingerprint = JSON.stringify([valid.target, valid.services]);
+    const fingerprint = JSON.stringify(valid.callback ? [valid.target, valid.services, valid.callback] : [valid.target, valid.services]);
     const claim = await claimIdempotencyKey(idempotency, input.clientId, idemKey, fingerprint, jobId, log);
     if (claim.state === 'replay') {
       log.info({ existingJobId: claim.jobId }, 'idempotent replay');
@@ -204,6 +224,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
       services: valid.services,
       createdAt: new Date(now).toISOString(),
       deadlineAt: now + deps.config.jobDeadlineMs,
+      ...(valid.callback ? { callback: valid.callback } : {}),
     });
   } catch (err) {
     log.error({ err }, 'could not store the job; answering 503');
@@ -220,6 +241,8 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     target: valid.target,
     targetType: valid.targetType,
     services: valid.services,
+    ...(input.fresh ? { fresh: true } : {}),
+    ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
   };
   try {
     await publishJobSubmitted(message);

@@ -3,23 +3,59 @@ import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
-import { createDeliveryCounter, createJobStore, createRedis, redisAnswers } from '@lookup/store';
+import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, redisAnswers } from '@lookup/store';
 import { serveMetrics } from '@lookup/metrics';
+import { resolverSettings } from '@lookup/dns';
+import { targetPolicyFromConfig } from '@lookup/contracts';
 import { createSaga } from './saga.ts';
 import { sweepDeadlines } from './deadline-sweeper.ts';
 import { jobEndMetrics } from './job-metrics.ts';
+import { createCallbackDispatcher, CallbackUndeliverable } from './callbacks.ts';
+import { createCallbackSender } from './callback-sender.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'saga', level: config.logLevel, format: config.logFormat });
 logStartup(logger, config);
 
 const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
-const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
+const broker = createBroker({
+  url: config.amqpUrl,
+  namespace: config.namespace,
+  logger,
+  name: `${config.namespace}-saga`,
+  maxAttempts: config.retryMaxAttempts,
+  retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
+  callbackMaxAttempts: config.callbackMaxAttempts,
+  queueType: config.queueType,
+});
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
 const listener = await serveMetrics({ config, logger, readiness: async () => ({ rabbitmq: broker.ready, redis: await redisAnswers(redis) }) });
 const metrics = jobEndMetrics();
-const saga = createSaga({ jobs, logger, publish: createPublishers(broker), metrics });
+const publishers = createPublishers(broker);
+const saga = createSaga({ jobs, logger, publish: publishers, metrics });
+
+// Completion callbacks: signed POSTs to the URL each job asked for, retried through the broker.
+const sender = createCallbackSender({
+  policy: targetPolicyFromConfig(config),
+  dns: resolverSettings(config.dnsServers, config.callbackTimeoutMs),
+  timeoutMs: config.callbackTimeoutMs,
+});
+const secret = config.callbackSecret;
+const callbacks = createCallbackDispatcher({
+  jobs,
+  deliveries: createCallbackStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds }),
+  send: secret
+    ? sender.send
+    : async () => {
+        throw new CallbackUndeliverable('CALLBACK_SECRET is not set in the saga: callbacks cannot be signed');
+      },
+  publishRetry: publishers.callbackRetry,
+  secret: secret ?? '',
+  maxAttempts: config.callbackMaxAttempts,
+  backoff: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
+  logger: logger.child({ component: 'callbacks' }),
+});
 
 // Exactly one replica sweeps deadlines; if it dies, another takes over within one lease period (3 s).
 const election = new LeaderElection({
@@ -42,6 +78,7 @@ const shutdown = createShutdown({
     { name: 'stop sweeping', run: () => election.stop() },
     { name: 'stop consuming', run: () => broker.stopConsuming(config.shutdownTimeoutMs / 2) },
     { name: 'close broker', run: () => broker.close() },
+    { name: 'close callback sender', run: () => sender.close() },
     { name: 'close redis', run: () => redis.quit() },
     { name: 'close metrics listener', run: () => listener.close() },
   ],
@@ -54,6 +91,13 @@ await broker.consume({
   validator: saga.validatorFor,
   deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
   handler: saga.handle,
+});
+await broker.consume({
+  queue: broker.topology.queues.callbacks,
+  prefetch: config.prefetch,
+  validator: callbacks.validatorFor,
+  deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
+  handler: callbacks.handle,
 });
 await broker.start();
 election.start();

@@ -64,6 +64,8 @@ export function createSaga({ jobs, publish, logger, metrics }: SagaDeps) {
             targetType: ev.targetType,
             serviceType: service,
             attempt: 1,
+            ...(ev.fresh ? { fresh: true } : {}),
+            ...(ev.priority && ev.priority !== 'normal' ? { priority: ev.priority } : {}),
           };
           return publish.command(command);
         }),

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
+import { CallbackSpecSchema, JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import { BatchNotFound, InvalidBatchId, RateLimited, StoreUnavailable } from '../http-errors.ts';
 import { tierLimit } from '../rate-limit.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
-import { createSubmitLookupDeps } from '../submit-lookup.ts';
+import { createSubmitLookupDeps, wantsFresh } from '../submit-lookup.ts';
 import { submitBatch, type SubmitBatchInput } from '../submit-batch.ts';
 import { createDomainPrecheck } from './lookup.ts';
 
@@ -21,6 +21,7 @@ const BatchItemSchema = Type.Object(
   {
     target: Type.String({ description: 'An IPv4/IPv6 address or a domain name', maxLength: 1024 }),
     services: Type.Optional(ServicesField),
+    callback: Type.Optional(CallbackSpecSchema),
   },
   { additionalProperties: false },
 );
@@ -30,6 +31,9 @@ function batchBodySchema(maxItems: number) {
     {
       items: Type.Array(BatchItemSchema, { minItems: 1, maxItems, description: `The lookups, at most BATCH_MAX_ITEMS (here ${maxItems})` }),
       services: Type.Optional({ ...ServicesField, description: 'The services of every item that has no `services` of its own (omitted: every service)' }),
+      priority: Type.Optional(
+        Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { description: 'The priority of every job of the batch (default normal; bulk work: low)' }),
+      ),
     },
     { $id: 'SubmitBatchBody', additionalProperties: false, examples: [EXAMPLE_BODY] },
   );
@@ -96,7 +100,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
     }
   }
 
-  app.post<{ Body: { items: SubmitBatchInput['items']; services?: unknown[] } }>(
+  app.post<{ Body: { items: SubmitBatchInput['items']; services?: unknown[]; priority?: 'high' | 'normal' | 'low' } }>(
     '/api/lookup/batch',
     {
       // The quota is spent inside submitBatch: one unit per valid item, all at once.
@@ -140,7 +144,14 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
     async (request, reply) => {
       const { accepted, replayed } = await submitBatch(
         batchDeps,
-        { items: request.body.items, services: request.body.services, clientId: request.clientId, idempotencyKey: request.headers['idempotency-key'] },
+        {
+          items: request.body.items,
+          services: request.body.services,
+          clientId: request.clientId,
+          idempotencyKey: request.headers['idempotency-key'],
+          fresh: wantsFresh(request.headers['cache-control']),
+          priority: request.body.priority,
+        },
         { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count) },
       );
       reply.code(202).header('Location', `/api/lookup/batch/${accepted.batchId}`);

@@ -12,7 +12,7 @@ import { jobsCompleted, zeroed } from '@lookup/metrics';
 import type { ApiDeps } from '../deps.ts';
 import { parseJobId } from '../errors.ts';
 import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
-import { createSubmitLookupDeps, submitLookup } from '../submit-lookup.ts';
+import { createSubmitLookupDeps, submitLookup, wantsFresh } from '../submit-lookup.ts';
 import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
@@ -64,7 +64,7 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
 }
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { config, jobs, publishJobCompleted } = deps;
+  const { config, jobs, publishJobCompleted, publishJobCancelled } = deps;
   // lookup_jobs_completed_total{status="Cancelled"}: a job is cancelled here and nowhere else.
   const cancelled = zeroed(jobsCompleted().labels('Cancelled'));
   const targetPolicy = targetPolicyFromConfig(config);
@@ -137,7 +137,15 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
     async (request, reply) => {
       const submission = await submitLookup(
         submitDeps,
-        { target: request.body.target, services: request.body.services, clientId: request.clientId, idempotencyKey: request.headers['idempotency-key'] },
+        {
+          target: request.body.target,
+          services: request.body.services,
+          callback: request.body.callback,
+          fresh: request.body.fresh === true || wantsFresh(request.headers['cache-control']),
+          priority: request.body.priority,
+          clientId: request.clientId,
+          idempotencyKey: request.headers['idempotency-key'],
+        },
         { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)) },
       );
       reply.code(202).header('Location', submission.accepted.statusUrl).header('X-Job-Id', submission.jobId);
@@ -188,7 +196,8 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         summary: 'Cancel a lookup job',
         description:
           'Cancels a job that has not finished: it becomes Cancelled, every service without a result is recorded ' +
-          'Cancelled, and workers skip its remaining commands. Results already recorded are kept.',
+          'Cancelled, workers skip its remaining commands, and lookups already running are aborted (a broadcast ' +
+          'every worker hears). Results already recorded are kept.',
         params: JobIdParamsSchema,
         response: {
           202: {
@@ -217,7 +226,11 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       cancelled.inc();
       const event = jobCompletedEvent(jobId, 'Cancelled', now);
       // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
-      await publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation'));
+      await Promise.all([
+        publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation')),
+        // Workers running one of its lookups abort it; without the broadcast they finish it and its result is dropped.
+        publishJobCancelled?.(event).catch((err) => log.warn({ err }, 'could not broadcast the cancellation to the workers')),
+      ]);
       log.info('job cancelled');
       return reply.code(202).header('X-Job-Id', jobId).send({
         jobId,

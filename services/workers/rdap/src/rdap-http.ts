@@ -1,8 +1,7 @@
-import type { LookupAddress, LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import { errorMessage, isCodedError, permanentError, transientError, type LookupError, type TargetPolicy } from '@lookup/contracts';
-import { queryAddresses, type ResolverSettings } from '@lookup/dns';
+import { checkedLookup as sharedCheckedLookup, type ResolverSettings } from '@lookup/dns';
 
 /**
  * The RDAP worker's HTTP client, safe to point at servers a stranger can influence (bootstrap entries, redirects):
@@ -128,38 +127,12 @@ function refused(where: string, hostname: string, ip: string, verdict: { rule: s
   );
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
 /**
- * A `lookup` for net/tls.connect: resolves `hostname` (A and AAAA, through the configured resolver), refuses the
- * connection unless EVERY address passes the policy, and returns only those checked addresses.
+ * The connection lookup of checked hops (libs/dns checkedLookup): every address a host name resolves to must pass
+ * the policy, and the socket gets exactly those addresses; a refusal is this worker's RDAP_TARGET_REFUSED.
  */
 export function checkedLookup(policy: TargetPolicy, dns: ResolverSettings) {
-  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    resolveAll(hostname, dns).then(
-      (addresses) => {
-        for (const { address } of addresses) {
-          const verdict = policy.checkAddress(address);
-          if (!verdict.allowed) return callback(refused(hostname, hostname, address, verdict), '');
-        }
-        const wanted = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
-        if (wanted.length === 0) {
-          return callback(Object.assign(new Error(`${hostname} has no IPv${options.family} address`), { code: 'ENOTFOUND' }), '');
-        }
-        if (options.all) return callback(null, wanted);
-        return callback(null, wanted[0]!.address, wanted[0]!.family);
-      },
-      (err: NodeJS.ErrnoException) => callback(err, ''),
-    );
-  };
-}
-
-async function resolveAll(hostname: string, settings: ResolverSettings): Promise<LookupAddress[]> {
-  const { a, aaaa, codes } = await queryAddresses(hostname, settings);
-  const addresses: LookupAddress[] = [...a.map((address) => ({ address, family: 4 })), ...aaaa.map((address) => ({ address, family: 6 }))];
-  if (addresses.length > 0) return addresses;
-  const code = codes.find((c) => c !== 'OK' && c !== 'ENODATA') ?? 'ENOTFOUND';
-  throw Object.assign(new Error(`${hostname} has no A or AAAA records (${code})`), { code });
+  return sharedCheckedLookup(policy, dns, (hostname, ip, verdict) => refused(hostname, hostname, ip, verdict));
 }
 
 /** Reads at most `cap` bytes; more (announced or streamed) aborts the response and fails the lookup. */

@@ -1,0 +1,127 @@
+import {
+  CALLBACK_ATTEMPT_HEADER,
+  CALLBACK_DELIVERY_HEADER,
+  CALLBACK_EVENT_HEADER,
+  CALLBACK_SIGNATURE_HEADER,
+  MessageValidators,
+  RoutingKeys,
+  SCHEMA_VERSION,
+  callbackAttemptMessageId,
+  callbackDeliveryId,
+  equalJitterBackoff,
+  signCallback,
+  type CallbackDelivery,
+  type CallbackEvent,
+  type JobCompleted,
+  type Validator,
+} from '@lookup/contracts';
+import type { Logger } from '@lookup/logging';
+import { PoisonMessageError, type ReceivedMessage } from '@lookup/messaging';
+import type { CallbackStore, JobStore } from '@lookup/store';
+import type { SendOutcome } from './callback-sender.ts';
+
+export interface CallbackDispatcherDeps {
+  jobs: Pick<JobStore, 'getCallback' | 'getDocument'>;
+  deliveries: Pick<CallbackStore, 'claim' | 'recordAttempt' | 'setState'>;
+  send: (url: string, body: string, headers: Record<string, string>) => Promise<SendOutcome>;
+  /** Sends the delivery's next attempt through the broker's delay queue (Publishers.callbackRetry). */
+  publishRetry: (delivery: CallbackDelivery, delayMs: number) => Promise<void>;
+  /** CALLBACK_SECRET. */
+  secret: string;
+  /** CALLBACK_MAX_ATTEMPTS; the backoff is the lookups' (RETRY_BASE_DELAY_MS doubling, capped at RETRY_MAX_DELAY_MS). */
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
+  logger: Logger;
+  now?: () => number;
+}
+
+/** Every attempt failed: the delivery message goes to the dead-letter queue with this as its reason. */
+export class CallbackUndeliverable extends Error {
+  readonly code = 'CALLBACK_UNDELIVERABLE';
+  readonly retryable = false;
+}
+
+export type CallbackMessage = JobCompleted | CallbackDelivery;
+
+/**
+ * Completion callbacks, in the saga process: its own durable queue (`<ns>.callbacks`) takes every job.completed
+ * (a job ended: Completed, or Cancelled by the API) and the deliveries' retries back from their delay queue. A job
+ * with a callback asking for that event gets one delivery (claimed once in Redis: a duplicate job.completed sends
+ * nothing, a redelivered one sends again: at-least-once, with a stable delivery id); each attempt is recorded; a
+ * failure is retried through the broker with backoff, and dead-lettered after `maxAttempts`.
+ */
+export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
+  const { jobs, deliveries, logger, now = Date.now } = deps;
+
+  async function onJobCompleted(message: ReceivedMessage<JobCompleted>): Promise<void> {
+    const { jobId, status } = message.body;
+    const event: CallbackEvent = status === 'Cancelled' ? 'cancelled' : 'completed';
+    const callback = await jobs.getCallback(jobId);
+    if (!callback) return;
+    const log = logger.child({ jobId, event });
+    if (!callback.events.includes(event)) {
+      await deliveries.setState(jobId, 'skipped');
+      log.info('job ended with an event its callback did not ask for; nothing sent');
+      return;
+    }
+    const deliveryId = callbackDeliveryId(jobId, event);
+    if (!(await deliveries.claim(jobId, deliveryId, event)) && !message.redelivered) {
+      log.debug('duplicate job.completed; the callback was already dispatched');
+      return;
+    }
+    await attempt({ messageId: callbackAttemptMessageId(jobId, event, 1), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: new Date(now()).toISOString(), jobId, deliveryId, event, attempt: 1 });
+  }
+
+  async function attempt(d: CallbackDelivery): Promise<void> {
+    const log = logger.child({ jobId: d.jobId, deliveryId: d.deliveryId, attempt: d.attempt });
+    const [callback, job] = await Promise.all([jobs.getCallback(d.jobId), jobs.getDocument(d.jobId)]);
+    if (!callback || !job) {
+      log.warn('callback delivery for a job that no longer exists (expired?); dropping it');
+      return;
+    }
+    const body = JSON.stringify({ deliveryId: d.deliveryId, event: d.event, job });
+    const timestamp = Math.floor(now() / 1000);
+    const outcome = await deps.send(callback.url, body, {
+      [CALLBACK_SIGNATURE_HEADER]: signCallback(deps.secret, timestamp, body),
+      [CALLBACK_DELIVERY_HEADER]: d.deliveryId,
+      [CALLBACK_EVENT_HEADER]: d.event,
+      [CALLBACK_ATTEMPT_HEADER]: String(d.attempt),
+    });
+    const last = !outcome.retryable || d.attempt >= deps.maxAttempts;
+    const state = outcome.ok ? 'delivered' : last ? 'dead-lettered' : 'retrying';
+    await deliveries.recordAttempt(
+      d.jobId,
+      { attempt: d.attempt, at: new Date(now()).toISOString(), event: d.event, statusCode: outcome.statusCode, ok: outcome.ok, error: outcome.error, durationMs: outcome.durationMs },
+      state,
+    );
+    if (outcome.ok) {
+      log.info({ statusCode: outcome.statusCode }, 'callback delivered');
+      return;
+    }
+    if (last) {
+      log.warn({ err: outcome.error }, 'callback undeliverable; dead-lettering it');
+      throw new CallbackUndeliverable(`callback to ${callback.url} failed ${d.attempt} time(s); last: ${outcome.error}`);
+    }
+    const delayMs = equalJitterBackoff(d.attempt - 1, deps.backoff.baseMs, deps.backoff.maxMs);
+    await deps.publishRetry(
+      { ...d, attempt: d.attempt + 1, messageId: callbackAttemptMessageId(d.jobId, d.event, d.attempt + 1), occurredAt: new Date(now()).toISOString() },
+      delayMs,
+    );
+    log.info({ err: outcome.error, retryInMs: delayMs }, 'callback attempt failed; retry scheduled');
+  }
+
+  function validatorFor(routingKey: string): Validator<CallbackMessage> | undefined {
+    if (routingKey === RoutingKeys.jobCompleted) return MessageValidators.jobCompleted;
+    if (routingKey === RoutingKeys.callbackDelivery) return MessageValidators.callbackDelivery;
+    return undefined;
+  }
+
+  function handle(message: ReceivedMessage<CallbackMessage>): Promise<void> {
+    const routingKey = message.raw.fields.routingKey;
+    if (routingKey === RoutingKeys.jobCompleted) return onJobCompleted(message as ReceivedMessage<JobCompleted>);
+    if (routingKey === RoutingKeys.callbackDelivery) return attempt((message as ReceivedMessage<CallbackDelivery>).body);
+    throw new PoisonMessageError(`the callback queue takes no '${routingKey}' messages`);
+  }
+
+  return { handle, validatorFor, onJobCompleted, attempt };
+}

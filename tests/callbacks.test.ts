@@ -1,0 +1,167 @@
+import http from 'node:http';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyCallbackSignature, type CallbackStatus } from '@lookup/contracts';
+import { topology } from '@lookup/messaging';
+import { startRdapFixture } from './fixtures/index.ts';
+import { AMQP_URL } from './support/env.ts';
+import { cleanupNamespace, newNamespace } from './support/namespace.ts';
+import { startSuite, waitFor, type Suite } from './support/processes.ts';
+
+// Completion callbacks end to end: API, saga (the dispatcher) and the GeoIP and RDAP workers against the real broker
+// and Redis, a loopback receiver (ALLOW_PRIVATE_TARGETS=true here; the refusal without it is tested at the API).
+const SECRET = 'callbacks-test-secret-0123456789';
+const ns = newNamespace('callbacks');
+let suite: Suite;
+let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
+
+interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+const received: Received[] = [];
+/** Answers per path: `/ok/...` 200; `/flaky/...` 500 the first time, then 200; `/down/...` always 503. */
+const seen = new Map<string, number>();
+const receiver = http.createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (c: string) => (body += c));
+  req.on('end', () => {
+    const path = req.url ?? '/';
+    received.push({ path, headers: req.headers, body });
+    const n = (seen.get(path) ?? 0) + 1;
+    seen.set(path, n);
+    res.statusCode = path.startsWith('/down/') ? 503 : path.startsWith('/flaky/') && n === 1 ? 500 : 200;
+    res.end();
+  });
+});
+let receiverUrl = '';
+
+beforeAll(async () => {
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  rdap = await startRdapFixture({ delayMs: 60_000 });
+  suite = await startSuite({
+    namespace: ns,
+    services: ['api', 'saga', 'geoip', 'rdap'],
+    env: {
+      ALLOW_PRIVATE_TARGETS: 'true',
+      RDAP_BASE_URL: rdap.url,
+      LOOKUP_TIMEOUT_MS: '120000',
+      CALLBACK_SECRET: SECRET,
+      CALLBACK_MAX_ATTEMPTS: '3',
+      RETRY_BASE_DELAY_MS: '50',
+      RETRY_MAX_DELAY_MS: '200',
+    },
+  });
+});
+
+afterAll(async () => {
+  await suite?.stop();
+  await rdap?.close();
+  receiver.closeAllConnections();
+  await new Promise((r) => receiver.close(r));
+  await cleanupNamespace(ns);
+});
+
+async function submit(body: unknown): Promise<string> {
+  const res = await fetch(`${suite.apiUrl}/api/lookup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status, await res.clone().text()).toBe(202);
+  return ((await res.json()) as { jobId: string }).jobId;
+}
+
+const callbacksOf = async (jobId: string) => (await (await fetch(`${suite.apiUrl}/api/lookup/${jobId}/callbacks`)).json()) as CallbackStatus;
+const waitState = (jobId: string, state: CallbackStatus['state']) =>
+  waitFor(async () => {
+    const s = await callbacksOf(jobId);
+    return s.state === state ? s : undefined;
+  }, 30_000);
+const deliveriesTo = (path: string) => received.filter((r) => r.path === path);
+
+describe('completion callbacks', () => {
+  it('POSTs the signed job document once the job completes, with a stable delivery id', async () => {
+    const path = '/ok/1';
+    const jobId = await submit({ target: '127.0.0.2', services: ['GeoIP'], callback: { url: `${receiverUrl}${path}` } });
+    const status = await waitState(jobId, 'delivered');
+    expect(status).toMatchObject({ jobId, callback: { url: `${receiverUrl}${path}`, events: ['completed', 'cancelled'] }, deliveryId: `${jobId}:callback:completed` });
+    expect(status.attempts).toEqual([expect.objectContaining({ attempt: 1, event: 'completed', statusCode: 200, ok: true, error: null })]);
+
+    const [delivery] = deliveriesTo(path);
+    expect(deliveriesTo(path)).toHaveLength(1);
+    expect(delivery!.headers['content-type']).toBe('application/json');
+    expect(delivery!.headers['x-lookup-delivery']).toBe(status.deliveryId);
+    expect(delivery!.headers['x-lookup-event']).toBe('completed');
+    const signature = delivery!.headers['x-lookup-signature'] as string;
+    expect(verifyCallbackSignature(SECRET, signature, delivery!.body, Math.floor(Date.now() / 1000))).toBe(true);
+    // Another secret, or a changed body, does not verify.
+    expect(verifyCallbackSignature('another-secret-0123456789', signature, delivery!.body, Math.floor(Date.now() / 1000))).toBe(false);
+    expect(verifyCallbackSignature(SECRET, signature, delivery!.body.replace('Completed', 'Cancelled'), Math.floor(Date.now() / 1000))).toBe(false);
+    const payload = JSON.parse(delivery!.body);
+    expect(payload).toMatchObject({ deliveryId: status.deliveryId, event: 'completed', job: { jobId, status: 'Completed', target: '127.0.0.2' } });
+    expect(payload.job.results).toEqual([expect.objectContaining({ serviceType: 'GeoIP', status: 'Succeeded' })]);
+  });
+
+  it('retries a failed delivery through the broker, with the same delivery id, until it succeeds', async () => {
+    const path = '/flaky/1';
+    const jobId = await submit({ target: '127.0.0.2', services: ['GeoIP'], callback: { url: `${receiverUrl}${path}` } });
+    const status = await waitState(jobId, 'delivered');
+    expect(status.attempts.map((a) => [a.attempt, a.statusCode, a.ok])).toEqual([
+      [1, 500, false],
+      [2, 200, true],
+    ]);
+    expect(status.attempts[0]!.error).toContain('500');
+    const deliveries = deliveriesTo(path);
+    expect(deliveries.map((d) => d.headers['x-lookup-attempt'])).toEqual(['1', '2']);
+    expect(new Set(deliveries.map((d) => d.headers['x-lookup-delivery']))).toEqual(new Set([`${jobId}:callback:completed`]));
+  });
+
+  it('dead-letters a delivery after CALLBACK_MAX_ATTEMPTS failed attempts, with its reason', async () => {
+    const path = '/down/1';
+    const jobId = await submit({ target: '127.0.0.2', services: ['GeoIP'], callback: { url: `${receiverUrl}${path}` } });
+    const status = await waitState(jobId, 'dead-lettered');
+    expect(status.attempts.map((a) => [a.attempt, a.statusCode, a.ok])).toEqual([
+      [1, 503, false],
+      [2, 503, false],
+      [3, 503, false],
+    ]);
+    expect(deliveriesTo(path)).toHaveLength(3);
+    // The last attempt's message is in the dead-letter queue, saying why.
+    const conn = await amqp.connect(AMQP_URL);
+    try {
+      const ch = await conn.createChannel();
+      const dead = await waitFor(async () => {
+        const msg = await ch.get(topology(ns).queues.deadLetter, { noAck: false });
+        if (!msg) return undefined;
+        ch.nack(msg, false, true);
+        return msg;
+      }, 10_000);
+      expect(dead.properties.correlationId).toBe(jobId);
+      expect(String(dead.properties.headers?.['x-dead-letter-reason'])).toContain('CALLBACK_UNDELIVERABLE');
+      expect(String(dead.properties.headers?.['x-dead-letter-reason'])).toContain('503');
+      expect(JSON.parse(dead.content.toString())).toMatchObject({ jobId, attempt: 3, deliveryId: `${jobId}:callback:completed` });
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('delivers `cancelled` when the job is cancelled, and nothing for an event not asked for', async () => {
+    const cancelled = await submit({ target: '127.0.0.2', services: ['RDAP'], callback: { url: `${receiverUrl}/ok/cancelled` } });
+    const notAsked = await submit({ target: '127.0.0.2', services: ['RDAP'], callback: { url: `${receiverUrl}/ok/not-asked`, events: ['completed'] } });
+    expect((await callbacksOf(cancelled)).state).toBe('waiting');
+    for (const id of [cancelled, notAsked]) expect((await fetch(`${suite.apiUrl}/api/lookup/${id}`, { method: 'DELETE' })).status).toBe(202);
+    const status = await waitState(cancelled, 'delivered');
+    expect(status.deliveryId).toBe(`${cancelled}:callback:cancelled`);
+    expect(JSON.parse(deliveriesTo('/ok/cancelled')[0]!.body)).toMatchObject({ event: 'cancelled', job: { jobId: cancelled, status: 'Cancelled' } });
+    expect(await waitState(notAsked, 'skipped')).toMatchObject({ attempts: [] });
+    expect(deliveriesTo('/ok/not-asked')).toHaveLength(0);
+  });
+
+  it('answers the callbacks of a job without one, and 404 for an unknown job', async () => {
+    const jobId = await submit({ target: '127.0.0.2', services: ['GeoIP'] });
+    expect(await callbacksOf(jobId)).toEqual({ jobId, callback: null, deliveryId: null, state: 'none', attempts: [] });
+    expect((await fetch(`${suite.apiUrl}/api/lookup/3f2504e0-4f89-41d3-9a0c-0305e82c3301/callbacks`)).status).toBe(404);
+    expect((await fetch(`${suite.apiUrl}/api/lookup/not-an-id/callbacks`)).status).toBe(400);
+  });
+});
