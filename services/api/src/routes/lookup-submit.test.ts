@@ -152,9 +152,9 @@ describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)',
 
   it('extra properties', async () => {
     const h = await harness();
-    const res = await post(h.app, { target: '8.8.8.8', priority: 'high' });
+    const res = await post(h.app, { target: '8.8.8.8', urgency: 'high' });
     expect(res.statusCode).toBe(400);
-    expect(res.json().details).toEqual(["body must NOT have additional properties ('priority')"]);
+    expect(res.json().details).toEqual(["body must NOT have additional properties ('urgency')"]);
   });
 
   it('duplicate services, naming them', async () => {
