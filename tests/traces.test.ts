@@ -83,7 +83,11 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
       const spans = receiver.spans.filter((s) => ids.has(s.traceId));
       const done = spans.some((s) => s.service === 'lookup-api' && s.name === 'process job.completed');
       const attempts = spans.filter((s) => s.service === 'lookup-rdap' && s.name === 'lookup RDAP').length;
-      return done && attempts === 2 ? spans : undefined;
+      // A parent span ends (and is exported) after its children, and each process exports in its own batches: wait
+      // until no span points at a parent that has not arrived yet, but the one root (checked below).
+      const ids2 = new Set(spans.map((s) => s.spanId));
+      const dangling = spans.filter((s) => !ids2.has(s.parentSpanId)).length;
+      return done && attempts === 2 && dangling <= 1 ? spans : undefined;
     }, 20_000);
 
     // Every process took part, and every span hangs off the one root: the API's POST.
