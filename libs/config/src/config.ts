@@ -9,6 +9,13 @@ import { parseCidr } from '@lookup/contracts';
 export interface Config {
   amqpUrl: string;
   redisUrl: string;
+  /** REDIS_SENTINELS: Sentinel addresses (host:port); when set, the master is found through them by
+   *  REDIS_MASTER_NAME and REDIS_URL only supplies the password, database and TLS. */
+  redisSentinels: { host: string; port: number }[];
+  redisMasterName: string;
+  /** REDIS_LEASE_WAIT_REPLICAS: replicas that must acknowledge a lease grant (WAIT) before it counts; defaults
+   *  to 1 with Sentinel, 0 otherwise. */
+  redisLeaseWaitReplicas: number;
   apiHost: string;
   apiPort: number;
   namespace: string;
@@ -185,6 +192,13 @@ const hostPortList: Parser<string[]> = (raw, name) => {
   }
   return items;
 };
+/** REDIS_SENTINELS: comma-separated host:port (the port is required: Sentinels listen on 26379 by convention only). */
+const sentinelList: Parser<{ host: string; port: number }[]> = (raw, name) =>
+  list(raw, name).map((item) => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(item);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`${name} must be a comma-separated list of host:port, got '${item}'`);
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  });
 
 /** TRUST_PROXY: false/true, a hop count, or a comma-separated list of proxy IP addresses or CIDRs. */
 const trustProxyParser: Parser<boolean | number | string[]> = (raw, name) => {
@@ -244,6 +258,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     amqpUrl: read('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672'),
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
+    redisSentinels: read('REDIS_SENTINELS', sentinelList, []),
+    redisMasterName: read('REDIS_MASTER_NAME', str, 'mymaster'),
+    redisLeaseWaitReplicas: 0,
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
     namespace,
@@ -309,6 +326,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   // and five seconds of slack.
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
+  config.redisLeaseWaitReplicas = read('REDIS_LEASE_WAIT_REPLICAS', int(0, 16), config.redisSentinels.length > 0 ? 1 : 0);
+  if (config.redisSentinels.length > 0 && !/^[a-zA-Z0-9._-]{1,64}$/.test(config.redisMasterName)) {
+    problems.push(`REDIS_MASTER_NAME must be 1-64 letters, digits, '.', '-' or '_', got '${config.redisMasterName}'`);
+  }
   config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
   if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
     problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);

@@ -5,8 +5,15 @@ import { defineLuaCommand, equalJitterBackoff, type ScriptCall } from '@lookup/c
 
 export { Redis } from 'ioredis';
 
+/** Where Redis is: REDIS_URL alone, or Sentinels that name the master (REDIS_URL then supplies auth, db, TLS). */
+export interface RedisTarget {
+  redisUrl: string;
+  redisSentinels: readonly { host: string; port: number }[];
+  redisMasterName: string;
+}
+
 export interface RedisClientOptions {
-  url: string;
+  target: RedisTarget;
   logger: Logger;
   /** Connection name shown by CLIENT LIST. */
   name?: string;
@@ -17,9 +24,43 @@ export interface RedisClientOptions {
   failFast?: boolean;
 }
 
+/**
+ * The connection options of every client of the suite (the services' and the operator scripts'): with
+ * Sentinels, ioredis asks them for the master, follows +switch-master (failoverDetector) and reconnects when a
+ * demoted master answers READONLY, so a client follows a failover instead of writing to a replica.
+ */
+export function redisConnectionOptions(target: RedisTarget): RedisOptions {
+  const u = new URL(target.redisUrl);
+  const base: RedisOptions = {
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) || 0 : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+  };
+  if (target.redisSentinels.length === 0) {
+    return { ...base, host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port) || 6379 };
+  }
+  return {
+    ...base,
+    sentinels: target.redisSentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: target.redisMasterName,
+    enableTLSForSentinelMode: u.protocol === 'rediss:',
+    failoverDetector: true,
+    sentinelRetryStrategy: (times) => equalJitterBackoff(times, 250, 10_000),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
+}
+
+/** Where a client points, for logs (password masked). */
+export function describeRedisTarget(target: RedisTarget): string {
+  if (target.redisSentinels.length === 0) return maskUrl(target.redisUrl);
+  return `sentinel://${target.redisSentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${target.redisMasterName}`;
+}
+
 /** A Redis client with reconnect (exponential backoff with jitter, capped at 60 s) and an 'error' listener. */
-export function createRedis({ url, logger, name, failFast = false }: RedisClientOptions): Redis {
+export function createRedis({ target, logger, name, failFast = false }: RedisClientOptions): Redis {
   const options: RedisOptions = {
+    ...redisConnectionOptions(target),
     connectionName: name,
     lazyConnect: false,
     enableAutoPipelining: true,
@@ -30,15 +71,16 @@ export function createRedis({ url, logger, name, failFast = false }: RedisClient
       return equalJitterBackoff(times, 250, 60_000);
     },
   };
-  const redis = new Redis(url, options);
+  const url = describeRedisTarget(target);
+  const redis = new Redis(options);
   let lastError = '';
   redis.on('error', (err: Error) => {
     // ioredis emits the same connection error on every retry; log each distinct one once.
-    if (err.message !== lastError) logger.warn({ err: err.message, redis: maskUrl(url) }, 'redis error');
+    if (err.message !== lastError) logger.warn({ err: err.message, redis: url }, 'redis error');
     lastError = err.message;
   });
   redis.on('ready', () => {
-    if (lastError) logger.info({ redis: maskUrl(url) }, 'redis connection restored');
+    if (lastError) logger.info({ redis: url }, 'redis connection restored');
     lastError = '';
   });
   return redis;

@@ -11,7 +11,7 @@ const config = loadConfigOrExit();
 const logger = createLogger({ service: 'saga', level: config.logLevel, format: config.logFormat });
 logStartup(logger, config);
 
-const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
+const redis = createRedis({ target: config, logger, name: `${config.namespace}-saga` });
 const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name: `${config.namespace}-saga`, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs } });
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 

@@ -1,0 +1,31 @@
+// Issue 15: REDIS_SENTINELS, REDIS_MASTER_NAME and REDIS_LEASE_WAIT_REPLICAS.
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
+
+describe('Redis through Sentinel', () => {
+  it('has no Sentinels and no lease wait by default', () => {
+    const c = loadConfig({});
+    expect(c.redisSentinels).toEqual([]);
+    expect(c.redisMasterName).toBe('mymaster');
+    expect(c.redisLeaseWaitReplicas).toBe(0);
+  });
+
+  it('parses host:port lists (IPv6 in brackets) and waits for one replica by default with Sentinels', () => {
+    const c = loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001, [::1]:27002,sentinel-3:26379', REDIS_MASTER_NAME: 'lookup-master' });
+    expect(c.redisSentinels).toEqual([
+      { host: '127.0.0.1', port: 27001 },
+      { host: '::1', port: 27002 },
+      { host: 'sentinel-3', port: 26379 },
+    ]);
+    expect(c.redisMasterName).toBe('lookup-master');
+    expect(c.redisLeaseWaitReplicas).toBe(1);
+    expect(loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001', REDIS_LEASE_WAIT_REPLICAS: '0' }).redisLeaseWaitReplicas).toBe(0);
+  });
+
+  it('refuses a Sentinel without a port, a bad port, a bad master name and a bad replica count', () => {
+    expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1' })).toThrow(/REDIS_SENTINELS must be a comma-separated list of host:port, got '127.0.0.1'/);
+    expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:70000' })).toThrow(/REDIS_SENTINELS/);
+    expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001', REDIS_MASTER_NAME: 'a b' })).toThrow(/REDIS_MASTER_NAME/);
+    expect(() => loadConfig({ REDIS_LEASE_WAIT_REPLICAS: '-1' })).toThrow(/REDIS_LEASE_WAIT_REPLICAS/);
+  });
+});
