@@ -19,7 +19,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**'],
+          exclude: ['tests/disruptive/**', 'tests/sentinel/**'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
@@ -31,6 +31,17 @@ export default defineConfig({
           // Takes the shared RabbitMQ and Redis away for seconds: run alone, after everything else (npm test).
           name: 'disruptive',
           include: ['tests/disruptive/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Starts its own Redis master, replica and three Sentinels and fails the master over (npm run test:sentinel).
+          name: 'sentinel',
+          include: ['tests/sentinel/**/*.test.ts'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 120_000,

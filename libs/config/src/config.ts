@@ -13,9 +13,11 @@ export interface Config {
    *  REDIS_MASTER_NAME and REDIS_URL only supplies the password, database and TLS. */
   redisSentinels: { host: string; port: number }[];
   redisMasterName: string;
-  /** REDIS_LEASE_WAIT_REPLICAS: replicas that must acknowledge a lease grant (WAIT) before it counts; defaults
-   *  to 1 with Sentinel, 0 otherwise. */
-  redisLeaseWaitReplicas: number;
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge (WAIT) a state change (a lease grant or renewal, a job's
+   *  creation, an outcome, a result) before it counts; defaults to 1 with Sentinel, 0 (no WAIT) otherwise. */
+  redisWaitReplicas: number;
+  /** REDIS_WAIT_TIMEOUT_MS: how long WAIT waits; a change not acknowledged in time is an error (retried). */
+  redisWaitTimeoutMs: number;
   apiHost: string;
   apiPort: number;
   namespace: string;
@@ -260,7 +262,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
     redisSentinels: read('REDIS_SENTINELS', sentinelList, []),
     redisMasterName: read('REDIS_MASTER_NAME', str, 'mymaster'),
-    redisLeaseWaitReplicas: 0,
+    redisWaitReplicas: 0,
+    redisWaitTimeoutMs: read('REDIS_WAIT_TIMEOUT_MS', int(10, 60_000), 500),
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
     namespace,
@@ -326,7 +329,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   // and five seconds of slack.
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
-  config.redisLeaseWaitReplicas = read('REDIS_LEASE_WAIT_REPLICAS', int(0, 16), config.redisSentinels.length > 0 ? 1 : 0);
+  config.redisWaitReplicas = read('REDIS_WAIT_REPLICAS', int(0, 16), config.redisSentinels.length > 0 ? 1 : 0);
+  if (config.redisWaitReplicas > 0 && config.redisWaitTimeoutMs >= config.resourceHeartbeatMs) {
+    problems.push(`REDIS_WAIT_TIMEOUT_MS (${config.redisWaitTimeoutMs}) must be below RESOURCE_HEARTBEAT_MS (${config.resourceHeartbeatMs}): a lease renewal waits for its replicas within one heartbeat`);
+  }
   if (config.redisSentinels.length > 0 && !/^[a-zA-Z0-9._-]{1,64}$/.test(config.redisMasterName)) {
     problems.push(`REDIS_MASTER_NAME must be 1-64 letters, digits, '.', '-' or '_', got '${config.redisMasterName}'`);
   }

@@ -1,4 +1,4 @@
-// Issue 15: REDIS_SENTINELS, REDIS_MASTER_NAME and REDIS_LEASE_WAIT_REPLICAS.
+// Issue 15: REDIS_SENTINELS, REDIS_MASTER_NAME, REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 
@@ -7,7 +7,7 @@ describe('Redis through Sentinel', () => {
     const c = loadConfig({});
     expect(c.redisSentinels).toEqual([]);
     expect(c.redisMasterName).toBe('mymaster');
-    expect(c.redisLeaseWaitReplicas).toBe(0);
+    expect(c.redisWaitReplicas).toBe(0);
   });
 
   it('parses host:port lists (IPv6 in brackets) and waits for one replica by default with Sentinels', () => {
@@ -18,14 +18,16 @@ describe('Redis through Sentinel', () => {
       { host: 'sentinel-3', port: 26379 },
     ]);
     expect(c.redisMasterName).toBe('lookup-master');
-    expect(c.redisLeaseWaitReplicas).toBe(1);
-    expect(loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001', REDIS_LEASE_WAIT_REPLICAS: '0' }).redisLeaseWaitReplicas).toBe(0);
+    expect(c.redisWaitReplicas).toBe(1);
+    expect(loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001', REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas).toBe(0);
   });
 
   it('refuses a Sentinel without a port, a bad port, a bad master name and a bad replica count', () => {
     expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1' })).toThrow(/REDIS_SENTINELS must be a comma-separated list of host:port, got '127.0.0.1'/);
     expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:70000' })).toThrow(/REDIS_SENTINELS/);
     expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:27001', REDIS_MASTER_NAME: 'a b' })).toThrow(/REDIS_MASTER_NAME/);
-    expect(() => loadConfig({ REDIS_LEASE_WAIT_REPLICAS: '-1' })).toThrow(/REDIS_LEASE_WAIT_REPLICAS/);
+    expect(() => loadConfig({ REDIS_WAIT_REPLICAS: '-1' })).toThrow(/REDIS_WAIT_REPLICAS/);
+    expect(() => loadConfig({ REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '2000' })).toThrow(/REDIS_WAIT_TIMEOUT_MS \(2000\) must be below RESOURCE_HEARTBEAT_MS \(2000\)/);
+    expect(loadConfig({ REDIS_WAIT_REPLICAS: '1' }).redisWaitTimeoutMs).toBe(500);
   });
 });

@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
-import { defineLuaCommand, equalJitterBackoff, type ScriptCall } from '@lookup/contracts';
+import { defineLuaCommand, equalJitterBackoff, setReplicaWait, type ScriptCall } from '@lookup/contracts';
 
 export { Redis } from 'ioredis';
 
@@ -10,6 +10,9 @@ export interface RedisTarget {
   redisUrl: string;
   redisSentinels: readonly { host: string; port: number }[];
   redisMasterName: string;
+  /** Replicas every state change waits for (WAIT) and for how long; 0 or unset: none. */
+  redisWaitReplicas?: number;
+  redisWaitTimeoutMs?: number;
 }
 
 export interface RedisClientOptions {
@@ -73,6 +76,7 @@ export function createRedis({ target, logger, name, failFast = false }: RedisCli
   };
   const url = describeRedisTarget(target);
   const redis = new Redis(options);
+  setReplicaWait(redis, { replicas: target.redisWaitReplicas ?? 0, timeoutMs: target.redisWaitTimeoutMs ?? 500 });
   let lastError = '';
   redis.on('error', (err: Error) => {
     // ioredis emits the same connection error on every retry; log each distinct one once.
@@ -109,10 +113,11 @@ export async function waitForRedis(redis: Redis, timeoutMs = 30_000): Promise<vo
 /**
  * Registers the Lua script `./lua/<name>.lua` kept beside the store code (includes from `./lua/includes/`
  * spliced in): contracts' one loader (shared with @lookup/coordination, see lua-script.ts), under this library's
- * command prefix. Call it with the script's keys and arguments.
+ * command prefix. Call it with the script's keys and arguments; each call waits for the client's replicas
+ * (REDIS_WAIT_REPLICAS) unless `replicated` is false.
  */
-export function defineScript(redis: Redis, name: string): ScriptCall {
-  return defineLuaCommand(redis, `lookup_${name.replace(/-/g, '_')}`, new URL(`./lua/${name}.lua`, import.meta.url));
+export function defineScript(redis: Redis, name: string, options: { replicated?: boolean } = {}): ScriptCall {
+  return defineLuaCommand(redis, `lookup_${name.replace(/-/g, '_')}`, new URL(`./lua/${name}.lua`, import.meta.url), options);
 }
 
 /** Deletes every key under a prefix (tests and the benchmark clean their NAMESPACE with it). */
