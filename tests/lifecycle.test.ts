@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobDocument } from '@lookup/contracts';
 import { Redis } from 'ioredis';
 import { RoutingKeys } from '@lookup/contracts';
-import { createJobStore } from '@lookup/store';
+import { createJobStore, keys as storeKeys } from '@lookup/store';
 import { topology } from '@lookup/messaging';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
@@ -129,7 +129,7 @@ describe('cancellation', () => {
     expect(await s.get(body.jobId!)).toEqual(doc);
     const redis = new Redis(REDIS_URL);
     try {
-      expect(await redis.exists(`${s.ns}:result:${body.jobId}:1`)).toBe(0);
+      expect(await redis.exists(storeKeys(s.ns).result(body.jobId, 1))).toBe(0);
     } finally {
       redis.disconnect();
     }

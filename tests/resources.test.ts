@@ -2,6 +2,7 @@
 // scenarios (Constellation) plus ours: API restarts keep pins, two API replicas agree, traversal and oversized
 // bodies are refused, admin key checks. Failover under SIGKILL/SIGSTOP is in resources-failover.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coordinationKeys } from '@lookup/coordination';
 import { Redis } from 'ioredis';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { REDIS_URL } from './support/env.ts';
@@ -223,6 +224,6 @@ describe('pinned resources', () => {
   it('keeps every key and queue name under the namespace', async () => {
     const foreign = (await redis.keys('*')).filter((k) => k.includes(':res:') && k.includes('movable') && !k.startsWith(`${ns}:`));
     expect(foreign).toEqual([]);
-    expect((await redis.hlen(`${ns}:res:pins`))).toBeGreaterThan(0);
+    expect((await redis.hlen(coordinationKeys(ns).resourcePins))).toBeGreaterThan(0);
   });
 });

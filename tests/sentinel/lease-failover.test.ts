@@ -4,7 +4,7 @@
 // any holder acted on: two holders never write, and fencing epochs strictly increase from tenure to tenure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { LeaseKeeper, createLeaseStore, leaseTimings } from '@lookup/coordination';
+import { LeaseKeeper, createLeaseStore, leaseTimings, coordinationKeys } from '@lookup/coordination';
 import { createLogger } from '@lookup/logging';
 import { createRedis } from '@lookup/store';
 import { newNamespace } from '../support/namespace.ts';
@@ -46,7 +46,7 @@ describe('leases with REDIS_WAIT_REPLICAS', () => {
     keeper.start();
     // Several grants, each answered by the master and refused by the WAIT (the epoch counter shows them).
     const raw = client(target, 0);
-    await waitFor(async () => (Number(await raw.get(`${ns}:coord:epoch:unreplicated-keeper`)) >= 3 ? true : undefined), 10_000);
+    await waitFor(async () => (Number(await raw.get(coordinationKeys(ns).leaseEpoch('unreplicated-keeper'))) >= 3 ? true : undefined), 10_000);
     expect(keeper.held).toBe(false);
     expect(acquired).toEqual([]);
     await keeper.stop();

@@ -12,3 +12,4 @@ export * from './message-ids.ts';
 export * from './lua-script.ts';
 export * from './events.ts';
 export * from './map-bounded.ts';
+export * from './key-slot.ts';
