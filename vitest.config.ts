@@ -19,7 +19,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**', 'tests/sentinel/**'],
+          exclude: ['tests/disruptive/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
@@ -44,6 +44,17 @@ export default defineConfig({
           include: ['tests/sentinel/**/*.test.ts'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 300_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Starts its own three-master Redis Cluster and runs the suite on it (npm run test:redis-cluster).
+          name: 'redis-cluster',
+          include: ['tests/redis-cluster/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 180_000,
           hookTimeout: 120_000,
         },
       },

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigOrExit, maskUrl } from '@lookup/config';
 import { SERVICE_CATALOGUE, mapBounded } from '@lookup/contracts';
 import { declarations } from '@lookup/messaging';
-import { Redis, deleteByPrefix, describeRedisTarget, redisConnectionOptions } from '@lookup/store';
+import { deleteByPrefix, describeRedisTarget, masters, newRedisClient, type Redis } from '@lookup/store';
 import { UsageError, checkExchange, checkQueue, connectAmqp, fail, failUsage, type Connection, type QueueState } from './cli-support.ts';
 
 const USAGE = `usage: npm run namespace -- <command> NS
@@ -71,7 +71,7 @@ async function survey(connection: Connection, namespace: string) {
 }
 
 async function withRedis<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis({ ...redisConnectionOptions(config), lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, retryStrategy: () => null });
+  const redis = newRedisClient(config, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -85,14 +85,17 @@ async function withRedis<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
   }
 }
 
+/** Keys under the prefix, on every master of a cluster. */
 async function countKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
   let count = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    count += batch.length;
-  } while (cursor !== '0');
+  for (const node of masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      count += batch.length;
+    } while (cursor !== '0');
+  }
   return count;
 }
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ export interface RedisNode {
 const live = new Set<RedisNode>();
 
 /** A redis-server with `args`, or a redis-sentinel with the config file `sentinelConf` returns (it rewrites it). */
-async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string): Promise<RedisNode> {
+async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string, dirArgs?: (dir: string) => string[]): Promise<RedisNode> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `lookup-${binary}-${port}-`));
   let argv: string[];
@@ -30,7 +30,7 @@ async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string
     writeFileSync(file, `bind 127.0.0.1\ndaemonize no\nloglevel warning\n${sentinelConf(port, dir)}`);
     argv = [file];
   } else {
-    argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args];
+    argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args, ...(dirArgs?.(dir) ?? [])];
   }
   const child = spawn(`/usr/bin/${binary}`, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -177,4 +177,28 @@ export async function startSentinelSetup(masterName = 'lookup-test'): Promise<Se
     return true;
   }, 30_000, 200);
   return setup;
+}
+
+export interface ClusterSetup {
+  nodes: RedisNode[];
+  /** The suite's environment: a redis+cluster:// URL naming the first node (the client discovers the others). */
+  env: Record<string, string>;
+}
+
+/** Three masters (no replicas) of a Redis Cluster on loopback, every slot assigned, cluster_state ok. */
+export async function startRedisCluster(): Promise<ClusterSetup> {
+  const nodes = await Promise.all([0, 1, 2].map(() => startNode('redis-server', [], undefined, (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'])));
+  execFileSync('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 });
+  await waitFor(async () => {
+    for (const n of nodes) {
+      const r = new Redis({ host: '127.0.0.1', port: n.port, maxRetriesPerRequest: 1 });
+      try {
+        if (!String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) return undefined;
+      } finally {
+        r.disconnect();
+      }
+    }
+    return true;
+  }, 30_000, 200);
+  return { nodes, env: { REDIS_URL: `redis+cluster://127.0.0.1:${nodes[0]!.port}` } };
 }

@@ -13,6 +13,9 @@ export interface Config {
    *  REDIS_MASTER_NAME and REDIS_URL only supplies the password, database and TLS. */
   redisSentinels: { host: string; port: number }[];
   redisMasterName: string;
+  /** REDIS_CLUSTER (or a `redis+cluster://` REDIS_URL): REDIS_URL names one node of a Redis Cluster, the client
+   *  discovers the others. */
+  redisCluster: boolean;
   /** REDIS_WAIT_REPLICAS: replicas that must acknowledge (WAIT) a state change (a lease grant or renewal, a job's
    *  creation, an outcome, a result) before it counts; defaults to 1 with Sentinel, 0 (no WAIT) otherwise. */
   redisWaitReplicas: number;
@@ -259,9 +262,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   const config: Config = {
     amqpUrl: read('AMQP_URL', url(['amqp:', 'amqps:']), 'amqp://guest:guest@127.0.0.1:5672'),
-    redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
+    redisUrl: read('REDIS_URL', url(['redis:', 'rediss:', 'redis+cluster:']), 'redis://127.0.0.1:6379'),
     redisSentinels: read('REDIS_SENTINELS', sentinelList, []),
     redisMasterName: read('REDIS_MASTER_NAME', str, 'mymaster'),
+    redisCluster: read('REDIS_CLUSTER', bool, false),
     redisWaitReplicas: 0,
     redisWaitTimeoutMs: read('REDIS_WAIT_TIMEOUT_MS', int(10, 60_000), 500),
     apiHost: read('API_HOST', str, '127.0.0.1'),
@@ -329,7 +333,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   // and five seconds of slack.
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
+  if (config.redisUrl.startsWith('redis+cluster:')) config.redisCluster = true;
+  if (config.redisCluster && config.redisSentinels.length > 0) problems.push('REDIS_CLUSTER and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself');
   config.redisWaitReplicas = read('REDIS_WAIT_REPLICAS', int(0, 16), config.redisSentinels.length > 0 ? 1 : 0);
+  if (config.redisCluster && config.redisWaitReplicas > 0) {
+    problems.push('REDIS_WAIT_REPLICAS must be 0 with REDIS_CLUSTER: WAIT covers one connection, and a cluster client writes over one per node');
+  }
   if (config.redisWaitReplicas > 0 && config.redisWaitTimeoutMs >= config.resourceHeartbeatMs) {
     problems.push(`REDIS_WAIT_TIMEOUT_MS (${config.redisWaitTimeoutMs}) must be below RESOURCE_HEARTBEAT_MS (${config.resourceHeartbeatMs}): a lease renewal waits for its replicas within one heartbeat`);
   }

@@ -30,4 +30,13 @@ describe('Redis through Sentinel', () => {
     expect(() => loadConfig({ REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '2000' })).toThrow(/REDIS_WAIT_TIMEOUT_MS \(2000\) must be below RESOURCE_HEARTBEAT_MS \(2000\)/);
     expect(loadConfig({ REDIS_WAIT_REPLICAS: '1' }).redisWaitTimeoutMs).toBe(500);
   });
+
+  it('REDIS_CLUSTER or a redis+cluster:// URL selects Redis Cluster, without Sentinels or WAIT', () => {
+    expect(loadConfig({}).redisCluster).toBe(false);
+    expect(loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://127.0.0.1:7000' }).redisCluster).toBe(true);
+    expect(loadConfig({ REDIS_URL: 'redis+cluster://127.0.0.1:7000' }).redisCluster).toBe(true);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true', REDIS_SENTINELS: '127.0.0.1:27001' })).toThrow(/REDIS_CLUSTER and REDIS_SENTINELS exclude each other/);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true', REDIS_WAIT_REPLICAS: '1' })).toThrow(/REDIS_WAIT_REPLICAS must be 0 with REDIS_CLUSTER/);
+    expect(() => loadConfig({ REDIS_URL: 'http://127.0.0.1:7000' })).toThrow(/REDIS_URL must use redis: or rediss: or redis\+cluster:/);
+  });
 });

@@ -1,15 +1,17 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '@lookup/logging';
 import { maskUrl } from '@lookup/config';
 import { defineLuaCommand, equalJitterBackoff, setReplicaWait, type ScriptCall } from '@lookup/contracts';
 
-export { Redis } from 'ioredis';
+export { Cluster, Redis } from 'ioredis';
 
 /** Where Redis is: REDIS_URL alone, or Sentinels that name the master (REDIS_URL then supplies auth, db, TLS). */
 export interface RedisTarget {
   redisUrl: string;
   redisSentinels: readonly { host: string; port: number }[];
   redisMasterName: string;
+  /** REDIS_URL names one node of a Redis Cluster (REDIS_CLUSTER, or a redis+cluster:// URL). */
+  redisCluster?: boolean;
   /** Replicas every state change waits for (WAIT) and for how long; 0 or unset: none. */
   redisWaitReplicas?: number;
   redisWaitTimeoutMs?: number;
@@ -33,7 +35,7 @@ export interface RedisClientOptions {
  * demoted master answers READONLY, so a client follows a failover instead of writing to a replica.
  */
 export function redisConnectionOptions(target: RedisTarget): RedisOptions {
-  const u = new URL(target.redisUrl);
+  const u = new URL(target.redisUrl.replace(/^redis\+cluster:/, 'redis:'));
   const base: RedisOptions = {
     username: u.username ? decodeURIComponent(u.username) : undefined,
     password: u.password ? decodeURIComponent(u.password) : undefined,
@@ -56,6 +58,7 @@ export function redisConnectionOptions(target: RedisTarget): RedisOptions {
 
 /** Where a client points, for logs (password masked). */
 export function describeRedisTarget(target: RedisTarget): string {
+  if (target.redisCluster) return maskUrl(target.redisUrl.replace(/^redis\+cluster:/, 'redis:')).replace(/^redis:/, 'redis+cluster:');
   if (target.redisSentinels.length === 0) return maskUrl(target.redisUrl);
   return `sentinel://${target.redisSentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${target.redisMasterName}`;
 }
@@ -63,7 +66,6 @@ export function describeRedisTarget(target: RedisTarget): string {
 /** A Redis client with reconnect (exponential backoff with jitter, capped at 60 s) and an 'error' listener. */
 export function createRedis({ target, logger, name, failFast = false }: RedisClientOptions): Redis {
   const options: RedisOptions = {
-    ...redisConnectionOptions(target),
     connectionName: name,
     lazyConnect: false,
     enableAutoPipelining: true,
@@ -75,7 +77,7 @@ export function createRedis({ target, logger, name, failFast = false }: RedisCli
     },
   };
   const url = describeRedisTarget(target);
-  const redis = new Redis(options);
+  const redis = newRedisClient(target, options);
   setReplicaWait(redis, { replicas: target.redisWaitReplicas ?? 0, timeoutMs: target.redisWaitTimeoutMs ?? 500 });
   let lastError = '';
   redis.on('error', (err: Error) => {
@@ -88,6 +90,36 @@ export function createRedis({ target, logger, name, failFast = false }: RedisCli
     lastError = '';
   });
   return redis;
+}
+
+/** A client of the target with `options` on top of its connection options: a Redis, or a Redis Cluster client. */
+export function newRedisClient(target: RedisTarget, options: RedisOptions = {}): Redis {
+  const all = { ...redisConnectionOptions(target), ...options };
+  return target.redisCluster ? createCluster(all) : new Redis(all);
+}
+
+/**
+ * A Redis Cluster client seeded with REDIS_URL's node. It is typed as a Redis: it has the same commands, Lua
+ * commands and events (the suite's keys put every script's and MULTI's keys in one slot, keys.ts), and what a
+ * cluster does differently (SCAN per master) goes through masters().
+ */
+function createCluster(options: RedisOptions): Redis {
+  const { host, port, retryStrategy, enableOfflineQueue, enableAutoPipelining, lazyConnect, ...node } = options;
+  const clusterOptions: ClusterOptions = {
+    redisOptions: node,
+    lazyConnect,
+    enableOfflineQueue,
+    enableAutoPipelining,
+    scaleReads: 'master',
+    clusterRetryStrategy: retryStrategy ? (times) => retryStrategy(times) ?? null : undefined,
+  };
+  return new Cluster([{ host, port }], clusterOptions) as unknown as Redis;
+}
+
+/** The clients to SCAN: every master of a cluster, else the client itself. */
+export function masters(redis: Redis): Redis[] {
+  const cluster = redis as unknown as Cluster;
+  return cluster.isCluster ? cluster.nodes('master') : [redis];
 }
 
 /** Resolves once the client is ready (or rejects after timeoutMs). */
@@ -120,14 +152,18 @@ export function defineScript(redis: Redis, name: string, options: { replicated?:
   return defineLuaCommand(redis, `lookup_${name.replace(/-/g, '_')}`, new URL(`./lua/${name}.lua`, import.meta.url), options);
 }
 
-/** Deletes every key under a prefix (tests and the benchmark clean their NAMESPACE with it). */
+/** Deletes every key under a prefix (tests, the benchmark and `namespace delete`), on every master of a cluster. */
 export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
   let deleted = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (batch.length > 0) deleted += await redis.unlink(...batch);
-  } while (cursor !== '0');
+  for (const node of masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      // One UNLINK per key: a node's keys span many slots, and a multi-key command must stay in one.
+      const counts = await Promise.all(batch.map((key) => node.unlink(key)));
+      deleted += counts.reduce((a, b) => a + b, 0);
+    } while (cursor !== '0');
+  }
   return deleted;
 }
