@@ -88,7 +88,7 @@ async function withRedis<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
 /** Keys under the prefix, on every master of a cluster. */
 async function countKeys(redis: Redis, prefix: string): Promise<number> {
   let count = 0;
-  for (const node of masters(redis)) {
+  for (const node of await masters(redis)) {
     let cursor = '0';
     do {
       const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);

@@ -2,10 +2,10 @@
 // (before the fix, 20 keyless 401s locked every valid key out with 429).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys as storeKeys } from '@lookup/store';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, type Suite } from './support/processes.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('quota');
 const KEY = 'quota-test-key';
@@ -23,7 +23,7 @@ beforeAll(async () => {
       RATE_LIMIT_UNAUTHENTICATED_PER_MIN: '5',
     },
   });
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(async () => {
   await suite?.stop();

@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { GetMessage } from 'amqplib';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, taskCompletedMessageId, type JobDocument } from '@lookup/contracts';
 import { declarations, topology } from '@lookup/messaging';
@@ -12,7 +13,7 @@ import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { AMQP_URL, REDIS_URL, REPO_ROOT, fixtureEnv } from './support/env.ts';
+import { AMQP_URL, REPO_ROOT, fixtureEnv } from './support/env.ts';
 
 // Issue 10, finding 9: messages from whoever can publish to the broker. Every consumer (saga, each lookup
 // worker, the delay queues, the dead-letter queue and its readers) must survive them: no crash, each hostile
@@ -36,7 +37,7 @@ beforeAll(async () => {
     env: fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { ADMIN_API_KEY: KEY, JOB_DEADLINE_MS: '60000', PING_TIMEOUT_MS: '1000' }),
   });
   amqp = await rawAmqp();
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 
 afterAll(async () => {

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
 import { createJobStore, createResultStore, deleteByPrefix, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('jobstore');
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 300 });
 const results = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
 
@@ -227,7 +227,7 @@ describe("job store: the job's event stream (lua/includes/job-event.lua)", () =>
 
   it('publishes a wake-up on the channel named like the stream when the job changes', async () => {
     const jobId = await newJob([0]);
-    const sub = new Redis(REDIS_URL);
+    const sub = rawRedis();
     try {
       const heard: string[] = [];
       sub.on('message', (channel: string) => heard.push(channel));

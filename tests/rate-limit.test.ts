@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { createLogger } from '@lookup/logging';
 import { createRateLimiter, deleteByPrefix, type RateLimiterDeps, type RateLimits, keys as storeKeys } from '@lookup/store';
-import { REDIS_URL } from './support/env.ts';
 
 /**
  * The rate limiter against the real Redis. Each test gets its own namespace and removes its keys. Tests that
  * need time to pass inject a clock (`now`) instead of sleeping; the Redis clock is used where noted.
  */
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const namespaces: string[] = [];
 
 afterEach(async () => {
@@ -216,12 +216,12 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ submitPerMin: 0, apiPerMin: 0, globalPerMin: 0 });
     expect(await allowedCount(() => rl.check('submit', 'a'), 50)).toBe(50);
     expect(await allowedCount(() => rl.check('api', 'a'), 50)).toBe(50);
-    expect(await redis.keys(`${namespace}:*`)).toEqual([]);
+    expect(await keysEverywhere(redis, `${namespace}:*`)).toEqual([]);
 
     const c = clock();
     const onlyGlobal = limiter({ submitPerMin: 0, apiPerMin: 0, globalPerMin: 4 }, { now: c.now });
     expect(await allowedCount(() => onlyGlobal.rl.check('submit', 'a'), 10)).toBe(4);
-    expect(await redis.keys(storeKeys(onlyGlobal.namespace).rateLimit('submit', '*'))).toEqual([]);
+    expect(await keysEverywhere(redis, storeKeys(onlyGlobal.namespace).rateLimit('submit', '*'))).toEqual([]);
 
     const noGlobal = limiter({ submitPerMin: 3, globalPerMin: 0 }, { now: c.now });
     expect(await allowedCount(() => noGlobal.rl.check('submit', 'a'), 10)).toBe(3);
@@ -232,7 +232,7 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ submitPerMin: 5, apiPerMin: 5, globalPerMin: 50 });
     await rl.check('submit', 'ip:10.0.6.1');
     await rl.check('api', 'ip:10.0.6.1');
-    const keys = await redis.keys(`${namespace}:*`);
+    const keys = await keysEverywhere(redis, `${namespace}:*`);
     expect(keys.sort()).toEqual([storeKeys(namespace).rateLimit('api', 'ip:10.0.6.1'), storeKeys(namespace).rateLimit('global', 'all'), storeKeys(namespace).rateLimit('submit', 'ip:10.0.6.1')]);
     for (const key of keys) {
       const ttl = await redis.pttl(key);
@@ -270,7 +270,7 @@ describe('rate limiter (real Redis)', () => {
     const weird = `key with spaces\n${'x'.repeat(500)}`;
     expect((await rl.check('api', weird)).allowed).toBe(true);
     expect((await rl.check('api', weird)).allowed).toBe(false);
-    const keys = await redis.keys(storeKeys(namespace).rateLimit('api', '*'));
+    const keys = await keysEverywhere(redis, storeKeys(namespace).rateLimit('api', '*'));
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(/:rl:api:h-[0-9a-f]{32}$/);
   });
@@ -306,7 +306,7 @@ describe('rate limiter (real Redis)', () => {
     // Unset: unlimited, and no key is written.
     const open = limiter({ globalPerMin: 1 }, { now: c.now });
     expect(await allowedCount(() => open.rl.check('unauthenticated', 'anon:x'), 10)).toBe(10);
-    expect(await redis.keys(`${open.namespace}:*`)).toEqual([]);
+    expect(await keysEverywhere(redis, `${open.namespace}:*`)).toEqual([]);
   });
 
   it('rejects invalid options', () => {

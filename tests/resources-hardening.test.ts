@@ -5,9 +5,10 @@ import { readdirSync } from 'node:fs';
 import { coordinationKeys } from '@lookup/coordination';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { waitFor } from './support/processes.ts';
 import { rawHttp, resourceEnv, sql, sqlUntilOk, startApi, startWorker, stopAll, type Api, type ResourceEnv, type Worker } from './support/resources.ts';
 
@@ -16,7 +17,7 @@ const ENDLESS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
 
 let redis: Redis;
 beforeAll(() => {
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(() => redis?.disconnect());
 

@@ -3,9 +3,10 @@
 // bodies are refused, admin key checks. Failover under SIGKILL/SIGSTOP is in resources-failover.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coordinationKeys } from '@lookup/coordination';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { stopService } from './support/processes.ts';
 import { admin, rawHttp, resourceEnv, sql, sqlUntilOk, startApi, startWorker, stopAll, type Api, type Worker } from './support/resources.ts';
 
@@ -17,7 +18,7 @@ let api: Api;
 let redis: Redis;
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
   api = await startApi(re.env);
   apis.push(api);
 });
@@ -222,7 +223,7 @@ describe('pinned resources', () => {
   });
 
   it('keeps every key and queue name under the namespace', async () => {
-    const foreign = (await redis.keys('*')).filter((k) => k.includes(':res:') && k.includes('movable') && !k.startsWith(`${ns}:`));
+    const foreign = (await keysEverywhere(redis, '*')).filter((k) => k.includes(':res:') && k.includes('movable') && !k.startsWith(`${ns}:`));
     expect(foreign).toEqual([]);
     expect((await redis.hlen(coordinationKeys(ns).resourcePins))).toBeGreaterThan(0);
   });

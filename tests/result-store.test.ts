@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
 import { createResultStore, deleteByPrefix, keys as storeKeys } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('results');
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const store = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
 
 afterAll(async () => {

@@ -50,7 +50,7 @@ describe('the suite on a three-master Redis Cluster', () => {
     for (const id of load.accepted) expect(docs.get(id)).toMatchObject({ status: 'Completed', completionPercentage: 100 });
     // Every job hash is on one master (SCAN each), and more than one master holds jobs.
     const jobKeys = new Set(load.accepted.map((id) => storeKeys(ns).job(id)));
-    const perMaster = await Promise.all(masters(raw as never).map(async (node) => (await scanAll(node, `${ns}:*`)).filter((key) => jobKeys.has(key)).length));
+    const perMaster = await Promise.all((await masters(raw as never)).map(async (node) => (await scanAll(node, `${ns}:*`)).filter((key) => jobKeys.has(key)).length));
     expect(perMaster.reduce((a, b) => a + b, 0)).toBe(60);
     expect(perMaster.filter((n) => n > 0).length).toBeGreaterThan(1);
   });
@@ -91,7 +91,7 @@ describe('the suite on a three-master Redis Cluster', () => {
     // Keys in many slots (hence on every master), deleted by one call.
     await Promise.all(Array.from({ length: 50 }, (_, i) => raw.set(`${ns}:cleanup:${i}`, '1')));
     expect(await deleteByPrefix(raw as never, `${ns}:cleanup:`)).toBe(50);
-    for (const node of masters(raw as never)) expect(await scanAll(node, `${ns}:cleanup:*`)).toEqual([]);
+    for (const node of await masters(raw as never)) expect(await scanAll(node, `${ns}:cleanup:*`)).toEqual([]);
   });
 });
 

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './redis.ts';
 import type { JobDocument } from '@lookup/contracts';
 import { keys } from '@lookup/store';
 import { REDIS_URL } from './env.ts';
@@ -95,7 +96,7 @@ export interface LoadReport {
 
 /** What the user sees, plus a raw Redis check of the completion counters (on `raw`, else a client of REDIS_URL). */
 export async function report(namespace: string, jobIds: string[], docs: Map<string, JobDocument>, servicesPerJob: number, raw?: Redis): Promise<LoadReport> {
-  const redis = raw ?? new Redis(REDIS_URL);
+  const redis = raw ?? rawRedis();
   try {
     const k = keys(namespace);
     const counters = await Promise.all(jobIds.map((id) => redis.hmget(k.job(id), 'done', 'total')));

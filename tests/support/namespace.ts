@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './redis.ts';
 import { declarations } from '@lookup/messaging';
 import { deleteByPrefix } from '@lookup/store';
 import { AMQP_URL, REDIS_URL } from './env.ts';
@@ -13,7 +14,7 @@ export function newNamespace(label = 't'): string {
 /** Removes every queue, exchange and Redis key of a namespace (rascal's nuke, for one namespace). */
 export async function cleanupNamespace(namespace: string, extraQueues: string[] = []): Promise<void> {
   await cleanupAmqpNamespace(namespace, extraQueues);
-  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  const redis = rawRedis({ lazyConnect: true });
   try {
     await redis.connect();
     await deleteByPrefix(redis, `${namespace}:`);

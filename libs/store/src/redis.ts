@@ -116,10 +116,12 @@ function createCluster(options: RedisOptions): Redis {
   return new Cluster([{ host, port }], clusterOptions) as unknown as Redis;
 }
 
-/** The clients to SCAN: every master of a cluster, else the client itself. */
-export function masters(redis: Redis): Redis[] {
+/** The clients to SCAN: every master of a cluster (once it knows them), else the client itself. */
+export async function masters(redis: Redis): Promise<Redis[]> {
   const cluster = redis as unknown as Cluster;
-  return cluster.isCluster ? cluster.nodes('master') : [redis];
+  if (!cluster.isCluster) return [redis];
+  if (cluster.status !== 'ready') await waitForRedis(redis);
+  return cluster.nodes('master');
 }
 
 /** Resolves once the client is ready (or rejects after timeoutMs). */
@@ -155,7 +157,7 @@ export function defineScript(redis: Redis, name: string, options: { replicated?:
 /** Deletes every key under a prefix (tests, the benchmark and `namespace delete`), on every master of a cluster. */
 export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
   let deleted = 0;
-  for (const node of masters(redis)) {
+  for (const node of await masters(redis)) {
     let cursor = '0';
     do {
       const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
