@@ -19,7 +19,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**', 'tests/cluster/**'],
+          exclude: ['tests/disruptive/**', 'tests/cluster/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
           globalSetup: ['tests/support/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
@@ -46,6 +46,28 @@ export default defineConfig({
           testTimeout: 600_000,
           // Three nodes booting and joining, then seven processes: minutes on a loaded 2-core machine.
           hookTimeout: 600_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Starts its own Redis master, replica and three Sentinels and fails the master over (npm run test:sentinel).
+          name: 'sentinel',
+          include: ['tests/sentinel/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Starts its own three-master Redis Cluster and runs the suite on it (npm run test:redis-cluster).
+          name: 'redis-cluster',
+          include: ['tests/redis-cluster/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
         },
       },
     ],

@@ -22,7 +22,8 @@ import { parseArgs } from 'node:util';
 import amqp, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Redis } from 'ioredis';
 import { coalesceWrites } from '@lookup/messaging';
-import { deleteByPrefix } from '@lookup/store';
+import type { ServiceType } from '@lookup/contracts';
+import { deleteByPrefix, keys as storeKeys } from '@lookup/store';
 import { percentile } from './lib/measure.ts';
 import { ProcessMeter, pgrep, type Watched } from './lib/proc.ts';
 
@@ -126,12 +127,12 @@ async function runSaga(ns: string, store: boolean): Promise<void> {
   await consume(ch, n.saga, async (body, msg) => {
     const jobId = body.jobId!;
     if (msg.fields.routingKey === 'job.submitted') {
-      if (redis) await redis.hset(`${ns}:job:${jobId}`, 'status', 'Processing');
+      if (redis) await redis.hset(storeKeys(ns).job(jobId), 'status', 'Processing');
       await Promise.all(SERVICES.map((s) => publish(ch, n.commands, `lookup.${s}`, { jobId, service: s, schemaVersion: '1' }, jobId)));
       return;
     }
     let count: number;
-    if (redis) count = await redis.hincrby(`${ns}:job:${jobId}`, 'done', 1);
+    if (redis) count = await redis.hincrby(storeKeys(ns).job(jobId), 'done', 1);
     else {
       count = (outcomes.get(jobId) ?? 0) + 1;
       if (count < SERVICES.length) outcomes.set(jobId, count);
@@ -149,7 +150,7 @@ async function runWorker(ns: string, service: string, store: boolean): Promise<v
   const redis = store ? new Redis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
   await consume(ch, n.worker(service), async (body) => {
     const jobId = body.jobId!;
-    const key = `${ns}:result:${jobId}:${service}`;
+    const key = storeKeys(ns).result(jobId, Number(service) as ServiceType);
     if (redis) await redis.set(key, '{"success":true,"data":{}}', 'PX', 600_000);
     await publish(ch, n.events, 'task.completed', { jobId, service, resultKey: key, schemaVersion: '1' }, jobId);
   });
@@ -208,7 +209,7 @@ async function drive(o: { jobs: number; inflight: number; warmup: number; timeou
         waiting.set(jobId, () => resolve(true));
         timer = setTimeout(() => resolve(false), o.timeoutMs);
       });
-      if (redis) await redis.hset(`${ns}:job:${jobId}`, 'status', 'Pending', 'target', '127.0.0.2');
+      if (redis) await redis.hset(storeKeys(ns).job(jobId), 'status', 'Pending', 'target', '127.0.0.2');
       await publish(ch, n.events, 'job.submitted', { jobId, target: '127.0.0.2', schemaVersion: '1' }, jobId);
       const completed = await done;
       clearTimeout(timer);

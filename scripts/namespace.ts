@@ -6,11 +6,10 @@
  * and REDIS_URL like every service. Usage errors exit 2; a refused or failed teardown exits 1.
  */
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { loadConfigOrExit, maskUrl } from '@lookup/config';
 import { SERVICE_CATALOGUE, mapBounded } from '@lookup/contracts';
 import { declarations } from '@lookup/messaging';
-import { deleteByPrefix } from '@lookup/store';
+import { deleteByPrefix, describeRedisTarget, masters, newRedisClient, type Redis } from '@lookup/store';
 import { UsageError, checkExchange, checkQueue, connectAmqp, fail, failUsage, type Connection, type QueueState } from './cli-support.ts';
 
 const USAGE = `usage: npm run namespace -- <command> NS
@@ -72,12 +71,12 @@ async function survey(connection: Connection, namespace: string) {
 }
 
 async function withRedis<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, retryStrategy: () => null });
+  const redis = newRedisClient(config, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
   } catch (err) {
-    fail(`could not reach Redis at ${maskUrl(config.redisUrl)}: ${(err as Error).message}`);
+    fail(`could not reach Redis at ${describeRedisTarget(config)}: ${(err as Error).message}`);
   }
   try {
     return await fn(redis);
@@ -86,18 +85,21 @@ async function withRedis<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
   }
 }
 
+/** Keys under the prefix, on every master of a cluster. */
 async function countKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
   let count = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    count += batch.length;
-  } while (cursor !== '0');
+  for (const node of await masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      count += batch.length;
+    } while (cursor !== '0');
+  }
   return count;
 }
 
-process.stderr.write(`NAMESPACE ${ns} on ${maskUrl(config.amqpUrl)} and ${maskUrl(config.redisUrl)}\n`);
+process.stderr.write(`NAMESPACE ${ns} on ${maskUrl(config.amqpUrl)} and ${describeRedisTarget(config)}\n`);
 const connection = await connectAmqp(config.amqpUrl, `${ns}-namespace-cli`);
 try {
   const found = await survey(connection, ns);

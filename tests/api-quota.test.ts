@@ -1,10 +1,11 @@
 // Finding 6 against the real API process and the real Redis: keyless requests must not spend the global quota
 // (before the fix, 20 keyless 401s locked every valid key out with 429).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { keys as storeKeys } from '@lookup/store';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, type Suite } from './support/processes.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('quota');
 const KEY = 'quota-test-key';
@@ -22,7 +23,7 @@ beforeAll(async () => {
       RATE_LIMIT_UNAUTHENTICATED_PER_MIN: '5',
     },
   });
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(async () => {
   await suite?.stop();
@@ -46,22 +47,22 @@ describe('quotas with API_KEYS set (finding 6)', () => {
     expect(new Set(statuses.slice(5))).toEqual(new Set([429]));
 
     // Side effects in Redis (raw client): nothing in the global bucket, 5 in the address's unauthenticated one.
-    expect(await redis.exists(`${ns}:rl:global:all`)).toBe(0);
-    expect(await sumBucket(`${ns}:rl:unauthenticated:anon:127.0.0.1`)).toBe(5);
+    expect(await redis.exists(storeKeys(ns).rateLimit('global', 'all'))).toBe(0);
+    expect(await sumBucket(storeKeys(ns).rateLimit('unauthenticated', 'anon:127.0.0.1'))).toBe(5);
 
     // The valid key gets all 20 global slots.
     for (let i = 0; i < 20; i++) {
       const res = await fetch(`${suite.apiUrl}/api/lookup/services`, { headers: { 'x-api-key': KEY } });
       expect(res.status, `keyed request ${i + 1}`).toBe(200);
     }
-    expect(await sumBucket(`${ns}:rl:global:all`)).toBe(20);
+    expect(await sumBucket(storeKeys(ns).rateLimit('global', 'all'))).toBe(20);
     const over = await fetch(`${suite.apiUrl}/api/lookup/services`, { headers: { 'x-api-key': KEY } });
     expect(over.status).toBe(429);
   });
 
   it('answers 404 on the admin routes while ADMIN_API_KEY is unset', async () => {
     // The test above spent the global quota; free it, so the answer is about the admin routes, not a 429.
-    await redis.del(`${ns}:rl:global:all`);
+    await redis.del(storeKeys(ns).rateLimit('global', 'all'));
     const res = await fetch(`${suite.apiUrl}/api/admin/dead-letters`, { headers: { 'x-api-key': KEY, 'x-admin-key': 'guess' } });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'Not found', message: 'No route for GET /api/admin/dead-letters', code: 'NOT_FOUND' });
@@ -110,7 +111,7 @@ describe('the submission quota (RATE_LIMIT_SUBMIT_PER_MIN=20) against the real A
       expect(res.status, `invalid ${i + 1}`).toBe(status);
       expect(res.headers.get('x-ratelimit-remaining'), `invalid ${i + 1}`).toBeNull(); // not counted, so no quota headers
     }
-    expect(await redis.exists(`${ns2}:rl:submit:ip:127.0.0.1`)).toBe(0);
+    expect(await redis.exists(storeKeys(ns2).rateLimit('submit', 'ip:127.0.0.1'))).toBe(0);
 
     const first = await submit('{"target": "127.0.0.1", "services": ["Ping"]}', { 'idempotency-key': 'newcomer-1' });
     expect(first.status).toBe(202);
@@ -131,8 +132,8 @@ describe('the submission quota (RATE_LIMIT_SUBMIT_PER_MIN=20) against the real A
 
     // Raw Redis: exactly the 20 accepted submissions were counted, in the client's bucket and the global one.
     const sum = async (key: string) => Object.values(await redis.hgetall(key)).reduce((s, v) => s + Number(v), 0);
-    expect(await sum(`${ns2}:rl:submit:ip:127.0.0.1`)).toBe(20);
-    expect(await sum(`${ns2}:rl:global:all`)).toBe(20);
+    expect(await sum(storeKeys(ns2).rateLimit('submit', 'ip:127.0.0.1'))).toBe(20);
+    expect(await sum(storeKeys(ns2).rateLimit('global', 'all'))).toBe(20);
 
     const over = await submit('{"target": "127.0.0.21", "services": ["Ping"]}');
     expect(over.status).toBe(429);
@@ -142,6 +143,6 @@ describe('the submission quota (RATE_LIMIT_SUBMIT_PER_MIN=20) against the real A
     expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
     expect(await over.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringContaining(`${retryAfter} s`), code: 'RATE_LIMITED', retryAfter });
     // A refused submission spends nothing either.
-    expect(await sum(`${ns2}:rl:submit:ip:127.0.0.1`)).toBe(20);
+    expect(await sum(storeKeys(ns2).rateLimit('submit', 'ip:127.0.0.1'))).toBe(20);
   });
 });

@@ -3,7 +3,8 @@
 // exchanges and Redis keys, and refuses without NS or without --yes.
 import { spawn } from 'node:child_process';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { declarations } from '@lookup/messaging';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
@@ -77,7 +78,7 @@ async function populate(ns: string): Promise<void> {
   } finally {
     await conn.close();
   }
-  const redis = new Redis(REDIS_URL);
+  const redis = rawRedis();
   try {
     await redis.set(`${ns}:job:x`, '1');
     await redis.set(`${ns}:result:x:1`, '1');
@@ -87,9 +88,9 @@ async function populate(ns: string): Promise<void> {
 }
 
 async function redisKeys(ns: string): Promise<string[]> {
-  const redis = new Redis(REDIS_URL);
+  const redis = rawRedis();
   try {
-    return (await redis.keys(`${ns}:*`)).sort();
+    return (await keysEverywhere(redis, `${ns}:*`)).sort();
   } finally {
     redis.disconnect();
   }

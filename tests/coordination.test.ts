@@ -4,7 +4,8 @@
 //    else can be elected;
 //  - overlapping takeover windows: across many handovers, no two leaders' tenures overlap.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import {
   LeaderElection,
   LeaseKeeper,
@@ -15,7 +16,7 @@ import {
   monotonicNow,
 } from '@lookup/coordination';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { waitFor } from './support/processes.ts';
 
 const ns = newNamespace('coord');
@@ -24,7 +25,7 @@ const clients: Redis[] = [];
 
 function client(): Redis {
   // No offline queue: while "partitioned" (disconnected), commands fail at once instead of waiting.
-  const r = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false, retryStrategy: () => 50 });
+  const r = rawRedis({ enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false, retryStrategy: () => 50 });
   r.on('error', () => undefined);
   clients.push(r);
   return r;

@@ -2,14 +2,15 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { RoutingKeys, SCHEMA_VERSION, type JobDocument } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore } from '@lookup/store';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { AMQP_URL, REDIS_URL, REPO_ROOT } from './support/env.ts';
+import { AMQP_URL, REPO_ROOT } from './support/env.ts';
 
 const ns = newNamespace('dlqadm');
 const t = topology(ns);
@@ -21,7 +22,7 @@ let redis: Redis;
 beforeAll(async () => {
   suite = await startSuite({ namespace: ns, services: ['api', 'saga', 'geoip'], env: { ADMIN_API_KEY: KEY, ALLOW_PRIVATE_TARGETS: 'true' } });
   amqp = await rawAmqp();
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(async () => {
   await suite?.stop();

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { RoutingKeys, SCHEMA_VERSION } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore } from '@lookup/store';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startService, stopService, waitFor, type ServiceProcess } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('dlq');
 const t = topology(ns);
@@ -18,7 +18,7 @@ let redis: Redis;
 beforeAll(async () => {
   procs = await Promise.all([startService('saga', { NAMESPACE: ns }), startService('geoip', { NAMESPACE: ns })]);
   amqp = await rawAmqp();
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 
 afterAll(async () => {

@@ -3,16 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { GetMessage } from 'amqplib';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, taskCompletedMessageId, type JobDocument } from '@lookup/contracts';
 import { CALLBACK_DELAY_SLUG, declarations, topology } from '@lookup/messaging';
-import { createJobStore } from '@lookup/store';
+import { createJobStore, keys as storeKeys } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { AMQP_URL, REDIS_URL, REPO_ROOT, fixtureEnv } from './support/env.ts';
+import { AMQP_URL, REPO_ROOT, fixtureEnv } from './support/env.ts';
 
 // Issue 10, finding 9: messages from whoever can publish to the broker. Every consumer (saga, each lookup
 // worker, the delay queues, the dead-letter queue and its readers) must survive them: no crash, each hostile
@@ -39,7 +40,7 @@ beforeAll(async () => {
     env: fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, { ADMIN_API_KEY: KEY, JOB_DEADLINE_MS: '60000', PING_TIMEOUT_MS: '1000' }),
   });
   amqp = await rawAmqp();
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 
 afterAll(async () => {
@@ -90,12 +91,12 @@ describe('forged task.completed locations', () => {
     await amqp.drain(t.queues.deadLetter);
     // Keys a forger might name: another job's result, a string, a string that is not JSON, a hash, a list.
     const victim = await newJob([0]);
-    await redis.set(`${ns}:result:${victim}:0`, JSON.stringify({ jobId: victim, serviceType: 0, status: 'Succeeded', success: true, data: { secret: 'victim-data' }, errorMessage: null, durationMs: 1, attempts: 1, completedAt: now() }));
+    await redis.set(storeKeys(ns).result(victim, 0), JSON.stringify({ jobId: victim, serviceType: 0, status: 'Succeeded', success: true, data: { secret: 'victim-data' }, errorMessage: null, durationMs: 1, attempts: 1, completedAt: now() }));
     await redis.set(`${ns}:secret-json`, JSON.stringify({ data: { secret: 'json-key' } }));
     await redis.set(`${ns}:secret-text`, 'not json at all');
     await redis.hset(`${ns}:secret-hash`, 'data', 'hash-key');
     await redis.rpush(`${ns}:secret-list`, 'list-key');
-    const forged = [`${ns}:result:${victim}:0`, `${ns}:secret-json`, `${ns}:secret-text`, `${ns}:secret-hash`, `${ns}:secret-list`, `${ns}:result:${randomUUID()}:0`];
+    const forged = [storeKeys(ns).result(victim, 0), `${ns}:secret-json`, `${ns}:secret-text`, `${ns}:secret-hash`, `${ns}:secret-list`, storeKeys(ns).result(randomUUID(), 0)];
     const targets: string[] = [];
     for (const key of forged) {
       const jobId = await newJob([0]);
@@ -113,8 +114,8 @@ describe('forged task.completed locations', () => {
 
     // The same event with the job's own location is recorded, and the data comes from that key.
     const honest = await newJob([0]);
-    await redis.set(`${ns}:result:${honest}:0`, JSON.stringify({ jobId: honest, serviceType: 0, status: 'Succeeded', success: true, data: { mine: true }, errorMessage: null, durationMs: 1, attempts: 1, completedAt: now() }));
-    await amqp.publish(t.exchanges.events, RoutingKeys.taskCompleted, taskCompleted(honest, 0, { storage: 'redis', key: `${ns}:result:${honest}:0` }), { messageId: `honest-${honest}` });
+    await redis.set(storeKeys(ns).result(honest, 0), JSON.stringify({ jobId: honest, serviceType: 0, status: 'Succeeded', success: true, data: { mine: true }, errorMessage: null, durationMs: 1, attempts: 1, completedAt: now() }));
+    await amqp.publish(t.exchanges.events, RoutingKeys.taskCompleted, taskCompleted(honest, 0, { storage: 'redis', key: storeKeys(ns).result(honest, 0) }), { messageId: `honest-${honest}` });
     const done = await waitFor(async () => {
       const { body } = await getJob(honest);
       return body.status === 'Completed' ? body : undefined;
@@ -127,7 +128,7 @@ describe('forged task.completed locations', () => {
     await redis.set(`${ns}:elsewhere`, JSON.stringify({ jobId, serviceType: 0, data: { secret: 'elsewhere' } }));
     await redis.set(`${ns}:broken`, '{{{ not json');
     const outcome = (key: string) => JSON.stringify({ status: 'Succeeded', success: true, errorMessage: null, completedAt: now(), durationMs: 1, attempts: 1, location: { storage: 'redis', key } });
-    await redis.hset(`${ns}:job:${jobId}`, 'o:0', outcome(`${ns}:elsewhere`), 'o:1', outcome(`${ns}:broken`));
+    await redis.hset(storeKeys(ns).job(jobId), 'o:0', outcome(`${ns}:elsewhere`), 'o:1', outcome(`${ns}:broken`));
     const { status, body } = await getJob(jobId);
     expect(status).toBe(200);
     expect(body.results.map((r) => r.data)).toEqual([null, null]);
@@ -317,9 +318,9 @@ function hostileMessages(): Hostile[] {
   const submitted = () => ({ messageId: 'm', correlationId: uuid(), schemaVersion: SCHEMA_VERSION, occurredAt: now(), jobId: uuid(), target: '127.0.0.1', targetType: 'IPAddress', services: [0, 1] });
   const completed = () => {
     const jobId = uuid();
-    return taskCompleted(jobId, 0, { storage: 'redis', key: `${ns}:result:${jobId}:0` }) as unknown as Record<string, unknown>;
+    return taskCompleted(jobId, 0, { storage: 'redis', key: storeKeys(ns).result(jobId, 0) }) as unknown as Record<string, unknown>;
   };
-  const forgedLocation = fc.constantFrom(`${ns}:secret`, `${ns}:job:${uuid()}`, `${ns}:result:${uuid()}:1`, 'x', `${ns}:result:${uuid()}:0:`).map((key) => {
+  const forgedLocation = fc.constantFrom(`${ns}:secret`, storeKeys(ns).job(uuid()), storeKeys(ns).result(uuid(), 1), 'x', `${ns}:result:${uuid()}:0:`).map((key) => {
     const jobId = uuid();
     return json(taskCompleted(jobId, 0, { storage: 'redis', key }));
   });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { ServiceType, type JobDocument } from '@lookup/contracts';
 import { createJobStore } from '@lookup/store';
-import { REDIS_URL } from './support/env.ts';
+
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { freePort, startService, startSuite, stopService, waitFor, type ServiceProcess, type Suite } from './support/processes.ts';
@@ -16,7 +17,7 @@ let replica: ServiceProcess;
 let replicaUrl: string;
 let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
 let dns: Awaited<ReturnType<typeof startDnsFixture>>;
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 
 beforeAll(async () => {
   [rdap, dns] = await Promise.all([startRdapFixture({}), startDnsFixture({})]);

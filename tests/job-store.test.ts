@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
-import { createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord } from '@lookup/store';
+import { createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('jobstore');
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 300 });
 const results = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
 
@@ -36,32 +36,33 @@ describe('job store: creating a job', () => {
     const deadlineAt = Date.now() + 45_000;
     const createdAt = at();
     await jobs.create({ jobId, target: 'example.test', targetType: 'Domain', services: [2, 0], createdAt, deadlineAt });
-    expect(await redis.hgetall(`${ns}:job:${jobId}`)).toEqual({
+    expect(await redis.hgetall(storeKeys(ns).job(jobId))).toEqual({
       jobId, target: 'example.test', targetType: 'Domain', status: 'Pending', createdAt, services: '2,0', total: '2', done: '0', deadlineAt: String(deadlineAt),
     });
-    const ttl = await redis.ttl(`${ns}:job:${jobId}`);
+    const ttl = await redis.ttl(storeKeys(ns).job(jobId));
     expect(ttl).toBeGreaterThan(290);
     expect(ttl).toBeLessThanOrEqual(300);
-    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBe(String(deadlineAt));
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(deadlineAt));
     expect(await jobs.dueJobs(deadlineAt, 10_000)).toContain(jobId);
     expect(await jobs.dueJobs(deadlineAt - 1, 10_000)).not.toContain(jobId);
   });
 });
 
 describe('job store: creating a batch', () => {
-  const newJob = (target: string) => ({ jobId: randomUUID(), target, targetType: 'IPAddress' as const, services: [0 as const], createdAt: at(), deadlineAt: Date.now() + 60_000 });
+  // A batch's jobs live in its shard (newIdInShard), so one script creates them on a Redis Cluster too.
+  const newJob = (target: string, batchId: string) => ({ jobId: newIdInShard(jobShard(batchId)), target, targetType: 'IPAddress' as const, services: [0 as const], createdAt: at(), deadlineAt: Date.now() + 60_000 });
 
   it('writes every job (fields, TTL, deadline) and the batch record with the job ids, readable with statuses', async () => {
     const batchId = randomUUID();
-    const list = [newJob('127.0.0.2'), newJob('127.0.0.3')];
+    const list = [newJob('127.0.0.2', batchId), newJob('127.0.0.3', batchId)];
     const rejected = [{ index: 1, error: { error: 'Invalid target', message: 'nope', code: 'INVALID_TARGET' } }];
     await jobs.createMany({ batchId, createdAt: at(), total: 3, jobs: [{ index: 0, jobId: list[0]!.jobId }, { index: 2, jobId: list[1]!.jobId }], rejected }, list);
     for (const job of list) {
-      expect(await redis.hget(`${ns}:job:${job.jobId}`, 'status')).toBe('Pending');
-      expect(await redis.ttl(`${ns}:job:${job.jobId}`)).toBeGreaterThan(290);
-      expect(await redis.zscore(`${ns}:deadlines`, job.jobId)).toBe(String(job.deadlineAt));
+      expect(await redis.hget(storeKeys(ns).job(job.jobId), 'status')).toBe('Pending');
+      expect(await redis.ttl(storeKeys(ns).job(job.jobId))).toBeGreaterThan(290);
+      expect(await redis.zscore(storeKeys(ns).deadlines(job.jobId), job.jobId)).toBe(String(job.deadlineAt));
     }
-    expect(await redis.ttl(`${ns}:batch:${batchId}`)).toBeGreaterThan(290);
+    expect(await redis.ttl(storeKeys(ns).batch(batchId))).toBeGreaterThan(290);
     await jobs.markProcessing(list[1]!.jobId, at());
     const batch = await jobs.getBatch(batchId);
     expect(batch).toMatchObject({ batchId, total: 3, jobs: [{ index: 0, jobId: list[0]!.jobId }, { index: 2, jobId: list[1]!.jobId }], rejected, statuses: ['Pending', 'Processing'] });
@@ -70,24 +71,24 @@ describe('job store: creating a batch', () => {
 
   it('writes nothing when the call is malformed midway (one script: all or nothing), and discardMany removes everything', async () => {
     const batchId = randomUUID();
-    const list = [newJob('127.0.0.2'), newJob('127.0.0.3')];
+    const list = [newJob('127.0.0.2', batchId), newJob('127.0.0.3', batchId)];
     // A key for a third job with no job block: the script refuses before its first write (the command createMany
     // registered on this client).
-    const extra = randomUUID();
+    const extra = newIdInShard(jobShard(batchId));
     await expect(
       (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).lookup_create_batch!(
         4 + list.length,
-        `${ns}:deadlines`, `${ns}:batch:${batchId}`, `${ns}:jobs:by-created`, ...list.map((j) => `${ns}:job:${j.jobId}`), `${ns}:job:${extra}`,
+        storeKeys(ns).deadlines(batchId), storeKeys(ns).batch(batchId), storeKeys(ns).jobIndex, ...list.map((j) => storeKeys(ns).job(j.jobId)), storeKeys(ns).job(extra),
         300, '0', 1, 'batchId', batchId, ...list.flatMap((j) => [j.jobId, j.deadlineAt, `0:${j.jobId}`, 1, 'jobId', j.jobId]),
       ),
     ).rejects.toThrow(/malformed/);
-    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(0);
+    expect(await redis.exists(storeKeys(ns).batch(batchId), ...list.map((j) => storeKeys(ns).job(j.jobId)))).toBe(0);
 
     await jobs.createMany({ batchId, createdAt: at(), total: 2, jobs: list.map((j, index) => ({ index, jobId: j.jobId })), rejected: [] }, list);
-    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(3);
+    expect(await redis.exists(storeKeys(ns).batch(batchId), ...list.map((j) => storeKeys(ns).job(j.jobId)))).toBe(3);
     await jobs.discardMany(batchId, list.map((j) => j.jobId));
-    expect(await redis.exists(`${ns}:batch:${batchId}`, ...list.map((j) => `${ns}:job:${j.jobId}`))).toBe(0);
-    for (const job of list) expect(await redis.zscore(`${ns}:deadlines`, job.jobId)).toBeNull();
+    expect(await redis.exists(storeKeys(ns).batch(batchId), ...list.map((j) => storeKeys(ns).job(j.jobId)))).toBe(0);
+    for (const job of list) expect(await redis.zscore(storeKeys(ns).deadlines(job.jobId), job.jobId)).toBeNull();
   });
 });
 
@@ -139,7 +140,7 @@ describe('job store: the job document', () => {
     const jobId = await newJob([1, 2]);
     await jobs.recordOutcome(jobId, 1, { ...outcome(null, 'Failed'), errorCode: 'TARGET_REFUSED' }, at());
     const { errorCode: _, ...old } = outcome(null, 'Failed');
-    await redis.hset(`${ns}:job:${jobId}`, 'o:2', JSON.stringify(old));
+    await redis.hset(storeKeys(ns).job(jobId), 'o:2', JSON.stringify(old));
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results.map((r) => [r.serviceType, r.status, r.errorCode])).toEqual([
       ['Ping', 'Failed', 'TARGET_REFUSED'],
@@ -158,9 +159,9 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
     const now = at();
     expect(await jobs.cancel(jobId, now)).toEqual({ disposition: 'cancelled', status: 'Cancelled' });
-    const hash = await redis.hgetall(`${ns}:job:${jobId}`);
+    const hash = await redis.hgetall(storeKeys(ns).job(jobId));
     expect(hash).toMatchObject({ status: 'Cancelled', completedAt: now, done: '3' });
-    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBeNull();
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results).toEqual([
       { serviceType: 'GeoIP', ...unreported('Cancelled', 'the job was cancelled'), completedAt: now },
@@ -180,8 +181,8 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     const now = new Date(deadlineAt + 1);
     // The creation time comes back only from the call that finished the job (the saga's job duration).
     expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false, createdAt });
-    expect(await redis.hgetall(`${ns}:job:${jobId}`)).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
-    expect(await redis.zscore(`${ns}:deadlines`, jobId)).toBeNull();
+    expect(await redis.hgetall(storeKeys(ns).job(jobId))).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
     expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
@@ -213,7 +214,7 @@ describe("job store: the job's event stream (lua/includes/job-event.lua)", () =>
     // Ids increase; reading after one returns exactly the rest.
     expect(kinds(await jobs.readEvents(jobId, events[0]!.id))).toEqual(['result:0', 'completed']);
     expect(await jobs.readEvents(jobId, events[2]!.id)).toEqual([]);
-    const ttl = await redis.ttl(`${ns}:job:${jobId}:events`);
+    const ttl = await redis.ttl(storeKeys(ns).jobEvents(jobId));
     expect(ttl).toBeGreaterThan(290);
     expect(ttl).toBeLessThanOrEqual(300);
   });
@@ -238,16 +239,16 @@ describe("job store: the job's event stream (lua/includes/job-event.lua)", () =>
   it('publishes a wake-up on the channel named like the stream, announcing exactly the entries each change appended', async () => {
     const jobId = await newJob([0, 1]);
     const cancelled = await newJob([2, 3]);
-    const sub = new Redis(REDIS_URL);
+    const sub = rawRedis();
     try {
       const heard: [string, string][] = [];
       sub.on('message', (channel: string, message: string) => heard.push([channel, message]));
-      await sub.subscribe(`${ns}:job:${jobId}:events`, `${ns}:job:${cancelled}:events`);
+      await sub.subscribe(storeKeys(ns).jobEvents(jobId), storeKeys(ns).jobEvents(cancelled));
       await jobs.recordOutcome(jobId, 1, outcome(null), at());
       await jobs.recordOutcome(jobId, 0, outcome(null), at());
       await jobs.cancel(cancelled, at());
       await expect.poll(() => heard.length).toBe(3);
-      expect(heard.map(([channel]) => channel)).toEqual([`${ns}:job:${jobId}:events`, `${ns}:job:${jobId}:events`, `${ns}:job:${cancelled}:events`]);
+      expect(heard.map(([channel]) => channel)).toEqual([storeKeys(ns).jobEvents(jobId), storeKeys(ns).jobEvents(jobId), storeKeys(ns).jobEvents(cancelled)]);
       const announced = heard.map(([, message]) => parseJobEventMessage(message));
       // The announcements, in order, are the stream itself: a subscriber can follow it without XRANGE.
       expect(announced.slice(0, 2).flat()).toEqual(await jobs.readEvents(jobId));

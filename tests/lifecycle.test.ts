@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobDocument } from '@lookup/contracts';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { RoutingKeys } from '@lookup/contracts';
-import { createJobStore } from '@lookup/store';
+import { createJobStore, keys as storeKeys } from '@lookup/store';
 import { topology } from '@lookup/messaging';
 import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startService, startSuite, stopService, waitFor, type ServiceProcess, type Suite } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { REDIS_URL, fixtureEnv } from './support/env.ts';
+import { fixtureEnv } from './support/env.ts';
 
 // Retries, deadlines, cancellation, idempotent submission and dead-lettered commands, on the real processes.
 let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
@@ -127,9 +128,9 @@ describe('cancellation', () => {
     const skipped = /job already finished|job finished or gone during the lookup/;
     await waitFor(async () => (ping.lines.some((l) => l.includes(body.jobId!) && skipped.test(l)) ? true : undefined));
     expect(await s.get(body.jobId!)).toEqual(doc);
-    const redis = new Redis(REDIS_URL);
+    const redis = rawRedis();
     try {
-      expect(await redis.exists(`${s.ns}:result:${body.jobId}:1`)).toBe(0);
+      expect(await redis.exists(storeKeys(s.ns).result(body.jobId, 1))).toBe(0);
     } finally {
       redis.disconnect();
     }
@@ -155,7 +156,7 @@ describe('dead-lettered commands', () => {
   it('records the service Failed at once when its only command is dead-lettered', async () => {
     const s = await suiteOf(['api', 'saga', 'ping']);
     const amqp = await rawAmqp();
-    const redis = new Redis(REDIS_URL);
+    const redis = rawRedis();
     try {
       // A job whose one command is malformed: created in Redis directly (no job.submitted, so no real command).
       const jobId = randomUUID();

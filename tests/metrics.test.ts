@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { topology } from '@lookup/messaging';
+import { keys as storeKeys } from '@lookup/store';
 import { parseExposition, sampleValue, type Sample } from '@lookup/metrics';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { freePort, startService, stopService, waitFor, type ServiceProcess } from './support/processes.ts';
@@ -107,8 +108,8 @@ describe('metrics of every process after a known set of jobs', () => {
     );
     expect((await fetch(`${apiUrl}/api/lookup/${c}`, { method: 'DELETE' })).status).toBe(202);
     expect((await finished(c)).status).toBe('Cancelled');
-    await redis.hset(`${ns}:job:${d}`, 'deadlineAt', '1');
-    await redis.zadd(`${ns}:deadlines`, 1, d);
+    await redis.hset(storeKeys(ns).job(d), 'deadlineAt', '1');
+    await redis.zadd(storeKeys(ns).deadlines(d), 1, d);
     expect((await finished(d)).results).toEqual([expect.objectContaining({ serviceType: 'Ping', status: 'TimedOut' })]);
 
     // 6. A poison command on the GeoIP queue: dead-lettered by the GeoIP worker.

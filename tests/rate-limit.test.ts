@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { createLogger } from '@lookup/logging';
-import { createRateLimiter, deleteByPrefix, type RateLimiterDeps, type RateLimits } from '@lookup/store';
-import { REDIS_URL } from './support/env.ts';
+import { createRateLimiter, deleteByPrefix, type RateLimiterDeps, type RateLimits, keys as storeKeys } from '@lookup/store';
 
 /**
  * The rate limiter against the real Redis. Each test gets its own namespace and removes its keys. Tests that
  * need time to pass inject a clock (`now`) instead of sleeping; the Redis clock is used where noted.
  */
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const namespaces: string[] = [];
 
 afterEach(async () => {
@@ -84,7 +84,7 @@ describe('rate limiter (real Redis)', () => {
     expect(results[5]!.retryAfterSeconds).toBe(60);
     // Submissions count against the same global cap.
     expect((await rl.check('submit', 'ip:10.0.1.99')).allowed).toBe(false);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(5);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(5);
   });
 
   it('reports the most constrained bucket', async () => {
@@ -124,12 +124,12 @@ describe('rate limiter (real Redis)', () => {
     c.set(10_000);
     // 3 do not fit in the 2 left: refused whole, nothing counted; it fits once the first segment (4) leaves at 60 s.
     expect(await rl.check('submit', 'ip:10.0.3.1', 3)).toMatchObject({ allowed: false, retryAfterSeconds: 50 });
-    expect(await sumBucket(`${namespace}:rl:submit:ip:10.0.3.1`)).toBe(4);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(4);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('submit', 'ip:10.0.3.1'))).toBe(4);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(4);
     expect(await rl.check('submit', 'ip:10.0.3.1', 2)).toMatchObject({ allowed: true, remaining: 0 });
     // A cost above the limit never fits.
     expect((await rl.check('submit', 'ip:10.0.3.2', 7)).allowed).toBe(false);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(6);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(6);
     await expect(rl.check('submit', 'ip:10.0.3.2', 0)).rejects.toThrow(RangeError);
   });
 
@@ -150,13 +150,13 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ apiPerMin: 2, resourcePerMin: 3, globalPerMin: 100 }, { now: c.now });
     expect(await allowedCount(() => rl.check('resource', 'ip:10.0.9.1'), 5)).toBe(3);
     expect(await allowedCount(() => rl.check('api', 'ip:10.0.9.1'), 5)).toBe(2);
-    expect(await sumBucket(`${namespace}:rl:resource:ip:10.0.9.1`)).toBe(3);
-    expect(await sumBucket(`${namespace}:rl:api:ip:10.0.9.1`)).toBe(2);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(5);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('resource', 'ip:10.0.9.1'))).toBe(3);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('api', 'ip:10.0.9.1'))).toBe(2);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(5);
     // Unset or 0: only the global cap applies.
     const open = limiter({ globalPerMin: 4 }, { now: c.now });
     expect(await allowedCount(() => open.rl.check('resource', 'ip:10.0.9.2'), 6)).toBe(4);
-    expect(await redis.exists(`${open.namespace}:rl:resource:ip:10.0.9.2`)).toBe(0);
+    expect(await redis.exists(storeKeys(open.namespace).rateLimit('resource', 'ip:10.0.9.2'))).toBe(0);
   });
 
   it('uses a fixed window for other API calls', async () => {
@@ -178,8 +178,8 @@ describe('rate limiter (real Redis)', () => {
     // A's 10 refusals took nothing from the global bucket: B gets the third global slot.
     expect((await rl.check('submit', 'b')).allowed).toBe(true);
     expect((await rl.check('submit', 'c')).allowed).toBe(false);
-    expect(await sumBucket(`${namespace}:rl:submit:a`)).toBe(2);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(3);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('submit', 'a'))).toBe(2);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(3);
     // And refusals do not extend the wait: one window after the first requests, A is allowed again.
     c.set(WINDOW);
     expect((await rl.check('submit', 'a')).allowed).toBe(true);
@@ -216,24 +216,24 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ submitPerMin: 0, apiPerMin: 0, globalPerMin: 0 });
     expect(await allowedCount(() => rl.check('submit', 'a'), 50)).toBe(50);
     expect(await allowedCount(() => rl.check('api', 'a'), 50)).toBe(50);
-    expect(await redis.keys(`${namespace}:*`)).toEqual([]);
+    expect(await keysEverywhere(redis, `${namespace}:*`)).toEqual([]);
 
     const c = clock();
     const onlyGlobal = limiter({ submitPerMin: 0, apiPerMin: 0, globalPerMin: 4 }, { now: c.now });
     expect(await allowedCount(() => onlyGlobal.rl.check('submit', 'a'), 10)).toBe(4);
-    expect(await redis.keys(`${onlyGlobal.namespace}:rl:submit:*`)).toEqual([]);
+    expect(await keysEverywhere(redis, storeKeys(onlyGlobal.namespace).rateLimit('submit', '*'))).toEqual([]);
 
     const noGlobal = limiter({ submitPerMin: 3, globalPerMin: 0 }, { now: c.now });
     expect(await allowedCount(() => noGlobal.rl.check('submit', 'a'), 10)).toBe(3);
-    expect(await redis.exists(`${noGlobal.namespace}:rl:global:all`)).toBe(0);
+    expect(await redis.exists(storeKeys(noGlobal.namespace).rateLimit('global', 'all'))).toBe(0);
   });
 
   it('sets an expiry on every key it writes', async () => {
     const { rl, namespace } = limiter({ submitPerMin: 5, apiPerMin: 5, globalPerMin: 50 });
     await rl.check('submit', 'ip:10.0.6.1');
     await rl.check('api', 'ip:10.0.6.1');
-    const keys = await redis.keys(`${namespace}:*`);
-    expect(keys.sort()).toEqual([`${namespace}:rl:api:ip:10.0.6.1`, `${namespace}:rl:global:all`, `${namespace}:rl:submit:ip:10.0.6.1`]);
+    const keys = await keysEverywhere(redis, `${namespace}:*`);
+    expect(keys.sort()).toEqual([storeKeys(namespace).rateLimit('api', 'ip:10.0.6.1'), storeKeys(namespace).rateLimit('global', 'all'), storeKeys(namespace).rateLimit('submit', 'ip:10.0.6.1')]);
     for (const key of keys) {
       const ttl = await redis.pttl(key);
       expect(ttl, key).toBeGreaterThan(0);
@@ -248,7 +248,7 @@ describe('rate limiter (real Redis)', () => {
       c.set(s * 10_000);
       await rl.check('submit', 'a');
     }
-    expect(Object.keys(await redis.hgetall(`${namespace}:rl:submit:a`)).length).toBeLessThanOrEqual(6);
+    expect(Object.keys(await redis.hgetall(storeKeys(namespace).rateLimit('submit', 'a'))).length).toBeLessThanOrEqual(6);
   });
 
   it('allows exactly the limit under concurrency', async () => {
@@ -256,7 +256,7 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ submitPerMin: 20 }, { now: c.now });
     const results = await Promise.all(Array.from({ length: 50 }, () => rl.check('submit', 'ip:10.0.7.1')));
     expect(results.filter((r) => r.allowed)).toHaveLength(20);
-    expect(await sumBucket(`${namespace}:rl:submit:ip:10.0.7.1`)).toBe(20);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('submit', 'ip:10.0.7.1'))).toBe(20);
 
     // The same with the Redis clock and the global bucket as the constraint, across many clients.
     const shared = limiter({ apiPerMin: 100, globalPerMin: 20 });
@@ -270,7 +270,7 @@ describe('rate limiter (real Redis)', () => {
     const weird = `key with spaces\n${'x'.repeat(500)}`;
     expect((await rl.check('api', weird)).allowed).toBe(true);
     expect((await rl.check('api', weird)).allowed).toBe(false);
-    const keys = await redis.keys(`${namespace}:rl:api:*`);
+    const keys = await keysEverywhere(redis, storeKeys(namespace).rateLimit('api', '*'));
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(/:rl:api:h-[0-9a-f]{32}$/);
   });
@@ -296,17 +296,17 @@ describe('rate limiter (real Redis)', () => {
     const { rl, namespace } = limiter({ apiPerMin: 100, globalPerMin: 5, unauthenticatedPerMin: 3 }, { now: c.now });
     // 50 keyless requests from one address: 3 allowed, the rest refused, and none touches the global bucket.
     expect(await allowedCount(() => rl.check('unauthenticated', 'anon:198.51.100.1'), 50)).toBe(3);
-    expect(await redis.exists(`${namespace}:rl:global:all`)).toBe(0);
-    expect(await sumBucket(`${namespace}:rl:unauthenticated:anon:198.51.100.1`)).toBe(3);
+    expect(await redis.exists(storeKeys(namespace).rateLimit('global', 'all'))).toBe(0);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('unauthenticated', 'anon:198.51.100.1'))).toBe(3);
     // Another address has its own unauthenticated bucket.
     expect((await rl.check('unauthenticated', 'anon:198.51.100.2')).allowed).toBe(true);
     // A keyed client still gets the whole global quota.
     expect(await allowedCount(() => rl.check('api', 'key:abc'), 5)).toBe(5);
-    expect(await sumBucket(`${namespace}:rl:global:all`)).toBe(5);
+    expect(await sumBucket(storeKeys(namespace).rateLimit('global', 'all'))).toBe(5);
     // Unset: unlimited, and no key is written.
     const open = limiter({ globalPerMin: 1 }, { now: c.now });
     expect(await allowedCount(() => open.rl.check('unauthenticated', 'anon:x'), 10)).toBe(10);
-    expect(await redis.keys(`${open.namespace}:*`)).toEqual([]);
+    expect(await keysEverywhere(redis, `${open.namespace}:*`)).toEqual([]);
   });
 
   it('rejects invalid options', () => {

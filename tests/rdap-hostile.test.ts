@@ -1,8 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobDocument } from '@lookup/contracts';
 import { DEFAULT_FIXTURE_SECRET, startDnsFixture, startRdapFixture, type DnsFixture, type RdapFixture } from './fixtures/index.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startService, startSuite, stopService, waitFor, type ServiceProcess, type Suite } from './support/processes.ts';
 
@@ -48,9 +49,9 @@ async function rdapJob(target: string): Promise<{ doc: JobDocument; text: string
 
 /** Every value under the namespace in Redis, read with a raw client. */
 async function namespaceContents(): Promise<string> {
-  const redis = new Redis(REDIS_URL);
+  const redis = rawRedis();
   try {
-    const keys = await redis.keys(`${ns}:*`);
+    const keys = await keysEverywhere(redis, `${ns}:*`);
     const values = await Promise.all(
       keys.map(async (key) => {
         const type = await redis.type(key);

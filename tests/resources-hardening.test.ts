@@ -2,11 +2,13 @@
 // processes: a slow statement is interrupted for its own request only; refused requests pin nothing; idle keys are
 // released; the open cap holds; a key's SQL reaches only its own database.
 import { readdirSync } from 'node:fs';
+import { coordinationKeys } from '@lookup/coordination';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { waitFor } from './support/processes.ts';
 import { rawHttp, resourceEnv, sql, sqlUntilOk, startApi, startWorker, stopAll, type Api, type ResourceEnv, type Worker } from './support/resources.ts';
 
@@ -15,16 +17,16 @@ const ENDLESS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
 
 let redis: Redis;
 beforeAll(() => {
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(() => redis?.disconnect());
 
 /** What Redis says about a key: its lease holder, its pin, and whether the worker's owned set lists it. */
 async function pinState(ns: string, key: string, workerId: string) {
   const [holder, pin, owned] = await Promise.all([
-    redis.hget(`${ns}:res:lease:${key}`, 'holder'),
-    redis.hget(`${ns}:res:pins`, key),
-    redis.sismember(`${ns}:res:owned:${workerId}`, key),
+    redis.hget(coordinationKeys(ns).resourceLease(key), 'holder'),
+    redis.hget(coordinationKeys(ns).resourcePins, key),
+    redis.sismember(coordinationKeys(ns).resourceOwned(workerId), key),
   ]);
   return { holder, pin, owned: owned === 1 };
 }
@@ -70,7 +72,7 @@ describe('a slow statement (finding 4)', () => {
     // Another key answered while the statement ran, from the same worker under the same epoch: no failover.
     expect(meanwhile.length).toBeGreaterThan(0);
     for (const m of meanwhile) expect(m).toEqual({ status: 200, owner: s.worker.id, epoch: other.epoch });
-    expect(await redis.hget(`${s.ns}:res:lease:db/otherkey`, 'epoch')).toBe(String(other.epoch));
+    expect(await redis.hget(coordinationKeys(s.ns).resourceLease('db/otherkey'), 'epoch')).toBe(String(other.epoch));
     // The interrupted request kept nothing; the key works again, reopened from its file.
     const after = await sql(s.api.url, 'slowkey', 'SELECT v FROM s');
     expect(after.status).toBe(200);
@@ -118,7 +120,7 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
   });
 
   it('keeps at most RESOURCE_MAX_OPEN keys open: evicts the least recently used idle key, or answers 503 when all are busy', async () => {
-    const owned = () => redis.smembers(`${s.ns}:res:owned:${s.worker.id}`);
+    const owned = () => redis.smembers(coordinationKeys(s.ns).resourceOwned(s.worker.id));
     for (const k of ['cap1', 'cap2', 'cap3']) await sqlUntilOk(s.api.url, k, 'SELECT 1');
     const held = await owned();
     expect(held.length).toBeLessThanOrEqual(2);
@@ -126,7 +128,7 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
     expect(held).not.toContain('db/cap1'); // the least recently used one went first
     // Two keys busy with endless statements: a third key finds no idle one to evict.
     const busy = ['busy1', 'busy2'].map((k) => sql(s.api.url, k, ENDLESS));
-    await waitFor(async () => ((await Promise.all(['db/busy1', 'db/busy2'].map((k) => redis.hget(`${s.ns}:res:lease:${k}`, 'holder')))).every((h) => h === s.worker.id) ? true : undefined));
+    await waitFor(async () => ((await Promise.all(['db/busy1', 'db/busy2'].map((k) => redis.hget(coordinationKeys(s.ns).resourceLease(k), 'holder')))).every((h) => h === s.worker.id) ? true : undefined));
     await waitFor(async () => (s.worker.process.lines.filter((l) => l.includes('resource opened') && /db\/busy[12]/.test(l)).length === 2 ? true : undefined));
     const full = await sql(s.api.url, 'cap4', 'SELECT 1');
     expect(full.status).toBe(503);

@@ -8,10 +8,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { createResourceDirectory } from '@lookup/coordination';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { AMQP_URL, REDIS_URL } from './support/env.ts';
+import { AMQP_URL } from './support/env.ts';
 import { rawAmqp } from './support/amqp.ts';
 import {
   closeNamedConnection,
@@ -174,7 +175,7 @@ describe('resource proxy headers (finding 11a)', () => {
   const fakeId = `fake-${randomBytes(3).toString('hex')}`;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
+    redis = rawRedis();
     const directory = createResourceDirectory({ redis, namespace: ns2, ttlMs: 1000 });
     await directory.heartbeat(fakeId, [], { startedAt: new Date().toISOString() });
     beat = setInterval(() => void directory.heartbeat(fakeId, [], { startedAt: new Date().toISOString() }).catch(() => undefined), 200);

@@ -2,9 +2,11 @@
 // scenarios (Constellation) plus ours: API restarts keep pins, two API replicas agree, traversal and oversized
 // bodies are refused, admin key checks. Failover under SIGKILL/SIGSTOP is in resources-failover.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { coordinationKeys } from '@lookup/coordination';
+import type { Redis } from 'ioredis';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
+
 import { stopService } from './support/processes.ts';
 import { admin, rawHttp, resourceEnv, sql, sqlUntilOk, startApi, startWorker, stopAll, type Api, type Worker } from './support/resources.ts';
 
@@ -16,7 +18,7 @@ let api: Api;
 let redis: Redis;
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
   api = await startApi(re.env);
   apis.push(api);
 });
@@ -221,8 +223,8 @@ describe('pinned resources', () => {
   });
 
   it('keeps every key and queue name under the namespace', async () => {
-    const foreign = (await redis.keys('*')).filter((k) => k.includes(':res:') && k.includes('movable') && !k.startsWith(`${ns}:`));
+    const foreign = (await keysEverywhere(redis, '*')).filter((k) => k.includes(':res:') && k.includes('movable') && !k.startsWith(`${ns}:`));
     expect(foreign).toEqual([]);
-    expect((await redis.hlen(`${ns}:res:pins`))).toBeGreaterThan(0);
+    expect((await redis.hlen(coordinationKeys(ns).resourcePins))).toBeGreaterThan(0);
   });
 });

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
-import { createResultStore, deleteByPrefix } from '@lookup/store';
+import { createResultStore, deleteByPrefix, keys as storeKeys } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
-import { REDIS_URL } from './support/env.ts';
 
 const ns = newNamespace('results');
-const redis = new Redis(REDIS_URL);
+const redis = rawRedis();
 const store = createResultStore({ redis, namespace: ns, ttlSeconds: 300 });
 
 afterAll(async () => {
@@ -24,7 +23,7 @@ describe('result store', () => {
     const jobId = randomUUID();
     const first = await store.save(result(jobId, { n: 1 }));
     expect(first.created).toBe(true);
-    expect(first.location).toEqual({ storage: 'redis', key: `${ns}:result:${jobId}:2` });
+    expect(first.location).toEqual({ storage: 'redis', key: storeKeys(ns).result(jobId, 2) });
     const ttl = await redis.ttl(first.location.key);
     expect(ttl).toBeGreaterThan(200);
     expect(ttl).toBeLessThanOrEqual(300);
@@ -49,7 +48,7 @@ describe('result store', () => {
 describe('result store: saveIfOpen', () => {
   const openJob = async (status: string) => {
     const jobId = randomUUID();
-    await redis.hset(`${ns}:job:${jobId}`, { jobId, status });
+    await redis.hset(storeKeys(ns).job(jobId), { jobId, status });
     return jobId;
   };
 
@@ -57,8 +56,8 @@ describe('result store: saveIfOpen', () => {
     for (const status of ['Pending', 'Processing']) {
       const jobId = await openJob(status);
       const first = await store.saveIfOpen(result(jobId, { n: 1 }));
-      expect(first).toMatchObject({ created: true, location: { storage: 'redis', key: `${ns}:result:${jobId}:2` } });
-      expect(await redis.ttl(`${ns}:result:${jobId}:2`)).toBeGreaterThan(200);
+      expect(first).toMatchObject({ created: true, location: { storage: 'redis', key: storeKeys(ns).result(jobId, 2) } });
+      expect(await redis.ttl(storeKeys(ns).result(jobId, 2))).toBeGreaterThan(200);
       const second = await store.saveIfOpen(result(jobId, { n: 2 }));
       expect(second).toMatchObject({ created: false, result: { data: { n: 1 } } });
       expect((await store.find(jobId, 2))?.data).toEqual({ n: 1 });
@@ -69,10 +68,10 @@ describe('result store: saveIfOpen', () => {
     for (const status of ['Completed', 'Cancelled'] as const) {
       const jobId = await openJob(status);
       expect(await store.saveIfOpen(result(jobId, { n: 1 }))).toEqual({ skipped: 'finished', status });
-      expect(await redis.exists(`${ns}:result:${jobId}:2`)).toBe(0);
+      expect(await redis.exists(storeKeys(ns).result(jobId, 2))).toBe(0);
     }
     const gone = randomUUID();
     expect(await store.saveIfOpen(result(gone, { n: 1 }))).toEqual({ skipped: 'missing' });
-    expect(await redis.exists(`${ns}:result:${gone}:2`)).toBe(0);
+    expect(await redis.exists(storeKeys(ns).result(gone, 2))).toBe(0);
   });
 });

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type LookupCommand, type ResultStatus, type ServiceType, type TaskCompleted } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore, keys } from '@lookup/store';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startService, stopService, waitFor, type ServiceProcess } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { REDIS_URL } from './support/env.ts';
 
 // Two real saga replicas consume one queue; the test plays the API and the workers with raw clients.
 const ns = newNamespace('saga');
@@ -23,7 +23,7 @@ beforeAll(async () => {
   amqp = await rawAmqp();
   await amqp.channel.assertQueue(completedQueue, { durable: false });
   await amqp.channel.bindQueue(completedQueue, t.exchanges.events, RoutingKeys.jobCompleted);
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
   jobs = createJobStore({ redis, namespace: ns, ttlSeconds: 600 });
 });
 

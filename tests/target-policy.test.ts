@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './support/redis.ts';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, commandMessageId, type JobDocument, type StoredResult, type TargetType } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore, keys } from '@lookup/store';
@@ -11,7 +12,6 @@ import { startDnsFixture, type DnsFixture } from './fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { REDIS_URL } from './support/env.ts';
 
 // Issue 10, findings 1 and 10 (and "workers re-check the target policy on every command"): with
 // ALLOW_PRIVATE_TARGETS unset, a domain that resolves to a loopback address, or a loopback literal in a forged
@@ -58,7 +58,7 @@ beforeAll(async () => {
       RATE_LIMIT_GLOBAL_PER_MIN: '0',
     },
   });
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
   amqp = await rawAmqp();
 });
 

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './redis.ts';
 import type { JobDocument } from '@lookup/contracts';
 import { keys } from '@lookup/store';
 import { REDIS_URL } from './env.ts';
@@ -93,9 +94,9 @@ export interface LoadReport {
   notSucceeded: number;
 }
 
-/** What the user sees, plus a raw Redis check of the completion counters. */
-export async function report(namespace: string, jobIds: string[], docs: Map<string, JobDocument>, servicesPerJob: number): Promise<LoadReport> {
-  const redis = new Redis(REDIS_URL);
+/** What the user sees, plus a raw Redis check of the completion counters (on `raw`, else a client of REDIS_URL). */
+export async function report(namespace: string, jobIds: string[], docs: Map<string, JobDocument>, servicesPerJob: number, raw?: Redis): Promise<LoadReport> {
+  const redis = raw ?? rawRedis();
   try {
     const k = keys(namespace);
     const counters = await Promise.all(jobIds.map((id) => redis.hmget(k.job(id), 'done', 'total')));
@@ -116,6 +117,6 @@ export async function report(namespace: string, jobIds: string[], docs: Map<stri
       notSucceeded,
     };
   } finally {
-    redis.disconnect();
+    if (!raw) redis.disconnect();
   }
 }

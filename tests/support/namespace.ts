@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { rawRedis } from './redis.ts';
 import { declarations } from '@lookup/messaging';
 import { deleteByPrefix } from '@lookup/store';
 import { AMQP_URL, REDIS_URL } from './env.ts';
@@ -12,6 +13,18 @@ export function newNamespace(label = 't'): string {
 
 /** Removes every queue, exchange and Redis key of a namespace (rascal's nuke, for one namespace). */
 export async function cleanupNamespace(namespace: string, extraQueues: string[] = []): Promise<void> {
+  await cleanupAmqpNamespace(namespace, extraQueues);
+  const redis = rawRedis({ lazyConnect: true });
+  try {
+    await redis.connect();
+    await deleteByPrefix(redis, `${namespace}:`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Removes a namespace's queues and exchanges only (its Redis keys live on servers the test stops itself). */
+export async function cleanupAmqpNamespace(namespace: string, extraQueues: string[] = []): Promise<void> {
   const d = declarations(namespace, { maxAttempts: 10 });
   const conn = await amqp.connect(AMQP_URL);
   try {
@@ -22,12 +35,5 @@ export async function cleanupNamespace(namespace: string, extraQueues: string[] 
     await ch.close();
   } finally {
     await conn.close();
-  }
-  const redis = new Redis(REDIS_URL, { lazyConnect: true });
-  try {
-    await redis.connect();
-    await deleteByPrefix(redis, `${namespace}:`);
-  } finally {
-    redis.disconnect();
   }
 }

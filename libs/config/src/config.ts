@@ -14,6 +14,18 @@ export interface Config {
   /** QUEUE_TYPE: 'classic' (one broker) or 'quorum' (replicated work, event and delay queues, for a cluster). */
   queueType: 'classic' | 'quorum';
   redisUrl: string;
+  /** REDIS_SENTINELS: Sentinel addresses (host:port); when set, the master is found through them by
+   *  REDIS_MASTER_NAME and REDIS_URL only supplies the password, database and TLS. */
+  redisSentinels: { host: string; port: number }[];
+  redisMasterName: string;
+  /** REDIS_CLUSTER (or a `redis+cluster://` REDIS_URL): REDIS_URL names one node of a Redis Cluster, the client
+   *  discovers the others. */
+  redisCluster: boolean;
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge (WAIT) a state change (a lease grant or renewal, a job's
+   *  creation, an outcome, a result) before it counts; defaults to 1 with Sentinel, 0 (no WAIT) otherwise. */
+  redisWaitReplicas: number;
+  /** REDIS_WAIT_TIMEOUT_MS: how long WAIT waits; a change not acknowledged in time is an error (retried). */
+  redisWaitTimeoutMs: number;
   apiHost: string;
   apiPort: number;
   /** METRICS_HOST / METRICS_PORT: where the saga, each worker and the resource worker serve /metrics and /health/*
@@ -251,6 +263,13 @@ const hostPortList: Parser<string[]> = (raw, name) => {
   }
   return items;
 };
+/** REDIS_SENTINELS: comma-separated host:port (the port is required: Sentinels listen on 26379 by convention only). */
+const sentinelList: Parser<{ host: string; port: number }[]> = (raw, name) =>
+  list(raw, name).map((item) => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):(\d{1,5})$/.exec(item);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`${name} must be a comma-separated list of host:port, got '${item}'`);
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  });
 
 /** TRUST_PROXY: false/true, a hop count, or a comma-separated list of proxy IP addresses or CIDRs. */
 const trustProxyParser: Parser<boolean | number | string[]> = (raw, name) => {
@@ -311,7 +330,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rabbitmqManagementUrl: '',
     amqpUrl: read('AMQP_URL', amqpUrls, 'amqp://guest:guest@127.0.0.1:5672'),
     queueType: read('QUEUE_TYPE', oneOf(QUEUE_TYPES), 'classic'),
-    redisUrl: read('REDIS_URL', url(['redis:', 'rediss:']), 'redis://127.0.0.1:6379'),
+    redisUrl: read('REDIS_URL', url(['redis:', 'rediss:', 'redis+cluster:']), 'redis://127.0.0.1:6379'),
+    redisSentinels: read('REDIS_SENTINELS', sentinelList, []),
+    redisMasterName: read('REDIS_MASTER_NAME', str, 'mymaster'),
+    redisCluster: read('REDIS_CLUSTER', bool, false),
+    redisWaitReplicas: 0,
+    redisWaitTimeoutMs: read('REDIS_WAIT_TIMEOUT_MS', int(10, 60_000), 500),
     apiHost: read('API_HOST', str, '127.0.0.1'),
     apiPort: read('API_PORT', int(0, 65535), 8080),
     metricsHost: read('METRICS_HOST', str, '127.0.0.1'),
@@ -391,6 +415,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const backoffs = Array.from({ length: config.retryMaxAttempts - 1 }, (_, i) => Math.min(config.retryMaxDelayMs, config.retryBaseDelayMs * 2 ** i));
   const defaultDeadline = config.lookupTimeoutMs * config.retryMaxAttempts + backoffs.reduce((a, b) => a + b, 0) + 5_000;
   config.rabbitmqManagementUrl = read('RABBITMQ_MANAGEMENT_URL', url(['http:', 'https:']), managementUrlFor(config.amqpUrl));
+  if (config.redisUrl.startsWith('redis+cluster:')) config.redisCluster = true;
+  if (config.redisCluster && config.redisSentinels.length > 0) problems.push('REDIS_CLUSTER and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself');
+  config.redisWaitReplicas = read('REDIS_WAIT_REPLICAS', int(0, 16), config.redisSentinels.length > 0 ? 1 : 0);
+  if (config.redisCluster && config.redisWaitReplicas > 0) {
+    problems.push('REDIS_WAIT_REPLICAS must be 0 with REDIS_CLUSTER: WAIT covers one connection, and a cluster client writes over one per node');
+  }
+  if (config.redisWaitReplicas > 0 && config.redisWaitTimeoutMs >= config.resourceHeartbeatMs) {
+    problems.push(`REDIS_WAIT_TIMEOUT_MS (${config.redisWaitTimeoutMs}) must be below RESOURCE_HEARTBEAT_MS (${config.resourceHeartbeatMs}): a lease renewal waits for its replicas within one heartbeat`);
+  }
+  if (config.redisSentinels.length > 0 && !/^[a-zA-Z0-9._-]{1,64}$/.test(config.redisMasterName)) {
+    problems.push(`REDIS_MASTER_NAME must be 1-64 letters, digits, '.', '-' or '_', got '${config.redisMasterName}'`);
+  }
   config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
   if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
     problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);

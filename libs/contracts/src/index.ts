@@ -13,3 +13,4 @@ export * from './lua-script.ts';
 export * from './events.ts';
 export * from './map-bounded.ts';
 export * from './callbacks.ts';
+export * from './key-slot.ts';

@@ -66,18 +66,61 @@ export const loadLuaScript = createLuaLoader();
 
 export type ScriptCall = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
-/** What the loader needs of a Redis client (ioredis's `defineCommand`). */
+/** What the loader needs of a Redis client (ioredis's `defineCommand`, and `WAIT` for a replica policy). */
 export interface ScriptHost {
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+  wait?(numreplicas: number | string, timeout: number | string): Promise<number>;
+}
+
+/** How many replicas must acknowledge a state change (Redis `WAIT`), and for how long to wait. */
+export interface ReplicaWait {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/** A state change a replica did not acknowledge in time: it may be lost by a failover, so it does not count. */
+export class NotReplicatedError extends Error {
+  readonly code = 'NOT_REPLICATED';
+  readonly retryable = true;
+  constructor(acknowledged: number, wanted: number, timeoutMs: number) {
+    super(`redis write acknowledged by ${acknowledged} of ${wanted} replica(s) within ${timeoutMs} ms`);
+    this.name = 'NotReplicatedError';
+  }
+}
+
+const replicaWaits = new WeakMap<object, ReplicaWait>();
+
+/** Sets the client's replica policy (the one place that creates clients calls it); replicas 0 means none. */
+export function setReplicaWait(client: object, wait: ReplicaWait): void {
+  if (wait.replicas > 0) replicaWaits.set(client, wait);
+  else replicaWaits.delete(client);
+}
+
+/**
+ * Waits until the client's writes so far reach its policy's replicas (WAIT covers everything this connection
+ * wrote); throws NotReplicatedError when fewer acknowledge in time. No policy: returns at once.
+ */
+export async function awaitReplicas(client: ScriptHost): Promise<void> {
+  const policy = replicaWaits.get(client);
+  if (!policy || !client.wait) return;
+  const acknowledged = Number(await client.wait(policy.replicas, policy.timeoutMs));
+  if (acknowledged < policy.replicas) throw new NotReplicatedError(acknowledged, policy.replicas, policy.timeoutMs);
 }
 
 /**
  * Registers `file` (includes spliced) as the client's command `commandName`, once per client: ioredis calls it
  * by SHA (EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a Redis restart). The number of keys is given
- * per call, so one script can take a variable number of keys.
+ * per call, so one script can take a variable number of keys. Unless `replicated` is false (a counter whose loss
+ * costs nothing, like a rate limit), each call then waits for the client's replica policy (awaitReplicas): a
+ * change the replicas did not acknowledge rejects, so a caller never acts on what a failover may undo.
  */
-export function defineLuaCommand(client: ScriptHost, commandName: string, file: URL): ScriptCall {
+export function defineLuaCommand(client: ScriptHost, commandName: string, file: URL, options: { replicated?: boolean } = {}): ScriptCall {
   if (!(commandName in client)) client.defineCommand(commandName, { lua: loadLuaScript(file) });
   const command = (client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[commandName]!;
-  return (keys, args) => command.call(client, keys.length, ...keys, ...args);
+  if (options.replicated === false) return (keys, args) => command.call(client, keys.length, ...keys, ...args);
+  return async (keys, args) => {
+    const result = await command.call(client, keys.length, ...keys, ...args);
+    await awaitReplicas(client);
+    return result;
+  };
 }

@@ -1,15 +1,19 @@
 /**
- * Redis keys of the coordination primitives; all under the suite's NAMESPACE. The resource directory's
- * scripts derive per-worker keys (`worker:<id>`, `owned:<id>`) from `resourcePrefix` inside Lua, so they assume
- * one Redis instance (not Redis Cluster), as the rest of the suite does.
+ * Redis keys of the coordination primitives; all under the suite's NAMESPACE, with hash tags so every script
+ * touches one hash slot on Redis Cluster:
+ * - a lease and its epoch counter share the tag `{<ns>:<name>}`;
+ * - the resource directory (workers, pins, epochs, per-key leases and targets, per-worker records) shares ONE tag
+ *   `{<ns>:res}`: its scripts read the records of the live workers they find (`worker:<id>`, `owned:<id>`, built
+ *   from `resourcePrefix` inside Lua, all in that slot), so on a cluster the whole directory lives on the one node
+ *   that owns that slot. It is small (a few keys per worker and per resource) and written about once per heartbeat.
  */
 export function coordinationKeys(namespace: string) {
-  const lease = `${namespace}:coord:lease:`;
-  const res = `${namespace}:res:`;
+  const leaseTag = (name: string) => `${namespace}:coord:{${namespace}:${name}}`;
+  const res = `${namespace}:res:{${namespace}:res}:`;
   return {
     prefix: `${namespace}:coord:`,
-    lease: (name: string) => `${lease}${name}`,
-    leaseEpoch: (name: string) => `${namespace}:coord:epoch:${name}`,
+    lease: (name: string) => `${leaseTag(name)}:lease`,
+    leaseEpoch: (name: string) => `${leaseTag(name)}:epoch`,
     members: (group: string) => `${namespace}:coord:members:${group}`,
     resourcePrefix: res,
     resourceWorkers: `${res}workers`,

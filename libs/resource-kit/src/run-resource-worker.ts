@@ -30,7 +30,7 @@ export async function runResourceWorker<R>(type: ResourceType<R>): Promise<void>
   logStartup(log, config);
 
   const timings = leaseTimings({ heartbeatMs: config.resourceHeartbeatMs, maxMissed: config.resourceMaxMissed });
-  const redis = createRedis({ url: config.redisUrl, logger: log, name: `${config.namespace}-resource-${workerId}` });
+  const redis = createRedis({ target: config, logger: log, name: `${config.namespace}-resource-${workerId}` });
   const directory = createResourceDirectory({ redis, namespace: config.namespace, ttlMs: timings.ttlMs });
   await type.setup?.({ config, logger: log });
 

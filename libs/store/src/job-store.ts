@@ -15,7 +15,7 @@ import {
   type CallbackSpec,
 } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
-import { keys as makeKeys } from './keys.ts';
+import { jobShard, keys as makeKeys } from './keys.ts';
 import { jobIndexCutoff, jobIndexMember, listJobs, type JobListPage, type JobListQuery } from './job-index.ts';
 
 export interface NewJob {
@@ -167,14 +167,14 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     const fields = jobFields(job);
     // One script: the job appears whole (fields, TTL, deadline) or not at all.
     await createScript(
-      [k.job(job.jobId), k.deadlines, k.jobIndex],
+      [k.job(job.jobId), k.deadlines(job.jobId), k.jobIndex],
       [ttlSeconds, job.deadlineAt, job.jobId, jobIndexMember(job.createdAt, job.jobId), jobIndexCutoff(Date.now(), ttlSeconds), ...Object.entries(fields).flat()],
     );
   }
 
   /** Removes a job that was never announced (its job.submitted could not be published). */
   async function discard(jobId: string): Promise<void> {
-    await redis.multi().del(k.job(jobId), k.jobEvents(jobId)).zrem(k.deadlines, jobId).exec();
+    await redis.multi().del(k.job(jobId), k.jobEvents(jobId)).zrem(k.deadlines(jobId), jobId).exec();
   }
 
   /**
@@ -183,6 +183,9 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
    * jobs' TTL.
    */
   async function createMany(batch: NewBatch, jobList: readonly NewJob[]): Promise<void> {
+    const shard = jobShard(batch.batchId);
+    const strays = jobList.filter((j) => jobShard(j.jobId) !== shard).map((j) => j.jobId);
+    if (strays.length > 0) throw new Error(`batch ${batch.batchId}: jobs ${strays.join(', ')} are not in its shard (ids from newIdInShard)`);
     const batchFields = {
       batchId: batch.batchId,
       createdAt: batch.createdAt,
@@ -195,13 +198,13 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       const fields = Object.entries(jobFields(job));
       args.push(job.jobId, job.deadlineAt, jobIndexMember(job.createdAt, job.jobId), fields.length, ...fields.flat());
     }
-    await createBatchScript([k.deadlines, k.batch(batch.batchId), k.jobIndex, ...jobList.map((j) => k.job(j.jobId))], args);
+    await createBatchScript([k.deadlines(batch.batchId), k.batch(batch.batchId), k.jobIndex, ...jobList.map((j) => k.job(j.jobId))], args);
   }
 
   /** Removes a batch that was never announced (a job.submitted of it was not confirmed): every job and the record. */
   async function discardMany(batchId: string, jobIds: readonly string[]): Promise<void> {
     const m = redis.multi();
-    if (jobIds.length > 0) m.del(...jobIds.flatMap((id) => [k.job(id), k.jobEvents(id)])).zrem(k.deadlines, ...jobIds);
+    if (jobIds.length > 0) m.del(...jobIds.flatMap((id) => [k.job(id), k.jobEvents(id)])).zrem(k.deadlines(batchId), ...jobIds);
     await m.del(k.batch(batchId)).exec();
   }
 
@@ -300,21 +303,22 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
     const [disposition, status, notified, createdAt] = (await recordOutcomeScript(
-      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
+      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [service, JSON.stringify(outcome), at, jobId],
     )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
     return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
-  /** Jobs whose deadline has passed (oldest first), for the deadline sweeper. */
+  /** Jobs whose deadline has passed (oldest first within each shard, up to `limit` in all), for the sweeper. */
   async function dueJobs(nowMs: number, limit: number): Promise<string[]> {
-    return redis.zrangebyscore(k.deadlines, '-inf', nowMs, 'LIMIT', 0, limit);
+    const perShard = await Promise.all(k.allDeadlines.map((key) => redis.zrangebyscore(key, '-inf', nowMs, 'LIMIT', 0, limit)));
+    return perShard.flat().slice(0, limit);
   }
 
   /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
   async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean; createdAt?: string }> {
     const [disposition, status, notified, createdAt] = (await expireScript(
-      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
+      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
     )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
     return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
@@ -322,7 +326,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
     const [disposition, status] = (await cancelScript(
-      [k.job(jobId), k.deadlines, k.jobEvents(jobId)],
+      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
     )) as [CancelDisposition, JobStatus | ''];
     return { disposition, status };

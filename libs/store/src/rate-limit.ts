@@ -83,7 +83,8 @@ export function createRateLimiter({
   if (!Number.isInteger(windowMs) || windowMs < submitSegments) throw new RangeError(`windowMs must be an integer >= ${submitSegments}`);
 
   const k = makeKeys(namespace);
-  const script = defineScript(redis, 'rate-limit');
+  // A counter lost in a failover only lets a few more requests through: no replica wait on the HTTP path.
+  const script = defineScript(redis, 'rate-limit', { replicated: false });
   const tiers: Record<RateLimitTier, { limit: number; segments: number; global: boolean }> = {
     submit: { limit: limits.submitPerMin, segments: submitSegments, global: true },
     api: { limit: limits.apiPerMin, segments: 1, global: true },

@@ -1,4 +1,5 @@
 import type { JobStatus, ResultLocation, ServiceType, StoredResult } from '@lookup/contracts';
+import { awaitReplicas } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
 
@@ -40,6 +41,7 @@ export function createResultStore({ redis, namespace, ttlSeconds }: ResultStoreD
   async function save(result: StoredResult): Promise<SaveResultOutcome> {
     const location = locate(result.jobId, result.serviceType);
     const previous = await redis.set(location.key, JSON.stringify(result), 'EX', ttlSeconds, 'NX', 'GET');
+    await awaitReplicas(redis);
     if (previous === null) return { location, result, created: true };
     return { location, result: JSON.parse(previous) as StoredResult, created: false };
   }

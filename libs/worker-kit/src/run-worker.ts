@@ -25,7 +25,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
   logStartup(logger, config, { lookupService: info.name });
 
   const name = `${config.namespace}-worker-${info.slug}`;
-  const redis = createRedis({ url: config.redisUrl, logger, name });
+  const redis = createRedis({ target: config, logger, name });
   const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });

@@ -24,7 +24,7 @@ enableProcessMetrics();
 for (const warning of startupWarnings(config)) logger.warn(warning);
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
-const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api`, failFast: true });
+const redis = createRedis({ target: config, logger, name: `${config.namespace}-api`, failFast: true });
 const broker = createBroker({
   url: config.amqpUrl,
   namespace: config.namespace,
@@ -39,7 +39,7 @@ const broker = createBroker({
 // connection (job-events.ts says why). Every API replica also hears every job.completed (a private queue each):
 // a second wake-up for the end of a job.
 const jobStore = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
-const subscriber = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-api-events`, failFast: true });
+const subscriber = createRedis({ target: config, logger, name: `${config.namespace}-api-events`, failFast: true });
 const jobEvents = createJobEventHub({
   read: (jobId, afterId) => jobStore.readEvents(jobId, afterId),
   subscriber: { redis: subscriber, namespace: config.namespace, logger },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SCHEMA_VERSION, mapBounded, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
-import type { NewJob } from '@lookup/store';
+import { jobShard, newIdInShard, type NewJob } from '@lookup/store';
 import type { ApiDeps } from './deps.ts';
 import {
   BatchNotFound,
@@ -168,7 +168,8 @@ export async function submitBatch(
   const createdAt = new Date(now).toISOString();
   const jobs: (NewJob & { index: number })[] = accepted.map((v) => ({
     index: v.index,
-    jobId: randomUUID(),
+    // In the batch's shard: one script creates them all, on a Redis Cluster too.
+    jobId: newIdInShard(jobShard(batchId)),
     target: v.item.target,
     targetType: v.item.targetType,
     services: v.item.services,

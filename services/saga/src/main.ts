@@ -17,7 +17,7 @@ const config = loadConfigOrExit();
 const logger = createLogger({ service: 'saga', level: config.logLevel, format: config.logFormat });
 logStartup(logger, config);
 
-const redis = createRedis({ url: config.redisUrl, logger, name: `${config.namespace}-saga` });
+const redis = createRedis({ target: config, logger, name: `${config.namespace}-saga` });
 const broker = createBroker({
   url: config.amqpUrl,
   namespace: config.namespace,

@@ -1,0 +1,204 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitFor } from './processes.ts';
+
+/**
+ * Extra Redis servers for the Sentinel and Cluster tests: child processes of the test (never daemonized) on free
+ * loopback ports, each with its own temporary directory, no persistence. `stop()` kills them and deletes the
+ * directories; the machine's own Redis is never touched.
+ */
+export interface RedisNode {
+  port: number;
+  dir: string;
+  child: ChildProcess;
+  /** SIGKILL (a crash: nothing is flushed or handed over). */
+  kill(): Promise<void>;
+}
+
+const live = new Set<RedisNode>();
+
+/** A redis-server with `args`, or a redis-sentinel with the config file `sentinelConf` returns (it rewrites it). */
+async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string, dirArgs?: (dir: string) => string[]): Promise<RedisNode> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), `lookup-${binary}-${port}-`));
+  let argv: string[];
+  if (sentinelConf) {
+    const file = join(dir, 'sentinel.conf');
+    writeFileSync(file, `bind 127.0.0.1\ndaemonize no\nloglevel warning\n${sentinelConf(port, dir)}`);
+    argv = [file];
+  } else {
+    argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args, ...(dirArgs?.(dir) ?? [])];
+  }
+  const child = spawn(`/usr/bin/${binary}`, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const node: RedisNode = {
+    port,
+    dir,
+    child,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      live.delete(node);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  live.add(node);
+  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`${binary} on ${port} exited with ${child.exitCode}`);
+      if (probe.status !== 'ready') await probe.connect().catch(() => undefined);
+      return (await probe.ping().catch(() => undefined)) === 'PONG' ? true : undefined;
+    }, 10_000);
+  } catch (err) {
+    await node.kill();
+    throw err;
+  } finally {
+    probe.disconnect();
+  }
+  return node;
+}
+
+/** A Redis server with no replica (nothing can acknowledge a WAIT). */
+export function startStandaloneRedis(): Promise<RedisNode> {
+  return startNode('redis-server', []);
+}
+
+/** Kills every node this process started (afterAll, also after a failed test). */
+export async function stopAllRedisNodes(): Promise<void> {
+  await Promise.all([...live].map((n) => n.kill()));
+}
+
+export interface SentinelSetup {
+  masterName: string;
+  master: RedisNode;
+  replica: RedisNode;
+  sentinels: RedisNode[];
+  /** The suite's environment: Sentinels only (REDIS_URL points nowhere, so nothing can bypass them). */
+  env: Record<string, string>;
+  /** A raw client that follows the master through the Sentinels, for checks. */
+  client(): Redis;
+  /** The master's port as the Sentinels report it. */
+  masterPort(): Promise<number>;
+  /** SENTINEL FAILOVER; resolves once every Sentinel names the new master and it accepts writes. */
+  failover(): Promise<number>;
+}
+
+/** One master, one replica and three Sentinels (quorum 2) on loopback. */
+export async function startSentinelSetup(masterName = 'lookup-test'): Promise<SentinelSetup> {
+  const fast = ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'];
+  const master = await startNode('redis-server', fast);
+  const replica = await startNode('redis-server', [...fast, '--replicaof', '127.0.0.1', String(master.port)]);
+  const sentinelConf = (port: number, dir: string) => [
+    `port ${port}`,
+    `dir ${dir}`,
+    'sentinel resolve-hostnames no',
+    `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
+    `sentinel down-after-milliseconds ${masterName} 1000`,
+    `sentinel failover-timeout ${masterName} 10000`,
+    `sentinel parallel-syncs ${masterName} 1`,
+    '',
+  ].join('\n');
+  const sentinels = await Promise.all([0, 1, 2].map(() => startNode('redis-sentinel', [], sentinelConf)));
+  const admin = (node: RedisNode) => new Redis({ host: '127.0.0.1', port: node.port, lazyConnect: false, maxRetriesPerRequest: 1 });
+  const setup: SentinelSetup = {
+    masterName,
+    master,
+    replica,
+    sentinels,
+    env: {
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+      REDIS_MASTER_NAME: masterName,
+    },
+    client: () => new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: masterName, failoverDetector: true, reconnectOnError: (e) => (e.message.startsWith('READONLY') ? 2 : false) }),
+    async masterPort() {
+      const s = admin(sentinels[0]!);
+      try {
+        const addr = (await s.call('SENTINEL', 'get-master-addr-by-name', masterName)) as string[];
+        return Number(addr[1]);
+      } finally {
+        s.disconnect();
+      }
+    },
+    async failover() {
+      const before = await setup.masterPort();
+      const s = admin(sentinels[0]!);
+      try {
+        await s.call('SENTINEL', 'FAILOVER', masterName);
+      } finally {
+        s.disconnect();
+      }
+      return await waitForNewMaster(before);
+    },
+  };
+  async function waitForNewMaster(before: number): Promise<number> {
+    return waitFor(async () => {
+      const ports = await Promise.all(sentinels.filter((n) => n.child.exitCode === null).map(async (n) => {
+        const s = admin(n);
+        try {
+          return Number(((await s.call('SENTINEL', 'get-master-addr-by-name', masterName)) as string[])[1]);
+        } finally {
+          s.disconnect();
+        }
+      }));
+      const port = ports[0]!;
+      if (port === before || ports.some((p) => p !== port)) return undefined;
+      const m = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
+      try {
+        return (await m.info('replication')).includes('role:master') ? port : undefined;
+      } finally {
+        m.disconnect();
+      }
+    }, 30_000, 100);
+  }
+  // Ready for a failover: the replica in sync, every Sentinel knowing the replica and the two other Sentinels.
+  await waitFor(async () => {
+    const r = new Redis({ host: '127.0.0.1', port: replica.port, maxRetriesPerRequest: 1 });
+    try {
+      if (!(await r.info('replication')).includes('master_link_status:up')) return undefined;
+    } finally {
+      r.disconnect();
+    }
+    for (const n of sentinels) {
+      const s = admin(n);
+      try {
+        const replicas = (await s.call('SENTINEL', 'REPLICAS', masterName)) as unknown[];
+        const peers = (await s.call('SENTINEL', 'SENTINELS', masterName)) as unknown[];
+        if (replicas.length < 1 || peers.length < 2) return undefined;
+      } finally {
+        s.disconnect();
+      }
+    }
+    return true;
+  }, 30_000, 200);
+  return setup;
+}
+
+export interface ClusterSetup {
+  nodes: RedisNode[];
+  /** The suite's environment: a redis+cluster:// URL naming the first node (the client discovers the others). */
+  env: Record<string, string>;
+}
+
+/** Three masters (no replicas) of a Redis Cluster on loopback, every slot assigned, cluster_state ok. */
+export async function startRedisCluster(): Promise<ClusterSetup> {
+  const nodes = await Promise.all([0, 1, 2].map(() => startNode('redis-server', [], undefined, (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'])));
+  execFileSync('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 });
+  await waitFor(async () => {
+    for (const n of nodes) {
+      const r = new Redis({ host: '127.0.0.1', port: n.port, maxRetriesPerRequest: 1 });
+      try {
+        if (!String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) return undefined;
+      } finally {
+        r.disconnect();
+      }
+    }
+    return true;
+  }, 30_000, 200);
+  return { nodes, env: { REDIS_URL: `redis+cluster://127.0.0.1:${nodes[0]!.port}` } };
+}
