@@ -4,7 +4,7 @@
 // image's CMD run. No Docker
 // engine is needed: compose files are rendered with `docker-compose config` (v1, or the v2 plugin), the Dockerfile
 // is read as text.
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_CATALOGUE } from '@lookup/contracts';
+import { declarations, topology } from '@lookup/messaging';
 import { isKnownSeries, promqlMetricNames, SUITE_HISTOGRAMS, SUITE_METRICS } from './support/metric-names.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -81,8 +82,12 @@ beforeAll(async () => {
   start = (await import(pathToFileURL(START).href)) as StartModule;
 });
 
-/** `docker-compose` (v1, Debian's package) or, failing that, the `docker compose` v2 plugin. */
+/** `docker-compose` (v1, Debian's package) or, failing that, the `docker compose` v2 plugin (looked up once). */
+let composeTool: { cmd: string; prefix: string[] } | null | undefined;
 function findCompose(): { cmd: string; prefix: string[] } | null {
+  return (composeTool ??= lookUpCompose());
+}
+function lookUpCompose(): { cmd: string; prefix: string[] } | null {
   const v1 = spawnSync('docker-compose', ['version'], { encoding: 'utf8' });
   if (!v1.error && v1.status === 0) return { cmd: 'docker-compose', prefix: [] };
   const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
@@ -118,12 +123,14 @@ describe('docker-compose.yml', () => {
   /**
    * Renders the compose files the way a user's checkout would: a project directory holding them and a `.env` with
    * exactly `vars` (never the developer's .env or shell: only PATH and HOME are passed), then
-   * `<compose> [-f file]... [--profile p]... config [args]`.
+   * `<compose> [-f file]... [--profile p]... config [args]`. Asynchronous, so this worker is never blocked while
+   * docker-compose runs (several seconds each on a loaded machine: a long synchronous stretch starves vitest's worker
+   * RPC, "Timeout calling onTaskUpdate").
    */
-  function composeConfig(
+  async function composeConfig(
     vars: Record<string, string>,
     options: { args?: string[]; files?: string[]; profiles?: string[] } = {},
-  ): SpawnSyncReturns<string> {
+  ): Promise<{ status: number | null; stdout: string; stderr: string }> {
     const { args = ['-q'], files = ['docker-compose.yml'], profiles = [] } = options;
     const tool = findCompose();
     if (!tool) {
@@ -140,47 +147,24 @@ describe('docker-compose.yml', () => {
       writeFileSync(path.join(dir, '.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
       const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
       const argv = [...tool.prefix, ...files.flatMap((f) => ['-f', f]), ...profiles.flatMap((p) => ['--profile', p]), 'config', ...args];
-      const r = spawnSync(tool.cmd, argv, { cwd: dir, encoding: 'utf8', env });
-      expect(r.error).toBeUndefined();
-      return r;
+      return await new Promise((resolve, reject) => {
+        const child = spawn(tool.cmd, argv, { cwd: dir, env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', reject);
+        child.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  function rendered(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): ComposeFile {
-    const r = composeConfig(vars, { ...options, args: [] });
+  /** The compose model docker-compose renders from `vars` and `options` (composeConfig), which must render. */
+  async function renderedAsync(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): Promise<ComposeFile> {
+    const r = await composeConfig(vars, { ...options, args: [] });
     expect(r.status, `config said:\n${r.stdout}${r.stderr}`).toBe(0);
     return parse(r.stdout) as ComposeFile;
-  }
-  /**
-   * rendered(), without blocking this worker while docker-compose runs (several seconds each on a loaded machine:
-   * a long synchronous stretch starves vitest's worker RPC, "Timeout calling onTaskUpdate").
-   */
-  async function renderedAsync(vars: Record<string, string>, options: { files?: string[]; profiles?: string[] } = {}): Promise<ComposeFile> {
-    const { files = ['docker-compose.yml'], profiles = [] } = options;
-    const tool = findCompose();
-    if (!tool) throw new Error('neither `docker-compose` nor `docker compose` is installed (see composeConfig)');
-    const dir = mkdtempSync(path.join(tmpdir(), 'compose-project-'));
-    try {
-      for (const file of files) copyFileSync(path.join(ROOT, file), path.join(dir, file));
-      copyFileSync(path.join(ROOT, 'Dockerfile'), path.join(dir, 'Dockerfile'));
-      writeFileSync(path.join(dir, '.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''));
-      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir };
-      const argv = [...tool.prefix, ...files.flatMap((f) => ['-f', f]), ...profiles.flatMap((p) => ['--profile', p]), 'config'];
-      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(tool.cmd, argv, { cwd: dir, env });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        child.on('error', reject);
-        child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
-      });
-      expect(code, `config said:\n${stdout}${stderr}`).toBe(0);
-      return parse(stdout) as ComposeFile;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   }
   const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
   const DEMO = { files: ['docker-compose.yml', 'compose.demo.yml'], profiles: ['demo'] };
@@ -188,24 +172,24 @@ describe('docker-compose.yml', () => {
   /** Every file and every profile at once. */
   const ALL = { files: ['docker-compose.yml', 'compose.demo.yml', 'compose.observability.yml'], profiles: ['demo', 'observability'] };
 
-  it('is valid for docker-compose (config -q exits 0) once the secrets are set, alone and with the demo override', () => {
-    const r = composeConfig(SECRETS);
+  it('is valid for docker-compose (config -q exits 0) once the secrets are set, alone and with the demo override', async () => {
+    const r = await composeConfig(SECRETS);
     expect(r.status, `config -q said:\n${r.stdout}${r.stderr}`).toBe(0);
-    const demo = composeConfig(SECRETS, DEMO);
+    const demo = await composeConfig(SECRETS, DEMO);
     expect(demo.status, `config -q (demo) said:\n${demo.stdout}${demo.stderr}`).toBe(0);
   });
 
-  it('refuses to start without the RabbitMQ and Redis passwords, naming them', () => {
-    const r = composeConfig({});
+  it('refuses to start without the RabbitMQ and Redis passwords, naming them', async () => {
+    const r = await composeConfig({});
     expect(r.status).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/RABBITMQ_PASSWORD|REDIS_PASSWORD/);
-    const noRedis = composeConfig({ RABBITMQ_PASSWORD: 'x1' });
+    const noRedis = await composeConfig({ RABBITMQ_PASSWORD: 'x1' });
     expect(noRedis.status).not.toBe(0);
     expect(`${noRedis.stdout}${noRedis.stderr}`).toMatch(/REDIS_PASSWORD/);
   });
 
-  it('takes every secret from the environment (.env): rendered into the services, never written in the file', () => {
-    const out = rendered(SECRETS);
+  it('takes every secret from the environment (.env): rendered into the services, never written in the file', async () => {
+    const out = await renderedAsync(SECRETS);
     const env = (name: string) => asEnv(out.services[name]!.environment);
     expect(env('api').AMQP_URL).toBe('amqp://lookup:rmqTestSecret42@rabbitmq:5672');
     expect(env('api').REDIS_URL).toBe('redis://:redisTestSecret42@redis:6379');
@@ -248,7 +232,7 @@ describe('docker-compose.yml', () => {
     expect(read('.dockerignore').split('\n')).toContain('.env');
   });
 
-  it('passes every configuration variable of libs/config from .env (env_file) to every app container, documented in .env.example', () => {
+  it('passes every configuration variable of libs/config from .env (env_file) to every app container, documented in .env.example', async () => {
     // The parse found the whole list (a parse that found nothing would make this test pass vacuously).
     expect(CONFIG_VARIABLES.length).toBeGreaterThanOrEqual(50);
     expect(CONFIG_VARIABLES).toEqual(
@@ -264,7 +248,7 @@ describe('docker-compose.yml', () => {
     // A .env setting every variable to a value of its own: each container sees it, unless compose sets it there.
     const vars: Record<string, string> = { ...SECRETS };
     for (const name of CONFIG_VARIABLES) if (!(name in vars)) vars[name] = `from-env-file-${name.toLowerCase()}`;
-    const out = rendered(vars);
+    const out = await renderedAsync(vars);
     for (const [service] of appServices) {
       const env = asEnv(out.services[service]!.environment);
       for (const name of CONFIG_VARIABLES) {
@@ -310,8 +294,8 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('publishes only on 127.0.0.1 (the API on API_PUBLISH_ADDRESS), on host ports set in .env: RabbitMQ, its console, Redis, the API', () => {
-    const defaults = rendered(SECRETS);
+  it('publishes only on 127.0.0.1 (the API on API_PUBLISH_ADDRESS), on host ports set in .env: RabbitMQ, its console, Redis, the API', async () => {
+    const defaults = await renderedAsync(SECRETS);
     const published = (out: ComposeFile) =>
       Object.fromEntries(
         Object.entries(out.services).map(([name, s]) => [name, (s.ports ?? []).map(portBinding).map((p) => `${p.hostIp}:${p.published}:${p.target}`).sort()]),
@@ -325,7 +309,7 @@ describe('docker-compose.yml', () => {
       // docker-compose v1 renders the services of every profile; v2 only those of the active profiles.
       ...(defaults.services.prometheus ? OBSERVABILITY_PORTS : {}),
     });
-    const moved = rendered({
+    const moved = await renderedAsync({
       ...SECRETS, RABBITMQ_HOST_PORT: '25672', RABBITMQ_MANAGEMENT_HOST_PORT: '25673', REDIS_HOST_PORT: '26379',
       API_HOST_PORT: '28080', API_PUBLISH_ADDRESS: '0.0.0.0',
     });
@@ -387,7 +371,7 @@ describe('docker-compose.yml', () => {
     expect(redisCommand).not.toMatch(/--requirepass/);
   });
 
-  it('has an offline demo: the fixtures under profile demo, and compose.demo.yml pointing the API and lookup workers at them', () => {
+  it('has an offline demo: the fixtures under profile demo, and compose.demo.yml pointing the API and lookup workers at them', async () => {
     const fixtures = services.fixtures!;
     expect(fixtures.profiles).toEqual(['demo']);
     expect(fixtures.command).toEqual(['node', 'tests/fixtures/dist/serve.mjs']); // bundled by the Dockerfile
@@ -399,7 +383,7 @@ describe('docker-compose.yml', () => {
       expect(asEnv(svc.environment).DNS_SERVERS, name).toBeUndefined();
     }
 
-    const out = rendered(SECRETS, DEMO);
+    const out = await renderedAsync(SECRETS, DEMO);
     const demoIp = (out.services.fixtures!.networks as Record<string, { ipv4_address?: string } | null>).demo?.ipv4_address;
     expect(demoIp).toBe('10.253.53.53');
     const subnet = out.networks?.demo?.ipam?.config?.[0]?.subnet;
@@ -419,7 +403,7 @@ describe('docker-compose.yml', () => {
     }
     expect(asEnv(out.services.api!.environment).ALLOW_PRIVATE_TARGETS).toBe('true');
     // The prefix moves both the subnet and the fixture's address.
-    const moved = rendered({ ...SECRETS, DEMO_NETWORK_PREFIX: '10.99.7' }, DEMO);
+    const moved = await renderedAsync({ ...SECRETS, DEMO_NETWORK_PREFIX: '10.99.7' }, DEMO);
     expect(moved.networks?.demo?.ipam?.config?.[0]?.subnet).toBe('10.99.7.0/24');
     expect(asEnv(moved.services['reverse-dns-worker']!.environment).DNS_SERVERS).toBe('10.99.7.53:5353');
   });
@@ -437,7 +421,7 @@ describe('docker-compose.yml', () => {
       scrape_configs: Array<{ job_name: string; metrics_path?: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }>; static_configs?: Array<{ targets: string[] }> }>;
     };
     const dashboard = JSON.parse(read(`${OBS_DIR}/grafana/dashboards/lookup-suite.json`)) as {
-      uid: string; panels: Array<{ type: string; title: string; datasource?: { uid?: string }; targets?: Array<{ expr: string; datasource?: { uid?: string } }> }>;
+      uid: string; templating: { list: Array<{ name: string; query: string }> }; panels: Array<{ type: string; title: string; datasource?: { uid?: string }; targets?: Array<{ expr: string; datasource?: { uid?: string } }> }>;
     };
     const queries = dashboard.panels.filter((p) => p.type !== 'row').flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
 
@@ -539,6 +523,17 @@ describe('docker-compose.yml', () => {
       expect(panel(/outcomes per service/)).toMatch(/sum by \(service, outcome\) \(rate\(lookup_tasks_total\[/);
       expect(panel(/^Queue depth$/)).toMatch(/rabbitmq_queue_messages_ready\{[^}]*queue=~/);
       expect(panel(/^Queue depth$/)).toMatch(/rabbitmq_queue_messages_unacked\{/);
+      // The queue panels show every work queue of the topology, the per-priority and callback queues too: each
+      // `queue=~"..."` matcher, with the dashboard's NAMESPACE, matches them all (PromQL regexes are fully anchored).
+      const namespace = dashboard.templating.list.find((v) => v.name === 'namespace')!.query;
+      const t = topology(namespace);
+      const workQueues = declarations(namespace).queues.filter((q) => q.arguments?.['x-dead-letter-exchange'] === t.exchanges.deadLetter).map((q) => q.name);
+      expect(workQueues).toEqual(expect.arrayContaining([t.queues.callbacks, ...SERVICE_CATALOGUE.map((s) => t.queues.lookupPriority(s.slug, 'high'))]));
+      for (const q of queries.filter((x) => /^(Queue depth|Consumers per queue)$/.test(x.panel))) {
+        const matchers = [...q.expr.matchAll(/queue=~"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1').replaceAll('$namespace', namespace));
+        expect(matchers.length, `${q.panel}: ${q.expr} selects queues by a regex`).toBeGreaterThan(0);
+        for (const re of matchers) for (const queue of workQueues) expect(queue, `${q.panel}: ${re}`).toMatch(new RegExp(`^(?:${re})$`));
+      }
       expect(panel(/^Dead letters$/)).toMatch(/lookup_dead_letters_total/);
       // Every agreed metric has a panel (histograms through their buckets).
       for (const name of [...SUITE_METRICS, ...SUITE_HISTOGRAMS.map((h) => `${h}_bucket`)]) expect(seen, name).toContain(name);

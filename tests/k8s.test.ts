@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_CATALOGUE } from '@lookup/contracts';
-import { topology } from '@lookup/messaging';
+import { declarations, topology } from '@lookup/messaging';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -261,26 +261,39 @@ describe.each(TARGETS)('deploy/k8s %s', (overlay) => {
     }
   });
 
-  it('scales every queue consumer with KEDA over the management HTTP API (QueueLength), on the topology\'s queue names', () => {
+  it('scales every queue consumer with KEDA over the management HTTP API (QueueLength), a trigger per work queue of the topology', () => {
     const namespace = config.data?.NAMESPACE ?? 'lookup';
     const t = topology(namespace);
     const prefetch = config.data?.PREFETCH ?? '64';
-    const expected = new Map([['saga', t.queues.saga], ...SERVICE_CATALOGUE.map((s) => [`${s.slug}-worker`, t.queues.lookup(s.slug)] as [string, string])]);
+    // Each Deployment's queues, as its process consumes them: the saga its events and the completion callbacks,
+    // a lookup worker its normal, high and low priority queues (KEDA scales on the largest of the triggers).
+    const expected = new Map<string, string[]>([
+      ['saga', [t.queues.saga, t.queues.callbacks]],
+      ...SERVICE_CATALOGUE.map((s) => [`${s.slug}-worker`, [t.queues.lookup(s.slug), t.queues.lookupPriority(s.slug, 'high'), t.queues.lookupPriority(s.slug, 'low')]] as [string, string[]]),
+    ]);
     const scaled = of('ScaledObject');
     expect(scaled.map((s) => s.metadata.name).sort()).toEqual([...expected.keys()].sort());
+    // Every work queue of the declared topology (those that dead-letter into the dead-letter exchange: not the delay
+    // queues, not the dead-letter queue itself) has a trigger, so no backlog goes unseen by the autoscaler.
+    const workQueues = declarations(namespace).queues.filter((q) => q.arguments?.['x-dead-letter-exchange'] === t.exchanges.deadLetter).map((q) => q.name);
+    const watched = scaled.flatMap((s) => (s.spec.triggers as Array<{ metadata: { queueName: string } }>).map((tr) => tr.metadata.queueName));
+    expect(watched.sort()).toEqual(workQueues.sort());
     const auths = new Map(of('TriggerAuthentication').map((a) => [a.metadata.name, a]));
     for (const s of scaled) {
       expect(s.spec.scaleTargetRef.name).toBe(s.metadata.name);
       expect(named('Deployment', s.spec.scaleTargetRef.name), `${s.metadata.name}: target`).toBeDefined();
       expect(s.spec.minReplicaCount, `${s.metadata.name}: never scaled to zero (the PDB and the saga's deadline sweeps)`).toBeGreaterThanOrEqual(1);
       expect(s.spec.maxReplicaCount).toBeGreaterThan(s.spec.minReplicaCount);
-      expect(s.spec.triggers).toHaveLength(1);
-      const trigger = s.spec.triggers[0];
-      expect(trigger.type).toBe('rabbitmq');
-      expect(trigger.metadata).toEqual({ protocol: 'http', mode: 'QueueLength', value: prefetch, queueName: expected.get(s.metadata.name) });
-      const auth = auths.get(trigger.authenticationRef.name);
-      expect(auth, `${s.metadata.name}: TriggerAuthentication`).toBeDefined();
-      expect(auth!.spec.secretTargetRef).toEqual([{ parameter: 'host', name: 'lookup-secrets', key: 'RABBITMQ_MANAGEMENT_URL' }]);
+      const triggers = s.spec.triggers as Array<{ type: string; name?: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
+      expect(triggers.map((tr) => tr.metadata.queueName), s.metadata.name).toEqual(expected.get(s.metadata.name));
+      expect(new Set(triggers.map((tr) => tr.name)).size, `${s.metadata.name}: distinct trigger names`).toBe(triggers.length);
+      for (const trigger of triggers) {
+        expect(trigger.type).toBe('rabbitmq');
+        expect(trigger.metadata).toEqual({ protocol: 'http', mode: 'QueueLength', value: prefetch, queueName: trigger.metadata.queueName });
+        const auth = auths.get(trigger.authenticationRef.name);
+        expect(auth, `${s.metadata.name}: TriggerAuthentication`).toBeDefined();
+        expect(auth!.spec.secretTargetRef).toEqual([{ parameter: 'host', name: 'lookup-secrets', key: 'RABBITMQ_MANAGEMENT_URL' }]);
+      }
     }
     if (overlay === 'dev') {
       // KEDA's operator resolves the host from its own namespace: a fully qualified service name.

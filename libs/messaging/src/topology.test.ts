@@ -117,6 +117,9 @@ describe('queueRole (the queue label of lookup_dead_letters_total)', () => {
     const t = topology('ns1');
     expect(t.queueRole(t.queues.saga)).toBe('saga');
     expect(t.queueRole(t.queues.lookup('reverse-dns'))).toBe('lookup.reverse-dns');
+    expect(t.queueRole(t.queues.lookupPriority('reverse-dns', 'high'))).toBe('lookup.reverse-dns.high');
+    expect(t.queueRole(t.queues.lookupPriority('ping', 'low'))).toBe('lookup.ping.low');
+    expect(t.queueRole(t.queues.callbacks)).toBe('callbacks');
     expect(t.queueRole(t.queues.api('host-42-abcdef'))).toBe('api');
     expect(t.queueRole(t.queues.resource('w-1'))).toBe('resource');
     expect(t.queueRole(t.queues.resourceReply('host-42'))).toBe('resource-reply');

@@ -51,14 +51,15 @@ export function topology(namespace: string) {
     delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,
     /**
      * A queue's role, for metric labels: its name without the namespace, with a process's private queues reduced to
-     * their kind (`saga`, `lookup.ping`, `api`, `resource`, `resource-reply`); `other` for a name outside the suite.
+     * their kind (`saga`, `callbacks`, `lookup.ping`, `lookup.ping.high`, `api`, `resource`, `resource-reply`);
+     * `other` for a name outside the suite.
      */
     queueRole: (queue: string): string => {
       if (!queue.startsWith(`${ns}.`)) return 'other';
       const rest = queue.slice(ns.length + 1);
       const kind = /^(api|resource|resource-reply)\./.exec(rest);
       if (kind) return kind[1]!;
-      return /^(saga|dead-letter|lookup\.[a-z0-9-]+|delay\.[a-z0-9-]+\.[0-9]+ms)$/.test(rest) ? rest : 'other';
+      return /^(saga|callbacks|dead-letter|lookup\.[a-z0-9-]+(\.(high|low))?|delay\.[a-z0-9-]+\.[0-9]+ms)$/.test(rest) ? rest : 'other';
     },
     /** The delay bucket (ms) of one of this suite's delay queues, or undefined when `queue` is not one. */
     delayQueueBucket: (queue: string): number | undefined => {
