@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { CallbackSpecSchema, JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
+import { tenantSpend } from '../tenant-quota.ts';
 import { BatchNotFound, InvalidBatchId, RateLimited, StoreUnavailable } from '../http-errors.ts';
 import { tierLimit } from '../rate-limit.ts';
 import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
@@ -152,7 +153,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
           fresh: wantsFresh(request.headers['cache-control']),
           priority: request.body.priority,
         },
-        { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count) },
+        { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count), tenant: tenantSpend(deps.tenantQuota, request.tenant) },
       );
       reply.code(202).header('Location', `/api/lookup/batch/${accepted.batchId}`);
       if (replayed) reply.header('Idempotent-Replayed', 'true');

@@ -10,6 +10,7 @@ import type { Config } from '@lookup/config';
 import { queryAddresses, resolverSettings } from '@lookup/dns';
 import { jobsCompleted, zeroed } from '@lookup/metrics';
 import type { ApiDeps } from '../deps.ts';
+import { tenantSpend } from '../tenant-quota.ts';
 import { parseJobId } from '../errors.ts';
 import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
 import { createSubmitLookupDeps, submitLookup, wantsFresh } from '../submit-lookup.ts';
@@ -146,7 +147,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           clientId: request.clientId,
           idempotencyKey: request.headers['idempotency-key'],
         },
-        { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)) },
+        { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)), tenant: tenantSpend(deps.tenantQuota, request.tenant) },
       );
       reply.code(202).header('Location', submission.accepted.statusUrl).header('X-Job-Id', submission.jobId);
       if (submission.replayed) reply.header('Idempotent-Replayed', 'true');
