@@ -17,6 +17,7 @@ import { createSubmitLookupDeps, submitLookup, wantsFresh } from '../submit-look
 import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
+  SUBMIT_ERROR_RESPONSES,
   JOB_ROUTE_ERRORS,
   AcceptedRef,
   JobDocumentRef,
@@ -130,7 +131,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           409: errorResponse('The Idempotency-Key was already used with a different body'),
           413: errorResponse('The body is larger than API_BODY_LIMIT_BYTES'),
           415: errorResponse('The Content-Type is not application/json'),
-          ...API_ERROR_RESPONSES,
+          ...SUBMIT_ERROR_RESPONSES,
           503: errorResponse('Redis or RabbitMQ is unavailable; see the Retry-After header'),
         },
       },
