@@ -75,6 +75,7 @@ const SET_BY_COMPOSE: Record<string, (service: string) => string | RegExp | unde
   RESOURCE_DATA_DIR: (s) => (s === 'resource-worker' ? '/app/data/resources' : undefined),
   ADMIN_API_KEY: (s) => (s === 'api' ? 'adminTestKey42' : ''),
   API_KEYS: (s) => (s === 'api' ? 'k1,k2' : ''),
+  TENANTS: (s) => (s === 'api' ? 'acme:k3:100:5' : ''),
 };
 
 let start: StartModule;
@@ -166,7 +167,7 @@ describe('docker-compose.yml', () => {
     expect(r.status, `config said:\n${r.stdout}${r.stderr}`).toBe(0);
     return parse(r.stdout) as ComposeFile;
   }
-  const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2' };
+  const SECRETS = { RABBITMQ_PASSWORD: 'rmqTestSecret42', REDIS_PASSWORD: 'redisTestSecret42', ADMIN_API_KEY: 'adminTestKey42', API_KEYS: 'k1,k2', TENANTS: 'acme:k3:100:5' };
   const DEMO = { files: ['docker-compose.yml', 'compose.demo.yml'], profiles: ['demo'] };
   const OBSERVE = { files: ['docker-compose.yml', 'compose.observability.yml'], profiles: ['observability'] };
   /** Every file and every profile at once. */
@@ -199,6 +200,7 @@ describe('docker-compose.yml', () => {
     for (const [name] of appServices.filter(([n]) => n !== 'api')) {
       expect(env(name).ADMIN_API_KEY ?? '', `${name}: ADMIN_API_KEY`).toBe('');
       expect(env(name).API_KEYS ?? '', `${name}: API_KEYS`).toBe('');
+      expect(env(name).TENANTS ?? '', `${name}: TENANTS`).toBe('');
     }
     expect(env('rabbitmq')).toMatchObject({ RABBITMQ_DEFAULT_USER: 'lookup', RABBITMQ_DEFAULT_PASS: 'rmqTestSecret42' });
     expect(env('redis')).toMatchObject({ REDISCLI_AUTH: 'redisTestSecret42' });

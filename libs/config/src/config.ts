@@ -61,7 +61,10 @@ export interface Config {
   /** TARGET_DENY_CIDRS: ranges the target policy always refuses; wins over ALLOW_PRIVATE_TARGETS and the allow list. */
   targetDenyCidrs: string[];
   adminApiKey: string | undefined;
+  /** API_KEYS plus every TENANTS key: each is a valid API key. */
   apiKeys: string[];
+  /** TENANTS: API keys mapped to tenants with their quotas (0 = unlimited); a tenant may have several keys. */
+  tenants: TenantConfig[];
   /** Which proxies' X-Forwarded-For the API believes (TRUST_PROXY): false (none), a hop count, a list of proxy
    *  addresses/CIDRs, or true (every hop: accepted, with a warning at start). */
   trustProxy: boolean | number | string[];
@@ -164,6 +167,16 @@ export interface TracingConfig {
   serviceName: string | undefined;
   /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: the OTLP/HTTP encoding (gRPC is not built in). */
   protocol: 'http/protobuf' | 'http/json';
+}
+
+/** One TENANTS entry: `name:key:jobsPerDay:jobsInFlight`. */
+export interface TenantConfig {
+  name: string;
+  key: string;
+  /** Jobs the tenant may submit per UTC day (0 = unlimited). */
+  jobsPerDay: number;
+  /** Jobs of the tenant that may be unfinished at once (0 = unlimited). */
+  jobsInFlight: number;
 }
 
 export class ConfigError extends Error {
@@ -271,6 +284,34 @@ const sentinelList: Parser<{ host: string; port: number }[]> = (raw, name) =>
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
   });
 
+/**
+ * TENANTS: comma-separated `name:key:jobsPerDay:jobsInFlight` (name: 1-64 letters, digits, '-' or '_'; key: no ':'
+ * or ','; quotas: integers, 0 = unlimited). A tenant with several keys repeats its name with the same quotas.
+ */
+export const tenantList: Parser<TenantConfig[]> = (raw, name) => {
+  const tenants = list(raw, name).map((item, i) => {
+    const [tenant, key, perDay, inFlight, extra] = item.split(':');
+    if (!tenant || !key || perDay === undefined || inFlight === undefined || extra !== undefined) {
+      throw new Error(`${name} item ${i + 1} must be name:key:jobsPerDay:jobsInFlight, got '${tenant ?? ''}:***'`);
+    }
+    if (!/^[a-zA-Z0-9_-]{1,64}$/.test(tenant)) throw new Error(`${name} item ${i + 1}: the tenant name must be 1-64 letters, digits, '-' or '_', got '${tenant}'`);
+    const quota = (v: string, what: string) => int(0, 100_000_000)(v, `${name} item ${i + 1} (${tenant}) ${what}`);
+    return { name: tenant, key, jobsPerDay: quota(perDay, 'jobsPerDay'), jobsInFlight: quota(inFlight, 'jobsInFlight') };
+  });
+  const keys = new Set<string>();
+  const byName = new Map<string, TenantConfig>();
+  for (const t of tenants) {
+    if (keys.has(t.key)) throw new Error(`${name} gives one key to two entries (tenant '${t.name}')`);
+    keys.add(t.key);
+    const first = byName.get(t.name);
+    if (first && (first.jobsPerDay !== t.jobsPerDay || first.jobsInFlight !== t.jobsInFlight)) {
+      throw new Error(`${name}: tenant '${t.name}' is listed with different quotas; give each of its keys the same jobsPerDay and jobsInFlight`);
+    }
+    byName.set(t.name, first ?? t);
+  }
+  return tenants;
+};
+
 /** TRUST_PROXY: false/true, a hop count, or a comma-separated list of proxy IP addresses or CIDRs. */
 const trustProxyParser: Parser<boolean | number | string[]> = (raw, name) => {
   const v = raw.trim().toLowerCase();
@@ -360,6 +401,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     targetDenyCidrs: read('TARGET_DENY_CIDRS', cidrList, []),
     adminApiKey: read<string | undefined>('ADMIN_API_KEY', str, undefined),
     apiKeys: read('API_KEYS', list, []),
+    tenants: read('TENANTS', tenantList, []),
     trustProxy: read('TRUST_PROXY', trustProxyParser, false),
     bodyLimitBytes: read('API_BODY_LIMIT_BYTES', int(256, 10 * 1024 * 1024), 16 * 1024),
     batchMaxItems: read('BATCH_MAX_ITEMS', int(1, 10_000), 1000),
@@ -427,6 +469,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (config.redisSentinels.length > 0 && !/^[a-zA-Z0-9._-]{1,64}$/.test(config.redisMasterName)) {
     problems.push(`REDIS_MASTER_NAME must be 1-64 letters, digits, '.', '-' or '_', got '${config.redisMasterName}'`);
   }
+  // A tenant's key is an API key too (once API_KEYS or TENANTS is set, every /api request needs a key).
+  config.apiKeys = [...new Set([...config.apiKeys, ...config.tenants.map((t) => t.key)])];
   config.jobDeadlineMs = read('JOB_DEADLINE_MS', int(100, 24 * 3600 * 1000), defaultDeadline);
   if (config.apiHeadersTimeoutMs > config.apiRequestTimeoutMs) {
     problems.push(`API_HEADERS_TIMEOUT_MS (${config.apiHeadersTimeoutMs}) must not exceed API_REQUEST_TIMEOUT_MS (${config.apiRequestTimeoutMs})`);
@@ -509,6 +553,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     adminApiKey: config.adminApiKey ? '***' : undefined,
     callbackSecret: config.callbackSecret ? '***' : undefined,
     apiKeys: config.apiKeys.map(() => '***'),
+    tenants: config.tenants.map((t) => ({ ...t, key: '***' })),
     tracing: { ...config.tracing, otlpEndpoint: config.tracing.otlpEndpoint === undefined ? undefined : maskUrl(config.tracing.otlpEndpoint) },
   };
 }

@@ -8,3 +8,4 @@ export * from './delivery-counter.ts';
 export * from './idempotency.ts';
 export * from './callback-store.ts';
 export * from './result-cache.ts';
+export * from './tenant-quota.ts';

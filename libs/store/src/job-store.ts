@@ -28,6 +28,8 @@ export interface NewJob {
   deadlineAt: number;
   /** The completion callback asked for at submission (field `callback`, JSON). */
   callback?: CallbackSpec;
+  /** The tenant whose in-flight quota the job holds (TENANTS); its end releases the slot (tenant-quota.ts). */
+  tenant?: string;
 }
 
 /**
@@ -148,7 +150,17 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       deadlineAt: job.deadlineAt,
     };
     if (job.callback) fields.callback = JSON.stringify(job.callback);
+    if (job.tenant) fields.tenant = job.tenant;
     return fields;
+  }
+
+  /**
+   * Frees the in-flight slot of a job that this call ended (completed, expired, cancelled), if it has a tenant.
+   * Idempotent (the slot is the job's member of the tenant's set); a failure here is healed by the hold's lapse.
+   */
+  async function releaseTenantSlot(jobId: string): Promise<void> {
+    const tenant = await redis.hget(k.job(jobId), 'tenant');
+    if (tenant) await redis.zrem(k.tenantInFlight(tenant), jobId);
   }
 
   /** The job's completion callback: null when it has none, undefined when the job does not exist. */
@@ -306,6 +318,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [service, JSON.stringify(outcome), at, jobId],
     )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
+    if (createdAt) await releaseTenantSlot(jobId);
     return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
@@ -321,6 +334,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
     )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
+    if (disposition === 'expired') await releaseTenantSlot(jobId);
     return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
   }
 
@@ -329,6 +343,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
     )) as [CancelDisposition, JobStatus | ''];
+    if (disposition === 'cancelled') await releaseTenantSlot(jobId);
     return { disposition, status };
   }
 

@@ -52,6 +52,11 @@ export function keys(namespace: string) {
      *  claim (single-key commands only, so any slot). */
     resultCache: (service: ServiceType, target: string) => `${namespace}:cache:${service}:${target}`,
     resultFlight: (service: ServiceType, target: string) => `${namespace}:flight:${service}:${target}`,
+    /** A tenant's quota keys (lua/tenant-quota.lua), in one hash slot per tenant: its jobs submitted on a UTC day
+     *  (`YYYY-MM-DD`, a counter expiring after that day), and its unfinished jobs (a sorted set of job ids scored by
+     *  the time the hold lapses on its own, should no end ever release it). */
+    tenantDay: (tenant: string, day: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:day:${day}`,
+    tenantInFlight: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:in-flight`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
     /** The job listing's index (GET /api/lookup): a sorted set, every score 0, members `<createdAt ms, 16
      *  digits>:<jobId>`, so lexicographic order is creation order; trimmed to JOB_TTL_SECONDS (lua/includes/index-job.lua). */

@@ -12,6 +12,7 @@ import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerLookupRoutes } from './routes/lookup.ts';
 import { registerBatchRoutes } from './routes/lookup-batch.ts';
 import { registerJobListRoute } from './routes/lookup-list.ts';
+import { registerUsageRoute } from './routes/usage.ts';
 import { registerCallbackRoutes } from './routes/lookup-callbacks.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerAdminResourceRoutes } from './routes/admin-resources.ts';
@@ -120,6 +121,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   registerLookupRoutes(app, deps);
   if (deps.jobList) registerJobListRoute(app, { jobs: deps.jobList });
   if (deps.batches) registerBatchRoutes(app, { ...deps, batches: deps.batches });
+  if (deps.tenantQuota) registerUsageRoute(app, { tenantQuota: deps.tenantQuota });
   if (deps.callbacks) registerCallbackRoutes(app, { callbacks: deps.callbacks });
   if (deps.jobEvents) registerJobStreamRoute(app, { jobs: deps.jobs, events: deps.jobEvents, heartbeatMs: config.eventsHeartbeatMs });
   // Admin routes exist only when ADMIN_API_KEY is set; otherwise they answer 404 like any unknown path.

@@ -2,7 +2,7 @@ import type { Config } from '@lookup/config';
 import type { JobCompleted, JobSubmitted } from '@lookup/contracts';
 import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
 import type { Logger } from '@lookup/logging';
-import type { IdempotencyStore, JobStore, RateLimiter } from '@lookup/store';
+import type { IdempotencyStore, JobStore, RateLimiter, TenantQuota } from '@lookup/store';
 import type { ResourceRouter } from './resources/resource-router.ts';
 import type { JobEventSource } from './job-events.ts';
 import type { CallbackStatusSource } from './routes/lookup-callbacks.ts';
@@ -37,6 +37,8 @@ export interface ApiDeps {
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;
+  /** Per-tenant quotas (TENANTS); when absent, tenants' submissions are not counted and GET /api/usage is not registered. */
+  tenantQuota?: TenantQuota;
   /** A job's recorded events and wake-ups when it changes; when absent, the event-stream routes are not registered. */
   jobEvents?: JobEventSource;
   /** Completion callbacks' delivery records; when absent, GET /api/lookup/{jobId}/callbacks is not registered. */

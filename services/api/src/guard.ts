@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyRateLimit from '@fastify/rate-limit';
-import type { Config } from '@lookup/config';
+import type { Config, TenantConfig } from '@lookup/config';
 import type { RateLimiter } from '@lookup/store';
 import { clientAddressKey } from './client-address.ts';
 import { ApiKeyInvalid, ApiKeyRequired } from './http-errors.ts';
@@ -47,6 +47,8 @@ declare module 'fastify' {
     /** Who the request counts against: its API key (hashed) when it sent a valid one, else its address
      *  (IPv6: its /64). */
     clientId: string;
+    /** The tenant of the request's API key (TENANTS), or null. */
+    tenant: TenantConfig | null;
   }
 }
 
@@ -68,8 +70,11 @@ declare module 'fastify' {
  */
 export async function installApiGuard(app: FastifyInstance, { config, rateLimiter }: GuardOptions): Promise<void> {
   app.decorateRequest('clientId', '');
+  app.decorateRequest('tenant', null);
   const keysRequired = config.apiKeys.length > 0;
   const matches = apiKeyMatcher(config.apiKeys);
+  // By key digest (looked up only once the key matched, in constant time, above).
+  const tenantsByDigest = new Map(config.tenants.map((t) => [sha256(t.key).toString('hex'), t]));
 
   await app.register(fastifyRateLimit, {
     global: false, // only routes with their own config.rateLimit get the plugin's route hook; the rest: see below
@@ -99,7 +104,9 @@ export async function installApiGuard(app: FastifyInstance, { config, rateLimite
       throw presented === undefined ? new ApiKeyRequired() : new ApiKeyInvalid();
     }
 
-    request.clientId = validKey ? `key:${sha256(presented!).toString('hex').slice(0, 24)}` : `ip:${address}`;
+    const digest = validKey ? sha256(presented!).toString('hex') : undefined;
+    request.clientId = digest ? `key:${digest.slice(0, 24)}` : `ip:${address}`;
+    request.tenant = (digest && tenantsByDigest.get(digest)) || null;
     // A route's `config.rateLimit` object is checked by the plugin's route hook; `false` exempts a route.
     if (request.routeOptions.config?.rateLimit === undefined) await limitApi.call(app, request, reply); // throws the 429
   });

@@ -268,6 +268,29 @@ export const RateLimited = defineHttpError('RateLimited', {
   extras: (retryAfter) => ({ retryAfter }),
 });
 
+/** The tenant's quota (TENANTS) refused the submission: its jobs per UTC day (Retry-After: the day's end) or its
+ *  jobs in flight (retry once some of its jobs have finished; no Retry-After). */
+export const TenantQuotaExceeded = defineHttpError('TenantQuotaExceeded', {
+  statusCode: 429,
+  code: 'TENANT_QUOTA_EXCEEDED',
+  title: 'Tenant quota exceeded',
+  message: (tenant: string, quota: 'day' | 'in-flight', limit: number, used: number, asked: number, _retryAfter?: number) =>
+    quota === 'day'
+      ? `Tenant '${tenant}' may submit ${limit} jobs per UTC day; ${used} were submitted today and this submission asks for ${asked} more. The quota renews at 00:00 UTC.`
+      : `Tenant '${tenant}' may have ${limit} jobs in flight; ${used} are unfinished and this submission asks for ${asked} more. Retry once some have finished (GET /api/usage).`,
+  extras: (_t, quota, limit, used, asked, retryAfter?: number) => ({
+    details: { quota, limit, used, requested: asked },
+    ...(retryAfter !== undefined ? { retryAfter } : {}),
+  }),
+});
+
+export const NoTenant = defineHttpError('NoTenant', {
+  statusCode: 404,
+  code: 'TENANT_NOT_CONFIGURED',
+  title: 'Not Found',
+  message: () => 'This API key belongs to no tenant (TENANTS), so it has no quota to show',
+});
+
 // --- Lookups ----------------------------------------------------------------------------------------------------
 
 export const InvalidTarget = defineHttpError('InvalidTarget', {

@@ -6,7 +6,7 @@ import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
 import { enableProcessMetrics } from '@lookup/metrics';
-import { createCallbackStore, createIdempotencyStore, createJobStore, createRateLimiter, createRedis, redisAnswers } from '@lookup/store';
+import { createCallbackStore, createIdempotencyStore, createJobStore, createRateLimiter, createRedis, createTenantQuota, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
 import { startupWarnings } from './startup-warnings.ts';
 import { listenProblem } from './listen-problem.ts';
@@ -70,6 +70,8 @@ const app = await buildApp({
   jobs: jobStore,
   batches: jobStore,
   jobList: jobStore,
+  // A job holds its tenant's in-flight slot until it ends, or at most until a minute past its deadline.
+  tenantQuota: createTenantQuota({ redis, namespace: config.namespace, holdMs: config.jobDeadlineMs + 60_000 }),
   idempotency: createIdempotencyStore({ redis, namespace: config.namespace, ttlSeconds: config.idempotencyTtlSeconds }),
   rateLimiter: createRateLimiter({
     redis,

@@ -39,6 +39,7 @@ async function buildDocApp(overrides: Partial<Config>): Promise<FastifyInstance>
     readiness: async () => ({ rabbitmq: true, redis: true }),
     jobEvents: createJobEventHub().source,
     callbacks: { status: unused },
+    tenantQuota: { acquire: unused, release: unused, usage: unused },
     deadLetters: { list: unused, replay: unused, discard: unused } as unknown as ApiDeps['deadLetters'],
     resources: { forward: unused } as unknown as ApiDeps['resources'],
   };
@@ -95,6 +96,15 @@ describe('OpenAPI document with API_KEYS and ADMIN_API_KEY set', () => {
     const paths = Object.keys(doc.paths);
     expect(paths).toEqual(expect.arrayContaining(['/api/lookup', '/api/lookup/{jobId}/callbacks', '/api/admin/dead-letters', '/api/admin/resources/move', '/api/resources/{*}']));
     expect(paths.some((p) => p.endsWith('/events'))).toBe(true);
+  });
+
+  it("documents GET /api/usage (the tenant's quotas and usage) and the tenant quota's 429 on both submissions", () => {
+    const usage = doc.paths['/api/usage']!.get!;
+    expect(Object.keys(usage.responses)).toEqual(expect.arrayContaining(['200', '404', '429', '503']));
+    const schemas = (doc.components as { schemas: Record<string, { properties?: Record<string, unknown> }> }).schemas;
+    const usageSchema = Object.values(schemas).find((x) => x.properties && 'jobsInFlightLimit' in x.properties);
+    expect(Object.keys(usageSchema?.properties ?? {})).toEqual(['tenant', 'day', 'jobsToday', 'jobsPerDay', 'jobsInFlight', 'jobsInFlightLimit']);
+    for (const path of ['/api/lookup', '/api/lookup/batch']) expect(doc.paths[path]!.post!.responses['429']?.description, path).toMatch(/TENANT_QUOTA_EXCEEDED/);
   });
 
   it('has an example for every media type of every request body', () => {

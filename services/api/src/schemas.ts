@@ -54,6 +54,15 @@ export const API_ERROR_RESPONSES = {
 };
 export { describe as errorResponse };
 
+/** The error answers of the submission routes: the rate limit's 429, or the tenant quota's (TENANTS). */
+export const SUBMIT_ERROR_RESPONSES = {
+  ...API_ERROR_RESPONSES,
+  429: describe(
+    'Rate limit exceeded (RATE_LIMITED; see the Retry-After header), or the tenant quota of the key (TENANT_QUOTA_EXCEEDED: ' +
+      'jobs per UTC day, with Retry-After, or jobs in flight; see GET /api/usage)',
+  ),
+};
+
 /** The error answers of every /api/lookup/{jobId}... route. */
 export const JOB_ROUTE_ERRORS = {
   400: describe('The job id is not a UUID'),

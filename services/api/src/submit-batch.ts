@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SCHEMA_VERSION, mapBounded, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
 import { jobShard, newIdInShard, type NewJob } from '@lookup/store';
+import type { TenantSpend } from './tenant-quota.ts';
 import type { ApiDeps } from './deps.ts';
 import {
   BatchNotFound,
@@ -54,6 +55,9 @@ export interface SubmitBatchOptions {
   log: SubmitLog;
   /** Spends `count` submissions of the quota at once (all or none); throws (RateLimited) to refuse the batch. */
   spendQuota?: (count: number) => Promise<void>;
+  /** The tenant quota of the request's key (tenant-quota.ts): one job per valid item, spent at once after
+   *  `spendQuota`, all or none (a refusal is the whole batch's 429). */
+  tenant?: TenantSpend;
 }
 
 const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
@@ -66,7 +70,8 @@ const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
  * 1. every item's checks that cost no I/O; none valid: BatchRejected (400), nothing spent;
  * 2. the Idempotency-Key for the whole batch (its fingerprint: every item, normalised): a replay answers the stored
  *    batch again (`replayed: true`), a different body is IdempotencyConflict;
- * 3. the quota: `spendQuota(valid items)` at once (a refusal is the whole batch's 429, and frees the key);
+ * 3. the quota: `spendQuota(valid items)` at once, then the tenant's (`options.tenant`) for every valid item's job
+ *    (a refusal is the whole batch's 429, and frees the key; slots of jobs not created later are freed);
  * 4. the DNS pre-check of each domain item (BATCH_PRECHECK_CONCURRENCY at a time; a refused domain has spent its
  *    unit, as for a single submission); none left: BatchRejected;
  * 5. every job and the batch record created in one Redis script (StoreUnavailable), then one job.submitted per job
@@ -133,15 +138,20 @@ export async function submitBatch(
     if (typeof idemKey === 'string') await idempotency.release(input.clientId, idemKey, batchId).catch(() => undefined);
   };
 
-  // 3. The quota: one unit per valid item, all at once.
-  if (options.spendQuota) {
-    try {
-      await options.spendQuota(valid.length);
-    } catch (err) {
-      await releaseKey();
-      throw err;
-    }
+  // 3. The quotas: one unit per valid item, all at once. Each valid item's job id is drawn now (in the batch's
+  // shard), since the tenant's in-flight slots are held by job id.
+  const jobIdOf = new Map(valid.map((v) => [v.index, newIdInShard(jobShard(batchId))]));
+  try {
+    await options.spendQuota?.(valid.length);
+    await options.tenant?.acquire([...jobIdOf.values()]);
+  } catch (err) {
+    await releaseKey();
+    throw err;
   }
+  /** Frees the tenant's slots of these items' jobs (not created after all). */
+  const releaseSlots = async (indexes: readonly number[]) => {
+    await options.tenant?.release(indexes.map((i) => jobIdOf.get(i)!));
+  };
 
   // 4. The domains' DNS pre-check, a few at a time.
   let accepted = valid;
@@ -158,6 +168,11 @@ export async function submitBatch(
     });
     rejected.sort((a, b) => a.index - b.index);
   }
+  await releaseSlots(valid.filter((v) => !accepted.includes(v)).map((v) => v.index));
+  const undo = async () => {
+    await releaseKey();
+    await releaseSlots(accepted.map((v) => v.index));
+  };
   if (accepted.length === 0) {
     await releaseKey();
     throw new BatchRejected(rejected);
@@ -169,13 +184,14 @@ export async function submitBatch(
   const jobs: (NewJob & { index: number })[] = accepted.map((v) => ({
     index: v.index,
     // In the batch's shard: one script creates them all, on a Redis Cluster too.
-    jobId: newIdInShard(jobShard(batchId)),
+    jobId: jobIdOf.get(v.index)!,
     target: v.item.target,
     targetType: v.item.targetType,
     services: v.item.services,
     createdAt,
     deadlineAt: now + deps.config.jobDeadlineMs,
     ...(v.item.callback ? { callback: v.item.callback } : {}),
+    ...(options.tenant ? { tenant: options.tenant.tenant } : {}),
   }));
   const jobIds = jobs.map((j) => j.jobId);
   try {
@@ -185,7 +201,7 @@ export async function submitBatch(
     );
   } catch (err) {
     log.error({ err }, 'could not store the batch; answering 503');
-    await releaseKey();
+    await undo();
     throw new StoreUnavailable();
   }
 
@@ -215,7 +231,7 @@ export async function submitBatch(
     } catch (discardErr) {
       log.error({ err: discardErr }, 'could not discard the unannounced batch; its jobs expire with their TTL');
     }
-    await releaseKey();
+    await undo();
     throw new BrokerUnavailable('submission');
   }
 

@@ -24,6 +24,7 @@ import {
 } from './http-errors.ts';
 import { parseServices } from './services-param.ts';
 import { parseCallback } from './callback-param.ts';
+import type { TenantSpend } from './tenant-quota.ts';
 
 /** What submitLookup needs; built once (createSubmitLookupDeps), shared by every call. */
 export interface SubmitLookupDeps {
@@ -69,6 +70,9 @@ export interface SubmitLookupOptions {
    * is spent here.
    */
   spendQuota?: () => Promise<void>;
+  /** The tenant quota of the request's key (tenant-quota.ts), spent right after `spendQuota` for the new job id;
+   *  the job records its tenant, and its end frees the in-flight slot. */
+  tenant?: TenantSpend;
 }
 
 /** The job a submission names: a new one, or (replayed) the one an earlier submission with its key created. */
@@ -155,7 +159,8 @@ export function validateSubmission(
  *    (InvalidServices; both bad: InvalidSubmission with every problem);
  * 2. the Idempotency-Key's form (InvalidIdempotencyKey), then its claim: a replay resolves with `replayed: true`
  *    and creates nothing, a different body under the key is IdempotencyConflict, a Redis failure StoreUnavailable;
- * 3. `options.spendQuota()`: only now is the submission counted (a refusal frees the claimed key and is rethrown);
+ * 3. `options.spendQuota()`, then the tenant's quota (`options.tenant`, TenantQuotaExceeded): only now is the
+ *    submission counted (a refusal frees the claimed key and is rethrown);
  * 4. a domain's DNS pre-check (TargetNotAllowed; it spent quota, since it cost a DNS query);
  * 5. the job is stored (StoreUnavailable) and job.submitted published with a confirm; when that fails the job is
  *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
@@ -195,14 +200,18 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     if (typeof idemKey === 'string') await idempotency.release(input.clientId, idemKey, jobId).catch(() => undefined);
   };
 
-  if (options.spendQuota) {
-    try {
-      await options.spendQuota();
-    } catch (err) {
-      await releaseKey();
-      throw err;
-    }
+  try {
+    await options.spendQuota?.();
+    await options.tenant?.acquire([jobId]);
+  } catch (err) {
+    await releaseKey();
+    throw err;
   }
+  /** Undoes the claims of a submission that does not create its job: the key, and the tenant's in-flight slot. */
+  const undo = async () => {
+    await releaseKey();
+    await options.tenant?.release([jobId]);
+  };
 
   // The domain pre-check sends DNS queries, so it runs after the quota: a client cannot make the API query
   // DNS_SERVERS without spending submissions (a domain refused here counts as a submission).
@@ -210,7 +219,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     const refusal = await precheckDomain(valid.target);
     if (refusal) {
       log.info({ target: valid.target }, 'domain refused by the target policy: it resolves to a refused address');
-      await releaseKey();
+      await undo();
       throw new TargetNotAllowed(refusal);
     }
   }
@@ -225,10 +234,11 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
       createdAt: new Date(now).toISOString(),
       deadlineAt: now + deps.config.jobDeadlineMs,
       ...(valid.callback ? { callback: valid.callback } : {}),
+      ...(options.tenant ? { tenant: options.tenant.tenant } : {}),
     });
   } catch (err) {
     log.error({ err }, 'could not store the job; answering 503');
-    await releaseKey();
+    await undo();
     throw new StoreUnavailable();
   }
 
@@ -253,7 +263,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     } catch (discardErr) {
       log.error({ err: discardErr }, 'could not discard the unannounced job; it expires with its TTL');
     }
-    await releaseKey();
+    await undo();
     throw new BrokerUnavailable('submission');
   }
 

@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { CallbackSpecSchema, JOB_STATUSES, ServiceNameEnum, UUID_RE, targetPolicyFromConfig } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
+import { tenantSpend } from '../tenant-quota.ts';
 import { BatchNotFound, InvalidBatchId, RateLimited, StoreUnavailable } from '../http-errors.ts';
 import { tierLimit } from '../rate-limit.ts';
-import { API_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
+import { API_ERROR_RESPONSES, SUBMIT_ERROR_RESPONSES, errorResponse } from '../schemas.ts';
 import { createSubmitLookupDeps, wantsFresh } from '../submit-lookup.ts';
 import { submitBatch, type SubmitBatchInput } from '../submit-batch.ts';
 import { createDomainPrecheck } from './lookup.ts';
@@ -136,7 +137,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
           409: errorResponse('The Idempotency-Key was already used with a different body'),
           413: errorResponse('The body is larger than allowed (BATCH_MAX_ITEMS × 1200 bytes, or API_BODY_LIMIT_BYTES if larger)'),
           415: errorResponse('The Content-Type is not application/json'),
-          ...API_ERROR_RESPONSES,
+          ...SUBMIT_ERROR_RESPONSES,
           503: errorResponse('Redis or RabbitMQ is unavailable (no job of the batch was created); see the Retry-After header'),
         },
       },
@@ -152,7 +153,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: ApiDeps & { batc
           fresh: wantsFresh(request.headers['cache-control']),
           priority: request.body.priority,
         },
-        { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count) },
+        { log: request.log, spendQuota: (count) => spendQuota(request.clientId, reply, count), tenant: tenantSpend(deps.tenantQuota, request.tenant) },
       );
       reply.code(202).header('Location', `/api/lookup/batch/${accepted.batchId}`);
       if (replayed) reply.header('Idempotent-Replayed', 'true');

@@ -10,12 +10,14 @@ import type { Config } from '@lookup/config';
 import { queryAddresses, resolverSettings } from '@lookup/dns';
 import { jobsCompleted, zeroed } from '@lookup/metrics';
 import type { ApiDeps } from '../deps.ts';
+import { tenantSpend } from '../tenant-quota.ts';
 import { parseJobId } from '../errors.ts';
 import { JobAlreadyFinished, JobNotFound, StoreUnavailable, truncate } from '../http-errors.ts';
 import { createSubmitLookupDeps, submitLookup, wantsFresh } from '../submit-lookup.ts';
 import { rateLimitTier } from '../rate-limit.ts';
 import {
   API_ERROR_RESPONSES,
+  SUBMIT_ERROR_RESPONSES,
   JOB_ROUTE_ERRORS,
   AcceptedRef,
   JobDocumentRef,
@@ -129,7 +131,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           409: errorResponse('The Idempotency-Key was already used with a different body'),
           413: errorResponse('The body is larger than API_BODY_LIMIT_BYTES'),
           415: errorResponse('The Content-Type is not application/json'),
-          ...API_ERROR_RESPONSES,
+          ...SUBMIT_ERROR_RESPONSES,
           503: errorResponse('Redis or RabbitMQ is unavailable; see the Retry-After header'),
         },
       },
@@ -146,7 +148,7 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
           clientId: request.clientId,
           idempotencyKey: request.headers['idempotency-key'],
         },
-        { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)) },
+        { log: request.log, spendQuota: async () => void (await spendSubmitQuota.call(app, request, reply)), tenant: tenantSpend(deps.tenantQuota, request.tenant) },
       );
       reply.code(202).header('Location', submission.accepted.statusUrl).header('X-Job-Id', submission.jobId);
       if (submission.replayed) reply.header('Idempotent-Replayed', 'true');
