@@ -2,11 +2,10 @@
 // job-creating scripts keep (trimmed to JOB_TTL_SECONDS).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { createJobStore, jobIndexMember } from '@lookup/store';
+import { JOB_SHARDS, createJobStore, jobIndexMember, jobShard, keys as storeKeys, newIdInShard, type Redis } from '@lookup/store';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, type Suite } from './support/processes.ts';
-import { REDIS_URL } from './support/env.ts';
+import { rawRedis } from './support/redis.ts';
 
 const ns = newNamespace('joblist');
 const KEY = 'list-key';
@@ -24,7 +23,7 @@ beforeAll(async () => {
     services: ['api'],
     env: { API_KEYS: KEY, ALLOW_PRIVATE_TARGETS: 'true', RATE_LIMIT_SUBMIT_PER_MIN: '0', RATE_LIMIT_API_PER_MIN: '0', RATE_LIMIT_GLOBAL_PER_MIN: '0' },
   });
-  redis = new Redis(REDIS_URL);
+  redis = rawRedis();
 });
 afterAll(async () => {
   await suite?.stop();
@@ -152,29 +151,49 @@ describe('GET /api/lookup', () => {
 
 describe('the listing index', () => {
   const idxNs = newNamespace('jobindex');
-  const store = createJobStore({ redis: new Redis(REDIS_URL), namespace: idxNs, ttlSeconds: 600 });
-  const index = `${idxNs}:jobs:by-created`;
-  const newJob = (createdAt: string) => ({ jobId: randomUUID(), target: '127.0.0.2', targetType: 'IPAddress' as const, services: [0 as const], createdAt, deadlineAt: Date.now() + 60_000 });
+  const k = storeKeys(idxNs);
+  const store = createJobStore({ redis: rawRedis(), namespace: idxNs, ttlSeconds: 600 });
+  const newJob = (createdAt: string, jobId: string = randomUUID()) => ({ jobId, target: '127.0.0.2', targetType: 'IPAddress' as const, services: [0 as const], createdAt, deadlineAt: Date.now() + 60_000 });
   afterAll(async () => cleanupNamespace(idxNs));
 
-  it('is trimmed of jobs older than the TTL whenever jobs are created, singly or in a batch, and expires with them', async () => {
+  it("is one index per job shard, trimmed of jobs older than the TTL whenever jobs are created, singly or in a batch, and expires with them", async () => {
+    const single = newJob(new Date().toISOString());
+    const index = k.jobIndex(single.jobId);
     const old = jobIndexMember(new Date(Date.now() - 601_000).toISOString(), randomUUID());
     const young = jobIndexMember(new Date(Date.now() - 590_000).toISOString(), randomUUID());
     await redis.zadd(index, 0, old, 0, young);
-    const single = newJob(new Date().toISOString());
     await store.create(single);
     expect(await redis.zrange(index, 0, -1)).toEqual([young, jobIndexMember(single.createdAt, single.jobId)]);
     const ttl = await redis.ttl(index);
     expect(ttl).toBeGreaterThan(590);
     expect(ttl).toBeLessThanOrEqual(600);
 
+    // A batch in the same shard: its jobs join that shard's index, which the batch's script trims.
     const older = jobIndexMember(new Date(Date.now() - 700_000).toISOString(), randomUUID());
     await redis.zadd(index, 0, older);
-    const batch = [newJob(new Date().toISOString()), newJob(new Date().toISOString())];
-    await store.createMany({ batchId: randomUUID(), createdAt: new Date().toISOString(), total: 2, jobs: batch.map((j, i) => ({ index: i, jobId: j.jobId })), rejected: [] }, batch);
+    const batchId = newIdInShard(jobShard(single.jobId));
+    const batch = [newJob(new Date().toISOString(), newIdInShard(jobShard(batchId))), newJob(new Date().toISOString(), newIdInShard(jobShard(batchId)))];
+    await store.createMany({ batchId, createdAt: new Date().toISOString(), total: 2, jobs: batch.map((j, i) => ({ index: i, jobId: j.jobId })), rejected: [] }, batch);
     const members = await redis.zrange(index, 0, -1);
     expect(members).not.toContain(older);
     for (const j of [single, ...batch]) expect(members).toContain(jobIndexMember(j.createdAt, j.jobId));
+  });
+
+  it('merges the shard indexes: pages in global creation order, each job once', async () => {
+    const base = Date.now() + 10_000; // newer than every other job of this namespace
+    // Two jobs per shard, creation times interleaved across shards (shard order is not creation order).
+    const jobs = Array.from({ length: 2 * JOB_SHARDS }, (_, i) => newJob(new Date(base + ((i * 7) % (2 * JOB_SHARDS))).toISOString(), newIdInShard(i % JOB_SHARDS)));
+    for (const j of jobs) await store.create(j);
+    const expected = [...jobs].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).map((j) => j.jobId);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 2 * JOB_SHARDS && seen.length < expected.length; page++) {
+      const p = await store.list({ limit: 5, after, sinceMs: base });
+      seen.push(...p.jobs.map((j) => j.jobId));
+      if (!p.next) break;
+      after = p.next;
+    }
+    expect(seen).toEqual(expected);
   });
 
   it('lists only jobs that still exist (an entry whose job hash is gone is skipped)', async () => {
@@ -182,7 +201,7 @@ describe('the listing index', () => {
     const b = newJob(new Date(Date.now() + 1).toISOString());
     await store.create(a);
     await store.create(b);
-    await redis.del(`${idxNs}:job:${b.jobId}`);
+    expect(await redis.del(k.job(b.jobId))).toBe(1);
     const page = await store.list({ limit: 100 });
     expect(page.jobs.map((j) => j.jobId)).toContain(a.jobId);
     expect(page.jobs.map((j) => j.jobId)).not.toContain(b.jobId);

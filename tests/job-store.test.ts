@@ -78,7 +78,7 @@ describe('job store: creating a batch', () => {
     await expect(
       (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).lookup_create_batch!(
         4 + list.length,
-        storeKeys(ns).deadlines(batchId), storeKeys(ns).batch(batchId), storeKeys(ns).jobIndex, ...list.map((j) => storeKeys(ns).job(j.jobId)), storeKeys(ns).job(extra),
+        storeKeys(ns).deadlines(batchId), storeKeys(ns).batch(batchId), storeKeys(ns).jobIndex(batchId), ...list.map((j) => storeKeys(ns).job(j.jobId)), storeKeys(ns).job(extra),
         300, '0', 1, 'batchId', batchId, ...list.flatMap((j) => [j.jobId, j.deadlineAt, `0:${j.jobId}`, 1, 'jobId', j.jobId]),
       ),
     ).rejects.toThrow(/malformed/);

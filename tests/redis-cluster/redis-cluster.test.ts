@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, deleteByPrefix, type Redis, keys as storeKeys, masters } from '@lookup/store';
+import { Cluster, JOB_SHARDS, createJobStore, deleteByPrefix, newIdInShard, newRedisClient, type Redis, keys as storeKeys, masters } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from '../fixtures/index.ts';
 import { REPO_ROOT, fixtureEnv } from '../support/env.ts';
 import { awaitJobs, submitLoad } from '../support/load.ts';
@@ -75,6 +75,35 @@ describe('the suite on a three-master Redis Cluster', () => {
     const [doc] = [...(await awaitJobs(suite.apiUrl, [a.jobId], 30_000)).values()];
     expect(['Cancelled', 'Completed']).toContain(doc!.status);
     expect(await raw.zscore(storeKeys(ns).deadlines(a.jobId), a.jobId)).toBeNull();
+  });
+
+  it('runs job scripts of every shard in one tick on an auto-pipelining client, and lists them over the 16 shard indexes', async () => {
+    // The services' client options: auto-pipelining groups commands by node, which scripts must not join (lua-script.ts).
+    const client = newRedisClient({ redisUrl: cluster.env.REDIS_URL!, redisSentinels: [], redisMasterName: 'unused', redisCluster: true }, { enableAutoPipelining: true });
+    try {
+      const store = createJobStore({ redis: client, namespace: ns, ttlSeconds: 600 });
+      const base = Date.now() + 60_000; // newer than every job of the other tests
+      const jobs = Array.from({ length: 2 * JOB_SHARDS }, (_, i) => ({
+        jobId: newIdInShard(i % JOB_SHARDS), target: '127.0.0.2', targetType: 'IPAddress' as const, services: [0 as const],
+        createdAt: new Date(base + ((i * 7) % (2 * JOB_SHARDS))).toISOString(), deadlineAt: base + 60_000,
+      }));
+      await Promise.all(jobs.map((j) => store.create(j)));
+      const expected = [...jobs].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).map((j) => j.jobId);
+      const seen: string[] = [];
+      let after: string | undefined;
+      do {
+        const page = await store.list({ limit: 6, sinceMs: base, after });
+        seen.push(...page.jobs.map((j) => j.jobId));
+        after = page.next ?? undefined;
+      } while (after && seen.length <= expected.length);
+      expect(seen).toEqual(expected);
+      // The API's listing too (its index entries on every master).
+      const res = await fetch(`${suite.apiUrl}/api/lookup?limit=${expected.length}`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId)).toEqual(expected);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('serves a pinned resource through the resource directory on the cluster', async () => {

@@ -74,4 +74,19 @@ describe('lua loader: registering a command', () => {
     expect(defined).toEqual(['test_cmd']);
     expect(calls).toEqual([[2, 'k1', 'k2', 'a', 1]]);
   });
+
+  it('keeps scripts out of a cluster client\'s auto-pipelines (they would be grouped by their key count), and leaves other clients alone', () => {
+    const file = new URL('./lua-script.test.ts', import.meta.url);
+    const shared: string[] = ['info'];
+    const host = (isCluster: boolean): ScriptHost & Record<string, unknown> => ({ isCluster, options: { autoPipeliningIgnoredCommands: shared }, defineCommand(name) { this[name] = () => Promise.resolve(1); } });
+    const cluster = host(true);
+    defineLuaCommand(cluster, 'cmd_a', file);
+    defineLuaCommand(cluster, 'cmd_b', file);
+    defineLuaCommand(cluster, 'cmd_a', file);
+    expect(cluster.options!.autoPipeliningIgnoredCommands).toEqual(['info', 'cmd_a', 'cmd_b']);
+    expect(shared).toEqual(['info']); // a possibly shared default array is not changed
+    const single = host(false);
+    defineLuaCommand(single, 'cmd_a', file);
+    expect(single.options!.autoPipeliningIgnoredCommands).toBe(shared);
+  });
 });

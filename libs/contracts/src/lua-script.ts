@@ -70,6 +70,9 @@ export type ScriptCall = (keys: string[], args: (string | number)[]) => Promise<
 export interface ScriptHost {
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
   wait?(numreplicas: number | string, timeout: number | string): Promise<number>;
+  /** An ioredis Cluster client, and its options (auto-pipelining). */
+  isCluster?: boolean;
+  options?: { autoPipeliningIgnoredCommands?: string[] };
 }
 
 /** How many replicas must acknowledge a state change (Redis `WAIT`), and for how long to wait. */
@@ -108,6 +111,19 @@ export async function awaitReplicas(client: ScriptHost): Promise<void> {
 }
 
 /**
+ * On a cluster client, sends the script's calls on their own: ioredis files an auto-pipelined call under the node of
+ * its first argument's slot, which for a script is its key count, so calls whose keys live on different nodes share
+ * one pipeline and all fail ("All keys in the pipeline should belong to the same slots allocation group"). Sent on
+ * its own, EVALSHA goes to the node of its keys. Other commands keep auto-pipelining.
+ */
+function keepOutOfClusterAutoPipelines(client: ScriptHost, commandName: string): void {
+  if (!client.isCluster || !client.options) return;
+  const ignored = client.options.autoPipeliningIgnoredCommands ?? [];
+  // A new array: the default one may be shared by every Cluster client.
+  if (!ignored.includes(commandName)) client.options.autoPipeliningIgnoredCommands = [...ignored, commandName];
+}
+
+/**
  * Registers `file` (includes spliced) as the client's command `commandName`, once per client: ioredis calls it
  * by SHA (EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a Redis restart). The number of keys is given
  * per call, so one script can take a variable number of keys. Unless `replicated` is false (a counter whose loss
@@ -116,6 +132,7 @@ export async function awaitReplicas(client: ScriptHost): Promise<void> {
  */
 export function defineLuaCommand(client: ScriptHost, commandName: string, file: URL, options: { replicated?: boolean } = {}): ScriptCall {
   if (!(commandName in client)) client.defineCommand(commandName, { lua: loadLuaScript(file) });
+  keepOutOfClusterAutoPipelines(client, commandName);
   const command = (client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[commandName]!;
   if (options.replicated === false) return (keys, args) => command.call(client, keys.length, ...keys, ...args);
   return async (keys, args) => {

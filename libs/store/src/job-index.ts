@@ -3,11 +3,12 @@ import type { Redis } from './redis.ts';
 import type { Keys } from './keys.ts';
 
 /**
- * The job listing (GET /api/lookup) over its Redis index (keys.ts jobIndex, written by create-job.lua and
- * create-batch.lua through includes/index-job.lua): a sorted set of score 0 whose members are
- * `<createdAt epoch ms, 16 digits>:<jobId>`. Lexicographic order is creation order, so a member is a cursor that
- * stays exact while new jobs arrive (they sort after it) and pages never overlap (ZREVRANGEBYLEX with an exclusive
- * bound), even for the many jobs of a batch created in the same millisecond.
+ * The job listing (GET /api/lookup) over its Redis indexes (keys.ts jobIndex: one per job shard, so the scripts that
+ * write it, create-job.lua and create-batch.lua through includes/index-job.lua, stay in one slot on Redis Cluster):
+ * sorted sets of score 0 whose members are `<createdAt epoch ms, 16 digits>:<jobId>`, merged here. Lexicographic
+ * order is creation order across all shards, so a member is a cursor that stays exact while new jobs arrive (they
+ * sort after it) and pages never overlap (each shard is read from an exclusive bound), even for the many jobs of a
+ * batch created in the same millisecond.
  */
 
 const MS_DIGITS = 16;
@@ -75,16 +76,22 @@ function toSummary(values: (string | null)[]): JobSummary | undefined {
   return summary;
 }
 
-/** The summary fields of each member's job, in one round trip (a pipeline, whatever the client's auto-pipelining). */
+/** The summary fields of each member's job: one HMGET each, sent together (a cluster client routes each to the node of
+ *  its job's shard, where a pipeline would have to stay on one node). */
 async function readSummaries(redis: Redis, k: Keys, members: string[]): Promise<(string | null)[][]> {
-  if (members.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const m of members) pipeline.hmget(k.job(m.slice(MS_DIGITS + 1)), ...FIELDS);
-  const replies = (await pipeline.exec()) ?? [];
-  return replies.map(([err, value]) => {
-    if (err) throw err;
-    return value as (string | null)[];
-  });
+  return Promise.all(members.map((m) => redis.hmget(k.job(m.slice(MS_DIGITS + 1)), ...FIELDS)));
+}
+
+const newestFirst = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+
+/**
+ * The newest `count` members between `min` and `max` over every shard's index: one ZREVRANGEBYLEX per shard, as
+ * separate commands (auto-pipelining sends them together; a cluster client sends each to its node), merged. The
+ * global newest `count` are among the union of each shard's newest `count`; fewer than `count` means none is left.
+ */
+async function newestMembers(redis: Redis, k: Keys, max: string, min: string, count: number): Promise<string[]> {
+  const perShard = await Promise.all(k.allJobIndexes.map((index) => redis.zrevrangebylex(index, max, min, 'LIMIT', 0, count)));
+  return perShard.flat().sort(newestFirst).slice(0, count);
 }
 
 /**
@@ -101,7 +108,7 @@ export async function listJobs(redis: Redis, k: Keys, q: JobListQuery): Promise<
   for (;;) {
     // Unfiltered: one entry more than the page needs tells whether another page exists.
     const want = filtered ? Math.min(SCAN_CHUNK, JOB_LIST_SCAN_LIMIT - scanned) : q.limit - jobs.length + 1;
-    const members = await redis.zrevrangebylex(k.jobIndex, max, min, 'LIMIT', 0, want);
+    const members = await newestMembers(redis, k, max, min, want);
     const rows = await readSummaries(redis, k, members);
     for (let i = 0; i < members.length; i++) {
       if (jobs.length === q.limit) return { jobs, next: lastFound };

@@ -179,7 +179,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     const fields = jobFields(job);
     // One script: the job appears whole (fields, TTL, deadline) or not at all.
     await createScript(
-      [k.job(job.jobId), k.deadlines(job.jobId), k.jobIndex],
+      [k.job(job.jobId), k.deadlines(job.jobId), k.jobIndex(job.jobId)],
       [ttlSeconds, job.deadlineAt, job.jobId, jobIndexMember(job.createdAt, job.jobId), jobIndexCutoff(Date.now(), ttlSeconds), ...Object.entries(fields).flat()],
     );
   }
@@ -210,7 +210,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       const fields = Object.entries(jobFields(job));
       args.push(job.jobId, job.deadlineAt, jobIndexMember(job.createdAt, job.jobId), fields.length, ...fields.flat());
     }
-    await createBatchScript([k.deadlines(batch.batchId), k.batch(batch.batchId), k.jobIndex, ...jobList.map((j) => k.job(j.jobId))], args);
+    await createBatchScript([k.deadlines(batch.batchId), k.batch(batch.batchId), k.jobIndex(batch.batchId), ...jobList.map((j) => k.job(j.jobId))], args);
   }
 
   /** Removes a batch that was never announced (a job.submitted of it was not confirmed): every job and the record. */

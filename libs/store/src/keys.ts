@@ -58,9 +58,12 @@ export function keys(namespace: string) {
     tenantDay: (tenant: string, day: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:day:${day}`,
     tenantInFlight: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:in-flight`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
-    /** The job listing's index (GET /api/lookup): a sorted set, every score 0, members `<createdAt ms, 16
-     *  digits>:<jobId>`, so lexicographic order is creation order; trimmed to JOB_TTL_SECONDS (lua/includes/index-job.lua). */
-    jobIndex: `${namespace}:jobs:by-created`,
+    /** The job listing's index (GET /api/lookup) of a job's shard: a sorted set, every score 0, members `<createdAt ms,
+     *  16 digits>:<jobId>`, so lexicographic order is creation order; written by the job's create script (in its slot),
+     *  trimmed to JOB_TTL_SECONDS (lua/includes/index-job.lua). */
+    jobIndex: (jobId: string) => `${jobTag(jobId)}:jobs:by-created`,
+    /** Every shard's listing index (the listing merges them, job-index.ts). */
+    allJobIndexes: Array.from({ length: JOB_SHARDS }, (_, s) => `${shardTag(s)}:jobs:by-created`),
   };
 }
 export type Keys = ReturnType<typeof keys>;

@@ -3,7 +3,7 @@
 -- argument is checked before the first write, so a malformed call writes nothing).
 -- KEYS[1]      deadline index (sorted set)
 -- KEYS[2]      batch record (hash)
--- KEYS[3]      listing index (includes/index-job.lua)
+-- KEYS[3]      the batch shard's listing index (includes/index-job.lua)
 -- KEYS[4..]    one job hash per job, in the order of the job blocks below
 -- ARGV[1]      TTL (seconds), of the jobs and of the batch record
 -- ARGV[2]      the listing index's trim cutoff (includes/index-job.lua)

@@ -3,7 +3,7 @@
 -- automatic pipeline with every other command of the same tick (one write for many requests).
 -- KEYS[1]  job hash
 -- KEYS[2]  deadline index (sorted set)
--- KEYS[3]  listing index (includes/index-job.lua)
+-- KEYS[3]  the job shard's listing index (includes/index-job.lua)
 -- ARGV[1]  TTL (seconds)
 -- ARGV[2]  deadline (epoch ms)
 -- ARGV[3]  job id
