@@ -59,7 +59,7 @@ describe('bench --replicas-sweep', () => {
     expect(lookupBound(3, { ...setting, fixtureDelayMs: 0 })).toBeNull();
     const rows = [row(1, 38.5), row(2, 76.25)];
     const md = replicasMarkdown(rows, setting);
-    expect(md).toContain('--replicas-sweep 1,2 --services rdap --fixture-delay 100 --worker-prefetch 4 --inflight 64');
+    expect(md).toContain('--replicas-sweep 1,2 --services rdap --fixture-delay 100 --worker-prefetch 4 --inflight 64 --sweep-seconds 10');
     expect(md).toContain('| replicas | lookup bound jobs/s | jobs/s | p50 ms | p99 ms | api CPU % | saga CPU % | rdap CPU % |');
     expect(md).toContain('| 1 | 40 | 38.5 | 121 | 301 | 11.5 | 7.25 | 9.75 | 4.5 | 60 | 33.3 | 385 | 0 | 0 |');
     expect(md).toContain('| 2 | 80 | 76.25 | 122 | 302 | 23 | 14.5 | 19.5 |');
