@@ -42,6 +42,7 @@ async function startSide(side: Side, fixtures: BenchFixtures, peerDir: string, o
   running.add(stop);
   return {
     apiUrl: peer.apiUrl,
+    apiUrls: [peer.apiUrl],
     namespace: prefix, // no RabbitMQ queue has this name: the AMQP figures are off anyway
     own: false,
     watched: [

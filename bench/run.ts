@@ -9,6 +9,7 @@ import { closeAllSessions, measure, openSession } from './lib/session.ts';
 import { formatText } from './lib/measure.ts';
 import { parseServiceList } from './lib/suite.ts';
 import { runSweep } from './lib/sweep.ts';
+import { parseReplicaList, runReplicaSweep } from './lib/replicas.ts';
 import { waitForIdle } from './lib/proc.ts';
 
 const HELP = `Usage: npm run bench -- [options]
@@ -39,7 +40,10 @@ Load
 Suite
   --url URL            drive a running suite at URL instead of starting one (nothing is started or removed)
   --namespace NS       with --url: the running suite's NAMESPACE, for its RabbitMQ counts (default lookup)
-  --workers N          replicas of each worker type (default 1)
+  --workers N          replicas of each worker type (default 1; default N with --replicas N)
+  --replicas N         N processes of every process type: N APIs (each on its own port; the client sends its
+                       requests to them in turn), N sagas and N of each worker type (default 1); CPU is also
+                       shown summed per process type
   --worker-prefetch P  PREFETCH for the workers only, i.e. the worker kit's concurrency per process
                        (default: the config default, 64)
   --fixture-delay MS   the RDAP fixture answers after MS ms (a slow lookup; default 0)
@@ -53,6 +57,9 @@ Output
   --sweep              in-flight sweep (1, 8, 64, 256; all services) and worker-replica sweep (1, 2, 4;
                        RDAP only, fixture delay 50 ms, at worker prefetch 4 and 64); writes
                        bench/results/sweep.md, sweep.svg and sweep.json
+  --replicas-sweep L   scaling out: one suite per replica count in L (e.g. 1,2,3) with --replicas N each, a slow
+                       lookup and a small worker prefetch (defaults: --services rdap --fixture-delay 100
+                       --worker-prefetch 4 --inflight 64); writes bench/results/replicas.md, .svg and .json
   --sweep-seconds S    measuring time per sweep point (default 10)
   -h, --help           this text
 
@@ -77,6 +84,8 @@ const { values: a } = parseArgs({
     url: { type: 'string' },
     namespace: { type: 'string' },
     workers: { type: 'string' },
+    replicas: { type: 'string' },
+    'replicas-sweep': { type: 'string' },
     'worker-prefetch': { type: 'string' },
     'fixture-delay': { type: 'string' },
     'log-level': { type: 'string' },
@@ -142,6 +151,29 @@ async function main(): Promise<number> {
     log,
   };
   const idleWait = num('idle-wait', 0);
+  if (a['replicas-sweep'] !== undefined) {
+    let points;
+    try {
+      points = parseReplicaList(a['replicas-sweep']);
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n`);
+      return 2;
+    }
+    const ok = await runReplicaSweep({
+      ...common,
+      points,
+      services: a.services ? services : parseServiceList('rdap'),
+      fixtureDelayMs: num('fixture-delay', 100),
+      workerPrefetch: num('worker-prefetch', 4, 1),
+      inflight: num('inflight', 64, 1),
+      seconds: num('sweep-seconds', 10, 1),
+      detector,
+      pollMs: num('poll-ms', 5, 0),
+      timeoutMs: num('timeout-ms', 60_000, 100),
+      idleWait,
+    });
+    return ok ? 0 : 1;
+  }
   if (idleWait > 0 && !a.sweep) {
     log(`waiting up to ${idleWait} s for the machine to be quiet`);
     await waitForIdle(idleWait, 25, log);
@@ -150,10 +182,15 @@ async function main(): Promise<number> {
     await runSweep({ ...common, idleWait, seconds: num('sweep-seconds', 10, 1), pollMs: num('poll-ms', 5, 0), detector, timeoutMs: num('timeout-ms', 60_000, 100) });
     return 0;
   }
-  const workers = num('workers', 1, 1);
+  const replicas = num('replicas', 1, 1);
+  const workers = num('workers', replicas, 1);
+  if (!Number.isInteger(replicas) || !Number.isInteger(workers)) {
+    process.stderr.write('--replicas and --workers take whole numbers\n');
+    return 2;
+  }
   const fixtureDelayMs = num('fixture-delay', 0);
   const workerPrefetch = a['worker-prefetch'] ? num('worker-prefetch', 64, 1) : undefined;
-  const session = await openSession({ ...common, url: a.url, namespace: a.namespace, services, workers, fixtureDelayMs, workerPrefetch });
+  const session = await openSession({ ...common, url: a.url, namespace: a.namespace, services, workers, replicas, fixtureDelayMs, workerPrefetch });
   try {
     const mode = a.rate ? 'open' : 'closed';
     const inflight = num('inflight', 64, 1);
@@ -195,6 +232,7 @@ async function main(): Promise<number> {
         warmup,
         services: services.map((s) => s.name).join(','),
         workers: session.own ? workers : null,
+        replicas: session.own ? replicas : null,
         workerPrefetch: workerPrefetch ?? null,
         fixtureDelayMs: session.own ? fixtureDelayMs : null,
         target,

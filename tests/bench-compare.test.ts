@@ -26,6 +26,7 @@ function result(o: Partial<BenchResult>): BenchResult {
     serverCpuMsPerJob: 1,
     peakRssMb: {},
     processes: { api: { cpuMsPerJob: 0.7, childCpuMsPerJob: 0, cpuPct: 10, peakRssMb: 80, hwmMb: 90 } },
+    cpuByType: { api: { processes: 1, cpuMsPerJob: 0.7, cpuPct: 10 } },
     servers: { redis: { cpuMsPerJob: 0.2, cpuPct: 5, peakRssMb: 10 } },
     client: { cpuMsPerJob: 0.3, cpuPct: 3, peakRssMb: 60, httpRequestsPerJob: 2 },
     fixtures: null,

@@ -41,6 +41,19 @@ describe('npm run bench', () => {
     expect(stderr).toMatch(/namespace bench-[0-9a-f]+ removed/);
   });
 
+  it('runs two replicas of every process type (--replicas 2), measures each and sums their CPU per type', async () => {
+    const args = ['--import', 'tsx', 'bench/run.ts', '--replicas', '2', '--jobs', '20', '--inflight', '4', '--warmup', '4', '--services', 'GeoIP', '--json'];
+    const { code, stdout, stderr } = await runNode(args);
+    const lines = stdout.split('\n').filter(Boolean);
+    expect(lines, stderr).toHaveLength(1);
+    const result = JSON.parse(lines[0]!) as { cpuByType: Record<string, { processes: number }>; processes: Record<string, unknown> } & Record<string, unknown>;
+    expect(result, stderr).toMatchObject({ ok: true, jobs: 20, completed: 20, failed: 0, lost: 0, config: { replicas: 2, workers: 2 } });
+    expect(Object.keys(result.processes).sort()).toEqual(['api#1', 'api#2', 'geoip#1', 'geoip#2', 'saga#1', 'saga#2']);
+    expect(result.cpuByType).toMatchObject({ api: { processes: 2 }, saga: { processes: 2 }, geoip: { processes: 2 } });
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/namespace bench-[0-9a-f]+ removed/);
+  });
+
   it('runs a tiny bulk bench (--batch) and accounts for every job', async () => {
     const args = ['--import', 'tsx', 'bench/run.ts', '--batch', '10', '--jobs', '25', '--warmup', '0', '--services', 'GeoIP', '--json'];
     const { code, stdout, stderr } = await runNode(args);

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Dispatcher, Pool } from 'undici';
 
 /** How a job ended, as the client saw it. */
 export type Outcome =
@@ -20,16 +20,41 @@ export interface CompletionDetector {
 }
 
 export interface HttpClient {
-  pool: Pool;
+  pool: Dispatcher;
   requests: number;
 }
 
-/** One keep-alive connection pool to the API; enough connections that no job waits for a socket. */
-export function createHttpClient(apiUrl: string, connections: number): HttpClient {
-  return {
-    pool: new Pool(new URL(apiUrl).origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 }),
-    requests: 0,
-  };
+/**
+ * Spreads requests over several API replicas' pools in turn (round-robin): what a load balancer in front of the
+ * replicas would do. Every request of a job may go to a different replica (any replica serves any job).
+ */
+export class RoundRobin extends Dispatcher {
+  private next = 0;
+  constructor(readonly pools: Dispatcher[]) {
+    super();
+  }
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const pool = this.pools[this.next++ % this.pools.length]!;
+    return pool.dispatch(options, handler);
+  }
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = Promise.all(this.pools.map((p) => p.close())).then(() => undefined);
+    if (!callback) return done;
+    void done.then(callback);
+  }
+}
+
+/**
+ * One keep-alive connection pool per API URL (several: round-robin over them); enough connections in all that no
+ * job waits for a socket.
+ */
+export function createHttpClient(apiUrls: string | string[], connections: number): HttpClient {
+  const urls = typeof apiUrls === 'string' ? [apiUrls] : apiUrls;
+  const each = urls.length > 1 ? Math.ceil(connections / urls.length) + 2 : connections;
+  const pools = urls.map((u) => new Pool(new URL(u).origin, { connections: each, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 }));
+  return { pool: pools.length === 1 ? pools[0]! : new RoundRobin(pools), requests: 0 };
 }
 
 interface JobDocumentLite {

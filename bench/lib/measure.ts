@@ -8,6 +8,23 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[idx]!;
 }
 
+/** The process type of a replica's name: 'rdap#3' -> 'rdap'. */
+export function processType(name: string): string {
+  return name.split('#')[0]!;
+}
+
+/** Service processes' CPU (children included) summed per process type, in insertion order. */
+export function cpuByType(services: ProcessUsage[]): Map<string, { processes: number; cpuMs: number }> {
+  const out = new Map<string, { processes: number; cpuMs: number }>();
+  for (const p of services) {
+    const t = out.get(processType(p.name)) ?? { processes: 0, cpuMs: 0 };
+    t.processes++;
+    t.cpuMs += p.cpuMs + (Number.isFinite(p.childCpuMs) ? p.childCpuMs : 0);
+    out.set(processType(p.name), t);
+  }
+  return out;
+}
+
 const r1 = (n: number) => (Number.isFinite(n) ? Math.round(n * 10) / 10 : null);
 const r2 = (n: number) => (Number.isFinite(n) ? Math.round(n * 100) / 100 : null);
 
@@ -34,6 +51,8 @@ export interface BenchResult {
   serverCpuMsPerJob: number | null;
   peakRssMb: Record<string, number | null>;
   processes: Record<string, { cpuMsPerJob: number | null; childCpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null; hwmMb: number | null }>;
+  /** Service CPU summed over the replicas of each process type ('api', 'saga', 'rdap'); cpuPct in % of one core. */
+  cpuByType: Record<string, { processes: number; cpuMsPerJob: number | null; cpuPct: number | null }>;
   servers: Record<string, { cpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null }>;
   client: { cpuMsPerJob: number | null; cpuPct: number | null; peakRssMb: number | null; httpRequestsPerJob: number | null };
   /** The loopback RDAP and DNS fixtures (the lookups' remote servers), in their own process; null with --url. */
@@ -123,6 +142,9 @@ export function summarise(c: Collected): BenchResult {
         },
       ]),
     ),
+    cpuByType: Object.fromEntries(
+      [...cpuByType(services)].map(([t, u]) => [t, { processes: u.processes, cpuMsPerJob: r2(u.cpuMs / n), cpuPct: r1((100 * u.cpuMs) / c.wallMs) }]),
+    ),
     servers: Object.fromEntries(servers.map((p) => [p.name, { cpuMsPerJob: r2(p.cpuMs / n), cpuPct: r1((100 * p.cpuMs) / c.wallMs), peakRssMb: r1(p.peakRssMb) }])),
     client: {
       cpuMsPerJob: r2(c.usage.client.cpuMs / n),
@@ -164,7 +186,7 @@ export function formatText(r: BenchResult): string {
   const cfg = r.config;
   L.push(
     `config: ${cfg.mode === 'open' ? `open loop ${cfg.rate} jobs/s` : cfg.batch ? `batches of ${cfg.batch}, ${cfg.batchesInFlight} in flight` : `closed loop ${cfg.inflight} in flight`}, services ${cfg.services}, ` +
-      `${cfg.workers} replica(s) per worker type, fixture delay ${cfg.fixtureDelayMs} ms, warm-up ${cfg.warmup} jobs, target ${cfg.target}`,
+      `${cfg.replicas && cfg.replicas !== 1 ? `${cfg.replicas} API and saga replicas, ` : ''}${cfg.workers} replica(s) per worker type, fixture delay ${cfg.fixtureDelayMs} ms, warm-up ${cfg.warmup} jobs, target ${cfg.target}`,
   );
   L.push('');
   L.push(`throughput   ${f(r.jobsPerSec)} jobs/s   (${r.completed} completed in ${(r.wallMs / 1000).toFixed(1)} s)`);
@@ -177,6 +199,12 @@ export function formatText(r: BenchResult): string {
   for (const [name, p] of Object.entries(r.processes)) {
     const child = p.childCpuMsPerJob ? ` (children ${p.childCpuMsPerJob})` : '';
     L.push(`  ${name.padEnd(16)} ${f(p.cpuMsPerJob).padStart(10)}   ${f(p.cpuPct).padStart(5)}   ${f(p.peakRssMb).padStart(11)}   (${f(p.hwmMb)})${child}`);
+  }
+  if (Object.values(r.cpuByType).some((t) => t.processes > 1)) {
+    L.push('per process type (replicas summed)');
+    for (const [type, t] of Object.entries(r.cpuByType)) {
+      L.push(`  ${`${type} x${t.processes}`.padEnd(16)} ${f(t.cpuMsPerJob).padStart(10)}   ${f(t.cpuPct).padStart(5)}`);
+    }
   }
   L.push('servers');
   for (const [name, p] of Object.entries(r.servers)) {

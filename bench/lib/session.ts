@@ -15,6 +15,8 @@ export interface SessionOptions {
   namespace?: string;
   services: ServiceInfo[];
   workers: number;
+  /** Replicas of the API and the saga (default 1; the workers' count is `workers`). */
+  replicas?: number;
   fixtureDelayMs: number;
   workerPrefetch?: number;
   logLevel: string;
@@ -27,6 +29,8 @@ export interface SessionOptions {
 /** A suite to measure: one this bench started (and removes), or one already running (--url). */
 export interface Session {
   apiUrl: string;
+  /** Every API replica the client spreads its requests over (just apiUrl with --url). */
+  apiUrls: string[];
   namespace: string;
   own: boolean;
   suite?: BenchSuite;
@@ -63,6 +67,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   if (o.url) {
     const session: Session = {
       apiUrl: o.url.replace(/\/+$/, ''),
+      apiUrls: [o.url.replace(/\/+$/, '')],
       namespace: o.namespace ?? 'lookup',
       own: false,
       rabbit,
@@ -82,6 +87,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   const interrupt = new AbortController();
   const session: Session = {
     apiUrl: '',
+    apiUrls: [],
     namespace,
     own: true,
     rabbit,
@@ -112,6 +118,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       redisUrl: o.redisUrl,
       services: o.services,
       workers: o.workers,
+      replicas: o.replicas,
       fixtureDelayMs: o.fixtureDelayMs,
       workerPrefetch: o.workerPrefetch,
       logLevel: o.logLevel,
@@ -129,6 +136,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   }
   session.suite = suite;
   session.apiUrl = suite.apiUrl;
+  session.apiUrls = suite.apiUrls;
   session.watched = [
     ...suite.processes.map((p): Watched => ({ name: p.name, pid: p.pid, kind: 'service' })),
     ...servers(o.amqpUrl, o.redisUrl),
@@ -166,7 +174,7 @@ export async function measure(session: Session, o: MeasureOptions): Promise<Benc
   // Enough sockets that no request waits for one: one outstanding request per job at most.
   // (A stream holds its connection for the job's life, a POST needs one more.)
   const connections = o.batch ? Math.max(8, o.batch.inFlight * 2 + 4) : o.mode === 'open' ? Math.max(64, Math.min(2048, Math.ceil(o.rate) * 2)) : Math.max(4, o.inflight * 2 + 4);
-  const http = createHttpClient(session.apiUrl, connections);
+  const http = createHttpClient(session.apiUrls, connections);
   const detector = o.detector === 'sse' ? createSseDetector(http) : createPollingDetector(http, o.pollMs);
   const load = { http, detector, target: o.target, services: o.services.map((s) => s.name), timeoutMs: o.timeoutMs };
   try {

@@ -50,6 +50,8 @@ export interface SuiteOptions {
   services: ServiceInfo[];
   /** Replicas of each worker type. */
   workers: number;
+  /** Replicas of the API (each on its own port) and of the saga (default 1). */
+  replicas?: number;
   /** RDAP fixture delay before every answer. */
   fixtureDelayMs: number;
   logLevel: string;
@@ -69,7 +71,10 @@ export interface SuiteOptions {
 }
 
 export interface BenchSuite {
+  /** The first API replica. */
   apiUrl: string;
+  /** Every API replica (the client spreads its requests over them). */
+  apiUrls: string[];
   namespace: string;
   processes: SpawnedService[];
   /** The RDAP and DNS fixtures: their own process, as the lookups' remote servers would be. */
@@ -201,17 +206,30 @@ export async function startFixtures(delayMs: number): Promise<SpawnedService & {
   return { ...proc, ...where };
 }
 
-/** Fixtures, then the API, the saga and `workers` replicas of each requested worker type, in one namespace. */
+/** 'api', 'saga#2', 'rdap#3': the process type, the replica number when there are several. */
+export function replicaName(type: string, i: number, of: number): string {
+  return of > 1 ? `${type}#${i}` : type;
+}
+
+/**
+ * Fixtures, then `replicas` APIs (one port each) and sagas and `workers` replicas of each requested worker type,
+ * in one namespace.
+ */
 export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
   buildServices(); // the services run compiled, as `npm run start:<name>` runs them
   const fixtures = o.fixtures ?? (await startFixtures(o.fixtureDelayMs));
-  const port = await freePort();
+  const replicas = o.replicas ?? 1;
+  const ports: number[] = [];
+  while (ports.length < replicas) {
+    const p = await freePort();
+    if (!ports.includes(p)) ports.push(p);
+  }
   const env: Record<string, string> = {
     NAMESPACE: o.namespace,
     AMQP_URL: o.amqpUrl,
     REDIS_URL: o.redisUrl,
     API_HOST: '127.0.0.1',
-    API_PORT: String(port),
+    API_PORT: String(ports[0]),
     RDAP_BASE_URL: fixtures.rdapUrl,
     DNS_SERVERS: fixtures.dnsAddress,
     ALLOW_PRIVATE_TARGETS: 'true',
@@ -237,17 +255,17 @@ export async function startBenchSuite(o: SuiteOptions): Promise<BenchSuite> {
     })());
   o.onStop?.(stopAll);
   try {
-    processes.push(spawnService('api', 'api', env, o.cpuProfDir));
-    processes.push(spawnService('saga', 'saga', env, o.cpuProfDir));
-    const expected = new Map<string, number>([[`${o.namespace}.saga`, 1]]);
+    ports.forEach((p, i) => processes.push(spawnService(replicaName('api', i + 1, replicas), 'api', { ...env, API_PORT: String(p) }, o.cpuProfDir)));
+    for (let i = 1; i <= replicas; i++) processes.push(spawnService(replicaName('saga', i, replicas), 'saga', env, o.cpuProfDir));
+    const expected = new Map<string, number>([[`${o.namespace}.saga`, replicas]]);
     for (const s of o.services) {
-      for (let i = 1; i <= o.workers; i++) processes.push(spawnService(o.workers > 1 ? `${s.slug}#${i}` : s.slug, s.slug, workerEnv, o.cpuProfDir));
+      for (let i = 1; i <= o.workers; i++) processes.push(spawnService(replicaName(s.slug, i, o.workers), s.slug, workerEnv, o.cpuProfDir));
       expected.set(`${o.namespace}.lookup.${s.slug}`, o.workers);
     }
-    const apiUrl = `http://127.0.0.1:${port}`;
+    const apiUrls = ports.map((p) => `http://127.0.0.1:${p}`);
     o.log(`starting ${processes.map((p) => p.name).join(', ')} in namespace ${o.namespace}`);
-    await waitReady(apiUrl, o.amqpUrl, expected, processes, 60_000, o.signal);
-    return { apiUrl, namespace: o.namespace, processes, fixtures, stop: stopAll };
+    for (const url of apiUrls) await waitReady(url, o.amqpUrl, expected, processes, 60_000, o.signal);
+    return { apiUrl: apiUrls[0]!, apiUrls, namespace: o.namespace, processes, fixtures, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
