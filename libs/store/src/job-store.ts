@@ -115,6 +115,25 @@ export interface RecordOutcomeResult {
   notified: boolean;
   /** The job's creation time (ISO 8601), only when this call completed the job (for its duration). */
   createdAt?: string;
+  /** Whether the job has a completion callback (from the same script: announcing its end also sends its callback command). */
+  hasCallback: boolean;
+}
+
+export interface ExpireResult {
+  disposition: ExpireDisposition;
+  status: JobStatus | '';
+  notified: boolean;
+  /** The job's creation time (ISO 8601), only when this call expired it. */
+  createdAt?: string;
+  /** Whether the job has a completion callback. */
+  hasCallback: boolean;
+}
+
+/** The scripts' `{ disposition, status, notified, createdAt, callback }` answer ('' for absent), typed. */
+function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean } {
+  const [disposition, status, notified, createdAt, callback] = raw as [D, JobStatus | '', string, string | undefined, string | undefined];
+  const base = { disposition, status, notified: notified === '1', hasCallback: callback === '1' };
+  return createdAt ? { ...base, createdAt } : base;
 }
 
 export interface JobStoreDeps {
@@ -302,11 +321,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
-    const [disposition, status, notified, createdAt] = (await recordOutcomeScript(
-      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [service, JSON.stringify(outcome), at, jobId],
-    )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
-    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
+    return endAnswer<OutcomeDisposition>(await recordOutcomeScript([k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)], [service, JSON.stringify(outcome), at, jobId]));
   }
 
   /** Jobs whose deadline has passed (oldest first within each shard, up to `limit` in all), for the sweeper. */
@@ -316,20 +331,22 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
-  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean; createdAt?: string }> {
-    const [disposition, status, notified, createdAt] = (await expireScript(
-      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
-    )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
-    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
+  async function expire(jobId: string, now: Date): Promise<ExpireResult> {
+    return endAnswer<ExpireDisposition>(
+      await expireScript(
+        [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
+        [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
+      ),
+    );
   }
 
-  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
-    const [disposition, status] = (await cancelScript(
+  /** Cancels an unfinished job; `hasCallback`: whether it has a completion callback (to send for `cancelled`). */
+  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | ''; hasCallback: boolean }> {
+    const [disposition, status, callback] = (await cancelScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
-    )) as [CancelDisposition, JobStatus | ''];
-    return { disposition, status };
+    )) as [CancelDisposition, JobStatus | '', string | undefined];
+    return { disposition, status, hasCallback: callback === '1' };
   }
 
   /**
