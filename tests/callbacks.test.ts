@@ -53,6 +53,12 @@ beforeAll(async () => {
       CALLBACK_MAX_ATTEMPTS: '3',
       RETRY_BASE_DELAY_MS: '50',
       RETRY_MAX_DELAY_MS: '200',
+      // An RDAP lookup (the fixture answers after 60 s) outlives its job: the deadline sweep finishes the job.
+      JOB_DEADLINE_MS: '8000',
+      DEADLINE_SWEEP_MS: '200',
+      // The tests poll the API while they wait (the timed-out job for its whole deadline).
+      RATE_LIMIT_API_PER_MIN: '0',
+      RATE_LIMIT_GLOBAL_PER_MIN: '0',
     },
   });
 });
@@ -156,6 +162,16 @@ describe('completion callbacks', () => {
     expect(JSON.parse(deliveriesTo('/ok/cancelled')[0]!.body)).toMatchObject({ event: 'cancelled', job: { jobId: cancelled, status: 'Cancelled' } });
     expect(await waitState(notAsked, 'skipped')).toMatchObject({ attempts: [] });
     expect(deliveriesTo('/ok/not-asked')).toHaveLength(0);
+  });
+
+  it('delivers `completed` for a job the deadline sweep finished (its missing services TimedOut)', async () => {
+    const jobId = await submit({ target: '127.0.0.2', services: ['RDAP'], callback: { url: `${receiverUrl}/ok/timed-out` } });
+    const status = await waitState(jobId, 'delivered');
+    expect(status.deliveryId).toBe(`${jobId}:callback:completed`);
+    expect(deliveriesTo('/ok/timed-out')).toHaveLength(1);
+    const payload = JSON.parse(deliveriesTo('/ok/timed-out')[0]!.body);
+    expect(payload).toMatchObject({ event: 'completed', job: { jobId, status: 'Completed' } });
+    expect(payload.job.results).toEqual([expect.objectContaining({ serviceType: 'RDAP', status: 'TimedOut' })]);
   });
 
   it('answers the callbacks of a job without one, and 404 for an unknown job', async () => {

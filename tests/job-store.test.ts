@@ -158,7 +158,7 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     const jobId = await newJob([0, 1, 2]);
     await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
     const now = at();
-    expect(await jobs.cancel(jobId, now)).toEqual({ disposition: 'cancelled', status: 'Cancelled' });
+    expect(await jobs.cancel(jobId, now)).toEqual({ disposition: 'cancelled', status: 'Cancelled', hasCallback: false });
     const hash = await redis.hgetall(storeKeys(ns).job(jobId));
     expect(hash).toMatchObject({ status: 'Cancelled', completedAt: now, done: '3' });
     expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
@@ -168,7 +168,7 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
       expect.objectContaining({ serviceType: 'Ping', status: 'Failed', errorMessage: 'boom' }),
       { serviceType: 'RDAP', ...unreported('Cancelled', 'the job was cancelled'), completedAt: now },
     ]);
-    expect(await jobs.cancel(jobId, at())).toEqual({ disposition: 'finished', status: 'Cancelled' });
+    expect(await jobs.cancel(jobId, at())).toEqual({ disposition: 'finished', status: 'Cancelled', hasCallback: false });
   });
 
   it('expire records every service still without an outcome TimedOut and completes the job, once due', async () => {
@@ -176,26 +176,41 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     const deadlineAt = Date.now() + 60_000;
     const createdAt = at();
     await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [3, 0], createdAt, deadlineAt });
-    expect(await jobs.recordOutcome(jobId, 0, outcome(null, 'Failed'), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false });
+    expect(await jobs.recordOutcome(jobId, 0, outcome(null, 'Failed'), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false, hasCallback: false });
     expect((await jobs.expire(jobId, new Date(deadlineAt - 1))).disposition).toBe('not-due');
     const now = new Date(deadlineAt + 1);
     // The creation time comes back only from the call that finished the job (the saga's job duration).
-    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false, createdAt });
+    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false, createdAt, hasCallback: false });
     expect(await redis.hgetall(storeKeys(ns).job(jobId))).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
     expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
     expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
-    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'finished', status: 'Completed', notified: false });
+    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'finished', status: 'Completed', notified: false, hasCallback: false });
   });
 
   it('recordOutcome returns the creation time with the outcome that completes the job, and only then', async () => {
     const jobId = randomUUID();
     const createdAt = at();
     await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [0, 1], createdAt, deadlineAt: Date.now() + 60_000 });
-    expect(await jobs.recordOutcome(jobId, 0, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false });
-    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Completed', notified: false, createdAt });
-    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'duplicate', status: 'Completed', notified: false });
+    expect(await jobs.recordOutcome(jobId, 0, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Processing', notified: false, hasCallback: false });
+    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'recorded', status: 'Completed', notified: false, createdAt, hasCallback: false });
+    expect(await jobs.recordOutcome(jobId, 1, outcome(null), at())).toEqual({ disposition: 'duplicate', status: 'Completed', notified: false, hasCallback: false });
+  });
+
+  it('each script that ends a job says whether it has a completion callback (who ends it sends that callback)', async () => {
+    const callback = { url: 'http://127.0.0.1:28001/hook', events: ['completed' as const] };
+    const create = async (services: (0 | 1)[], deadlineAt = Date.now() + 60_000) => {
+      const jobId = randomUUID();
+      await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services, createdAt: at(), deadlineAt, callback });
+      return jobId;
+    };
+    const completed = await create([0, 1]);
+    expect(await jobs.recordOutcome(completed, 0, outcome(null), at())).toMatchObject({ status: 'Processing', hasCallback: true });
+    expect(await jobs.recordOutcome(completed, 1, outcome(null), at())).toMatchObject({ status: 'Completed', hasCallback: true });
+    expect(await jobs.recordOutcome(completed, 1, outcome(null), at())).toMatchObject({ disposition: 'duplicate', hasCallback: true });
+    expect(await jobs.expire(await create([0], Date.now() - 1), new Date())).toMatchObject({ disposition: 'expired', hasCallback: true });
+    expect(await jobs.cancel(await create([0]), at())).toEqual({ disposition: 'cancelled', status: 'Cancelled', hasCallback: true });
   });
 });
 

@@ -177,6 +177,7 @@ export class Broker extends EventEmitter {
     for (const q of d.queues) {
       await channel.assertQueue(q.name, { ...QUEUE_DEFAULTS.durable, arguments: q.arguments });
       for (const b of q.bindings) await channel.bindQueue(q.name, b.exchange, b.routingKey);
+      for (const b of q.unbindings ?? []) await channel.unbindQueue(q.name, b.exchange, b.routingKey);
     }
   }
 

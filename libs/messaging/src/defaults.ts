@@ -77,6 +77,11 @@ export const PUBLICATIONS = Object.freeze({
    */
   jobCancelled: Object.freeze({ exchange: 'events', persistent: false, mandatory: false }),
   /**
+   * A job's completion callback, from whoever ended the job to the saga's callbacks queue: only jobs with a callback
+   * send one; it is kept over a broker restart, and an unroutable one fails (the end is announced again).
+   */
+  callbackDelivery: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true }),
+  /**
    * Resource RPC requests and replies: a request for a worker that is gone must come back at once (unroutable),
    * and neither is worth keeping over a broker restart (the requester has long timed out).
    */

@@ -21,6 +21,8 @@ export interface Publishers {
   jobCompleted(message: JobCompleted): Promise<void>;
   /** The API's cancel to every worker process: abort the job's lookups in flight (nobody has to be listening). */
   jobCancelled(message: JobCompleted): Promise<void>;
+  /** Whoever ended a job with a completion callback to the saga's callbacks queue: its first attempt (firstCallbackDelivery). */
+  callbackDelivery(message: CallbackDelivery): Promise<void>;
   /** A completion callback's next attempt, after waiting `delayMs` (rounded up to a delay bucket) in the broker. */
   callbackRetry(message: CallbackDelivery, delayMs: number): Promise<void>;
 }
@@ -45,6 +47,7 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
       broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
     taskCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.taskCompleted, m, props(m, PUBLICATIONS.taskCompleted)),
     jobCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.jobCompleted, m, props(m, PUBLICATIONS.jobCompleted)),
+    callbackDelivery: (m) => broker.publish(exchanges.commands, RoutingKeys.callbackDelivery, m, props(m, PUBLICATIONS.callbackDelivery)),
     callbackRetry: (m, delayMs) =>
       broker.publishDelayed(CALLBACK_DELAY_SLUG, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
     jobCancelled: (m) =>

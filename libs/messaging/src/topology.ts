@@ -18,7 +18,7 @@ export function topology(namespace: string) {
     },
     queues: {
       saga: `${ns}.saga`,
-      /** The saga's completion-callback dispatcher: job.completed, and callback retries back from their delay queue. */
+      /** The saga's completion-callback dispatcher: the first attempt of each job's callback, and retries back from their delay queue. */
       callbacks: `${ns}.callbacks`,
       lookup: (slug: string) => `${ns}.lookup.${slug}`,
       /** The work queues of high and low priority commands of a service (normal ones: `lookup`). */
@@ -100,6 +100,8 @@ export function delayMsBucket(delayMs: number): number {
 export interface QueueDeclaration {
   name: string;
   bindings: { exchange: string; routingKey: string }[];
+  /** Bindings an earlier version declared and this one removes (unbinding is idempotent), so upgrades drop them too. */
+  unbindings?: { exchange: string; routingKey: string }[];
   arguments?: Record<string, unknown>;
 }
 
@@ -243,10 +245,10 @@ export function declarations(namespace: string, options: TopologyOptions = { max
       {
         name: t.queues.callbacks,
         arguments: dlArgs,
-        bindings: [
-          { exchange: t.exchanges.events, routingKey: RoutingKeys.jobCompleted },
-          { exchange: t.exchanges.commands, routingKey: RoutingKeys.callbackDelivery },
-        ],
+        // Only jobs with a callback send it one (callback.deliver, from whoever ended the job). It used to take every
+        // job.completed: that binding is removed from existing deployments too.
+        bindings: [{ exchange: t.exchanges.commands, routingKey: RoutingKeys.callbackDelivery }],
+        unbindings: [{ exchange: t.exchanges.events, routingKey: RoutingKeys.jobCompleted }],
       },
       ...retryQueues,
       { name: t.queues.deadLetter, ...deadLetterArguments(options.queueType), bindings: [{ exchange: t.exchanges.deadLetter, routingKey: '' }] },

@@ -117,6 +117,25 @@ export interface RecordOutcomeResult {
   notified: boolean;
   /** The job's creation time (ISO 8601), only when this call completed the job (for its duration). */
   createdAt?: string;
+  /** Whether the job has a completion callback (from the same script: announcing its end also sends its callback command). */
+  hasCallback: boolean;
+}
+
+export interface ExpireResult {
+  disposition: ExpireDisposition;
+  status: JobStatus | '';
+  notified: boolean;
+  /** The job's creation time (ISO 8601), only when this call expired it. */
+  createdAt?: string;
+  /** Whether the job has a completion callback. */
+  hasCallback: boolean;
+}
+
+/** The scripts' `{ disposition, status, notified, createdAt, callback }` answer ('' for absent), typed. */
+function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean } {
+  const [disposition, status, notified, createdAt, callback] = raw as [D, JobStatus | '', string, string | undefined, string | undefined];
+  const base = { disposition, status, notified: notified === '1', hasCallback: callback === '1' };
+  return createdAt ? { ...base, createdAt } : base;
 }
 
 export interface JobStoreDeps {
@@ -155,11 +174,12 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /**
-   * Frees the in-flight slot of a job that this call ended (completed, expired, cancelled), if it has a tenant.
+   * Frees the in-flight slot of a job that the script answering `answer` ended (completed or expired): its tenant
+   * (TENANTS) is the answer's sixth item, '' for a job without one or a call that did not end it (no round trip then).
    * Idempotent (the slot is the job's member of the tenant's set); a failure here is healed by the hold's lapse.
    */
-  async function releaseTenantSlot(jobId: string): Promise<void> {
-    const tenant = await redis.hget(k.job(jobId), 'tenant');
+  async function releaseTenantSlot(jobId: string, answer: unknown): Promise<void> {
+    const tenant = (answer as (string | undefined)[])[5];
     if (tenant) await redis.zrem(k.tenantInFlight(tenant), jobId);
   }
 
@@ -314,12 +334,9 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
-    const [disposition, status, notified, createdAt] = (await recordOutcomeScript(
-      [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [service, JSON.stringify(outcome), at, jobId],
-    )) as [OutcomeDisposition, JobStatus | '', string, string | undefined];
-    if (createdAt) await releaseTenantSlot(jobId);
-    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
+    const answer = await recordOutcomeScript([k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)], [service, JSON.stringify(outcome), at, jobId]);
+    await releaseTenantSlot(jobId, answer);
+    return endAnswer<OutcomeDisposition>(answer);
   }
 
   /** Jobs whose deadline has passed (oldest first within each shard, up to `limit` in all), for the sweeper. */
@@ -329,22 +346,23 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
-  async function expire(jobId: string, now: Date): Promise<{ disposition: ExpireDisposition; status: JobStatus | ''; notified: boolean; createdAt?: string }> {
-    const [disposition, status, notified, createdAt] = (await expireScript(
+  async function expire(jobId: string, now: Date): Promise<ExpireResult> {
+    const answer = await expireScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
-    )) as [ExpireDisposition, JobStatus | '', string, string | undefined];
-    if (disposition === 'expired') await releaseTenantSlot(jobId);
-    return createdAt ? { disposition, status, notified: notified === '1', createdAt } : { disposition, status, notified: notified === '1' };
+    );
+    await releaseTenantSlot(jobId, answer);
+    return endAnswer<ExpireDisposition>(answer);
   }
 
-  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | '' }> {
-    const [disposition, status] = (await cancelScript(
+  /** Cancels an unfinished job; `hasCallback`: whether it has a completion callback (to send for `cancelled`). */
+  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | ''; hasCallback: boolean }> {
+    const [disposition, status, callback, tenant] = (await cancelScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
-    )) as [CancelDisposition, JobStatus | ''];
-    if (disposition === 'cancelled') await releaseTenantSlot(jobId);
-    return { disposition, status };
+    )) as [CancelDisposition, JobStatus | '', string | undefined, string | undefined];
+    if (tenant) await redis.zrem(k.tenantInFlight(tenant), jobId);
+    return { disposition, status, hasCallback: callback === '1' };
   }
 
   /**

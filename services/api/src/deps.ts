@@ -1,5 +1,5 @@
 import type { Config } from '@lookup/config';
-import type { JobCompleted, JobSubmitted } from '@lookup/contracts';
+import type { CallbackDelivery, JobCompleted, JobSubmitted } from '@lookup/contracts';
 import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
 import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter, TenantQuota } from '@lookup/store';
@@ -34,6 +34,8 @@ export interface ApiDeps {
   publishJobCompleted(message: JobCompleted): Promise<void>;
   /** Broadcasts a cancellation to every worker process (job.cancelled), which aborts the job's lookups in flight. */
   publishJobCancelled?(message: JobCompleted): Promise<void>;
+  /** Sends a cancelled job's completion callback (its first attempt) to the saga's callbacks queue, for a job that has one. */
+  publishCallbackDelivery?(message: CallbackDelivery): Promise<void>;
   /** Whether RabbitMQ and Redis answer right now (for /health/ready). */
   readiness(): Promise<{ rabbitmq: boolean; redis: boolean }>;
   rateLimiter: RateLimiter;

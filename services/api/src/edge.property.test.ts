@@ -42,7 +42,7 @@ async function edgeApp(overrides: Partial<Config>): Promise<FastifyInstance> {
       create: async () => undefined,
       discard: async () => undefined,
       getDocument: async (id) => (id === KNOWN_JOB ? completed : undefined),
-      cancel: async (id) => (id === KNOWN_JOB ? { disposition: 'finished', status: 'Completed' } : { disposition: 'missing', status: '' }),
+      cancel: async (id) => (id === KNOWN_JOB ? { disposition: 'finished', status: 'Completed', hasCallback: false } : { disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 }) },

@@ -36,7 +36,7 @@ async function listening(overrides: Partial<Config>) {
       create: async () => undefined,
       discard: async () => undefined,
       getDocument: async (id) => documents.get(id),
-      cancel: async () => ({ disposition: 'missing', status: '' }),
+      cancel: async () => ({ disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 }) },

@@ -88,6 +88,7 @@ const app = await buildApp({
   publishJobSubmitted: publishers.jobSubmitted,
   publishJobCompleted: publishers.jobCompleted,
   publishJobCancelled: publishers.jobCancelled,
+  publishCallbackDelivery: publishers.callbackDelivery,
   jobEvents: jobEvents.source,
   callbacks: (() => {
     const store = createCallbackStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });

@@ -5,13 +5,11 @@ import {
   CALLBACK_SIGNATURE_HEADER,
   MessageValidators,
   RoutingKeys,
-  SCHEMA_VERSION,
   callbackAttemptMessageId,
-  callbackDeliveryId,
   equalJitterBackoff,
+  firstCallbackDelivery,
   signCallback,
   type CallbackDelivery,
-  type CallbackEvent,
   type JobCompleted,
   type Validator,
 } from '@lookup/contracts';
@@ -44,32 +42,37 @@ export class CallbackUndeliverable extends Error {
 export type CallbackMessage = JobCompleted | CallbackDelivery;
 
 /**
- * Completion callbacks, in the saga process: its own durable queue (`<ns>.callbacks`) takes every job.completed
- * (a job ended: Completed, or Cancelled by the API) and the deliveries' retries back from their delay queue. A job
- * with a callback asking for that event gets one delivery (claimed once in Redis: a duplicate job.completed sends
- * nothing, a redelivered one sends again: at-least-once, with a stable delivery id); each attempt is recorded; a
- * failure is retried through the broker with backoff, and dead-lettered after `maxAttempts`.
+ * Completion callbacks, in the saga process: its own durable queue (`<ns>.callbacks`) takes the first attempt of each
+ * job's callback (`callback.deliver`, sent only for a job that has one, by whoever ended it: the saga on completion or
+ * at the deadline, the API on cancel) and the deliveries' retries back from their delay queue. A job whose callback
+ * asks for that event gets one delivery (claimed once in Redis: a duplicate first attempt sends nothing, a redelivered
+ * one sends again: at-least-once, with a stable delivery id); each attempt is recorded; a failure is retried through
+ * the broker with backoff, and dead-lettered after `maxAttempts`. A job.completed still queued from before the upgrade
+ * (the queue used to take every one) is handled as that job's first attempt.
  */
 export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
   const { jobs, deliveries, logger, now = Date.now } = deps;
 
-  async function onJobCompleted(message: ReceivedMessage<JobCompleted>): Promise<void> {
-    const { jobId, status } = message.body;
-    const event: CallbackEvent = status === 'Cancelled' ? 'cancelled' : 'completed';
-    const callback = await jobs.getCallback(jobId);
+  /** A job's first attempt: claimed once, skipped when the callback did not ask for the event. */
+  async function first(d: CallbackDelivery, redelivered: boolean): Promise<void> {
+    const callback = await jobs.getCallback(d.jobId);
     if (!callback) return;
-    const log = logger.child({ jobId, event });
-    if (!callback.events.includes(event)) {
-      await deliveries.setState(jobId, 'skipped');
+    const log = logger.child({ jobId: d.jobId, event: d.event });
+    if (!callback.events.includes(d.event)) {
+      await deliveries.setState(d.jobId, 'skipped');
       log.info('job ended with an event its callback did not ask for; nothing sent');
       return;
     }
-    const deliveryId = callbackDeliveryId(jobId, event);
-    if (!(await deliveries.claim(jobId, deliveryId, event)) && !message.redelivered) {
-      log.debug('duplicate job.completed; the callback was already dispatched');
+    if (!(await deliveries.claim(d.jobId, d.deliveryId, d.event)) && !redelivered) {
+      log.debug('duplicate first attempt; the callback was already dispatched');
       return;
     }
-    await attempt({ messageId: callbackAttemptMessageId(jobId, event, 1), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt: new Date(now()).toISOString(), jobId, deliveryId, event, attempt: 1 });
+    await attempt(d);
+  }
+
+  function onJobCompleted(message: ReceivedMessage<JobCompleted>): Promise<void> {
+    const { jobId, status } = message.body;
+    return first(firstCallbackDelivery(jobId, status, new Date(now()).toISOString()), message.redelivered);
   }
 
   async function attempt(d: CallbackDelivery): Promise<void> {
@@ -119,7 +122,10 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
   function handle(message: ReceivedMessage<CallbackMessage>): Promise<void> {
     const routingKey = message.raw.fields.routingKey;
     if (routingKey === RoutingKeys.jobCompleted) return onJobCompleted(message as ReceivedMessage<JobCompleted>);
-    if (routingKey === RoutingKeys.callbackDelivery) return attempt((message as ReceivedMessage<CallbackDelivery>).body);
+    if (routingKey === RoutingKeys.callbackDelivery) {
+      const d = (message as ReceivedMessage<CallbackDelivery>).body;
+      return d.attempt === 1 ? first(d, message.redelivered) : attempt(d);
+    }
     throw new PoisonMessageError(`the callback queue takes no '${routingKey}' messages`);
   }
 

@@ -18,7 +18,7 @@ describe('sweepDeadlines', () => {
         if (sweeps === 30) controller.abort();
         return [];
       },
-      expire: async () => ({ disposition: 'missing' as const, status: '', notified: false }),
+      expire: async () => ({ disposition: 'missing' as const, status: '', notified: false, hasCallback: false }),
     };
     await sweepDeadlines({ jobs: jobs as never, announce: async () => undefined, intervalMs: 1, logger: createLogger({ service: 't', level: 'silent' }) }, controller.signal);
     process.off('warning', onWarning);

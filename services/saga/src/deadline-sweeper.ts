@@ -5,8 +5,8 @@ import type { JobEndMetrics } from './saga.ts';
 
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
-  /** Announces a job that the sweep finished (job.completed), then marks it notified. */
-  announce: (jobId: string) => Promise<void>;
+  /** Announces a job that the sweep finished (job.completed, and its callback command if it has one), then marks it notified. */
+  announce: (jobId: string, hasCallback: boolean) => Promise<void>;
   intervalMs: number;
   logger: Logger;
   /** Jobs examined per pass. */
@@ -33,7 +33,7 @@ export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSig
           metrics?.finished('TimedOut', result.createdAt, now.toISOString());
         }
         if ((result.disposition === 'expired' || result.disposition === 'finished') && result.status === 'Completed' && !result.notified) {
-          await announce(jobId);
+          await announce(jobId, result.hasCallback);
         }
       }
       if (due.length === batch) continue; // more are due: no pause

@@ -18,7 +18,7 @@ function harness() {
       markNotified: async () => undefined,
       resultLocation: () => ({ storage: 'redis', key: 'k' }),
     } as never,
-    publish: { command: async (c) => void commands.push(c), jobCompleted: async () => undefined },
+    publish: { command: async (c) => void commands.push(c), jobCompleted: async () => undefined, callbackDelivery: async () => undefined },
   });
   return { saga, commands };
 }

@@ -3,6 +3,7 @@ import {
   RoutingKeys,
   SCHEMA_VERSION,
   commandMessageId,
+  firstCallbackDelivery,
   jobCompletedEvent,
   outcomeOf,
   serviceName,
@@ -23,8 +24,8 @@ export interface JobEndMetrics {
 
 export interface SagaDeps {
   jobs: Pick<JobStore, 'markProcessing' | 'recordOutcome' | 'markNotified' | 'resultLocation'>;
-  /** Commands to the workers, job.completed to the API processes (createPublishers). */
-  publish: Pick<Publishers, 'command' | 'jobCompleted'>;
+  /** Commands to the workers, job.completed to the API processes, a job's callback to the callbacks queue (createPublishers). */
+  publish: Pick<Publishers, 'command' | 'jobCompleted' | 'callbackDelivery'>;
   logger: Logger;
   metrics?: JobEndMetrics;
 }
@@ -110,15 +111,23 @@ export function createSaga({ jobs, publish, logger, metrics }: SagaDeps) {
     }
     // Also on a duplicate: if a previous delivery completed the job but died before announcing it.
     if (result.status === 'Completed' && !result.notified) {
-      await announceCompleted(ev.jobId);
+      await announceCompleted(ev.jobId, result.hasCallback);
       log.info('job completed');
     }
   }
 
-  /** Publishes job.completed, then records that it was published (at-least-once announcement). */
-  async function announceCompleted(jobId: string): Promise<void> {
+  /**
+   * Publishes job.completed (and, for a job with a completion callback, its callback command), then records that
+   * they were published: at-least-once, since a job not marked notified is announced again by the redelivered
+   * message that finished it (or by the next deadline sweep). A job without a callback costs the callbacks queue nothing.
+   */
+  async function announceCompleted(jobId: string, hasCallback: boolean): Promise<void> {
     await withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
-      await publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', new Date().toISOString()));
+      const now = new Date().toISOString();
+      await Promise.all([
+        publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', now)),
+        hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, 'Completed', now)) : undefined,
+      ]);
       await jobs.markNotified(jobId);
     });
   }

@@ -1,11 +1,12 @@
 -- Cancels a job that has not finished: every service still without an outcome is recorded Cancelled.
 -- KEYS[1] job hash; KEYS[2] deadline index; KEYS[3] the job's event stream (includes/job-event.lua). ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] the Cancelled
 -- outcome (JSON, built by job-store.ts)
--- Returns { disposition, status }: cancelled | finished (already Completed/Cancelled) | missing
+-- Returns { disposition, status, callback, tenant }: disposition cancelled | finished (already Completed/Cancelled) | missing;
+-- callback '1' when the job has a completion callback (field `callback`), else ''; tenant (TENANTS) when cancelled here
 --- @include "includes/finish-job"
 local job = KEYS[1]
 local status = redis.call('HGET', job, 'status')
-if not status then return { 'missing', '' } end
-if status == 'Completed' or status == 'Cancelled' then return { 'finished', status } end
+if not status then return { 'missing', '', '' } end
+if status == 'Completed' or status == 'Cancelled' then return { 'finished', status, '' } end
 finishJob(job, KEYS[2], KEYS[3], ARGV[1], ARGV[3], 'Cancelled', ARGV[2])
-return { 'cancelled', 'Cancelled' }
+return { 'cancelled', 'Cancelled', redis.call('HEXISTS', job, 'callback') == 1 and '1' or '', redis.call('HGET', job, 'tenant') or '' }

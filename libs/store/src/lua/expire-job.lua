@@ -3,21 +3,23 @@
 -- KEYS[1] job hash; KEYS[2] deadline index (sorted set); KEYS[3] the job's event stream (includes/job-event.lua)
 -- ARGV[1] job id; ARGV[2] now (ISO 8601); ARGV[3] now (epoch ms); ARGV[4] the TimedOut outcome (JSON, built by
 -- job-store.ts)
--- Returns { disposition, status, notified[, createdAt] }: disposition expired | not-due | finished | missing; createdAt
--- (the job's creation time, for its duration) only when this call expired it
+-- Returns { disposition, status, notified, createdAt, callback, tenant }: disposition expired | not-due | finished | missing;
+-- createdAt (the job's creation time, for its duration) only when this call expired it, else ''; callback '1' when the
+-- job has a completion callback (field `callback`), else ''; tenant (TENANTS) only when this call expired it
 --- @include "includes/finish-job"
 local job = KEYS[1]
 local status = redis.call('HGET', job, 'status')
 if not status then
   redis.call('ZREM', KEYS[2], ARGV[1])
-  return { 'missing', '', '' }
+  return { 'missing', '', '', '', '' }
 end
 local notified = redis.call('HGET', job, 'notified') or ''
+local callback = redis.call('HEXISTS', job, 'callback') == 1 and '1' or ''
 if status == 'Completed' or status == 'Cancelled' then
   redis.call('ZREM', KEYS[2], ARGV[1])
-  return { 'finished', status, notified }
+  return { 'finished', status, notified, '', callback }
 end
 local deadline = tonumber(redis.call('HGET', job, 'deadlineAt') or '0')
-if deadline > tonumber(ARGV[3]) then return { 'not-due', status, notified } end
+if deadline > tonumber(ARGV[3]) then return { 'not-due', status, notified, '', callback } end
 finishJob(job, KEYS[2], KEYS[3], ARGV[1], ARGV[4], 'Completed', ARGV[2], 'timedOut', '1')
-return { 'expired', 'Completed', notified, redis.call('HGET', job, 'createdAt') or '' }
+return { 'expired', 'Completed', notified, redis.call('HGET', job, 'createdAt') or '', callback, redis.call('HGET', job, 'tenant') or '' }

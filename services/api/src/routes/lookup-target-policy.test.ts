@@ -42,7 +42,7 @@ async function harness(env: Record<string, string> = {}, limiter?: ApiDeps['rate
       create: async (job: NewJob) => void created.push(job),
       discard: async () => undefined,
       getDocument: async () => undefined,
-      cancel: async () => ({ disposition: 'missing', status: '' }),
+      cancel: async () => ({ disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: limiter ?? { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },

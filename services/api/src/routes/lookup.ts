@@ -3,6 +3,7 @@ import {
   SERVICE_CATALOGUE,
   targetPolicyFromConfig,
   type TargetPolicy,
+  firstCallbackDelivery,
   jobCompletedEvent,
   type SubmitLookupBody,
 } from '@lookup/contracts';
@@ -66,7 +67,7 @@ export function createDomainPrecheck(config: Readonly<Config>, policy: TargetPol
 }
 
 export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { config, jobs, publishJobCompleted, publishJobCancelled } = deps;
+  const { config, jobs, publishJobCompleted, publishJobCancelled, publishCallbackDelivery } = deps;
   // lookup_jobs_completed_total{status="Cancelled"}: a job is cancelled here and nowhere else.
   const cancelled = zeroed(jobsCompleted().labels('Cancelled'));
   const targetPolicy = targetPolicyFromConfig(config);
@@ -232,6 +233,10 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation')),
         // Workers running one of its lookups abort it; without the broadcast they finish it and its result is dropped.
         publishJobCancelled?.(event).catch((err) => log.warn({ err }, 'could not broadcast the cancellation to the workers')),
+        // Only a job with a completion callback sends one (the saga's callbacks queue takes nothing else).
+        result.hasCallback
+          ? publishCallbackDelivery?.(firstCallbackDelivery(jobId, 'Cancelled', now)).catch((err) => log.error({ err }, 'could not send the cancellation callback'))
+          : undefined,
       ]);
       log.info('job cancelled');
       return reply.code(202).header('X-Job-Id', jobId).send({

@@ -65,12 +65,12 @@ export class FakeJobs {
     return (this.documents.get(jobId)?.results ?? []).filter((r) => names.includes(r.serviceType));
   }
   readonly statuses = new Map<string, 'Pending' | 'Processing' | 'Completed' | 'Cancelled'>();
-  async cancel(jobId: string): Promise<{ disposition: CancelDisposition; status: '' | 'Completed' | 'Cancelled' | 'Pending' | 'Processing' }> {
+  async cancel(jobId: string): Promise<{ disposition: CancelDisposition; status: '' | 'Completed' | 'Cancelled' | 'Pending' | 'Processing'; hasCallback: boolean }> {
     const status = this.statuses.get(jobId) ?? (this.jobs.has(jobId) ? 'Pending' : undefined);
-    if (!status) return { disposition: 'missing', status: '' };
-    if (status === 'Completed' || status === 'Cancelled') return { disposition: 'finished', status };
+    if (!status) return { disposition: 'missing', status: '', hasCallback: false };
+    if (status === 'Completed' || status === 'Cancelled') return { disposition: 'finished', status, hasCallback: false };
     this.statuses.set(jobId, 'Cancelled');
-    return { disposition: 'cancelled', status: 'Cancelled' };
+    return { disposition: 'cancelled', status: 'Cancelled', hasCallback: this.jobs.get(jobId)?.callback !== undefined };
   }
 }
 
