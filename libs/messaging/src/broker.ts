@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, Channel, ConsumeMessage, Options } from 'amqplib';
 import { tracingActive, type Logger } from '@lookup/logging';
 import type { Validator } from '@lookup/contracts';
+import type { Config } from '@lookup/config';
 import { declarations, delayMsBucket, topology, type QueueType, type Topology } from './topology.ts';
 import { MessagingError } from './errors.ts';
 import { AmqpConnection, type Connection } from './connection.ts';
@@ -499,6 +500,25 @@ function safeNack(channel: Channel, msg: ConsumeMessage, requeue: boolean): void
   } catch {
     // as above
   }
+}
+
+/**
+ * The broker options every process derives from its configuration (broker URL, namespace, retry sizing, queue type),
+ * in one place so that all processes of a suite declare the same topology; `own` adds the process's name, logger
+ * and anything it alone sets.
+ */
+export function brokerOptionsFromConfig(
+  config: Pick<Config, 'amqpUrl' | 'namespace' | 'retryMaxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'queueType'>,
+  own: Pick<BrokerOptions, 'logger' | 'name'> & Partial<BrokerOptions>,
+): BrokerOptions {
+  return {
+    url: config.amqpUrl,
+    namespace: config.namespace,
+    maxAttempts: config.retryMaxAttempts,
+    retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
+    queueType: config.queueType,
+    ...own,
+  };
 }
 
 export function createBroker(options: BrokerOptions): Broker {

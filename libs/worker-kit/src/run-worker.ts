@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type JobCompleted, type LookupCommand } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { CONSUME_DEFAULTS, createBroker, createPublishers } from '@lookup/messaging';
+import { CONSUME_DEFAULTS, brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultCache, createResultStore, redisAnswers } from '@lookup/store';
 import { serveMetrics, taskInstruments } from '@lookup/metrics';
 import { createCommandHandler, eventFor } from './command-handler.ts';
@@ -26,7 +26,7 @@ export async function runWorker(definition: LookupService): Promise<void> {
 
   const name = `${config.namespace}-worker-${info.slug}`;
   const redis = createRedis({ target: config, logger, name });
-  const broker = createBroker({ url: config.amqpUrl, namespace: config.namespace, logger, name, maxAttempts: config.retryMaxAttempts, retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs }, queueType: config.queueType });
+  const broker = createBroker(brokerOptionsFromConfig(config, { logger, name }));
   const results = createResultStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
   const metrics = taskInstruments(info.name);

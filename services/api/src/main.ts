@@ -4,7 +4,7 @@ import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
+import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, brokerOptionsFromConfig, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
 import { enableProcessMetrics } from '@lookup/metrics';
 import { createCallbackStore, createIdempotencyStore, createJobStore, createRateLimiter, createRedis, createTenantQuota, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
@@ -25,16 +25,7 @@ for (const warning of startupWarnings(config)) logger.warn(warning);
 
 // The HTTP path fails fast: a request is answered 503 at once rather than queued behind a dead connection.
 const redis = createRedis({ target: config, logger, name: `${config.namespace}-api`, failFast: true });
-const broker = createBroker({
-  url: config.amqpUrl,
-  namespace: config.namespace,
-  logger,
-  name: `${config.namespace}-api`,
-  publishTimeoutMs: PUBLISH_DEFAULTS.httpConfirmTimeoutMs,
-  maxAttempts: config.retryMaxAttempts,
-  retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
-  queueType: config.queueType,
-});
+const broker = createBroker(brokerOptionsFromConfig(config, { logger, name: `${config.namespace}-api`, publishTimeoutMs: PUBLISH_DEFAULTS.httpConfirmTimeoutMs }));
 // Event streams read each job's Redis Stream and are woken through Redis pub/sub on one dedicated subscriber
 // connection (job-events.ts says why). Every API replica also hears every job.completed (a private queue each):
 // a second wake-up for the end of a job.

@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from '@lookup/config';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { createBroker, createPublishers } from '@lookup/messaging';
+import { brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, redisAnswers } from '@lookup/store';
 import { serveMetrics } from '@lookup/metrics';
@@ -18,16 +18,7 @@ const logger = createLogger({ service: 'saga', level: config.logLevel, format: c
 logStartup(logger, config);
 
 const redis = createRedis({ target: config, logger, name: `${config.namespace}-saga` });
-const broker = createBroker({
-  url: config.amqpUrl,
-  namespace: config.namespace,
-  logger,
-  name: `${config.namespace}-saga`,
-  maxAttempts: config.retryMaxAttempts,
-  retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
-  callbackMaxAttempts: config.callbackMaxAttempts,
-  queueType: config.queueType,
-});
+const broker = createBroker(brokerOptionsFromConfig(config, { logger, name: `${config.namespace}-saga`, callbackMaxAttempts: config.callbackMaxAttempts }));
 const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 
 const listener = await serveMetrics({ config, logger, readiness: async () => ({ rabbitmq: broker.ready, redis: await redisAnswers(redis) }) });
@@ -85,18 +76,20 @@ const shutdown = createShutdown({
 });
 installSignalHandlers(shutdown, logger, { exitWithParent: config.exitWithParent });
 
+// Both queues count deliveries the same way (a poison message is dead-lettered after DELIVERY_LIMIT deliveries).
+const deliveryLimit = { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) };
 await broker.consume({
   queue: broker.topology.queues.saga,
   prefetch: config.prefetch,
   validator: saga.validatorFor,
-  deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
+  deliveryLimit,
   handler: saga.handle,
 });
 await broker.consume({
   queue: broker.topology.queues.callbacks,
   prefetch: config.prefetch,
   validator: callbacks.validatorFor,
-  deliveryLimit: { max: config.deliveryLimit, count: createDeliveryCounter({ redis, namespace: config.namespace }) },
+  deliveryLimit,
   handler: callbacks.handle,
 });
 await broker.start();
