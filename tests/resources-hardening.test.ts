@@ -113,7 +113,10 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
     expect(await pinState(s.ns, 'db/idle1', s.worker.id)).toEqual({ holder: s.worker.id, pin: s.worker.id, owned: true });
     await waitFor(async () => ((await pinState(s.ns, 'db/idle1', s.worker.id)).pin === null ? true : undefined), 20_000);
     expect(await pinState(s.ns, 'db/idle1', s.worker.id)).toEqual(UNPINNED);
-    expect(s.worker.process.lines.some((l) => l.includes('resource released') && l.includes('db/idle1') && l.includes('RESOURCE_IDLE_MS'))).toBe(true);
+    // The worker logs the release after releasing the lease, and its output is read asynchronously: wait for the line.
+    const released = (l: string) => l.includes('resource released') && l.includes('db/idle1') && l.includes('RESOURCE_IDLE_MS');
+    await waitFor(async () => (s.worker.process.lines.some(released) ? true : undefined), 5_000).catch(() => undefined);
+    expect(s.worker.process.lines.some(released)).toBe(true);
     const again = await sqlUntilOk(s.api.url, 'idle1', 'SELECT v FROM t');
     expect(again.body.rows).toEqual([{ v: 'still here' }]);
     expect(again.epoch).toBeGreaterThan(first.epoch!);
