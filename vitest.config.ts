@@ -28,6 +28,19 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          // The integration tests on a three-master Redis Cluster the global setup starts on loopback and stops after
+          // (npm run test:integration-redis-cluster); tests that need a single Redis skip there, saying why.
+          name: 'integration-redis-cluster',
+          include: ['tests/**/*.test.ts'],
+          exclude: ['tests/disruptive/**', 'tests/cluster/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
           // Takes the shared RabbitMQ and Redis away for seconds: run alone, after everything else (npm test).
           name: 'disruptive',
           include: ['tests/disruptive/**/*.test.ts'],

@@ -20,11 +20,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import amqp, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { Redis } from 'ioredis';
 import { coalesceWrites } from '@lookup/messaging';
 import type { ServiceType } from '@lookup/contracts';
 import { deleteByPrefix, keys as storeKeys } from '@lookup/store';
 import { percentile } from './lib/measure.ts';
+import { benchRedis } from './lib/servers.ts';
 import { ProcessMeter, pgrep, type Watched } from './lib/proc.ts';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -100,7 +100,7 @@ async function removeTopology(n: Names, ns: string): Promise<void> {
   await ch.deleteExchange(n.events);
   await ch.deleteExchange(n.commands);
   await conn.close();
-  const redis = new Redis(REDIS_URL);
+  const redis = benchRedis(REDIS_URL);
   await deleteByPrefix(redis, `${ns}:`);
   redis.disconnect();
 }
@@ -122,7 +122,7 @@ function consume(ch: ConfirmChannel, queue: string, handle: (body: Record<string
 async function runSaga(ns: string, store: boolean): Promise<void> {
   const n = names(ns);
   const { ch } = await connect();
-  const redis = store ? new Redis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
+  const redis = store ? benchRedis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
   const outcomes = new Map<string, number>();
   await consume(ch, n.saga, async (body, msg) => {
     const jobId = body.jobId!;
@@ -147,7 +147,7 @@ async function runSaga(ns: string, store: boolean): Promise<void> {
 async function runWorker(ns: string, service: string, store: boolean): Promise<void> {
   const n = names(ns);
   const { ch } = await connect();
-  const redis = store ? new Redis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
+  const redis = store ? benchRedis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
   await consume(ch, n.worker(service), async (body) => {
     const jobId = body.jobId!;
     const key = storeKeys(ns).result(jobId, Number(service) as ServiceType);
@@ -190,7 +190,7 @@ async function drive(o: { jobs: number; inflight: number; warmup: number; timeou
     for (const pid of pgrep('redis-server')) watched.push({ name: 'redis', pid, kind: 'server' });
 
     const { ch, close } = await connect();
-    const redis = o.store ? new Redis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
+    const redis = o.store ? benchRedis(REDIS_URL, { enableAutoPipelining: true }) : undefined;
     const waiting = new Map<string, () => void>();
     await ch.consume(n.driver, (msg) => {
       if (!msg) return;

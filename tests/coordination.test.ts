@@ -207,3 +207,60 @@ describe('resource placement: failover (lookup_resource_failovers_total)', () =>
     expect(await directory.place('fo-key')).toMatchObject({ owner: 'w3', granted: true, failover: true });
   });
 });
+
+describe('resource directory: per-worker records without per-worker keys (issue 15)', () => {
+  const dirNs = newNamespace('coorddir');
+  afterAll(() => cleanupNamespace(dirNs));
+
+  it('balances by pinned keys, lists workers with their keys, drains, moves and prunes', async () => {
+    const directory = createResourceDirectory({ redis: admin, namespace: dirNs, ttlMs: 10_000 });
+    await directory.heartbeat('wa', [], { host: 'ha', pid: 11, startedAt: '2026-12-01T00:00:00.000Z' });
+    await directory.heartbeat('wb', [], { host: 'hb', pid: 12 });
+    // Fewest pinned keys first (ties: the smallest id): a, b, a, b.
+    const owners = [];
+    for (const key of ['k1', 'k2', 'k3', 'k4']) owners.push((await directory.place(key))!.owner);
+    expect(owners).toEqual(['wa', 'wb', 'wa', 'wb']);
+    let workers = await directory.listWorkers();
+    expect(workers).toEqual([
+      { id: 'wa', healthy: true, draining: false, lastBeat: expect.any(String), resources: ['k1', 'k3'], host: 'ha', pid: 11, startedAt: '2026-12-01T00:00:00.000Z' },
+      { id: 'wb', healthy: true, draining: false, lastBeat: expect.any(String), resources: ['k2', 'k4'], host: 'hb', pid: 12, startedAt: undefined },
+    ]);
+
+    // A draining worker takes nothing new, its beat says so, and its leases come back flagged for release.
+    expect(await directory.drain('wa')).toBe(2);
+    expect(await directory.drain('nobody')).toBeUndefined();
+    const k1 = await directory.lease('k1');
+    const beat = await directory.heartbeat('wa', [{ key: 'k1', epoch: k1!.epoch }], {});
+    expect(beat).toEqual({ draining: true, statuses: ['release'] });
+    expect((await directory.place('k5'))!.owner).toBe('wb');
+    expect(await directory.requestRelease('k2', 'wa')).toEqual({ status: 'bad-target' });
+    expect((await directory.listWorkers()).find((w) => w.id === 'wa')!.draining).toBe(true);
+
+    // wa releases k1: its pin goes with the lease; a move of k2 to a fresh worker is pending until wb releases it.
+    expect(await directory.release('wa', 'k1', k1!.epoch)).toBe(true);
+    await directory.heartbeat('wc', [], {});
+    expect(await directory.requestRelease('k2', 'wc')).toEqual({ status: 'pending', owner: 'wb' });
+    const k2 = await directory.lease('k2');
+    expect(await directory.release('wb', 'k2', k2!.epoch)).toBe(true);
+    expect(await directory.place('k2')).toMatchObject({ owner: 'wc', granted: true, failover: false, epoch: k2!.epoch + 1 });
+    workers = await directory.listWorkers();
+    expect(Object.fromEntries(workers.map((w) => [w.id, w.resources]))).toEqual({ wa: ['k3'], wb: ['k4', 'k5'], wc: ['k2'] });
+
+    // Unpinning a key without a live lease drops its pin at once.
+    const k4 = await directory.lease('k4');
+    expect(await directory.release('wb', 'k4', k4!.epoch)).toBe(true);
+    expect(await directory.requestRelease('k4')).toEqual({ status: 'not-pinned' });
+
+    // A worker silent past the prune age is forgotten (its record and draining flag too) by the next beat: here a
+    // directory pruning after 1 ms, so every worker but the one beating goes.
+    await new Promise((r) => setTimeout(r, 20));
+    await createResourceDirectory({ redis: admin, namespace: dirNs, ttlMs: 10_000, pruneAfterMs: 1 }).heartbeat('wc', [], {});
+    expect((await directory.listWorkers()).map((w) => w.id)).toEqual(['wc']);
+    // wa comes back under the same id: not draining any more.
+    await directory.heartbeat('wa', [], {});
+    expect((await directory.listWorkers()).find((w) => w.id === 'wa')).toMatchObject({ draining: false, resources: ['k3'] });
+    await directory.leave('wa');
+    await directory.leave('wc');
+    expect(await directory.listWorkers()).toEqual([]);
+  });
+});

@@ -4,14 +4,14 @@
 // parsed, and each counter and histogram count must equal what was done.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { topology } from '@lookup/messaging';
 import { keys as storeKeys } from '@lookup/store';
 import { parseExposition, sampleValue, type Sample } from '@lookup/metrics';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { freePort, startService, stopService, waitFor, type ServiceProcess } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
-import { REDIS_URL } from './support/env.ts';
+import { rawRedis } from './support/redis.ts';
 import { resourceEnv, sqlUntilOk, sql, startApi, startWorker, stopAll, type Api, type Worker } from './support/resources.ts';
 
 /** The port a process's metrics listener took, from its `metrics listening` log line. */
@@ -38,7 +38,7 @@ describe('metrics of every process after a known set of jobs', () => {
   let redis: Redis;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
+    redis = rawRedis(); // a Cluster client when REDIS_URL is redis+cluster://
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
     const env = {

@@ -2,7 +2,7 @@
 // processes: a slow statement is interrupted for its own request only; refused requests pin nothing; idle keys are
 // released; the open cap holds; a key's SQL reaches only its own database.
 import { readdirSync } from 'node:fs';
-import { coordinationKeys } from '@lookup/coordination';
+import { coordinationKeys, createResourceDirectory } from '@lookup/coordination';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -21,14 +21,20 @@ beforeAll(() => {
 });
 afterAll(() => redis?.disconnect());
 
-/** What Redis says about a key: its lease holder, its pin, and whether the worker's owned set lists it. */
+/** The keys the directory lists for a worker (the admin view: the pins naming it). */
+async function ownedBy(ns: string, workerId: string): Promise<string[]> {
+  const workers = await createResourceDirectory({ redis, namespace: ns, ttlMs: 6000 }).listWorkers();
+  return workers.find((w) => w.id === workerId)?.resources ?? [];
+}
+
+/** What Redis says about a key: its lease holder, its pin, and whether the directory lists it among the worker's. */
 async function pinState(ns: string, key: string, workerId: string) {
   const [holder, pin, owned] = await Promise.all([
     redis.hget(coordinationKeys(ns).resourceLease(key), 'holder'),
     redis.hget(coordinationKeys(ns).resourcePins, key),
-    redis.sismember(coordinationKeys(ns).resourceOwned(workerId), key),
+    ownedBy(ns, workerId),
   ]);
-  return { holder, pin, owned: owned === 1 };
+  return { holder, pin, owned: owned.includes(key) };
 }
 const UNPINNED = { holder: null, pin: null, owned: false };
 
@@ -123,7 +129,7 @@ describe('pinning, idle release and the open cap (finding 5)', () => {
   });
 
   it('keeps at most RESOURCE_MAX_OPEN keys open: evicts the least recently used idle key, or answers 503 when all are busy', async () => {
-    const owned = () => redis.smembers(coordinationKeys(s.ns).resourceOwned(s.worker.id));
+    const owned = () => ownedBy(s.ns, s.worker.id);
     for (const k of ['cap1', 'cap2', 'cap3']) await sqlUntilOk(s.api.url, k, 'SELECT 1');
     const held = await owned();
     expect(held.length).toBeLessThanOrEqual(2);

@@ -1,17 +1,27 @@
-import { Redis } from 'ioredis';
+import { masters, newRedisClient } from '@lookup/store';
 
-/** `INFO commandstats` as { command: calls }. */
-export async function redisCommandStats(redisUrl: string): Promise<Map<string, number>> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+/** A client of REDIS_URL: a Redis Cluster client for a `redis+cluster://` URL, as the services make. */
+export function benchRedis(redisUrl: string, options: { lazyConnect?: boolean; maxRetriesPerRequest?: number; enableAutoPipelining?: boolean } = {}) {
+  const redis = newRedisClient({ redisUrl, redisSentinels: [], redisMasterName: 'unused', redisCluster: redisUrl.startsWith('redis+cluster:') }, options);
   redis.on('error', () => undefined);
+  return redis;
+}
+
+/** `INFO commandstats` as { command: calls }, summed over every master of a cluster; `nodes`: how many answered. */
+export async function redisCommandStats(redisUrl: string): Promise<Map<string, number> & { nodes?: number }> {
+  const redis = benchRedis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const text = await redis.info('commandstats');
-    const out = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-      if (m) out.set(m[1]!, Number(m[2]));
+    const out: Map<string, number> & { nodes?: number } = new Map<string, number>();
+    const nodes = await masters(redis);
+    for (const node of nodes) {
+      const text = await node.info('commandstats');
+      for (const line of text.split('\n')) {
+        const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+        if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+      }
     }
+    out.nodes = nodes.length;
     return out;
   } finally {
     redis.disconnect();
@@ -19,12 +29,13 @@ export async function redisCommandStats(redisUrl: string): Promise<Map<string, n
 }
 
 /** after - before per command, without the bench's own INFO calls; sorted by calls, largest first. */
-export function commandDelta(before: Map<string, number>, after: Map<string, number>): { total: number; byCommand: [string, number][] } {
+export function commandDelta(before: Map<string, number> & { nodes?: number }, after: Map<string, number>): { total: number; byCommand: [string, number][] } {
   const byCommand: [string, number][] = [];
   let total = 0;
   for (const [cmd, calls] of after) {
     let d = calls - (before.get(cmd) ?? 0);
-    if (cmd === 'info') d -= 1; // the 'after' snapshot itself (the 'before' one ran before its own count was read)
+    // The 'before' snapshot's INFO, once per node (each node's own INFO is counted after it answers).
+    if (cmd === 'info') d -= before.nodes ?? 1;
     if (d <= 0) continue;
     byCommand.push([cmd, d]);
     total += d;

@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { SERVICE_CATALOGUE } from '@lookup/contracts';
+import { masters } from '@lookup/store';
 import { startDnsFixture, startRdapFixture } from '../fixtures/index.ts';
 import { cleanupNamespace, newNamespace } from '../support/namespace.ts';
 import { ChaosSuite } from '../support/chaos.ts';
 import { awaitJobs, report, submitLoad } from '../support/load.ts';
 import { waitFor } from '../support/processes.ts';
-import { REDIS_URL, fixtureEnv } from '../support/env.ts';
+import { fixtureEnv } from '../support/env.ts';
+import { rawRedis } from '../support/redis.ts';
 
 // These take the shared RabbitMQ and Redis away for a few seconds, so they run in their own vitest project
 // after every other test (npm test runs the 'disruptive' project last, alone).
@@ -42,10 +43,12 @@ async function loadThrough(label: string, jobs: number, fault: () => Promise<voi
 
 describe('dependency outages', () => {
   it('Redis paused (CLIENT PAUSE) for 3 s mid-load', async () => {
-    const admin = new Redis(REDIS_URL);
+    const admin = rawRedis();
     try {
+      // Every master of a Redis Cluster (REDIS_URL=redis+cluster://…), or the one Redis.
+      const nodes = await masters(admin);
       await loadThrough('redis paused 3 s', 120, async () => {
-        await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+        await Promise.all(nodes.map((node) => node.call('CLIENT', 'PAUSE', '3000', 'ALL')));
         await new Promise((r) => setTimeout(r, 3500));
       });
     } finally {

@@ -1,9 +1,13 @@
 import { connect } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
+import { startRedisCluster, stopAllRedisNodes } from './redis-nodes.ts';
 
 const AMQP_URL = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
-const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+let REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+/** The project (vitest.config.ts) that runs the integration tests on a Redis Cluster of their own (npm run test:integration-redis-cluster). */
+const ON_OWN_REDIS_CLUSTER = 'integration-redis-cluster';
 
 function reachable(rawUrl: string, defaultPort: number): Promise<boolean> {
   // AMQP_URL may list a cluster's nodes: the first one answering is enough to start.
@@ -39,6 +43,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Service processes run the compiled JavaScript, exactly as `npm run start:<name>` does.
   execFileSync(process.execPath, ['scripts/build.mjs', '--quiet'], { cwd: new URL('../../', import.meta.url).pathname, stdio: 'inherit' });
   const stops: (() => Promise<unknown>)[] = [];
+  if (project.name === ON_OWN_REDIS_CLUSTER) {
+    // Three masters on loopback (free ports, or REDIS_CLUSTER_BASE_PORT + 0..2 with buses on + 50..52), stopped after
+    // the run; every test and every service it starts uses them (REDIS_URL=redis+cluster://…).
+    const cluster = await startRedisCluster().catch(async (err: unknown) => {
+      await stopAllRedisNodes();
+      throw err;
+    });
+    stops.push(() => stopAllRedisNodes());
+    REDIS_URL = cluster.env.REDIS_URL!;
+    process.env.REDIS_URL = REDIS_URL;
+    project.provide('redisUrl' as never, REDIS_URL as never);
+    console.log(`integration tests on a Redis Cluster of three masters: ${cluster.nodes.map((n) => n.port).join(', ')} (${REDIS_URL})`);
+  }
   const missing: string[] = [];
   if (!(await reachable(AMQP_URL, 5672))) missing.push('rabbitmq');
   if (!(await reachable(REDIS_URL, 6379))) missing.push('redis');

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -21,8 +22,8 @@ export interface RedisNode {
 const live = new Set<RedisNode>();
 
 /** A redis-server with `args`, or a redis-sentinel with the config file `sentinelConf` returns (it rewrites it). */
-async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string, dirArgs?: (dir: string) => string[]): Promise<RedisNode> {
-  const port = await freePort();
+async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string, dirArgs?: (dir: string) => string[], fixedPort?: number): Promise<RedisNode> {
+  const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), `lookup-${binary}-${port}-`));
   let argv: string[];
   if (sentinelConf) {
@@ -61,6 +62,27 @@ async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string
     probe.disconnect();
   }
   return node;
+}
+
+/** REDIS_CLUSTER_BASE_PORT, when set: where startRedisCluster puts its nodes (else on free ports). */
+export function clusterBasePort(): number | undefined {
+  const raw = process.env.REDIS_CLUSTER_BASE_PORT;
+  if (!raw) return undefined;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1024 || port > 65_000) throw new Error(`REDIS_CLUSTER_BASE_PORT must be a port from 1024 to 65000, not ${raw}`);
+  return port;
+}
+
+/** `n` different free loopback ports (all held open together while they are picked, so none repeats). */
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+  return ports;
 }
 
 /** A Redis server with no replica (nothing can acknowledge a WAIT). */
@@ -185,9 +207,21 @@ export interface ClusterSetup {
   env: Record<string, string>;
 }
 
-/** Three masters (no replicas) of a Redis Cluster on loopback, every slot assigned, cluster_state ok. */
-export async function startRedisCluster(): Promise<ClusterSetup> {
-  const nodes = await Promise.all([0, 1, 2].map(() => startNode('redis-server', [], undefined, (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'])));
+/**
+ * Three masters (no replicas) of a Redis Cluster on loopback, every slot assigned, cluster_state ok. Each node's
+ * cluster bus port is set too (Redis's default, port + 10000, can be taken or above 65535): free ports by default, or
+ * with `basePort` node i on basePort + i and its bus on basePort + 50 + i (REDIS_CLUSTER_BASE_PORT, to keep a
+ * shared machine's runs in a known range).
+ */
+export async function startRedisCluster(options: { basePort?: number } = {}): Promise<ClusterSetup> {
+  const { basePort = clusterBasePort() } = options;
+  const free = basePort === undefined ? await distinctFreePorts(6) : [];
+  const nodes = await Promise.all([0, 1, 2].map((i) => {
+    const port = basePort === undefined ? free[i]! : basePort + i;
+    const busPort = basePort === undefined ? free[3 + i]! : basePort + 50 + i;
+    const args = (dir: string) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', '--cluster-port', String(busPort)];
+    return startNode('redis-server', [], undefined, args, port);
+  }));
   execFileSync('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 });
   await waitFor(async () => {
     for (const n of nodes) {

@@ -10,8 +10,8 @@ describe('coordination keys on a cluster', () => {
     expect(new Set(['a', 'b', 'c', 'd', 'e'].map((n) => slot(k.lease(n)))).size).toBeGreaterThan(1);
   });
 
-  it('keeps the whole resource directory, the keys its scripts derive from resourcePrefix included, in one slot', () => {
-    const all = [k.resourceWorkers, k.resourcePins, k.resourceEpochs, k.resourceWorker('w1'), k.resourceOwned('w2'), k.resourceLease('db/x'), k.resourceTarget('db/{y}'), `${k.resourcePrefix}worker:w3`, `${k.resourcePrefix}owned:w3`];
+  it('keeps the whole resource directory in one slot, per-key leases and targets included', () => {
+    const all = [k.resourceWorkers, k.resourceWorkerInfo, k.resourceDraining, k.resourcePins, k.resourceEpochs, k.resourceLease('db/x'), k.resourceTarget('db/{y}'), k.resourceLease('{z}')];
     expect(new Set(all.map(slot)).size).toBe(1);
     expect(all.every((key) => key.startsWith('ns1:'))).toBe(true);
   });

@@ -106,8 +106,8 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
   return {
     async place(key) {
       const r = (await placeScript(
-        [k.resourceLease(key), k.resourcePins, k.resourceEpochs, k.resourceWorkers, k.resourceTarget(key)],
-        [key, ttl, k.resourcePrefix],
+        [k.resourceLease(key), k.resourcePins, k.resourceEpochs, k.resourceWorkers, k.resourceTarget(key), k.resourceDraining],
+        [key, ttl],
       )) as (string | number)[];
       if (Number(r[0]) !== 1) return undefined;
       return { owner: String(r[1]), epoch: Number(r[2]), remainingMs: Number(r[3]), granted: Number(r[4]) === 1, failover: Number(r[5]) === 1 };
@@ -120,15 +120,12 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
 
     async heartbeat(workerId, held, info) {
       const r = (await heartbeatScript(
-        [k.resourceWorkers, k.resourceWorker(workerId), ...held.map((h) => k.resourceLease(h.key))],
+        [k.resourceWorkers, k.resourceWorkerInfo, k.resourceDraining, ...held.map((h) => k.resourceLease(h.key))],
         [
           workerId,
           ttl,
-          k.resourcePrefix,
           pruneAfterMs,
-          info.host ?? hostname(),
-          info.pid ?? process.pid,
-          info.startedAt ?? '',
+          JSON.stringify({ host: info.host ?? hostname(), pid: info.pid ?? process.pid, startedAt: info.startedAt ?? '' }),
           ...held.map((h) => String(h.epoch)),
         ],
       )) as number[];
@@ -139,27 +136,39 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
     },
 
     async release(workerId, key, epoch) {
-      return Number(await releaseScript([k.resourceLease(key), k.resourcePins, k.resourceOwned(workerId)], [workerId, String(epoch), key])) === 1;
+      return Number(await releaseScript([k.resourceLease(key), k.resourcePins], [workerId, String(epoch), key])) === 1;
     },
 
     async leave(workerId) {
-      await redis.multi().zrem(k.resourceWorkers, workerId).del(k.resourceWorker(workerId)).exec();
+      await redis.multi().zrem(k.resourceWorkers, workerId).hdel(k.resourceWorkerInfo, workerId).srem(k.resourceDraining, workerId).exec();
     },
 
     async listWorkers() {
       const now = await redisNow();
-      const entries = await redis.zrange(k.resourceWorkers, 0, -1, 'WITHSCORES');
+      // One atomic read of the directory's worker side: a worker's keys are the pins naming it.
+      const [entries, infos, draining, pins] = (await redis
+        .multi()
+        .zrange(k.resourceWorkers, 0, -1, 'WITHSCORES')
+        .hgetall(k.resourceWorkerInfo)
+        .smembers(k.resourceDraining)
+        .hgetall(k.resourcePins)
+        .exec())!.map(([err, value]) => {
+        if (err) throw err;
+        return value;
+      }) as [string[], Record<string, string>, string[], Record<string, string>];
+      const owned = new Map<string, string[]>();
+      for (const [key, owner] of Object.entries(pins)) owned.set(owner, [...(owned.get(owner) ?? []), key]);
       const out: WorkerRecord[] = [];
       for (let i = 0; i < entries.length; i += 2) {
         const id = entries[i]!;
         const beat = Number(entries[i + 1]);
-        const [info, owned] = await Promise.all([redis.hgetall(k.resourceWorker(id)), redis.smembers(k.resourceOwned(id))]);
+        const info = parseWorkerInfo(infos[id]);
         out.push({
           id,
           healthy: beat >= now - ttl,
-          draining: info.draining === '1',
+          draining: draining.includes(id),
           lastBeat: Number.isFinite(beat) ? new Date(beat).toISOString() : null,
-          resources: owned.sort(),
+          resources: (owned.get(id) ?? []).sort(),
           host: info.host || undefined,
           pid: info.pid ? Number(info.pid) : undefined,
           startedAt: info.startedAt || undefined,
@@ -187,14 +196,14 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
 
     async requestRelease(key, to) {
       const r = (await requestReleaseScript(
-        [k.resourceLease(key), k.resourcePins, k.resourceTarget(key), k.resourceWorkers],
-        [key, to ?? '', ttl, k.resourcePrefix, moveTargetTtlMs],
+        [k.resourceLease(key), k.resourcePins, k.resourceTarget(key), k.resourceWorkers, k.resourceDraining],
+        [key, to ?? '', ttl, moveTargetTtlMs],
       )) as string[];
       return { status: r[0] as 'pending' | 'released' | 'not-pinned' | 'bad-target' | 'already-there', owner: r[1] || undefined };
     },
 
     async drain(workerId) {
-      const n = Number(await drainScript([k.resourceWorkers, k.resourceWorker(workerId), k.resourceOwned(workerId)], [workerId]));
+      const n = Number(await drainScript([k.resourceWorkers, k.resourceDraining, k.resourcePins], [workerId]));
       return n < 0 ? undefined : n;
     },
 
@@ -204,4 +213,19 @@ export function createResourceDirectory({ redis, namespace, ttlMs, pruneAfterMs 
       return { owner: h[0], epoch: Number(h[1]), remainingMs: Math.max(0, pttl), releaseRequested: h[2] === '1' };
     },
   };
+}
+
+/** A worker's info field (JSON written by its heartbeat); anything unreadable counts as unknown. */
+function parseWorkerInfo(raw: string | undefined): { host?: string; pid?: number; startedAt?: string } {
+  if (!raw) return {};
+  try {
+    const v = JSON.parse(raw) as Record<string, unknown>;
+    return {
+      host: typeof v.host === 'string' ? v.host : undefined,
+      pid: typeof v.pid === 'number' ? v.pid : undefined,
+      startedAt: typeof v.startedAt === 'string' ? v.startedAt : undefined,
+    };
+  } catch {
+    return {};
+  }
 }
