@@ -11,7 +11,7 @@ function harness() {
   const saga = createSaga({
     logger: createLogger({ service: 'test', level: 'silent' }),
     jobs: {
-      markProcessing: async () => 'Processing',
+      startDispatch: async () => ({ status: 'Processing', tenant: '' }),
       recordOutcome: async () => {
         throw new Error('not in this test');
       },

@@ -1,10 +1,15 @@
 -- Moves a job from Pending to Processing; never regresses a job that is already further along.
--- KEYS[1] job hash; ARGV[1] time (ISO 8601) the commands were dispatched.
--- Returns the job's status after the call, or '' when the job does not exist.
+-- KEYS[1] job hash; ARGV[1] time (ISO 8601) the commands were dispatched;
+-- ARGV[2] '1' to leave a tenant's Pending job Pending (TENANT_DISPATCH_WINDOW: it is dispatched only once its
+--         tenant's window admits it, tenant-dispatch.ts), else '' or absent.
+-- Returns { status, tenant }: the job's status after the call ('' when the job does not exist) and its tenant
+-- (field `tenant`, TENANTS; '' for a job without one).
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return '' end
+if not status then return { '', '' } end
+local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
 if status == 'Pending' then
+  if ARGV[2] == '1' and tenant ~= '' then return { 'Pending', tenant } end
   redis.call('HSET', KEYS[1], 'status', 'Processing', 'dispatchedAt', ARGV[1])
-  return 'Processing'
+  return { 'Processing', tenant }
 end
-return status
+return { status, tenant }
