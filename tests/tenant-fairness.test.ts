@@ -6,7 +6,7 @@ import { startRdapFixture } from './fixtures/index.ts';
 import { rawAmqp } from './support/amqp.ts';
 import { rawRedis } from './support/redis.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
-import { startSuite, waitFor, type Suite } from './support/processes.ts';
+import { startService, startSuite, waitFor, type Suite } from './support/processes.ts';
 
 // Fair dispatch across tenants (TENANT_DISPATCH_WINDOW) through the real suite on real RabbitMQ and Redis: API, saga,
 // one RDAP worker taking one command at a time (PREFETCH=1, each lookup held by the fixture) and the GeoIP worker.
@@ -27,24 +27,21 @@ const redis = rawRedis();
 // The bulk tenant's jobs are read from Redis (a raw client), not through 200 GETs per poll.
 const store = createJobStore({ redis, namespace: ns, ttlSeconds: 600 });
 
+const ENV = {
+  ALLOW_PRIVATE_TARGETS: 'true',
+  PREFETCH: '1',
+  RATE_LIMIT_SUBMIT_PER_MIN: '5000',
+  RATE_LIMIT_API_PER_MIN: '0',
+  JOB_DEADLINE_MS: '600000',
+  DEADLINE_SWEEP_MS: '200',
+  TENANT_DISPATCH_WINDOW: String(WINDOW),
+  API_KEYS: PLAIN,
+  TENANTS: `bulk:${KEY_A}:100000:0,interactive:${KEY_B}:100000:0,pinger:${KEY_C}:100000:0`,
+};
+
 beforeAll(async () => {
   rdap = await startRdapFixture({ delayMs: 40 });
-  suite = await startSuite({
-    namespace: ns,
-    services: ['api', 'saga', 'rdap', 'geoip'],
-    env: {
-      RDAP_BASE_URL: rdap.url,
-      ALLOW_PRIVATE_TARGETS: 'true',
-      PREFETCH: '1',
-      RATE_LIMIT_SUBMIT_PER_MIN: '5000',
-      RATE_LIMIT_API_PER_MIN: '0',
-      JOB_DEADLINE_MS: '600000',
-      DEADLINE_SWEEP_MS: '200',
-      TENANT_DISPATCH_WINDOW: String(WINDOW),
-      API_KEYS: PLAIN,
-      TENANTS: `bulk:${KEY_A}:100000:0,interactive:${KEY_B}:100000:0,pinger:${KEY_C}:100000:0`,
-    },
-  });
+  suite = await startSuite({ namespace: ns, services: ['api', 'saga', 'rdap', 'geoip'], env: { RDAP_BASE_URL: rdap.url, ...ENV } });
   amqp = await rawAmqp();
 });
 
@@ -162,4 +159,71 @@ describe('fair dispatch across tenants (real suite)', () => {
     expect((await job(KEY_C, waiting[2]!)).status).toBe('Processing');
     expect((await job(KEY_C, waiting[3]!)).status).toBe('Pending');
   }, 120_000);
+
+  it("a saga killed (SIGKILL) while a tenant's jobs wait loses none: every job completes once, and the window drains", async () => {
+    const N = 80;
+    const ids = await batch(KEY_A, N, ['RDAP'], '127.0.7');
+    const completed = async () => (await Promise.all(ids.map((id) => store.getStatus(id)))).filter((s) => s === 'Completed').length;
+    await waitFor(async () => ((await completed()) >= 10 ? true : undefined), 60_000, 100);
+    const saga = suite.processes.find((p) => p.name === 'saga')!;
+    saga.child.kill('SIGKILL');
+    await saga.exited;
+    suite.processes.splice(suite.processes.indexOf(saga), 1);
+    suite.processes.push(await startService('saga', { NAMESPACE: ns, RDAP_BASE_URL: rdap.url, ...ENV }));
+
+    const records = await waitFor(async () => {
+      const all = await Promise.all(ids.map((id) => store.getRecord(id)));
+      return all.every((d) => d?.status === 'Completed') ? all.map((d) => d!) : undefined;
+    }, 240_000, 500);
+    // Each job's one service recorded once, by its lookup (none timed out, none lost).
+    expect(records.map((r) => [r.outcomes.size, r.outcomes.get(2)?.status])).toEqual(ids.map(() => [1, 'Succeeded']));
+    expect(await waitFor(async () => ((await redis.zcard(k.tenantWindow('bulk'))) === 0 ? true : undefined), 20_000)).toBe(true);
+    expect(await redis.zcard(k.tenantWaiting('bulk'))).toBe(0);
+    expect(await redis.zcard(k.tenantUnpublished('bulk'))).toBe(0);
+    expect(await redis.hlen(k.tenantSpecs('bulk'))).toBe(0);
+  }, 300_000);
+});
+
+describe('a waiting job and its deadline', () => {
+  // Its own suite: a short deadline, no Ping worker (a dispatched Ping job never finishes by itself), a window of 2.
+  const ns2 = newNamespace('fair-deadline');
+  const k2 = keys(ns2);
+  let suite2: Suite;
+
+  beforeAll(async () => {
+    suite2 = await startSuite({
+      namespace: ns2,
+      services: ['api', 'saga'],
+      env: { ...ENV, JOB_DEADLINE_MS: '3000', TENANT_DISPATCH_WINDOW: '2' },
+    });
+  });
+
+  afterAll(async () => {
+    await suite2?.stop();
+    await cleanupNamespace(ns2);
+  });
+
+  it('times out at its deadline like any job, and leaves the waiting queue', async () => {
+    const res = await fetch(`${suite2.apiUrl}/api/lookup/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY_C },
+      body: JSON.stringify({ items: [1, 2, 3, 4].map((i) => ({ target: `127.0.8.${i}` })), services: ['Ping'] }),
+    });
+    expect(res.status).toBe(202);
+    const ids = ((await res.json()) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId);
+    await waitFor(async () => ((await redis.zcard(k2.tenantWaiting('pinger'))) === 2 ? true : undefined), 20_000);
+    const waiting = await redis.zrange(k2.tenantWaiting('pinger'), 0, -1);
+    const store2 = createJobStore({ redis, namespace: ns2, ttlSeconds: 600 });
+    const records = await waitFor(async () => {
+      const all = await Promise.all(ids.map((id) => store2.getRecord(id)));
+      return all.every((d) => d?.status === 'Completed') ? all.map((d) => d!) : undefined;
+    }, 30_000, 200);
+    for (const r of records) expect(r.outcomes.get(1)?.status).toBe('TimedOut');
+    // The waiting ones were never dispatched: no command of theirs in the Ping queue.
+    const commands = await amqp.drain(topology(ns2).queues.lookup('ping'));
+    expect(new Set(commands.map((m) => String(m.properties.correlationId)))).toEqual(new Set(ids.filter((id) => !waiting.includes(id))));
+    expect(await waitFor(async () => ((await redis.zcard(k2.tenantWaiting('pinger'))) === 0 ? true : undefined), 10_000)).toBe(true);
+    expect(await redis.zcard(k2.tenantWindow('pinger'))).toBe(0);
+    expect(await redis.hlen(k2.tenantSpecs('pinger'))).toBe(0);
+  });
 });

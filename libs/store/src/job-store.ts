@@ -357,9 +357,16 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
    * markProcessing that also answers the job's tenant ('' for none). With `holdTenantJobs` (TENANT_DISPATCH_WINDOW on),
    * a tenant's Pending job stays Pending: the saga marks it Processing once its tenant's window admits it.
    */
-  async function startDispatch(jobId: string, at: string, holdTenantJobs: boolean): Promise<{ status: JobStatus | ''; tenant: string }> {
-    const [status, tenant] = (await markProcessingScript([k.job(jobId)], [at, holdTenantJobs ? '1' : ''])) as [JobStatus | '', string];
-    return { status, tenant };
+  async function startDispatch(
+    jobId: string,
+    at: string,
+    holdTenantJobs: boolean,
+    /** Epoch ms: a job already past its deadline stays Pending (overdue), for the deadline sweep to finish. */
+    nowMs?: number,
+  ): Promise<{ status: JobStatus | ''; tenant: string; overdue: boolean }> {
+    const args = nowMs === undefined ? [at, holdTenantJobs ? '1' : ''] : [at, holdTenantJobs ? '1' : '', nowMs];
+    const [status, tenant, overdue] = (await markProcessingScript([k.job(jobId)], args)) as [JobStatus | '', string, string | undefined];
+    return { status, tenant, overdue: overdue === '1' };
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {

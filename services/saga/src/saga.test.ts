@@ -11,7 +11,7 @@ function harness() {
   const saga = createSaga({
     logger: createLogger({ service: 'test', level: 'silent' }),
     jobs: {
-      startDispatch: async () => ({ status: 'Processing', tenant: '' }),
+      startDispatch: async () => ({ status: 'Processing', tenant: '', overdue: false }),
       recordOutcome: async () => {
         throw new Error('not in this test');
       },

@@ -128,13 +128,16 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
 
   /**
    * A tenant's job that holds a slot of its window: marked Processing and its commands published. One that ended
-   * meanwhile (cancelled or past its deadline while waiting) gives the slot back. Answers whether it was published.
+   * meanwhile (cancelled, expired) or whose deadline passed while it waited gives the slot back and is not dispatched
+   * (the deadline sweep finishes it). Answers whether it was published.
    */
   async function dispatchAdmitted(tenant: string, jobId: string, spec: DispatchSpec, log: Logger): Promise<boolean> {
-    const { status } = await jobs.startDispatch(jobId, new Date().toISOString(), false);
+    const now = new Date();
+    const { status, overdue } = await jobs.startDispatch(jobId, now.toISOString(), false, now.getTime());
     if (status !== 'Processing') {
+      // Ended meanwhile (cancelled), or its deadline passed while it waited: the deadline sweep finishes it.
       await tenantDispatch!.release(tenant, [jobId]);
-      log.info({ tenant, status: status || 'missing' }, 'job ended before its turn; its slot is given back');
+      log.info({ tenant, status: status || 'missing', overdue }, overdue ? 'job reached its deadline before its turn; not dispatched' : 'job ended before its turn; its slot is given back');
       return false;
     }
     await publishCommands(jobId, spec);
