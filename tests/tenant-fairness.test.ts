@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoutingKeys, type JobDocument, type JobSubmitted } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
 import { createJobStore, keys } from '@lookup/store';
+import { parseExposition, sampleValue } from '@lookup/metrics';
 import { startRdapFixture } from './fixtures/index.ts';
 import { rawAmqp } from './support/amqp.ts';
 import { rawRedis } from './support/redis.ts';
@@ -88,6 +89,12 @@ describe('fair dispatch across tenants (real suite)', () => {
     // through the window it waits behind at most the WINDOW (plus the worker's one in hand) already dispatched.
     const finishedBefore = docs.filter((d) => d.completedAt! < otherDoc.completedAt!).length;
     expect(finishedBefore).toBeLessThan(BATCH / 2);
+    // The saga counted the jobs it held back (lookup_tenant_jobs_held_total): at least those still waiting above.
+    const saga = suite.processes.find((p) => p.name === 'saga')!;
+    const port = (JSON.parse(saga.lines.find((l) => l.includes('"metrics listening"'))!) as { port: number }).port;
+    const samples = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    expect(sampleValue(samples, 'lookup_tenant_jobs_held_total')).toBeGreaterThan(BATCH / 2);
+    expect(sampleValue(samples, 'lookup_tenant_jobs_held_total')).toBeLessThanOrEqual(BATCH);
     // Every slot was released and nothing is left waiting.
     expect(await redis.zcard(k.tenantWaiting('bulk'))).toBe(0);
     expect(await redis.zcard(k.tenantWindow('bulk'))).toBe(0);

@@ -4,7 +4,7 @@ import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, createTenantDispatch, redisAnswers } from '@lookup/store';
-import { serveMetrics } from '@lookup/metrics';
+import { serveMetrics, tenantJobsHeld, zeroed } from '@lookup/metrics';
 import { resolverSettings } from '@lookup/dns';
 import { targetPolicyFromConfig } from '@lookup/contracts';
 import { createSaga } from './saga.ts';
@@ -29,7 +29,8 @@ const tenantDispatch =
   config.tenantDispatchWindow > 0
     ? createTenantDispatch({ redis, namespace: config.namespace, windowSize: config.tenantDispatchWindow, holdMs: config.jobDeadlineMs + 60_000 })
     : undefined;
-const saga = createSaga({ jobs, logger, publish: publishers, metrics, ...(tenantDispatch ? { tenantDispatch } : {}) });
+const held = zeroed(tenantJobsHeld());
+const saga = createSaga({ jobs, logger, publish: publishers, metrics, ...(tenantDispatch ? { tenantDispatch, tenantMetrics: { held: () => held.inc() } } : {}) });
 
 // Completion callbacks: signed POSTs to the URL each job asked for, retried through the broker.
 const sender = createCallbackSender({

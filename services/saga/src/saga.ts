@@ -35,6 +35,8 @@ export interface SagaDeps {
   tenantDispatch?: TenantDispatch;
   /** How long a job taken from a tenant's queue may stay unpublished before the sweeper publishes it (ms). */
   unpublishedGraceMs?: number;
+  /** Counts each job queued because its tenant's window was full (lookup_tenant_jobs_held_total). */
+  tenantMetrics?: { held(): void };
 }
 
 /** What the saga queue carries: job.submitted from the API, task.completed from the workers. */
@@ -55,7 +57,7 @@ function specOf(ev: JobSubmitted): DispatchSpec {
  * The orchestrator. Stateless between messages: job state lives in Redis and every step is idempotent,
  * so any number of replicas may consume the saga queue and any message may be redelivered.
  */
-export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unpublishedGraceMs = 5000 }: SagaDeps) {
+export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unpublishedGraceMs = 5000, tenantMetrics }: SagaDeps) {
   /** One command per requested service, published (confirmed) to the work queue of the job's priority. */
   async function publishCommands(jobId: string, spec: DispatchSpec): Promise<void> {
     await withSpan('saga dispatch commands', { 'lookup.job_id': jobId, 'lookup.services': spec.services.map(serviceName) }, () =>
@@ -107,6 +109,7 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
     const { admission, waiting } = await tenantDispatch.admit(tenant, ev.jobId, spec);
     switch (admission) {
       case 'wait':
+        tenantMetrics?.held();
         log.info({ tenant, waiting }, "the tenant's dispatch window is full; the job waits for its turn");
         return;
       case 'waiting':
