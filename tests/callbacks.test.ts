@@ -3,7 +3,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCallbackSignature, type CallbackStatus } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
-import { startRdapFixture } from './fixtures/index.ts';
+import { startDnsFixture, startRdapFixture } from './fixtures/index.ts';
 import { AMQP_URL } from './support/env.ts';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startSuite, waitFor, type Suite } from './support/processes.ts';
@@ -179,5 +179,141 @@ describe('completion callbacks', () => {
     expect(await callbacksOf(jobId)).toEqual({ jobId, callback: null, deliveryId: null, state: 'none', attempts: [] });
     expect((await fetch(`${suite.apiUrl}/api/lookup/3f2504e0-4f89-41d3-9a0c-0305e82c3301/callbacks`)).status).toBe(404);
     expect((await fetch(`${suite.apiUrl}/api/lookup/not-an-id/callbacks`)).status).toBe(400);
+  });
+});
+
+describe('forged callback.deliver messages', () => {
+  it("send nothing a stranger asks for: the URL and body are the stored job's, the delivery id is the job's own, and the job must have ended with that event", async () => {
+    // A job still running (the RDAP fixture answers after 60 s), and a job whose callback was delivered.
+    const running = await submit({ target: '127.0.0.3', services: ['RDAP'], callback: { url: `${receiverUrl}/ok/forged-running` } });
+    const done = await submit({ target: '127.0.0.2', services: ['GeoIP'], callback: { url: `${receiverUrl}/ok/forged-done` } });
+    await waitState(done, 'delivered');
+
+    const conn = await amqp.connect(AMQP_URL);
+    try {
+      const ch = await conn.createConfirmChannel();
+      let n = 0;
+      const forge = async (jobId: string, fields: Record<string, unknown>) => {
+        const body = {
+          messageId: `forged-${++n}`,
+          correlationId: jobId,
+          schemaVersion: 1,
+          occurredAt: new Date().toISOString(),
+          jobId,
+          deliveryId: `${jobId}:callback:completed`,
+          event: 'completed',
+          attempt: 1,
+          // Not a field of the contract: never where a delivery goes.
+          url: `${receiverUrl}/stranger`,
+          ...fields,
+        };
+        ch.publish(topology(ns).exchanges.commands, 'callback.deliver', Buffer.from(JSON.stringify(body)), { messageId: body.messageId, correlationId: jobId, persistent: true });
+        await ch.waitForConfirms();
+        return body.messageId;
+      };
+      const poison = [
+        await forge(running, { deliveryId: 'made-up-1' }),
+        await forge(running, {}),
+        await forge(running, { attempt: 2 }),
+        await forge(done, { deliveryId: 'made-up-2' }),
+        await forge(done, { event: 'cancelled', deliveryId: `${done}:callback:cancelled` }),
+      ];
+      // Genuine-looking duplicates of the finished job's delivery: a retry of it, and its first attempt again.
+      await forge(done, { attempt: 2 });
+      await forge(done, {});
+
+      // The five that do not match their job's delivery are dead-lettered, each with its reason.
+      const reasons = new Map<string, string>();
+      await waitFor(async () => {
+        const others = [];
+        for (let msg = await ch.get(topology(ns).queues.deadLetter); msg; msg = await ch.get(topology(ns).queues.deadLetter)) {
+          const id = String(msg.properties.messageId);
+          if (poison.includes(id)) {
+            reasons.set(id, String(msg.properties.headers?.['x-dead-letter-reason']));
+            ch.ack(msg);
+          } else others.push(msg);
+        }
+        for (const m of others) ch.nack(m, false, true);
+        return reasons.size === poison.length ? true : undefined;
+      }, 20_000);
+      expect(reasons.get(poison[0]!)).toMatch(/delivery id "made-up-1", not job .*'s/);
+      expect(reasons.get(poison[1]!)).toMatch(/has not ended \(status (Pending|Processing)\)/);
+      expect(reasons.get(poison[2]!)).toMatch(/was never started/);
+      expect(reasons.get(poison[3]!)).toMatch(/delivery id "made-up-2"/);
+      expect(reasons.get(poison[4]!)).toMatch(/for event 'cancelled', but job .* ended completed/);
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+
+    // A job submitted after them, delivered: the saga has long taken the forged messages before it.
+    const after = await submit({ target: '127.0.0.2', services: ['GeoIP'], callback: { url: `${receiverUrl}/ok/after-forged` } });
+    await waitState(after, 'delivered');
+    expect(deliveriesTo('/stranger')).toHaveLength(0);
+    expect(deliveriesTo('/ok/forged-running')).toHaveLength(0);
+    expect(deliveriesTo('/ok/forged-done')).toHaveLength(1);
+    expect((await callbacksOf(running)).state).toBe('waiting');
+    expect((await callbacksOf(done)).attempts).toHaveLength(1);
+  });
+});
+
+describe('a callback host name that resolves to a private address', () => {
+  // Its own suite: the target policy as in production (no ALLOW_PRIVATE_TARGETS; the job's target allowed by
+  // TARGET_ALLOW_CIDRS), host names resolved by the DNS fixture, which answers example.test with 127.0.0.2, where a
+  // receiver listens: a delivery that connected would reach it.
+  const ns2 = newNamespace('callbacks-dns');
+  let suite2: Suite;
+  let dns: Awaited<ReturnType<typeof startDnsFixture>>;
+  const hits: string[] = [];
+  const privateReceiver = http.createServer((req, res) => {
+    hits.push(req.url ?? '/');
+    req.resume();
+    res.end();
+  });
+  let port = 0;
+
+  beforeAll(async () => {
+    await new Promise<void>((r) => privateReceiver.listen(0, '127.0.0.2', r));
+    port = (privateReceiver.address() as { port: number }).port;
+    dns = await startDnsFixture({});
+    suite2 = await startSuite({
+      namespace: ns2,
+      services: ['api', 'saga', 'geoip'],
+      env: { TARGET_ALLOW_CIDRS: '127.0.0.50/32', DNS_SERVERS: dns.address, CALLBACK_SECRET: SECRET, CALLBACK_MAX_ATTEMPTS: '3', RETRY_BASE_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '200' },
+    });
+  });
+
+  afterAll(async () => {
+    await suite2?.stop();
+    await dns?.close();
+    privateReceiver.closeAllConnections();
+    await new Promise((r) => privateReceiver.close(r));
+    await cleanupNamespace(ns2);
+  });
+
+  it('is refused when the delivery connects: no connection, no retry, the reason recorded', async () => {
+    const literal = await fetch(`${suite2.apiUrl}/api/lookup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: '127.0.0.50', services: ['GeoIP'], callback: { url: `http://127.0.0.2:${port}/literal` } }),
+    });
+    expect(literal.status).toBe(400);
+    expect(await literal.json()).toMatchObject({ code: 'CALLBACK_REFUSED' });
+
+    const res = await fetch(`${suite2.apiUrl}/api/lookup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: '127.0.0.50', services: ['GeoIP'], callback: { url: `http://example.test:${port}/by-name` } }),
+    });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const { jobId } = (await res.json()) as { jobId: string };
+    const status = await waitFor(async () => {
+      const s = (await (await fetch(`${suite2.apiUrl}/api/lookup/${jobId}/callbacks`)).json()) as CallbackStatus;
+      return s.state === 'dead-lettered' ? s : undefined;
+    }, 30_000);
+    expect(status.attempts).toHaveLength(1);
+    expect(status.attempts[0]).toMatchObject({ attempt: 1, ok: false, statusCode: null });
+    expect(status.attempts[0]!.error).toMatch(/example\.test resolves to 127\.0\.0\.2, which is refused by the target policy \(rule 'loopback'\)/);
+    expect(hits).toEqual([]);
   });
 });

@@ -59,4 +59,38 @@ describe('priorities', () => {
     // Without priorities the high job would finish last (behind all BACKLOG); with them, behind at most a few.
     expect(finishedAfterHigh).toBeGreaterThanOrEqual(BACKLOG / 2);
   });
+
+  it("a high-priority command's retries come back on the high queue, not behind a normal backlog", async () => {
+    // A backlog of normal jobs, then a high job whose RDAP server answers 503 (transient) every time: attempts 2 and 3
+    // go through the delay queues. Back on the high queue they are taken at once; back on the normal queue (what
+    // happened before) they would wait behind the rest of the backlog.
+    const NORMAL = 60;
+    const batch = await fetch(`${suite.apiUrl}/api/lookup/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items: Array.from({ length: NORMAL }, (_, i) => ({ target: `127.0.3.${i + 1}` })), services: ['RDAP'] }),
+    });
+    expect(batch.status).toBe(202);
+    const normal = ((await batch.json()) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId);
+    const before = rdap.requests;
+    await waitFor(async () => (rdap.requests > before ? true : undefined), 30_000);
+
+    const res = await fetch(`${suite.apiUrl}/api/lookup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: 'status-503.test', services: ['RDAP'], priority: 'high' }),
+    });
+    expect(res.status).toBe(202);
+    const high = ((await res.json()) as { jobId: string }).jobId;
+
+    const docs = await waitFor(async () => {
+      const all = await Promise.all([high, ...normal].map(job));
+      return all.every((d) => d.status === 'Completed') ? all : undefined;
+    }, 180_000, 500);
+    const [highDoc, ...normalDocs] = docs;
+    // Every attempt ran (two of them retries through the delay queues) and failed as the fixture answers.
+    expect(highDoc!.results[0]).toMatchObject({ serviceType: 'RDAP', status: 'Failed', attempts: 3 });
+    const finishedAfterHigh = normalDocs.filter((d) => d.completedAt! > highDoc!.completedAt!).length;
+    expect(finishedAfterHigh).toBeGreaterThanOrEqual(NORMAL / 2);
+  }, 240_000);
 });

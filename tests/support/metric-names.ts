@@ -14,6 +14,7 @@ export const SUITE_METRICS = [
   'lookup_resource_owned_keys',
   'lookup_resource_failovers_total',
   'lookup_api_service_outcomes_total',
+  'lookup_tenant_jobs_held_total',
 ] as const;
 /** Histograms: each is queried as its `_bucket`, `_sum` and `_count` series. */
 export const SUITE_HISTOGRAMS = ['lookup_job_duration_seconds', 'lookup_task_duration_seconds', 'lookup_api_service_duration_seconds'] as const;

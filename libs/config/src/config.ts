@@ -150,6 +150,11 @@ export interface Config {
   jobDeadlineMs: number;
   /** How often the deadline sweeper looks for overdue jobs. */
   deadlineSweepMs: number;
+  /**
+   * TENANT_DISPATCH_WINDOW: a tenant's jobs dispatched and unfinished at most; the others wait in the tenant's queue in
+   * Redis, so one tenant's bulk work cannot starve another's. 0 = off (every job dispatched at once).
+   */
+  tenantDispatchWindow: number;
   /** How long an Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
   /** OpenTelemetry traces (OTEL_*): read before the service starts by @lookup/telemetry (loadTracingConfig). */
@@ -445,6 +450,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     ),
     jobDeadlineMs: 0,
     deadlineSweepMs: read('DEADLINE_SWEEP_MS', int(50, 60_000), 1000),
+    tenantDispatchWindow: read('TENANT_DISPATCH_WINDOW', int(0, 100_000), 32),
     idempotencyTtlSeconds: read('IDEMPOTENCY_TTL_SECONDS', int(1, 30 * 24 * 3600), 24 * 3600),
     tracing: {
       otlpEndpoint: read('OTEL_SDK_DISABLED', bool, false) ? undefined : read<string | undefined>('OTEL_EXPORTER_OTLP_ENDPOINT', url(['http:', 'https:']), undefined),

@@ -47,4 +47,13 @@ describe('typed publishers', () => {
     await publishers.commandRetry(command, 500);
     expect(delayed).toEqual([{ slug: 'rdap', body: command, options: { messageId: `${JOB}:2:2`, correlationId: JOB, delayMs: 500 } }]);
   });
+
+  it("send a high or low command's retry through its priority's delay queues (back to its priority's work queue)", async () => {
+    const { publishers, delayed } = fakeBroker();
+    const base: LookupCommand = { ...envelope, messageId: `${JOB}:2:2`, target: 'example.test', targetType: 'Domain', serviceType: 2, attempt: 2 };
+    await publishers.commandRetry({ ...base, priority: 'high' }, 500);
+    await publishers.commandRetry({ ...base, priority: 'low' }, 500);
+    await publishers.commandRetry({ ...base, priority: 'normal' }, 500);
+    expect(delayed.map((d) => d.slug)).toEqual(['rdap.high', 'rdap.low', 'rdap']);
+  });
 });

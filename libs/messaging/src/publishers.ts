@@ -1,7 +1,7 @@
 import { RoutingKeys, jobCancelledMessageId, serviceInfo, type CallbackDelivery, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
 import type { Broker } from './broker.ts';
 import { PUBLICATIONS } from './defaults.ts';
-import { CALLBACK_DELAY_SLUG } from './topology.ts';
+import { CALLBACK_DELAY_SLUG, delaySlug } from './topology.ts';
 
 /**
  * The suite's publications, typed: each one's exchange, routing key, AMQP properties (messageId; correlationId is
@@ -43,8 +43,9 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
       return broker.publish(exchanges.commands, key, m, props(m, PUBLICATIONS.command));
     },
     // The retry exchange, its routing key and the per-message TTL are the Broker's (publishDelayed: topology.ts).
+    // A high or low command waits in its priority's delay queues, which lead back to its priority's work queue.
     commandRetry: (m, delayMs) =>
-      broker.publishDelayed(serviceInfo(m.serviceType).slug, m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
+      broker.publishDelayed(delaySlug(serviceInfo(m.serviceType).slug, m.priority), m, { messageId: m.messageId, correlationId: m.jobId, delayMs }).then(() => undefined),
     taskCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.taskCompleted, m, props(m, PUBLICATIONS.taskCompleted)),
     jobCompleted: (m) => broker.publish(exchanges.events, RoutingKeys.jobCompleted, m, props(m, PUBLICATIONS.jobCompleted)),
     callbackDelivery: (m) => broker.publish(exchanges.commands, RoutingKeys.callbackDelivery, m, props(m, PUBLICATIONS.callbackDelivery)),

@@ -44,11 +44,27 @@ describe('delay queues', () => {
     );
   });
 
+  it("a high or low command's delay queues dead-letter to its priority's work queue, normal ones to the normal queue", () => {
+    const t = topology('ns');
+    const queues = declarations('ns', { maxAttempts: 3, retryDelays: { baseMs: 100, maxMs: 30_000 } }).queues;
+    const bucket = delayMsBucket(100);
+    for (const [slug, key] of [['rdap', 'lookup.rdap'], ['rdap.high', 'lookup.rdap.high'], ['rdap.low', 'lookup.rdap.low']] as const) {
+      const q = queues.find((d) => d.name === t.queues.delay(slug, bucket));
+      expect(q?.arguments).toMatchObject({ 'x-message-ttl': bucket, 'x-dead-letter-exchange': 'ns.commands', 'x-dead-letter-routing-key': key });
+      expect(q?.bindings).toEqual([{ exchange: 'ns.retry', routingKey: t.delayKey(slug, bucket) }]);
+      expect(t.queueRole(q!.name)).toBe(`delay.${slug}.${bucket}ms`);
+      // The work queue of that priority is bound to the key the delay queue dead-letters with.
+      expect(queues.some((w) => w.bindings.some((b) => b.exchange === 'ns.commands' && b.routingKey === key) && !w.name.startsWith('ns.delay.'))).toBe(true);
+    }
+  });
+
   it('without a retry config, declare every bucket (cleanup), and recognise only this namespace\'s delay queues', () => {
-    const names = declarations('ns').queues.map((q) => q.name).filter((n) => n.startsWith('ns.delay.geoip.'));
+    const names = declarations('ns').queues.map((q) => q.name).filter((n) => /^ns\.delay\.geoip\.[0-9]+ms$/.test(n));
     expect(names).toHaveLength(DELAY_BUCKETS_MS.length);
     const t = topology('ns');
     expect(t.delayQueueBucket('ns.delay.ping.128ms')).toBe(128);
+    expect(t.delayQueueBucket('ns.delay.ping.high.128ms')).toBe(128);
+    expect(t.delayQueueBucket('ns.delay.ping.medium.128ms')).toBeUndefined();
     expect(t.delayQueueBucket('other.delay.ping.128ms')).toBeUndefined();
     expect(t.delayQueueBucket('ns.lookup.ping')).toBeUndefined();
     expect(t.delayQueueBucket('ns.retry.ping.2')).toBeUndefined();

@@ -24,8 +24,8 @@ export function topology(namespace: string) {
       /** The work queues of high and low priority commands of a service (normal ones: `lookup`). */
       lookupPriority: (slug: string, priority: 'high' | 'low') => `${ns}.lookup.${slug}.${priority}`,
       /**
-       * Where a command waits before its next attempt: one delay queue per service and delay bucket (ms, the
-       * queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
+       * Where a command waits before its next attempt: one delay queue per service (per priority: `slug` from
+       * delaySlug) and delay bucket (ms, the queue's x-message-ttl). `bucketMs` comes from delayMsBucket().
        */
       delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
@@ -59,7 +59,7 @@ export function topology(namespace: string) {
       const rest = queue.slice(ns.length + 1);
       const kind = /^(api|resource|resource-reply)\./.exec(rest);
       if (kind) return kind[1]!;
-      return /^(saga|callbacks|dead-letter|lookup\.[a-z0-9-]+(\.(high|low))?|delay\.[a-z0-9-]+\.[0-9]+ms)$/.test(rest) ? rest : 'other';
+      return /^(saga|callbacks|dead-letter|lookup\.[a-z0-9-]+(\.(high|low))?|delay\.[a-z0-9-]+(\.(high|low))?\.[0-9]+ms)$/.test(rest) ? rest : 'other';
     },
     /** The delay bucket (ms) of one of this suite's delay queues, or undefined when `queue` is not one. */
     delayQueueBucket: (queue: string): number | undefined => {
@@ -79,7 +79,16 @@ export function resourceQueues(namespace: string) {
 /** The delay queues of completion callbacks are `<ns>.delay.callback.<bucket>ms` (no lookup service has this slug). */
 export const CALLBACK_DELAY_SLUG = 'callback';
 
-const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+\.([0-9]+)ms$/;
+const DELAY_QUEUE_RE = /^\.delay\.[a-z0-9-]+(?:\.(?:high|low))?\.([0-9]+)ms$/;
+
+/**
+ * The delay-queue slug of a command's retries: the service's slug for a normal command, `<slug>.high` / `<slug>.low`
+ * for the others, whose delay queues (`<ns>.delay.<slug>.<priority>.<bucket>ms`) dead-letter back to the work queue of
+ * that priority, so a retried command keeps its priority.
+ */
+export function delaySlug(slug: string, priority?: 'high' | 'normal' | 'low'): string {
+  return priority === 'high' || priority === 'low' ? `${slug}.${priority}` : slug;
+}
 
 /**
  * Delay buckets: four per doubling (steps of 2^(1/4), about 19 %) from 16 ms to 2^22 ms (70 min, above
@@ -196,7 +205,11 @@ export function declarations(namespace: string, options: TopologyOptions = { max
   const typeArgs = (role: QueueRole) => queueTypeArguments(options.queueType ?? 'classic', role);
   // Who waits in delay queues: each lookup service's commands, and completion callbacks (slug `callback`).
   const delayed = [
-    ...SERVICE_CATALOGUE.map((s) => ({ slug: s.slug, routingKey: RoutingKeys.command(s.slug), buckets })),
+    ...SERVICE_CATALOGUE.flatMap((s) => [
+      { slug: s.slug, routingKey: RoutingKeys.command(s.slug), buckets },
+      // A retry of a high or low command comes back to the work queue of its priority (README, Priorities).
+      ...(['high', 'low'] as const).map((p) => ({ slug: delaySlug(s.slug, p), routingKey: RoutingKeys.priorityCommand(s.slug, p), buckets })),
+    ]),
     { slug: CALLBACK_DELAY_SLUG, routingKey: RoutingKeys.callbackDelivery, buckets: delayBuckets({ ...options, maxAttempts: options.callbackMaxAttempts ?? options.maxAttempts }) },
   ];
   const retryQueues: QueueDeclaration[] = delayed.flatMap((s) =>

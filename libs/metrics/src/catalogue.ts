@@ -33,6 +33,11 @@ export const jobDuration = lazyHistogram(
   JOB_DURATION_BUCKETS,
 );
 
+export const tenantJobsHeld = lazyCounter(
+  'lookup_tenant_jobs_held_total',
+  "Tenants' jobs the saga queued in Redis because their tenant's dispatch window (TENANT_DISPATCH_WINDOW) was full",
+);
+
 export const tasks = lazyCounter('lookup_tasks_total', 'Lookup tasks a worker finished (result stored), by final outcome', ['service', 'outcome'] as const);
 export const taskDuration = lazyHistogram(
   'lookup_task_duration_seconds',

@@ -9,3 +9,4 @@ export * from './idempotency.ts';
 export * from './callback-store.ts';
 export * from './result-cache.ts';
 export * from './tenant-quota.ts';
+export * from './tenant-dispatch.ts';

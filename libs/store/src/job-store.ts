@@ -119,6 +119,8 @@ export interface RecordOutcomeResult {
   createdAt?: string;
   /** Whether the job has a completion callback (from the same script: announcing its end also sends its callback command). */
   hasCallback: boolean;
+  /** The job's tenant (TENANTS), only when this call ended the job: its slots were released, its window may take the next job. */
+  tenant?: string;
 }
 
 export interface ExpireResult {
@@ -129,12 +131,14 @@ export interface ExpireResult {
   createdAt?: string;
   /** Whether the job has a completion callback. */
   hasCallback: boolean;
+  /** The job's tenant (TENANTS), only when this call ended the job: its slots were released, its window may take the next job. */
+  tenant?: string;
 }
 
 /** The scripts' `{ disposition, status, notified, createdAt, callback }` answer ('' for absent), typed. */
-function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean } {
-  const [disposition, status, notified, createdAt, callback] = raw as [D, JobStatus | '', string, string | undefined, string | undefined];
-  const base = { disposition, status, notified: notified === '1', hasCallback: callback === '1' };
+function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean; tenant?: string } {
+  const [disposition, status, notified, createdAt, callback, tenant] = raw as [D, JobStatus | '', string, string | undefined, string | undefined, string | undefined];
+  const base = { disposition, status, notified: notified === '1', hasCallback: callback === '1', ...(tenant ? { tenant } : {}) };
   return createdAt ? { ...base, createdAt } : base;
 }
 
@@ -179,8 +183,24 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
    * Idempotent (the slot is the job's member of the tenant's set); a failure here is healed by the hold's lapse.
    */
   async function releaseTenantSlot(jobId: string, answer: unknown): Promise<void> {
-    const tenant = (answer as (string | undefined)[])[5];
-    if (tenant) await redis.zrem(k.tenantInFlight(tenant), jobId);
+    await releaseTenant(jobId, (answer as (string | undefined)[])[5]);
+  }
+
+  /**
+   * A finished job's tenant slots: its in-flight quota slot and its place in the tenant's dispatch window or waiting
+   * queue (tenant-dispatch.ts), in one MULTI (one hash slot). Idempotent; a lost release lapses (quota) or is healed
+   * by the sweeper (window).
+   */
+  async function releaseTenant(jobId: string, tenant: string | undefined): Promise<void> {
+    if (!tenant) return;
+    await redis
+      .multi()
+      .zrem(k.tenantInFlight(tenant), jobId)
+      .zrem(k.tenantWindow(tenant), jobId)
+      .zrem(k.tenantWaiting(tenant), jobId)
+      .zrem(k.tenantUnpublished(tenant), jobId)
+      .hdel(k.tenantSpecs(tenant), jobId)
+      .exec();
   }
 
   /** The job's completion callback: null when it has none, undefined when the job does not exist. */
@@ -330,7 +350,23 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   async function markProcessing(jobId: string, at: string): Promise<JobStatus | ''> {
-    return (await markProcessingScript([k.job(jobId)], [at])) as JobStatus | '';
+    return (await startDispatch(jobId, at, false)).status;
+  }
+
+  /**
+   * markProcessing that also answers the job's tenant ('' for none). With `holdTenantJobs` (TENANT_DISPATCH_WINDOW on),
+   * a tenant's Pending job stays Pending: the saga marks it Processing once its tenant's window admits it.
+   */
+  async function startDispatch(
+    jobId: string,
+    at: string,
+    holdTenantJobs: boolean,
+    /** Epoch ms: a job already past its deadline stays Pending (overdue), for the deadline sweep to finish. */
+    nowMs?: number,
+  ): Promise<{ status: JobStatus | ''; tenant: string; overdue: boolean }> {
+    const args = nowMs === undefined ? [at, holdTenantJobs ? '1' : ''] : [at, holdTenantJobs ? '1' : '', nowMs];
+    const [status, tenant, overdue] = (await markProcessingScript([k.job(jobId)], args)) as [JobStatus | '', string, string | undefined];
+    return { status, tenant, overdue: overdue === '1' };
   }
 
   async function recordOutcome(jobId: string, service: ServiceType, outcome: OutcomeRecord, at: string): Promise<RecordOutcomeResult> {
@@ -356,13 +392,13 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /** Cancels an unfinished job; `hasCallback`: whether it has a completion callback (to send for `cancelled`). */
-  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | ''; hasCallback: boolean }> {
+  async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | ''; hasCallback: boolean; tenant?: string }> {
     const [disposition, status, callback, tenant] = (await cancelScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
       [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
     )) as [CancelDisposition, JobStatus | '', string | undefined, string | undefined];
-    if (tenant) await redis.zrem(k.tenantInFlight(tenant), jobId);
-    return { disposition, status, hasCallback: callback === '1' };
+    await releaseTenant(jobId, tenant);
+    return { disposition, status, hasCallback: callback === '1', ...(tenant ? { tenant } : {}) };
   }
 
   /**
@@ -399,7 +435,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, getCallback, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
+  return { create, createMany, discard, discardMany, getBatch, getCallback, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, startDispatch, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
 }
 
 /** One service's result as the HTTP contract shows it: its outcome, and the data stored for it when it has a location. */

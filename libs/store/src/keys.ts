@@ -57,6 +57,16 @@ export function keys(namespace: string) {
      *  the time the hold lapses on its own, should no end ever release it). */
     tenantDay: (tenant: string, day: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:day:${day}`,
     tenantInFlight: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:quota:in-flight`,
+    /** A tenant's dispatch window (TENANT_DISPATCH_WINDOW, tenant-dispatch.ts), in the tenant's hash slot: its dispatched,
+     *  unfinished jobs (sorted set scored by when the slot lapses by itself), its jobs waiting for a slot (sorted set
+     *  scored by priority, then arrival), what each waiting or not yet published job dispatches (hash: job id to JSON),
+     *  and the jobs taken from the waiting queue whose commands are not yet confirmed published (sorted set: when). */
+    tenantWindow: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:dispatch:window`,
+    tenantWaiting: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:dispatch:waiting`,
+    tenantSpecs: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:dispatch:specs`,
+    tenantUnpublished: (tenant: string) => `${namespace}:{${namespace}:t:${tenant}}:dispatch:unpublished`,
+    /** The tenants that have jobs waiting for their window (a set; the elected sweeper refills them). */
+    dispatchTenants: `${namespace}:dispatch:tenants`,
     idempotency: (client: string, key: string) => `${namespace}:idem:${client}:${key}`,
     /** The job listing's index (GET /api/lookup) of a job's shard: a sorted set, every score 0, members `<createdAt ms,
      *  16 digits>:<jobId>`, so lexicographic order is creation order; written by the job's create script (in its slot),

@@ -6,6 +6,7 @@ import {
   MessageValidators,
   RoutingKeys,
   callbackAttemptMessageId,
+  callbackDeliveryId,
   equalJitterBackoff,
   firstCallbackDelivery,
   signCallback,
@@ -19,8 +20,8 @@ import type { CallbackStore, JobStore } from '@lookup/store';
 import type { SendOutcome } from './callback-sender.ts';
 
 export interface CallbackDispatcherDeps {
-  jobs: Pick<JobStore, 'getCallback' | 'getDocument'>;
-  deliveries: Pick<CallbackStore, 'claim' | 'recordAttempt' | 'setState'>;
+  jobs: Pick<JobStore, 'getCallback' | 'getDocument' | 'getStatus'>;
+  deliveries: Pick<CallbackStore, 'claim' | 'recordAttempt' | 'setState' | 'get'>;
   send: (url: string, body: string, headers: Record<string, string>) => Promise<SendOutcome>;
   /** Sends the delivery's next attempt through the broker's delay queue (Publishers.callbackRetry). */
   publishRetry: (delivery: CallbackDelivery, delayMs: number) => Promise<void>;
@@ -53,11 +54,32 @@ export type CallbackMessage = JobCompleted | CallbackDelivery;
 export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
   const { jobs, deliveries, logger, now = Date.now } = deps;
 
+  /**
+   * Whoever can publish to the broker can put a callback.deliver on the queue. What is sent never comes from the message
+   * (the URL and the body are the stored job's), and the message must match the job's own delivery: its id is the one
+   * derived from the job and event (the receivers' de-duplication key, so no message mints a new one), and the job has
+   * ended with that event. Anything else is dead-lettered with the reason.
+   */
+  function checkDeliveryId(d: CallbackDelivery): void {
+    const expected = callbackDeliveryId(d.jobId, d.event);
+    if (d.deliveryId !== expected) {
+      throw new PoisonMessageError(`callback.deliver with delivery id ${JSON.stringify(d.deliveryId.slice(0, 140))}, not job ${d.jobId}'s (${expected})`);
+    }
+  }
+
   /** A job's first attempt: claimed once, skipped when the callback did not ask for the event. */
   async function first(d: CallbackDelivery, redelivered: boolean): Promise<void> {
-    const callback = await jobs.getCallback(d.jobId);
+    checkDeliveryId(d);
+    const [callback, status] = await Promise.all([jobs.getCallback(d.jobId), jobs.getStatus(d.jobId)]);
     if (!callback) return;
     const log = logger.child({ jobId: d.jobId, event: d.event });
+    const ended = status === 'Completed' ? 'completed' : status === 'Cancelled' ? 'cancelled' : undefined;
+    if (ended !== d.event) {
+      // Whoever ends a job records the end before sending its callback.deliver, so a genuine one always finds it.
+      throw new PoisonMessageError(
+        ended ? `callback.deliver for event '${d.event}', but job ${d.jobId} ended ${ended}` : `callback.deliver for job ${d.jobId}, which has not ended (status ${status ?? 'missing'})`,
+      );
+    }
     if (!callback.events.includes(d.event)) {
       await deliveries.setState(d.jobId, 'skipped');
       log.info('job ended with an event its callback did not ask for; nothing sent');
@@ -113,6 +135,24 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
     log.info({ err: outcome.error, retryInMs: delayMs }, 'callback attempt failed; retry scheduled');
   }
 
+  /**
+   * A later attempt (back from its delay queue, or a dead letter replayed): only of a delivery the dispatcher started
+   * (claimed with this id) and that has not succeeded. A redelivered retry of a delivery that succeeded meanwhile sends
+   * nothing more.
+   */
+  async function retry(d: CallbackDelivery): Promise<void> {
+    checkDeliveryId(d);
+    const record = await deliveries.get(d.jobId);
+    if (record.deliveryId !== d.deliveryId) {
+      throw new PoisonMessageError(`callback.deliver attempt ${d.attempt} for job ${d.jobId}, whose delivery ${d.deliveryId} was never started`);
+    }
+    if (record.state === 'delivered') {
+      logger.info({ jobId: d.jobId, deliveryId: d.deliveryId, attempt: d.attempt }, 'callback already delivered; this attempt sends nothing');
+      return;
+    }
+    await attempt(d);
+  }
+
   function validatorFor(routingKey: string): Validator<CallbackMessage> | undefined {
     if (routingKey === RoutingKeys.jobCompleted) return MessageValidators.jobCompleted;
     if (routingKey === RoutingKeys.callbackDelivery) return MessageValidators.callbackDelivery;
@@ -124,7 +164,7 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
     if (routingKey === RoutingKeys.jobCompleted) return onJobCompleted(message as ReceivedMessage<JobCompleted>);
     if (routingKey === RoutingKeys.callbackDelivery) {
       const d = (message as ReceivedMessage<CallbackDelivery>).body;
-      return d.attempt === 1 ? first(d, message.redelivered) : attempt(d);
+      return d.attempt === 1 ? first(d, message.redelivered) : retry(d);
     }
     throw new PoisonMessageError(`the callback queue takes no '${routingKey}' messages`);
   }

@@ -12,6 +12,10 @@ export interface DeadlineSweeperDeps {
   /** Jobs examined per pass. */
   batch?: number;
   metrics?: JobEndMetrics;
+  /** A tenant's job was expired here: its window slot goes to the tenant's next job (Saga.afterTenantJobEnded). */
+  tenantJobEnded?: (tenant: string) => Promise<void>;
+  /** Once per pass: heal and refill the tenants' dispatch windows (Saga.sweepTenants). */
+  sweepTenants?: (signal: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -20,7 +24,7 @@ export interface DeadlineSweeperDeps {
  * only, so replicas do not duplicate the work; expiry is idempotent, so an overlap would be harmless).
  */
 export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSignal): Promise<void> {
-  const { jobs, announce, intervalMs, logger, batch = 200, metrics } = deps;
+  const { jobs, announce, intervalMs, logger, batch = 200, metrics, tenantJobEnded, sweepTenants } = deps;
   while (!signal.aborted) {
     try {
       const due = await jobs.dueJobs(Date.now(), batch);
@@ -34,6 +38,14 @@ export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSig
         }
         if ((result.disposition === 'expired' || result.disposition === 'finished') && result.status === 'Completed' && !result.notified) {
           await announce(jobId, result.hasCallback);
+        }
+        if (result.disposition === 'expired' && result.tenant) await tenantJobEnded?.(result.tenant);
+      }
+      if (sweepTenants) {
+        try {
+          await sweepTenants(signal);
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, "tenant dispatch sweep failed; retrying");
         }
       }
       if (due.length === batch) continue; // more are due: no pause

@@ -3,8 +3,8 @@ import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
-import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, redisAnswers } from '@lookup/store';
-import { serveMetrics } from '@lookup/metrics';
+import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, createTenantDispatch, redisAnswers } from '@lookup/store';
+import { serveMetrics, tenantJobsHeld, zeroed } from '@lookup/metrics';
 import { resolverSettings } from '@lookup/dns';
 import { targetPolicyFromConfig } from '@lookup/contracts';
 import { createSaga } from './saga.ts';
@@ -24,7 +24,13 @@ const jobs = createJobStore({ redis, namespace: config.namespace, ttlSeconds: co
 const listener = await serveMetrics({ config, logger, readiness: async () => ({ rabbitmq: broker.ready, redis: await redisAnswers(redis) }) });
 const metrics = jobEndMetrics();
 const publishers = createPublishers(broker);
-const saga = createSaga({ jobs, logger, publish: publishers, metrics });
+// Fair dispatch across tenants (TENANT_DISPATCH_WINDOW; 0 = off): a slot lapses as the in-flight quota's hold does.
+const tenantDispatch =
+  config.tenantDispatchWindow > 0
+    ? createTenantDispatch({ redis, namespace: config.namespace, windowSize: config.tenantDispatchWindow, holdMs: config.jobDeadlineMs + 60_000 })
+    : undefined;
+const held = zeroed(tenantJobsHeld());
+const saga = createSaga({ jobs, logger, publish: publishers, metrics, ...(tenantDispatch ? { tenantDispatch, tenantMetrics: { held: () => held.inc() } } : {}) });
 
 // Completion callbacks: signed POSTs to the URL each job asked for, retried through the broker.
 const sender = createCallbackSender({
@@ -58,7 +64,17 @@ const election = new LeaderElection({
 });
 election.on('elected', ({ signal, epoch }) => {
   logger.info({ epoch }, 'elected deadline sweeper');
-  void sweepDeadlines({ jobs, announce: saga.announceCompleted, intervalMs: config.deadlineSweepMs, logger, metrics }, signal);
+  void sweepDeadlines(
+    {
+      jobs,
+      announce: saga.announceCompleted,
+      intervalMs: config.deadlineSweepMs,
+      logger,
+      metrics,
+      ...(tenantDispatch ? { tenantJobEnded: saga.afterTenantJobEnded, sweepTenants: saga.sweepTenants } : {}),
+    },
+    signal,
+  );
 });
 election.on('lost', ({ reason }) => logger.info({ reason }, 'no longer the deadline sweeper'));
 
