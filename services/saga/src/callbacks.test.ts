@@ -88,4 +88,19 @@ describe('callback.deliver from whoever can publish', () => {
     await retrying.dispatcher.handle(deliver({ attempt: 2 }));
     expect(retrying.sent.map((s) => s.headers['x-lookup-attempt'])).toEqual(['2']);
   });
+
+  it('tries a replayed dead letter of a first attempt again when its delivery gave up (CALLBACK_MAX_ATTEMPTS=1), and only then', async () => {
+    const replayed = (m: ReceivedMessage<CallbackMessage>) => ({ ...m, headers: { 'x-replayed-at': new Date().toISOString() } }) as ReceivedMessage<CallbackMessage>;
+    const gaveUp = harness({ status: 'Completed', claimed: `${JOB}:callback:completed`, state: 'dead-lettered' });
+    await gaveUp.dispatcher.handle(replayed(deliver({})));
+    expect(gaveUp.sent.map((s) => [s.url, s.headers['x-lookup-attempt']])).toEqual([[URL_, '1']]);
+    // Not replayed (a duplicate of the first attempt): nothing, even though the delivery gave up.
+    const duplicate = harness({ status: 'Completed', claimed: `${JOB}:callback:completed`, state: 'dead-lettered' });
+    await duplicate.dispatcher.handle(deliver({}));
+    expect(duplicate.sent).toEqual([]);
+    // Replayed, but the delivery succeeded meanwhile: nothing.
+    const delivered = harness({ status: 'Completed', claimed: `${JOB}:callback:completed`, state: 'delivered' });
+    await delivered.dispatcher.handle(replayed(deliver({})));
+    expect(delivered.sent).toEqual([]);
+  });
 });
