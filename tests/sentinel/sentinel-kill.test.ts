@@ -20,6 +20,11 @@ const ns = newNamespace('sentinel-kill');
 const ALL = SERVICE_CATALOGUE.map((s) => s.name).sort();
 const WORKERS = SERVICE_CATALOGUE.map((s) => s.slug);
 const KEYS = ['kill-a', 'kill-b', 'kill-c'];
+// To see what the defaults prevent: SENTINEL_KILL_WAIT_REPLICAS=0 (no WAIT: writes the master answered but had not
+// replicated die with it) and SENTINEL_KILL_REPLICAS=1 (the new master has no replica left: with the WAIT, no write
+// succeeds any more). The test is written for the defaults; the others are for the README's observations.
+const WAIT_REPLICAS = process.env.SENTINEL_KILL_WAIT_REPLICAS ?? '1';
+const REPLICAS = Number(process.env.SENTINEL_KILL_REPLICAS ?? 2);
 // Leases of 2 s (500 ms x 4); WAIT may take at most 200 ms, below one heartbeat (the configuration requires it).
 const re = resourceEnv(ns, { RESOURCE_HEARTBEAT_MS: '500', RESOURCE_MAX_MISSED: '4', RESOURCE_PROXY_TIMEOUT_MS: '5000' });
 let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
@@ -30,12 +35,12 @@ let suite: ChaosSuite;
 const resourceWorkers: Worker[] = [];
 
 beforeAll(async () => {
-  [rdap, dns, redis] = await Promise.all([startRdapFixture({}), startDnsFixture({}), startSentinelSetup('lookup-kill', { replicas: 2, downAfterMs: 1000 })]);
+  [rdap, dns, redis] = await Promise.all([startRdapFixture({}), startDnsFixture({}), startSentinelSetup('lookup-kill', { replicas: REPLICAS, downAfterMs: 1000 })]);
   raw = redis.client();
   const env = fixtureEnv({ rdapUrl: rdap.url, dnsAddress: dns.address }, {
     ...re.env,
     ...redis.env,
-    REDIS_WAIT_REPLICAS: '1',
+    REDIS_WAIT_REPLICAS: WAIT_REPLICAS,
     REDIS_WAIT_TIMEOUT_MS: '200',
     JOB_DEADLINE_MS: '30000',
     PREFETCH: '16',
@@ -57,14 +62,21 @@ afterAll(async () => {
 /** One pinned key's traffic: sequential increments, each answer kept (status, owner, epoch, value). */
 interface KeyTraffic {
   key: string;
-  answers: (SqlAnswer & { n?: number; at: number })[];
+  /** Status 0: no HTTP answer at all (the connection closed or refused), with the error. */
+  answers: (Partial<SqlAnswer> & { status: number; n?: number; at: number; error?: string })[];
 }
 
 async function incrementUntil(t: KeyTraffic, stop: () => boolean): Promise<void> {
   while (!stop()) {
-    const r = await sql(suite.apiUrl, t.key, 'UPDATE c SET n = n + 1 WHERE id = 1 RETURNING n');
-    t.answers.push({ ...r, n: r.status === 200 ? r.body.rows[0].n : undefined, at: Date.now() });
-    if (r.status !== 200) await new Promise((res) => setTimeout(res, 100));
+    try {
+      const r = await sql(suite.apiUrl, t.key, 'UPDATE c SET n = n + 1 WHERE id = 1 RETURNING n', undefined, { timeoutMs: 30_000 });
+      t.answers.push({ ...r, n: r.status === 200 ? r.body.rows[0].n : undefined, at: Date.now() });
+      if (r.status !== 200) await new Promise((res) => setTimeout(res, 100));
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+      t.answers.push({ status: 0, at: Date.now(), error: `${(err as Error).message}: ${cause?.code ?? ''} ${cause?.message ?? ''}` });
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 }
 
@@ -109,23 +121,27 @@ describe('Redis master SIGKILLed under load', () => {
     const to = timedOut(docs);
 
     // After the kill, every key answers again (through Redis's new master), under a higher epoch.
-    const finals = await Promise.all(traffic.map((t) => sqlUntilOk(suite.apiUrl, t.key, 'SELECT n FROM c WHERE id = 1', undefined, 60_000)));
+    const settled = await Promise.allSettled(traffic.map((t) => sqlUntilOk(suite.apiUrl, t.key, 'SELECT n FROM c WHERE id = 1', undefined, 60_000)));
+    const finals = settled.map((f) => (f.status === 'fulfilled' ? f.value : undefined));
     const statuses: Record<string, number> = {};
     for (const t of traffic) {
       for (const a of t.answers) {
-        const label = a.status === 200 ? '200' : `${a.status} ${a.body?.code ?? ''}`;
+        const label = a.status === 200 ? '200' : a.status === 0 ? `no answer (${a.error})` : `${a.status} ${a.body?.code ?? ''}`;
         statuses[label] = (statuses[label] ?? 0) + 1;
       }
     }
     const resourceFigures = traffic.map((t, i) => {
       const ok = t.answers.filter((a) => a.status === 200);
-      return { key: t.key, acked: ok.length, refused: t.answers.length - ok.length, stored: finals[i]!.body.rows[0].n as number, epochs: [...new Set(ok.map((a) => `${a.owner}@${a.epoch}`))].join(' ') };
+      return { key: t.key, acked: ok.length, refused: t.answers.length - ok.length, stored: finals[i]?.body.rows[0].n as number | undefined, epochs: [...new Set(ok.map((a) => `${a.owner}@${a.epoch}`))].join(' ') };
     });
     console.log(`[sentinel figures] ${JSON.stringify({
-      scenario: 'master SIGKILLed mid-load', ...kill, replicas: redis.replicas.length,
+      scenario: 'master SIGKILLed mid-load', ...kill, replicas: redis.replicas.length, waitReplicas: Number(WAIT_REPLICAS),
       ...figures, completed, timedOutJobs: to.jobs, timedOutResults: to.results, missing, refused: load.refused, resultsTwice: duplicates,
     })}`);
     console.log(`[sentinel figures] resources through the kill: ${JSON.stringify({ statuses, keys: resourceFigures })}`);
+    for (const p of [...suite.processes, ...resourceWorkers.map((w) => w.process)].filter((x) => x.child.exitCode !== null || x.child.signalCode !== null)) {
+      console.log(`[sentinel figures] ${p.name} exited (${p.child.exitCode ?? p.child.signalCode}); its last lines:\n${p.lines.slice(-15).join('\n')}`);
+    }
 
     expect(kill, 'the master was never killed').toBeDefined();
     expect(kill!.promoted).not.toBe(kill!.killed);
@@ -139,9 +155,10 @@ describe('Redis master SIGKILLed under load', () => {
     expect(created.some((c) => c < kill!.at)).toBe(true);
     expect(created.some((c) => c > kill!.at + kill!.ms)).toBe(true);
 
+    expect(settled.filter((f) => f.status === 'rejected').map((f) => String((f as PromiseRejectedResult).reason))).toEqual([]);
     for (const [i, t] of traffic.entries()) {
       // Every answer is a 200 or a documented failover answer (503 no owner / not replicated, 504 timed out).
-      for (const a of t.answers) expect([200, 503, 504], `${t.key}: ${a.status} ${JSON.stringify(a.body)}`).toContain(a.status);
+      for (const a of t.answers) expect([200, 503, 504], `${t.key}: ${a.status} ${a.error ?? JSON.stringify(a.body)}`).toContain(a.status);
       const ok = t.answers.filter((a) => a.status === 200);
       // Never two writers: acknowledged increments are strictly increasing, each epoch belongs to one owner and
       // epochs only grow; the stored value is at least every acknowledged increment, and at most one more per

@@ -153,7 +153,11 @@ export async function startSentinelSetup(masterName = 'lookup-test', options: Se
       REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
       REDIS_MASTER_NAME: masterName,
     },
-    client: () => new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: masterName, failoverDetector: true, reconnectOnError: (e) => (e.message.startsWith('READONLY') ? 2 : false) }),
+    client: () => {
+      const c = new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: masterName, failoverDetector: true, reconnectOnError: (e) => (e.message.startsWith('READONLY') ? 2 : false) });
+      c.on('error', () => undefined); // a killed master refuses connections until the Sentinels name the next
+      return c;
+    },
     async masterPort() {
       const s = admin(sentinels[0]!);
       try {
