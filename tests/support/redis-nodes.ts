@@ -9,7 +9,8 @@ import { freePort, waitFor } from './processes.ts';
 /**
  * Extra Redis servers for the Sentinel and Cluster tests: child processes of the test (never daemonized) on free
  * loopback ports, each with its own temporary directory, no persistence. `stop()` kills them and deletes the
- * directories; the machine's own Redis is never touched.
+ * directories; the machine's own Redis is never touched. With REDIS_NODES_BASE_PORT set, ports come from a block of
+ * 200 from there (each vitest worker its own 50, VITEST_POOL_ID), the first free ones; else any free port.
  */
 export interface RedisNode {
   port: number;
@@ -20,10 +21,30 @@ export interface RedisNode {
 }
 
 const live = new Set<RedisNode>();
+let nextInBlock = 0;
+
+async function nodePort(): Promise<number> {
+  const base = Number(process.env.REDIS_NODES_BASE_PORT ?? 0);
+  if (!base) return freePort();
+  const worker = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 4;
+  while (nextInBlock < 50) {
+    const port = base + 50 * worker + nextInBlock++;
+    if (await isFree(port)) return port;
+  }
+  throw new Error(`no free port left in ${base + 50 * worker}..${base + 50 * worker + 49} (REDIS_NODES_BASE_PORT)`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
 
 /** A redis-server with `args`, or a redis-sentinel with the config file `sentinelConf` returns (it rewrites it). */
 async function startNode(binary: 'redis-server' | 'redis-sentinel', args: string[], sentinelConf?: (port: number, dir: string) => string, dirArgs?: (dir: string) => string[], fixedPort?: number): Promise<RedisNode> {
-  const port = fixedPort ?? (await freePort());
+  const port = fixedPort ?? (await nodePort());
   const dir = mkdtempSync(join(tmpdir(), `lookup-${binary}-${port}-`));
   let argv: string[];
   if (sentinelConf) {
@@ -108,19 +129,35 @@ export interface SentinelSetup {
   masterPort(): Promise<number>;
   /** SENTINEL FAILOVER; resolves once every Sentinel names the new master and it accepts writes. */
   failover(): Promise<number>;
+  /** Every replica started (`replica` is the first). */
+  replicas: RedisNode[];
+  /**
+   * SIGKILLs the current master (a crash: no failover asked for, nothing handed over) and resolves once every live
+   * Sentinel names a new master that says role:master: the killed port, the new master's, and how long it took.
+   */
+  killMaster(): Promise<{ killed: number; promoted: number; ms: number }>;
 }
 
-/** One master, one replica and three Sentinels (quorum 2) on loopback. */
-export async function startSentinelSetup(masterName = 'lookup-test'): Promise<SentinelSetup> {
+export interface SentinelOptions {
+  /** Replicas of the master (default 1). With two, a master killed for good still leaves one to acknowledge WAITs. */
+  replicas?: number;
+  /** `down-after-milliseconds` (default 1000): how long a master must not answer before a Sentinel flags it. */
+  downAfterMs?: number;
+}
+
+/** One master, one replica (or `replicas`) and three Sentinels (quorum 2) on loopback. */
+export async function startSentinelSetup(masterName = 'lookup-test', options: SentinelOptions = {}): Promise<SentinelSetup> {
   const fast = ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'];
   const master = await startNode('redis-server', fast);
-  const replica = await startNode('redis-server', [...fast, '--replicaof', '127.0.0.1', String(master.port)]);
+  const replicas: RedisNode[] = [];
+  for (let i = 0; i < (options.replicas ?? 1); i++) replicas.push(await startNode('redis-server', [...fast, '--replicaof', '127.0.0.1', String(master.port)]));
+  const replica = replicas[0]!;
   const sentinelConf = (port: number, dir: string) => [
     `port ${port}`,
     `dir ${dir}`,
     'sentinel resolve-hostnames no',
     `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
-    `sentinel down-after-milliseconds ${masterName} 1000`,
+    `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
     `sentinel failover-timeout ${masterName} 10000`,
     `sentinel parallel-syncs ${masterName} 1`,
     '',
@@ -137,7 +174,11 @@ export async function startSentinelSetup(masterName = 'lookup-test'): Promise<Se
       REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
       REDIS_MASTER_NAME: masterName,
     },
-    client: () => new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: masterName, failoverDetector: true, reconnectOnError: (e) => (e.message.startsWith('READONLY') ? 2 : false) }),
+    client: () => {
+      const c = new Redis({ sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: masterName, failoverDetector: true, reconnectOnError: (e) => (e.message.startsWith('READONLY') ? 2 : false) });
+      c.on('error', () => undefined); // a killed master refuses connections until the Sentinels name the next
+      return c;
+    },
     async masterPort() {
       const s = admin(sentinels[0]!);
       try {
@@ -156,6 +197,16 @@ export async function startSentinelSetup(masterName = 'lookup-test'): Promise<Se
         s.disconnect();
       }
       return await waitForNewMaster(before);
+    },
+    replicas,
+    async killMaster() {
+      const before = await setup.masterPort();
+      const node = [master, ...replicas].find((n) => n.port === before);
+      if (!node) throw new Error(`the master ${before} is not a node of this setup`);
+      const began = Date.now();
+      await node.kill();
+      const promoted = await waitForNewMaster(before);
+      return { killed: before, promoted, ms: Date.now() - began };
     },
   };
   async function waitForNewMaster(before: number): Promise<number> {
@@ -180,18 +231,20 @@ export async function startSentinelSetup(masterName = 'lookup-test'): Promise<Se
   }
   // Ready for a failover: the replica in sync, every Sentinel knowing the replica and the two other Sentinels.
   await waitFor(async () => {
-    const r = new Redis({ host: '127.0.0.1', port: replica.port, maxRetriesPerRequest: 1 });
-    try {
-      if (!(await r.info('replication')).includes('master_link_status:up')) return undefined;
-    } finally {
-      r.disconnect();
+    for (const node of replicas) {
+      const r = new Redis({ host: '127.0.0.1', port: node.port, maxRetriesPerRequest: 1 });
+      try {
+        if (!(await r.info('replication')).includes('master_link_status:up')) return undefined;
+      } finally {
+        r.disconnect();
+      }
     }
     for (const n of sentinels) {
       const s = admin(n);
       try {
-        const replicas = (await s.call('SENTINEL', 'REPLICAS', masterName)) as unknown[];
         const peers = (await s.call('SENTINEL', 'SENTINELS', masterName)) as unknown[];
-        if (replicas.length < 1 || peers.length < 2) return undefined;
+        const known = (await s.call('SENTINEL', 'REPLICAS', masterName)) as unknown[];
+        if (known.length < replicas.length || peers.length < 2) return undefined;
       } finally {
         s.disconnect();
       }

@@ -79,11 +79,13 @@ export interface SqlAnswer {
   headers: Headers;
 }
 
-export async function sql(apiUrl: string, db: string, query: string, params?: unknown[]): Promise<SqlAnswer> {
+/** A SQL request to resource `db/<db>`; with `timeoutMs` the request is aborted (and throws) when no answer came by then. */
+export async function sql(apiUrl: string, db: string, query: string, params?: unknown[], options: { timeoutMs?: number } = {}): Promise<SqlAnswer> {
   const res = await fetch(`${apiUrl}/api/resources/db/${db}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(params === undefined ? { query } : { query, params }),
+    signal: options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs),
   });
   const text = await res.text();
   let body: unknown = text;
