@@ -174,6 +174,55 @@ describe('the broker layer with envelopes (real RabbitMQ)', () => {
     expect(maxActive).toBeLessThanOrEqual(2);
   });
 
+  it('counts deliveries per envelope: past the limit each item is dead-lettered alone (delivery_limit), with its follow-up', async () => {
+    await amqp.drain(t.queues.deadLetter);
+    // A second consumer, on the callbacks queue, whose handler always fails transiently and whose counter is in memory.
+    const deliveries = new Map<string, number>();
+    const counted: string[] = [];
+    const followUps: string[] = [];
+    const limited = new Broker({ url: AMQP_URL, namespace: ns, logger, name: `${ns}-limited` });
+    const anything = { check: (_v: unknown): _v is unknown => true, errors: () => [] };
+    await limited.consume<unknown>({
+      queue: t.queues.callbacks,
+      prefetch: 4,
+      validator: anything,
+      handler: async () => {
+        throw new Error('always failing, transiently');
+      },
+      onError: () => ({ action: 'requeue', delayMs: 20 }),
+      deliveryLimit: {
+        max: 2,
+        count: async (_queue, messageId) => {
+          counted.push(messageId);
+          const n = (deliveries.get(messageId) ?? 1) + 1;
+          deliveries.set(messageId, n);
+          return n;
+        },
+      },
+      onDeadLetter: async (_reason, raw) => void followUps.push(String(raw.properties.messageId)),
+    });
+    await limited.start();
+    try {
+      const ids = ['cb-1', 'cb-2', 'cb-3'];
+      await Promise.all(ids.map((id) => producer.publish(t.exchanges.commands, RoutingKeys.callbackDelivery, { id }, { messageId: id, correlationId: id, coalesce: true })));
+      const dead = await amqp.drain(t.queues.deadLetter, 3, 15_000);
+      expect(dead.map((m) => m.properties.messageId).sort()).toEqual(ids);
+      for (const m of dead) {
+        expect(reasonOf(m)).toMatch(/^delivery limit exceeded: delivered 3 times \(limit 2\)/);
+        expect(m.properties.headers?.[ENVELOPE_HEADER]).toBeUndefined();
+        expect(JSON.parse(m.content.toString())).toEqual({ id: m.properties.messageId });
+      }
+      // One envelope: counted under its own messageId, never the items'.
+      expect(new Set(counted).size).toBe(1);
+      expect(ids).not.toContain(counted[0]);
+      await waitFor(async () => (followUps.length === 3 ? true : undefined), 5_000);
+      expect(followUps.sort()).toEqual(ids);
+      expect((await amqp.channel.checkQueue(t.queues.callbacks)).messageCount).toBe(0);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('dead-letters hostile envelopes whole, with their reasons, and keeps consuming', async () => {
     await amqp.drain(t.queues.deadLetter);
     const handled: string[] = [];
