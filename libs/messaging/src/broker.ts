@@ -667,13 +667,22 @@ function itemMessage(envelope: ConsumeMessage, item: EnvelopeItem): ConsumeMessa
   let content: Buffer | undefined;
   return {
     fields: envelope.fields,
+    // Spelled out rather than spread from the envelope's: one small object per item.
     properties: {
-      ...envelope.properties,
-      messageId: p.messageId,
-      correlationId: p.correlationId,
-      type: p.type,
-      timestamp: p.timestamp,
+      contentType: envelope.properties.contentType,
+      contentEncoding: undefined,
       headers: p.headers ? { ...p.headers } : {},
+      deliveryMode: envelope.properties.deliveryMode,
+      priority: undefined,
+      correlationId: p.correlationId,
+      replyTo: undefined,
+      expiration: undefined,
+      messageId: p.messageId,
+      timestamp: p.timestamp,
+      type: p.type,
+      userId: undefined,
+      appId: undefined,
+      clusterId: undefined,
     },
     get content() {
       return (content ??= Buffer.from(JSON.stringify(item.b)));
