@@ -147,6 +147,43 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
       expect(lines.some((l) => l.traceId === traceId), p.name).toBe(true);
     }
   });
+
+  it('links each message carried in an envelope to its own publish (a batch: job.submitted, commands and task.completed share envelopes)', async () => {
+    const n = 8;
+    const res = await fetch(`${suite.apiUrl}/api/lookup/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ target: `127.0.1.${i + 2}` })), services: ['GeoIP'] }),
+    });
+    expect(res.status).toBe(202);
+    const jobIds = ((await res.json()) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId);
+    await waitFor(async () => {
+      const docs = await Promise.all(jobIds.map(async (id) => (await (await fetch(`${suite.apiUrl}/api/lookup/${id}`)).json()) as JobDocument));
+      return docs.every((d) => d.status === 'Completed') ? true : undefined;
+    }, 30_000);
+    const hops: [string, string, string][] = [
+      ['job.submitted', 'lookup-api', 'lookup-saga'],
+      ['lookup.geoip', 'lookup-saga', 'lookup-geoip'],
+      ['task.completed', 'lookup-geoip', 'lookup-saga'],
+    ];
+    // Every job's delivery span on each hop, whose parent is the publish span of that same job (not of a sibling).
+    const linked = await waitFor(async () => {
+      const byId = new Map(receiver.spans.map((s) => [s.spanId, s]));
+      const found = jobIds.flatMap((jobId) =>
+        hops.map(([key, from, to]) => {
+          const delivery = receiver.spans.find((s) => s.kind === SpanKinds.consumer && s.service === to && s.name === `process ${key}` && s.attributes['lookup.job_id'] === jobId);
+          const parent = delivery && byId.get(delivery.parentSpanId);
+          return parent ? { jobId, key, from, parent, delivery: delivery! } : undefined;
+        }),
+      );
+      return found.every((f) => f !== undefined) ? found : undefined;
+    }, 20_000);
+    for (const { jobId, key, from, parent, delivery } of linked!) {
+      expect(parent, `${key} of ${jobId}`).toMatchObject({ kind: SpanKinds.producer, service: from, name: `publish ${key}` });
+      expect(parent.attributes['lookup.job_id'], `${key} of ${jobId}`).toBe(jobId);
+      expect(delivery.traceId).toBe(parent.traceId);
+    }
+  });
 });
 
 describe('traces without OTEL_EXPORTER_OTLP_ENDPOINT', () => {

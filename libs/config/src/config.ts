@@ -120,6 +120,11 @@ export interface Config {
   eventsHeartbeatMs: number;
   /** Messages a consumer may hold unacknowledged. */
   prefetch: number;
+  /**
+   * Most messages of one event-loop turn (job.submitted, lookup commands, task.completed to the same routing key)
+   * sent together as one AMQP message, an envelope; 1 sends every message alone.
+   */
+  messageBatchMax: number;
   /** Upper bound of one lookup attempt. */
   lookupTimeoutMs: number;
   pingCount: number;
@@ -433,6 +438,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     jobTtlSeconds: read('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600), 24 * 3600),
     eventsHeartbeatMs: read('EVENTS_HEARTBEAT_MS', int(50, 19_000), 15_000),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
+    // At most libs/messaging's MAX_ENVELOPE_ITEMS (256), the most items a consumer accepts in one envelope.
+    messageBatchMax: read('MESSAGE_BATCH_MAX', int(1, 256), 16),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
     pingCount: read('PING_COUNT', int(1, 20), 3),
     pingTimeoutMs: read('PING_TIMEOUT_MS', int(50, 60_000), 2000),

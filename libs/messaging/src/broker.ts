@@ -11,6 +11,8 @@ import { CONSUME_DEFAULTS, PUBLICATIONS, PUBLISH_DEFAULTS, QUEUE_DEFAULTS } from
 import { isUtf8, jsonDepth, MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from './json-safety.ts';
 import { noteDeliveryFailure, traceDelivery, tracePublish } from './trace-context.ts';
 import { countDeadLetter, declareDeadLetterMetric, type DeadLetterCode } from './dead-letter-codes.ts';
+import { PublishCoalescer, type OutgoingMessage } from './coalescer.ts';
+import { decodeEnvelope, ENVELOPE_HEADER, isEnvelope, type EnvelopeItem, type ItemProperties } from './envelope.ts';
 
 export interface BrokerOptions {
   url: string;
@@ -34,6 +36,11 @@ export interface BrokerOptions {
   queueType?: QueueType;
   /** CALLBACK_MAX_ATTEMPTS (the saga, which sends callbacks): sizes the callback delay queues. */
   callbackMaxAttempts?: number;
+  /**
+   * MESSAGE_BATCH_MAX: most items in one envelope of coalesced publishes (`coalesce` publishes of one event-loop
+   * turn to the same exchange and routing key; envelope.ts). 1 (the default here) sends every message alone.
+   */
+  messageBatchMax?: number;
 }
 
 export interface PublishOptions {
@@ -47,6 +54,12 @@ export interface PublishOptions {
   expiration?: number;
   /** Survives a broker restart (default PUBLISH_DEFAULTS.persistent: true; see PUBLICATIONS). */
   persistent?: boolean;
+  /**
+   * May share an envelope with other publishes of this event-loop turn to the same exchange and routing key
+   * (PUBLICATIONS' `coalesce`; only when messageBatchMax > 1 and without `expiration`). The promise still settles
+   * with the confirm of the message it went in.
+   */
+  coalesce?: boolean;
 }
 
 export interface ReceivedMessage<T> {
@@ -91,6 +104,31 @@ interface Consumer {
   tag?: string;
   stopped?: boolean;
   inFlight: Set<Promise<void>>;
+  /** At most `prefetch` handlers at once, whether their messages came alone or in envelopes. */
+  slots: Slots;
+}
+
+/** What became of one message (plain, or an envelope's item) once it went through validation and its handler. */
+type Outcome = { action: 'ack' } | { action: 'requeue'; delayMs: number } | { action: 'dead-letter'; code: DeadLetterCode; reason: string };
+
+/** A small counting semaphore. */
+class Slots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+  /** Resolves when a slot is taken; undefined (no await) when one was free. */
+  acquire(): Promise<void> | undefined {
+    if (this.active < this.size) {
+      this.active++;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -112,12 +150,17 @@ export class Broker extends EventEmitter {
   private readonly log: Logger;
   /** Whether this process traces (the SDK is started before any service code runs): decided once. */
   private readonly tracing = tracingActive();
+  /** Coalesces `coalesce` publishes into envelopes (undefined when messageBatchMax is 1). */
+  private readonly coalescer?: PublishCoalescer;
 
   constructor(private readonly options: BrokerOptions) {
     super();
     this.topology = topology(options.namespace);
     this.log = options.logger.child({ component: 'broker' });
     declareDeadLetterMetric();
+    if ((options.messageBatchMax ?? 1) > 1) {
+      this.coalescer = new PublishCoalescer({ max: options.messageBatchMax!, send: (m) => this.sendMessage(m) });
+    }
     this.amqp = new AmqpConnection({
       url: options.url,
       name: options.name,
@@ -192,23 +235,47 @@ export class Broker extends EventEmitter {
   }
 
   private async send(exchange: string, routingKey: string, body: unknown, options: PublishOptions): Promise<void> {
-    const channel = this.publishChannel;
-    if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    if (!this.publishChannel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    const persistent = options.persistent ?? PUBLISH_DEFAULTS.persistent;
     const mandatory = options.mandatory ?? PUBLISH_DEFAULTS.mandatory;
-    const props: Options.Publish = {
-      persistent: options.persistent ?? PUBLISH_DEFAULTS.persistent,
-      contentType: PUBLISH_DEFAULTS.contentType,
+    const timestamp = Math.floor(Date.now() / 1000);
+    // A message with a per-message TTL (a retry) always goes alone: its delay queue reads the TTL of each message.
+    if (options.coalesce && this.coalescer && options.expiration === undefined) {
+      const p = { messageId: options.messageId, correlationId: options.correlationId, timestamp, headers: options.headers as ItemProperties['headers'] };
+      return this.coalescer.add(exchange, routingKey, body, p, { persistent, mandatory });
+    }
+    return this.sendMessage({
+      exchange,
+      routingKey,
+      content: Buffer.from(JSON.stringify(body)),
       messageId: options.messageId,
       correlationId: options.correlationId,
-      type: routingKey,
-      timestamp: Math.floor(Date.now() / 1000),
-      mandatory,
+      timestamp,
       // No header table unless asked for: encoding it (and the broker decoding it) was per-message work for a
       // copy of the correlation id.
       headers: options.headers,
-      expiration: options.expiration === undefined ? undefined : String(options.expiration),
+      persistent,
+      mandatory,
+      expiration: options.expiration,
+    });
+  }
+
+  /** Publishes one AMQP message (plain, or an envelope from the coalescer) and waits for its confirm. */
+  private async sendMessage(m: OutgoingMessage & { expiration?: number }): Promise<void> {
+    const channel = this.publishChannel;
+    if (!channel) throw new MessagingError('AMQP_NOT_CONNECTED', 'not connected to RabbitMQ');
+    const { exchange, routingKey, mandatory } = m;
+    const props: Options.Publish = {
+      persistent: m.persistent,
+      contentType: PUBLISH_DEFAULTS.contentType,
+      messageId: m.messageId,
+      correlationId: m.correlationId,
+      type: routingKey,
+      timestamp: m.timestamp,
+      mandatory,
+      headers: m.headers,
+      expiration: m.expiration === undefined ? undefined : String(m.expiration),
     };
-    const content = Buffer.from(JSON.stringify(body));
     const timeoutMs = this.options.publishTimeoutMs ?? PUBLISH_DEFAULTS.confirmTimeoutMs;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -222,13 +289,13 @@ export class Broker extends EventEmitter {
         clearTimeout(timer);
         if (err) return reject(new MessagingError('AMQP_PUBLISH_NACKED', `broker did not accept the message: ${String((err as Error)?.message ?? err)}`));
         // A mandatory message that no queue took comes back (basic.return) before its confirm.
-        if (mandatory && this.returned.delete(options.messageId)) {
+        if (mandatory && this.returned.delete(m.messageId)) {
           return reject(new MessagingError('AMQP_UNROUTABLE', `no queue is bound to ${exchange} with key ${routingKey}`, false));
         }
         resolve();
       };
       try {
-        channel.publish(exchange, routingKey, content, props, done);
+        channel.publish(exchange, routingKey, m.content, props, done);
       } catch (err) {
         done(err ?? new Error('publish failed'));
       }
@@ -250,7 +317,7 @@ export class Broker extends EventEmitter {
 
   /** Starts consuming a queue (and resumes after every reconnect). Messages are validated before the handler sees them. */
   async consume<T>(options: ConsumeOptions<T>): Promise<void> {
-    const consumer: Consumer = { options, inFlight: new Set() };
+    const consumer: Consumer = { options, inFlight: new Set(), slots: new Slots(options.prefetch) };
     this.consumers.push(consumer);
     if (this.connection) await this.startConsumer(consumer);
   }
@@ -286,85 +353,177 @@ export class Broker extends EventEmitter {
         void channel.close().catch(() => undefined);
         return;
       }
-      const dispatch = () => this.dispatch(consumer, channel, msg, queue);
-      const task = (this.tracing ? traceDelivery(msg, queue, dispatch) : dispatch()).finally(() => consumer.inFlight.delete(task));
+      const task = this.deliver(consumer, channel, msg, queue).finally(() => consumer.inFlight.delete(task));
       consumer.inFlight.add(task);
     });
     consumer.tag = consumerTag;
     this.log.info({ queue, prefetch }, 'consuming');
   }
 
-  private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
-    const { validator, handler, deliveryLimit } = consumer.options;
-    const deadLetter = (code: DeadLetterCode, reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, { code, reason }, consumer, body);
-    // Before parsing: size, encoding and nesting (see json-safety.ts). No message of the suite comes near.
+  /** One delivery: an envelope (its items each handled as a plain message), or a plain message in its own CONSUMER span. */
+  private deliver(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
+    if (isEnvelope(msg.properties.headers as Record<string, unknown> | undefined)) return this.dispatchEnvelope(consumer, channel, msg, queue);
+    const dispatch = () => this.dispatch(consumer, channel, msg, queue);
+    return this.tracing ? traceDelivery(msg, queue, dispatch) : dispatch();
+  }
+
+  /** Before parsing: size, encoding and nesting (see json-safety.ts; no message of the suite comes near), then JSON. */
+  private parse(msg: ConsumeMessage): { body: unknown } | { code: DeadLetterCode; reason: string } {
     if (msg.content.length > MAX_MESSAGE_BYTES) {
-      await deadLetter('too_large', `message too large: ${msg.content.length} bytes (limit ${MAX_MESSAGE_BYTES})`);
-      return;
+      return { code: 'too_large', reason: `message too large: ${msg.content.length} bytes (limit ${MAX_MESSAGE_BYTES})` };
     }
-    if (!isUtf8(msg.content)) {
-      await deadLetter('invalid_json', 'invalid JSON: the body is not valid UTF-8');
-      return;
-    }
+    if (!isUtf8(msg.content)) return { code: 'invalid_json', reason: 'invalid JSON: the body is not valid UTF-8' };
     const text = msg.content.toString('utf8');
     if (jsonDepth(text, MAX_MESSAGE_DEPTH) > MAX_MESSAGE_DEPTH) {
-      await deadLetter('too_deep', `invalid message: JSON nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
-      return;
+      return { code: 'too_deep', reason: `invalid message: JSON nested deeper than ${MAX_MESSAGE_DEPTH} levels` };
     }
-    let body: unknown;
     try {
-      body = JSON.parse(text);
+      return { body: JSON.parse(text) as unknown };
     } catch {
-      await deadLetter('invalid_json', 'invalid JSON');
+      return { code: 'invalid_json', reason: 'invalid JSON' };
+    }
+  }
+
+  /** The schema check of one message (by the routing key it was published with); undefined when it passes. */
+  private validate(consumer: Consumer, routingKey: string, body: unknown): Outcome | undefined {
+    const { validator } = consumer.options;
+    const schema = typeof validator === 'function' ? validator(routingKey) : validator;
+    if (!schema) return { action: 'dead-letter', code: 'no_schema', reason: `no schema for routing key '${routingKey}'` };
+    if (!schema.check(body)) return { action: 'dead-letter', code: 'schema_invalid', reason: `schema validation failed: ${schema.errors(body).join('; ')}` };
+    return undefined;
+  }
+
+  /** Why a redelivered message (or envelope) is past the delivery limit; undefined when it is not. */
+  private async overDeliveryLimit(consumer: Consumer, msg: ConsumeMessage, queue: string): Promise<string | undefined> {
+    const { deliveryLimit } = consumer.options;
+    if (!deliveryLimit || !msg.fields.redelivered || !msg.properties.messageId) return undefined;
+    let deliveries = 0;
+    try {
+      deliveries = await deliveryLimit.count(queue, String(msg.properties.messageId));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, queue }, 'could not count deliveries; handling the message');
+    }
+    if (deliveries <= deliveryLimit.max) return undefined;
+    return `delivery limit exceeded: delivered ${deliveries} times (limit ${deliveryLimit.max}); its consumer may be crashing on it`;
+  }
+
+  /** Runs the handler on one validated message (within the consumer's `prefetch` concurrent handlers). */
+  private async handle(consumer: Consumer, raw: ConsumeMessage, body: unknown, queue: string): Promise<Outcome> {
+    const received: ReceivedMessage<unknown> = {
+      body,
+      raw,
+      queue,
+      redelivered: raw.fields.redelivered,
+      headers: (raw.properties.headers ?? {}) as Record<string, unknown>,
+    };
+    const wait = consumer.slots.acquire();
+    if (wait) await wait;
+    try {
+      await consumer.options.handler(received);
+      return { action: 'ack' };
+    } catch (err) {
+      const decision = consumer.options.onError?.(err, received) ?? defaultErrorDecision(err);
+      if (decision.action === 'dead-letter') return { action: 'dead-letter', code: 'rejected', reason: decision.reason };
+      this.log.warn({ err: (err as Error)?.message, queue, jobId: raw.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
+      if (this.tracing) noteDeliveryFailure('requeued', String((err as Error)?.message ?? err));
+      return { action: 'requeue', delayMs: decision.delayMs };
+    } finally {
+      consumer.slots.release();
+    }
+  }
+
+  private async dispatch(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
+    const deadLetter = (code: DeadLetterCode, reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, { code, reason }, consumer, body);
+    const parsed = this.parse(msg);
+    if ('code' in parsed) {
+      await deadLetter(parsed.code, parsed.reason);
       return;
     }
+    const { body } = parsed;
     const notRetry = this.unscheduledRetry(msg);
     if (notRetry) {
       await deadLetter('unscheduled_retry', notRetry, body);
       return;
     }
-    const schema = typeof validator === 'function' ? validator(msg.fields.routingKey) : validator;
-    if (!schema) {
-      await deadLetter('no_schema', `no schema for routing key '${msg.fields.routingKey}'`, body);
+    const invalid = this.validate(consumer, msg.fields.routingKey, body);
+    if (invalid?.action === 'dead-letter') {
+      await deadLetter(invalid.code, invalid.reason, body);
       return;
     }
-    if (!schema.check(body)) {
-      await deadLetter('schema_invalid', `schema validation failed: ${schema.errors(body).join('; ')}`, body);
+    const overLimit = await this.overDeliveryLimit(consumer, msg, queue);
+    if (overLimit) {
+      await deadLetter('delivery_limit', overLimit, body);
       return;
     }
-    if (deliveryLimit && msg.fields.redelivered && msg.properties.messageId) {
-      let deliveries = 0;
-      try {
-        deliveries = await deliveryLimit.count(queue, String(msg.properties.messageId));
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message, queue }, 'could not count deliveries; handling the message');
-      }
-      if (deliveries > deliveryLimit.max) {
-        await deadLetter('delivery_limit', `delivery limit exceeded: delivered ${deliveries} times (limit ${deliveryLimit.max}); its consumer may be crashing on it`, body);
-        return;
-      }
+    const outcome = await this.handle(consumer, msg, body, queue);
+    if (outcome.action === 'ack') safeAck(channel, msg);
+    else if (outcome.action === 'dead-letter') await deadLetter(outcome.code, outcome.reason, body);
+    else {
+      await sleep(outcome.delayMs);
+      safeNack(channel, msg, true);
     }
-    const received: ReceivedMessage<unknown> = {
-      body,
-      raw: msg,
-      queue,
-      redelivered: msg.fields.redelivered,
-      headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
+  }
+
+  /**
+   * An envelope (envelope.ts): checked as a whole as any message is (size, UTF-8, depth, JSON), then its structure;
+   * a malformed one is dead-lettered whole. Each item then takes a plain message's path (schema, handler, trace,
+   * dead-lettering alone as a plain message with its own body and properties) while its siblings go on. The
+   * envelope is acked once every item is handled or dead-lettered. If an item's handler fails transiently, or an
+   * item's dead-letter copy is not confirmed, the envelope is requeued after the others finish and all its items
+   * come again: safe because every handler is idempotent (invariant 2: the saga's markProcessing and recordOutcome
+   * are no-ops the second time and re-dispatch deterministic command ids; a worker re-announces a stored result),
+   * and an item that was dead-lettered is dead-lettered again (a second copy in the dead-letter queue, as when a
+   * plain message's dead-letter follow-up fails). The delivery limit counts the envelope's own messageId.
+   */
+  private async dispatchEnvelope(consumer: Consumer, channel: Channel, msg: ConsumeMessage, queue: string): Promise<void> {
+    const whole = (code: DeadLetterCode, reason: string, body?: unknown) => this.deadLetter(channel, msg, queue, { code, reason }, consumer, body, false);
+    const parsed = this.parse(msg);
+    if ('code' in parsed) {
+      await whole(parsed.code, parsed.reason);
+      return;
+    }
+    const headers = msg.properties.headers as Record<string, unknown>;
+    if (headers['x-death'] !== undefined) {
+      await whole('unscheduled_retry', 'not a scheduled retry: an envelope came back dead-lettered (retries are never sent in envelopes)', parsed.body);
+      return;
+    }
+    const decoded = decodeEnvelope(parsed.body, headers[ENVELOPE_HEADER], msg.fields.routingKey);
+    if ('error' in decoded) {
+      await whole('invalid_envelope', decoded.error, parsed.body);
+      return;
+    }
+    const overLimit = await this.overDeliveryLimit(consumer, msg, queue);
+    let requeueAfterMs = -1;
+    const requeue = (ms: number) => {
+      requeueAfterMs = Math.max(requeueAfterMs, ms);
     };
-    try {
-      await handler(received);
+    await Promise.all(
+      decoded.items.map(async (item) => {
+        const raw = itemMessage(msg, item);
+        const run = async () => {
+          const outcome: Outcome = overLimit
+            ? { action: 'dead-letter', code: 'delivery_limit', reason: overLimit }
+            : (this.validate(consumer, msg.fields.routingKey, item.b) ?? (await this.handle(consumer, raw, item.b, queue)));
+          if (outcome.action === 'requeue') requeue(outcome.delayMs);
+          else if (outcome.action === 'dead-letter' && !(await this.deadLetterCopy(raw, queue, outcome, consumer, item.b))) {
+            requeue(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
+          }
+        };
+        try {
+          await (this.tracing ? traceDelivery(raw, queue, run) : run());
+        } catch (err) {
+          this.log.warn({ err: (err as Error)?.message, queue, messageId: item.p.messageId }, 'envelope item failed unexpectedly; requeueing the envelope');
+          requeue(CONSUME_DEFAULTS.requeueDelayMs);
+        }
+      }),
+    );
+    if (requeueAfterMs < 0) {
       safeAck(channel, msg);
-    } catch (err) {
-      const decision = consumer.options.onError?.(err, received) ?? defaultErrorDecision(err);
-      if (decision.action === 'dead-letter') {
-        await deadLetter('rejected', decision.reason, body);
-      } else {
-        this.log.warn({ err: (err as Error)?.message, queue, jobId: msg.properties.correlationId, retryInMs: decision.delayMs }, 'handler failed; requeueing');
-        if (this.tracing) noteDeliveryFailure('requeued', String((err as Error)?.message ?? err));
-        await sleep(decision.delayMs);
-        safeNack(channel, msg, true);
-      }
+      return;
     }
+    this.log.warn({ queue, messageId: msg.properties.messageId, items: decoded.items.length, retryInMs: requeueAfterMs }, 'envelope requeued: all its items come again');
+    await sleep(requeueAfterMs);
+    safeNack(channel, msg, true);
   }
 
   /**
@@ -390,9 +549,23 @@ export class Broker extends EventEmitter {
 
   /**
    * Moves a message to the dead-letter queue with the reason in its headers, then acks the original.
-   * If the dead-letter publish is not confirmed the original is requeued, so nothing is lost.
+   * If the dead-letter publish (or its follow-up) is not confirmed the original is requeued, so nothing is lost.
    */
-  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, why: { code: DeadLetterCode; reason: string }, consumer: Consumer, body?: unknown): Promise<void> {
+  private async deadLetter(channel: Channel, msg: ConsumeMessage, queue: string, why: { code: DeadLetterCode; reason: string }, consumer: Consumer, body?: unknown, followUp = true): Promise<void> {
+    if (await this.deadLetterCopy(msg, queue, why, consumer, body, followUp)) {
+      safeAck(channel, msg);
+      return;
+    }
+    await sleep(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
+    safeNack(channel, msg, true);
+  }
+
+  /**
+   * Publishes a copy of a message (a plain one, or an envelope's item as the plain message it would have been) to
+   * the dead-letter queue with the reason in its headers, then runs the consumer's onDeadLetter (unless `followUp`
+   * is false: a malformed envelope is no message of the consumer's). False when either failed: the caller requeues.
+   */
+  private async deadLetterCopy(msg: ConsumeMessage, queue: string, why: { code: DeadLetterCode; reason: string }, consumer: Consumer, body?: unknown, followUp = true): Promise<boolean> {
     const { reason } = why;
     this.log.error({ queue, reason, messageId: msg.properties.messageId, jobId: msg.properties.correlationId }, 'dead-lettering message');
     if (this.tracing) noteDeliveryFailure('dead-lettered', reason);
@@ -406,19 +579,17 @@ export class Broker extends EventEmitter {
       });
     } catch (err) {
       this.log.warn({ err: (err as Error).message, queue }, 'dead-letter publish failed; requeueing');
-      await sleep(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
-      safeNack(channel, msg, true);
-      return;
+      return false;
     }
     countDeadLetter(this.topology.queueRole(queue), why.code);
+    if (!followUp) return true;
     try {
       await consumer.options.onDeadLetter?.(reason, msg, body);
-      safeAck(channel, msg);
+      return true;
     } catch (err) {
       // The copy is in the dead-letter queue; the follow-up failed, so let the original come back and retry it.
       this.log.warn({ err: (err as Error).message, queue }, 'dead-letter follow-up failed; requeueing');
-      await sleep(CONSUME_DEFAULTS.deadLetterRetryDelayMs);
-      safeNack(channel, msg, true);
+      return false;
     }
   }
 
@@ -486,6 +657,39 @@ function defaultErrorDecision(err: unknown): { action: 'dead-letter'; reason: st
   return { action: 'requeue', delayMs: CONSUME_DEFAULTS.requeueDelayMs };
 }
 
+/**
+ * An envelope's item as the plain message it would have been: the envelope's delivery fields (exchange, routing key,
+ * redelivered) with the item's own properties (messageId, correlationId, type, timestamp, headers with its trace
+ * context). Its content (the item's body as JSON) is made only when asked for (dead-lettering it).
+ */
+function itemMessage(envelope: ConsumeMessage, item: EnvelopeItem): ConsumeMessage {
+  const { p } = item;
+  let content: Buffer | undefined;
+  return {
+    fields: envelope.fields,
+    // Spelled out rather than spread from the envelope's: one small object per item.
+    properties: {
+      contentType: envelope.properties.contentType,
+      contentEncoding: undefined,
+      headers: p.headers ? { ...p.headers } : {},
+      deliveryMode: envelope.properties.deliveryMode,
+      priority: undefined,
+      correlationId: p.correlationId,
+      replyTo: undefined,
+      expiration: undefined,
+      messageId: p.messageId,
+      timestamp: p.timestamp,
+      type: p.type,
+      userId: undefined,
+      appId: undefined,
+      clusterId: undefined,
+    },
+    get content() {
+      return (content ??= Buffer.from(JSON.stringify(item.b)));
+    },
+  };
+}
+
 function safeAck(channel: Channel, msg: ConsumeMessage): void {
   try {
     channel.ack(msg);
@@ -508,7 +712,7 @@ function safeNack(channel: Channel, msg: ConsumeMessage, requeue: boolean): void
  * and anything it alone sets.
  */
 export function brokerOptionsFromConfig(
-  config: Pick<Config, 'amqpUrl' | 'namespace' | 'retryMaxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'queueType'>,
+  config: Pick<Config, 'amqpUrl' | 'namespace' | 'retryMaxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'queueType' | 'messageBatchMax'>,
   own: Pick<BrokerOptions, 'logger' | 'name'> & Partial<BrokerOptions>,
 ): BrokerOptions {
   return {
@@ -517,6 +721,7 @@ export function brokerOptionsFromConfig(
     maxAttempts: config.retryMaxAttempts,
     retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
     queueType: config.queueType,
+    messageBatchMax: config.messageBatchMax,
     ...own,
   };
 }

@@ -6,7 +6,7 @@ import { deadLetters } from '@lookup/metrics';
  * too_large, invalid_json (or not UTF-8), too_deep (nesting), unscheduled_retry (reached a delay queue without a
  * worker's TTL), no_schema (an unknown routing key), schema_invalid, delivery_limit (kept crashing its consumer),
  * rejected (its handler refused it for good, e.g. MESSAGE_POISON), unanswerable (an RPC request with no usable
- * reply queue).
+ * reply queue), invalid_envelope (an envelope whose structure is broken: dead-lettered whole, envelope.ts).
  */
 export type DeadLetterCode =
   | 'too_large'
@@ -17,7 +17,8 @@ export type DeadLetterCode =
   | 'schema_invalid'
   | 'delivery_limit'
   | 'rejected'
-  | 'unanswerable';
+  | 'unanswerable'
+  | 'invalid_envelope';
 
 /** lookup_dead_letters_total{queue, reason}: called once per message the dead-letter exchange took. */
 export function countDeadLetter(queueRole: string, code: DeadLetterCode): void {

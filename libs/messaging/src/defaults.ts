@@ -57,38 +57,39 @@ export const QUEUE_DEFAULTS = Object.freeze({
 
 /**
  * Publications, each stated once: which exchange (by topology name), whether the message survives a broker restart
- * (`persistent`), and whether a message no queue takes fails the publish (`mandatory`: returned, then rejected
- * with AMQP_UNROUTABLE) or is dropped.
+ * (`persistent`), whether a message no queue takes fails the publish (`mandatory`: returned, then rejected
+ * with AMQP_UNROUTABLE) or is dropped, and whether the publishes of one event-loop turn may share an envelope
+ * (`coalesce`, with MESSAGE_BATCH_MAX > 1: the per-job traffic only; envelope.ts).
  */
 export const PUBLICATIONS = Object.freeze({
   /** API to saga: a job nobody dispatches would wait for its deadline, so an unroutable one fails the submit. */
-  jobSubmitted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true }),
+  jobSubmitted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true, coalesce: true }),
   /** Saga to one worker type (routing key `lookup.<slug>`). */
-  command: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true }),
-  /** A command's next attempt, through a delay queue (routing key `<slug>.delay.<bucket>ms`). */
-  commandRetry: Object.freeze({ exchange: 'retry', persistent: true, mandatory: true }),
+  command: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true, coalesce: true }),
+  /** A command's next attempt, through a delay queue (routing key `<slug>.delay.<bucket>ms`); alone (its TTL is its own). */
+  commandRetry: Object.freeze({ exchange: 'retry', persistent: true, mandatory: true, coalesce: false }),
   /** Worker to saga. */
-  taskCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true }),
+  taskCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true, coalesce: true }),
   /** Saga (and the API's cancel) to the API processes: a notification nobody has to be listening to. */
-  jobCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: false }),
+  jobCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: false, coalesce: false }),
   /**
    * The API's cancel to every worker process (each hears it on its private queue): abort that job's lookups in
    * flight. Only running lookups care, so it is not kept over a broker restart and nobody has to be listening.
    */
-  jobCancelled: Object.freeze({ exchange: 'events', persistent: false, mandatory: false }),
+  jobCancelled: Object.freeze({ exchange: 'events', persistent: false, mandatory: false, coalesce: false }),
   /**
    * A job's completion callback, from whoever ended the job to the saga's callbacks queue: only jobs with a callback
    * send one; it is kept over a broker restart, and an unroutable one fails (the end is announced again).
    */
-  callbackDelivery: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true }),
+  callbackDelivery: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true, coalesce: false }),
   /**
    * Resource RPC requests and replies: a request for a worker that is gone must come back at once (unroutable),
    * and neither is worth keeping over a broker restart (the requester has long timed out).
    */
-  rpcRequest: Object.freeze({ exchange: '', persistent: false, mandatory: true }),
-  rpcReply: Object.freeze({ exchange: '', persistent: false, mandatory: false }),
+  rpcRequest: Object.freeze({ exchange: '', persistent: false, mandatory: true, coalesce: false }),
+  rpcReply: Object.freeze({ exchange: '', persistent: false, mandatory: false, coalesce: false }),
   /** A dead letter stays until an operator acts: persistent, and without the per-message TTL it came with. */
-  deadLetter: Object.freeze({ exchange: 'deadLetter', persistent: true, mandatory: false }),
+  deadLetter: Object.freeze({ exchange: 'deadLetter', persistent: true, mandatory: false, coalesce: false }),
 });
 
 /** Publishing (broker.ts). */

@@ -7,3 +7,4 @@ export * from './publishers.ts';
 export * from './rpc.ts';
 export * from './dead-letters.ts';
 export { coalesceWrites } from './socket-tuning.ts';
+export { ENVELOPE_HEADER, ENVELOPE_MAX_BYTES, MAX_ENVELOPE_ITEMS } from './envelope.ts';

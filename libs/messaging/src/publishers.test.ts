@@ -33,9 +33,10 @@ describe('typed publishers', () => {
     await publishers.taskCompleted(task);
     await publishers.jobCompleted(completed);
     expect(sent.map((s) => [s.exchange, s.routingKey, s.options])).toEqual([
-      ['ns.events', 'job.submitted', { messageId: `${JOB}:submitted`, correlationId: JOB, persistent: true, mandatory: true }],
-      ['ns.commands', 'lookup.ping', { messageId: `${JOB}:1:1`, correlationId: JOB, persistent: true, mandatory: true }],
-      ['ns.events', 'task.completed', { messageId: `${JOB}:1:done`, correlationId: JOB, persistent: true, mandatory: true }],
+      // The per-job traffic may share envelopes (coalesce); the rest always goes alone.
+      ['ns.events', 'job.submitted', { messageId: `${JOB}:submitted`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
+      ['ns.commands', 'lookup.ping', { messageId: `${JOB}:1:1`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
+      ['ns.events', 'task.completed', { messageId: `${JOB}:1:done`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
       ['ns.events', 'job.completed', { messageId: `${JOB}:completed`, correlationId: JOB, persistent: true, mandatory: false }],
     ]);
     expect(sent.map((s) => s.body)).toEqual([submitted, command, task, completed]);

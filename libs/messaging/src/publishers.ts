@@ -29,11 +29,13 @@ export interface Publishers {
 
 export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelayed' | 'topology'>): Publishers {
   const { exchanges } = broker.topology;
-  const props = (m: { messageId: string; jobId: string }, publication: { persistent: boolean; mandatory: boolean }) => ({
+  const props = (m: { messageId: string; jobId: string }, publication: { persistent: boolean; mandatory: boolean; coalesce: boolean }) => ({
     messageId: m.messageId,
     correlationId: m.jobId,
     persistent: publication.persistent,
     mandatory: publication.mandatory,
+    // Only set where true, so a publication that never shares an envelope passes the options it always did.
+    ...(publication.coalesce ? { coalesce: true } : {}),
   });
   return {
     jobSubmitted: (m) => broker.publish(exchanges.events, RoutingKeys.jobSubmitted, m, props(m, PUBLICATIONS.jobSubmitted)),
