@@ -125,6 +125,7 @@ export interface Config {
    * sent together as one AMQP message, an envelope; 1 sends every message alone.
    */
   messageBatchMax: number;
+  commandBatchMax: number;
   /** Upper bound of one lookup attempt. */
   lookupTimeoutMs: number;
   pingCount: number;
@@ -439,7 +440,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     eventsHeartbeatMs: read('EVENTS_HEARTBEAT_MS', int(50, 19_000), 15_000),
     prefetch: read('PREFETCH', int(1, 10_000), 64),
     // At most libs/messaging's MAX_ENVELOPE_ITEMS (256), the most items a consumer accepts in one envelope.
-    messageBatchMax: read('MESSAGE_BATCH_MAX', int(1, 256), 16),
+    messageBatchMax: read('MESSAGE_BATCH_MAX', int(1, 256), 256),
+    // Lookup commands on the work queues: a smaller cap, so scaled-out workers still share a backlog (prefetch counts envelopes).
+    commandBatchMax: read('COMMAND_BATCH_MAX', int(1, 256), 16),
     lookupTimeoutMs: read('LOOKUP_TIMEOUT_MS', int(100, 600_000), 10_000),
     pingCount: read('PING_COUNT', int(1, 20), 3),
     pingTimeoutMs: read('PING_TIMEOUT_MS', int(50, 60_000), 2000),

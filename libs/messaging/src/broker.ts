@@ -41,6 +41,11 @@ export interface BrokerOptions {
    * turn to the same exchange and routing key; envelope.ts). 1 (the default here) sends every message alone.
    */
   messageBatchMax?: number;
+  /**
+   * COMMAND_BATCH_MAX: most lookup commands in one envelope (publishes with `workQueue`), at most messageBatchMax. A
+   * consumer's prefetch counts envelopes, so a smaller cap keeps a backlog shared between scaled-out workers.
+   */
+  commandBatchMax?: number;
 }
 
 export interface PublishOptions {
@@ -60,6 +65,8 @@ export interface PublishOptions {
    * with the confirm of the message it went in.
    */
   coalesce?: boolean;
+  /** A command to a work queue: coalesced under commandBatchMax rather than messageBatchMax. */
+  workQueue?: boolean;
 }
 
 export interface ReceivedMessage<T> {
@@ -152,6 +159,8 @@ export class Broker extends EventEmitter {
   private readonly tracing = tracingActive();
   /** Coalesces `coalesce` publishes into envelopes (undefined when messageBatchMax is 1). */
   private readonly coalescer?: PublishCoalescer;
+  /** Most commands in one envelope (COMMAND_BATCH_MAX, at most MESSAGE_BATCH_MAX). */
+  private readonly commandBatchMax?: number;
 
   constructor(private readonly options: BrokerOptions) {
     super();
@@ -160,6 +169,7 @@ export class Broker extends EventEmitter {
     declareDeadLetterMetric();
     if ((options.messageBatchMax ?? 1) > 1) {
       this.coalescer = new PublishCoalescer({ max: options.messageBatchMax!, send: (m) => this.sendMessage(m) });
+      this.commandBatchMax = Math.min(options.messageBatchMax!, options.commandBatchMax ?? options.messageBatchMax!);
     }
     this.amqp = new AmqpConnection({
       url: options.url,
@@ -242,7 +252,7 @@ export class Broker extends EventEmitter {
     // A message with a per-message TTL (a retry) always goes alone: its delay queue reads the TTL of each message.
     if (options.coalesce && this.coalescer && options.expiration === undefined) {
       const p = { messageId: options.messageId, correlationId: options.correlationId, timestamp, headers: options.headers as ItemProperties['headers'] };
-      return this.coalescer.add(exchange, routingKey, body, p, { persistent, mandatory });
+      return this.coalescer.add(exchange, routingKey, body, p, { persistent, mandatory, max: options.workQueue ? this.commandBatchMax : undefined });
     }
     return this.sendMessage({
       exchange,
@@ -712,7 +722,7 @@ function safeNack(channel: Channel, msg: ConsumeMessage, requeue: boolean): void
  * and anything it alone sets.
  */
 export function brokerOptionsFromConfig(
-  config: Pick<Config, 'amqpUrl' | 'namespace' | 'retryMaxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'queueType' | 'messageBatchMax'>,
+  config: Pick<Config, 'amqpUrl' | 'namespace' | 'retryMaxAttempts' | 'retryBaseDelayMs' | 'retryMaxDelayMs' | 'queueType' | 'messageBatchMax' | 'commandBatchMax'>,
   own: Pick<BrokerOptions, 'logger' | 'name'> & Partial<BrokerOptions>,
 ): BrokerOptions {
   return {
@@ -722,6 +732,7 @@ export function brokerOptionsFromConfig(
     retryDelays: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
     queueType: config.queueType,
     messageBatchMax: config.messageBatchMax,
+    commandBatchMax: config.commandBatchMax,
     ...own,
   };
 }

@@ -84,6 +84,16 @@ describe('publish coalescing', () => {
     );
   });
 
+  it('caps a group that asks for its own maximum (commands: COMMAND_BATCH_MAX) below MESSAGE_BATCH_MAX', () => {
+    const h = harness(256);
+    for (let i = 0; i < 40; i++) void h.add('lookup.geoip', i, { persistent: true, mandatory: true, max: 16 } as never);
+    for (let i = 40; i < 80; i++) void h.add('task.completed', i);
+    h.endTurn();
+    const byKey = (key: string) => h.sent.filter((s) => s.message.routingKey === key).map((s) => s.message.envelopeOf ?? 'plain');
+    expect(byKey('lookup.geoip')).toEqual([16, 16, 8]);
+    expect(byKey('task.completed')).toEqual([40]);
+  });
+
   it('splits by bytes so an envelope stays under its cap; an item that alone fills one goes plain', () => {
     const h = harness(16, 1000);
     const filler = 'x'.repeat(300);

@@ -39,6 +39,8 @@ interface Group {
   routingKey: string;
   persistent: boolean;
   mandatory: boolean;
+  /** This group's cap on items per envelope (commands: COMMAND_BATCH_MAX); `max` when undefined. */
+  max?: number;
   items: Item[];
 }
 
@@ -59,12 +61,12 @@ export class PublishCoalescer {
     this.schedule = options.schedule ?? ((flush) => setImmediate(flush));
   }
 
-  add(exchange: string, routingKey: string, body: unknown, p: Omit<ItemProperties, 'type'>, flags: { persistent: boolean; mandatory: boolean }): Promise<void> {
+  add(exchange: string, routingKey: string, body: unknown, p: Omit<ItemProperties, 'type'>, flags: { persistent: boolean; mandatory: boolean; max?: number }): Promise<void> {
     const bodyJson = JSON.stringify(body);
     const key = `${exchange}\u0000${routingKey}\u0000${flags.persistent ? 1 : 0}${flags.mandatory ? 1 : 0}`;
     let group = this.groups.get(key);
     if (!group) {
-      group = { exchange, routingKey, persistent: flags.persistent, mandatory: flags.mandatory, items: [] };
+      group = { exchange, routingKey, persistent: flags.persistent, mandatory: flags.mandatory, max: flags.max, items: [] };
       this.groups.set(key, group);
     }
     const item: Partial<Item> = { p: { ...p, type: routingKey }, bodyJson };
@@ -90,6 +92,7 @@ export class PublishCoalescer {
         this.sendPlain(group, group.items[0]!);
         continue;
       }
+      const max = Math.max(1, group.max ?? this.options.max);
       let chunk: Item[] = [];
       let chunkJson: string[] = [];
       let bytes = 0;
@@ -107,7 +110,7 @@ export class PublishCoalescer {
           this.sendPlain(group, item);
           continue;
         }
-        if (chunk.length >= this.options.max || bytes + json.length + 1 > this.maxBytes) close();
+        if (chunk.length >= max || bytes + json.length + 1 > this.maxBytes) close();
         chunk.push(item);
         chunkJson.push(json);
         bytes += json.length + 1;

@@ -65,7 +65,7 @@ export const PUBLICATIONS = Object.freeze({
   /** API to saga: a job nobody dispatches would wait for its deadline, so an unroutable one fails the submit. */
   jobSubmitted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true, coalesce: true }),
   /** Saga to one worker type (routing key `lookup.<slug>`). */
-  command: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true, coalesce: true }),
+  command: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true, coalesce: true, workQueue: true }),
   /** A command's next attempt, through a delay queue (routing key `<slug>.delay.<bucket>ms`); alone (its TTL is its own). */
   commandRetry: Object.freeze({ exchange: 'retry', persistent: true, mandatory: true, coalesce: false }),
   /** Worker to saga. */

@@ -35,7 +35,8 @@ describe('typed publishers', () => {
     expect(sent.map((s) => [s.exchange, s.routingKey, s.options])).toEqual([
       // The per-job traffic may share envelopes (coalesce); the rest always goes alone.
       ['ns.events', 'job.submitted', { messageId: `${JOB}:submitted`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
-      ['ns.commands', 'lookup.ping', { messageId: `${JOB}:1:1`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
+      // Commands under the work queues' own cap (COMMAND_BATCH_MAX).
+      ['ns.commands', 'lookup.ping', { messageId: `${JOB}:1:1`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true, workQueue: true }],
       ['ns.events', 'task.completed', { messageId: `${JOB}:1:done`, correlationId: JOB, persistent: true, mandatory: true, coalesce: true }],
       ['ns.events', 'job.completed', { messageId: `${JOB}:completed`, correlationId: JOB, persistent: true, mandatory: false }],
     ]);

@@ -29,13 +29,14 @@ export interface Publishers {
 
 export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelayed' | 'topology'>): Publishers {
   const { exchanges } = broker.topology;
-  const props = (m: { messageId: string; jobId: string }, publication: { persistent: boolean; mandatory: boolean; coalesce: boolean }) => ({
+  const props = (m: { messageId: string; jobId: string }, publication: { persistent: boolean; mandatory: boolean; coalesce: boolean; workQueue?: boolean }) => ({
     messageId: m.messageId,
     correlationId: m.jobId,
     persistent: publication.persistent,
     mandatory: publication.mandatory,
     // Only set where true, so a publication that never shares an envelope passes the options it always did.
     ...(publication.coalesce ? { coalesce: true } : {}),
+    ...(publication.workQueue ? { workQueue: true } : {}),
   });
   return {
     jobSubmitted: (m) => broker.publish(exchanges.events, RoutingKeys.jobSubmitted, m, props(m, PUBLICATIONS.jobSubmitted)),
