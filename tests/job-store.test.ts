@@ -67,6 +67,9 @@ describe('job store: creating a batch', () => {
     const batch = await jobs.getBatch(batchId);
     expect(batch).toMatchObject({ batchId, total: 3, jobs: [{ index: 0, jobId: list[0]!.jobId }, { index: 2, jobId: list[1]!.jobId }], rejected, statuses: ['Pending', 'Processing'] });
     expect(await jobs.getBatch(randomUUID())).toBeUndefined();
+    // A job gone (expired) reads 'Expired', in its place, whatever its position.
+    await redis.unlink(storeKeys(ns).job(list[0]!.jobId));
+    expect((await jobs.getBatch(batchId))?.statuses).toEqual(['Expired', 'Processing']);
   });
 
   it('writes nothing when the call is malformed midway (one script: all or nothing), and discardMany removes everything', async () => {

@@ -159,6 +159,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const createScript = defineScript(redis, 'create-job');
   const createBatchScript = defineScript(redis, 'create-batch');
   const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
+  const jobStatusesScript = defineScript(redis, 'job-statuses');
 
   function jobFields(job: NewJob): Record<string, string | number> {
     const fields: Record<string, string | number> = {
@@ -261,12 +262,34 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /** A batch with each job's current status (one HGET per job, pipelined), or undefined when there is none. */
+  /**
+   * Each job's status (null when gone), in order: one script call per shard (a batch's jobs share one) rather than an
+   * HGET per job; polling a 500-job batch was 500 commands, their promises and replies in the API per poll.
+   */
+  async function jobStatuses(jobIds: string[]): Promise<(string | null)[]> {
+    const byShard = new Map<number, number[]>();
+    jobIds.forEach((id, i) => {
+      const shard = jobShard(id);
+      const at = byShard.get(shard);
+      if (at) at.push(i);
+      else byShard.set(shard, [i]);
+    });
+    const out: (string | null)[] = new Array(jobIds.length).fill(null);
+    await Promise.all(
+      [...byShard.values()].map(async (indexes) => {
+        const got = (await jobStatusesScript(indexes.map((i) => k.job(jobIds[i]!)), [])) as (string | null)[];
+        indexes.forEach((i, n) => (out[i] = got[n] ?? null));
+      }),
+    );
+    return out;
+  }
+
   async function getBatch(batchId: string): Promise<BatchRecord | undefined> {
     const h = await redis.hgetall(k.batch(batchId));
     if (!h.batchId) return undefined;
     const pairs = JSON.parse(h.jobs ?? '[]') as [number, string][];
     const jobList = pairs.map(([index, jobId]) => ({ index, jobId }));
-    const statuses = await Promise.all(jobList.map((j) => redis.hget(k.job(j.jobId), 'status')));
+    const statuses = await jobStatuses(jobList.map((j) => j.jobId));
     return {
       batchId: h.batchId,
       createdAt: h.createdAt ?? '',
