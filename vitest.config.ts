@@ -1,5 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
+/** The integration files and settings, on the machine's Redis or (integration-redis-cluster) on a cluster of their own. */
+const integration = {
+  include: ['tests/**/*.test.ts'],
+  exclude: ['tests/disruptive/**', 'tests/cluster/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
+  globalSetup: ['tests/support/global-setup.ts'],
+  testTimeout: 180_000,
+  hookTimeout: 120_000,
+};
+
 export default defineConfig({
   test: {
     // Integration files start real service processes; two files at a time suits a 2-core machine.
@@ -16,26 +25,15 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: {
-          name: 'integration',
-          include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**', 'tests/cluster/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
-          globalSetup: ['tests/support/global-setup.ts'],
-          testTimeout: 180_000,
-          hookTimeout: 120_000,
-        },
+        test: { name: 'integration', ...integration },
       },
       {
         extends: true,
         test: {
           // The integration tests on a three-master Redis Cluster the global setup starts on loopback and stops after
-          // (npm run test:integration-redis-cluster); tests that need a single Redis skip there, saying why.
+          // (npm run test:integration-redis-cluster); every integration file runs there.
           name: 'integration-redis-cluster',
-          include: ['tests/**/*.test.ts'],
-          exclude: ['tests/disruptive/**', 'tests/cluster/**', 'tests/sentinel/**', 'tests/redis-cluster/**'],
-          globalSetup: ['tests/support/global-setup.ts'],
-          testTimeout: 180_000,
-          hookTimeout: 120_000,
+          ...integration,
         },
       },
       {

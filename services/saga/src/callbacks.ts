@@ -68,7 +68,7 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
   }
 
   /** A job's first attempt: claimed once, skipped when the callback did not ask for the event. */
-  async function first(d: CallbackDelivery, redelivered: boolean, replayed = false): Promise<void> {
+  async function first(d: CallbackDelivery, redelivered: boolean): Promise<void> {
     checkDeliveryId(d);
     const [callback, status] = await Promise.all([jobs.getCallback(d.jobId), jobs.getStatus(d.jobId)]);
     if (!callback) return;
@@ -86,13 +86,8 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
       return;
     }
     if (!(await deliveries.claim(d.jobId, d.deliveryId, d.event)) && !redelivered) {
-      // A dead letter replayed by an operator (x-replayed-at) of a delivery that gave up is tried again; with
-      // CALLBACK_MAX_ATTEMPTS=1 the dead-lettered message is the first attempt itself.
-      if (!(replayed && (await deliveries.get(d.jobId)).state === 'dead-lettered')) {
-        log.debug('duplicate first attempt; the callback was already dispatched');
-        return;
-      }
-      log.info('replayed dead letter of an undelivered callback; trying again');
+      log.debug('duplicate first attempt; the callback was already dispatched');
+      return;
     }
     await attempt(d);
   }
@@ -169,7 +164,10 @@ export function createCallbackDispatcher(deps: CallbackDispatcherDeps) {
     if (routingKey === RoutingKeys.jobCompleted) return onJobCompleted(message as ReceivedMessage<JobCompleted>);
     if (routingKey === RoutingKeys.callbackDelivery) {
       const d = (message as ReceivedMessage<CallbackDelivery>).body;
-      return d.attempt === 1 ? first(d, message.redelivered, message.headers?.['x-replayed-at'] !== undefined) : retry(d);
+      // A dead letter replayed by an operator (x-replayed-at) is a later attempt of a delivery already claimed, whatever
+      // its number: with CALLBACK_MAX_ATTEMPTS=1 the dead-lettered message is the first attempt itself.
+      const replayed = message.headers?.['x-replayed-at'] !== undefined;
+      return d.attempt === 1 && !replayed ? first(d, message.redelivered) : retry(d);
     }
     throw new PoisonMessageError(`the callback queue takes no '${routingKey}' messages`);
   }
