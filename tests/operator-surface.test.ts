@@ -117,7 +117,8 @@ describe('npm start output and the API queue', () => {
   it('names the process in `service` and the lookup service in `lookupService`, on the worker and the saga', () => {
     const about = parsed().filter((l) => l.jobId === jobId);
     expect(about).toContainEqual(expect.objectContaining({ service: 'worker-rdap', lookupService: 'RDAP', msg: 'lookup done' }));
-    expect(about).toContainEqual(expect.objectContaining({ service: 'saga', lookupService: 'RDAP', msg: 'outcome recorded' }));
+    // The worker records its outcome with the result; the saga hears of the one that completes the job.
+    expect(about).toContainEqual(expect.objectContaining({ service: 'saga', lookupService: 'RDAP', msg: 'job completed' }));
   });
 
   it('logs one line per HTTP request, with the URL, status, duration and job id', () => {

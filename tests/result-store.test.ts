@@ -46,9 +46,9 @@ describe('result store', () => {
 });
 
 describe('result store: saveIfOpen', () => {
-  const openJob = async (status: string) => {
+  const openJob = async (status: string, services = '2,3') => {
     const jobId = randomUUID();
-    await redis.hset(storeKeys(ns).job(jobId), { jobId, status });
+    await redis.hset(storeKeys(ns).job(jobId), { jobId, status, services, total: services.split(',').length, done: 0, createdAt: '2026-12-01T00:00:00.000Z' });
     return jobId;
   };
 
@@ -73,5 +73,29 @@ describe('result store: saveIfOpen', () => {
     const gone = randomUUID();
     expect(await store.saveIfOpen(result(gone, { n: 1 }))).toEqual({ skipped: 'missing' });
     expect(await redis.exists(storeKeys(ns).result(gone, 2))).toBe(0);
+  });
+
+  it('stores nothing for a service the job did not request', async () => {
+    const jobId = await openJob('Processing', '0,1');
+    expect(await store.saveIfOpen(result(jobId, { n: 1 }))).toEqual({ skipped: 'unrequested', status: 'Processing' });
+    expect(await redis.exists(storeKeys(ns).result(jobId, 2))).toBe(0);
+  });
+
+  it("records the stored result's outcome on the job in the same step, completing the job with its last outcome", async () => {
+    const jobId = await openJob('Processing', '2,3');
+    const job = storeKeys(ns).job(jobId);
+    const first = await store.saveIfOpen(result(jobId, { n: 1 }), '2026-12-01T00:00:01.000Z');
+    expect(first).toMatchObject({ created: true, recorded: { disposition: 'recorded', status: 'Processing', notified: false } });
+    expect(JSON.parse((await redis.hget(job, 'o:2'))!)).toMatchObject({ status: 'Succeeded', location: { storage: 'redis', key: storeKeys(ns).result(jobId, 2) } });
+    // A second delivery finds the result stored and records nothing (its caller announces the stored one).
+    expect(await store.saveIfOpen(result(jobId, { n: 2 }))).not.toHaveProperty('recorded');
+    const last = await store.saveIfOpen({ ...result(jobId, { n: 3 }), serviceType: 3 }, '2026-12-01T00:00:02.000Z');
+    expect(last).toMatchObject({ created: true, recorded: { disposition: 'recorded', status: 'Completed', createdAt: '2026-12-01T00:00:00.000Z' } });
+    expect(await redis.hmget(job, 'status', 'completedAt', 'done')).toEqual(['Completed', '2026-12-01T00:00:02.000Z', '2']);
+    expect((await redis.xrange(storeKeys(ns).jobEvents(jobId), '-', '+')).map(([, f]) => f.slice(0, 4).join(' '))).toEqual([
+      'type result service 2',
+      'type result service 3',
+      'type completed',
+    ]);
   });
 });

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { rawRedis } from './support/redis.ts';
 import { RoutingKeys, SCHEMA_VERSION, SERVICE_CATALOGUE, type LookupCommand, type ResultStatus, type ServiceType, type TaskCompleted } from '@lookup/contracts';
 import { topology } from '@lookup/messaging';
-import { createJobStore, keys } from '@lookup/store';
+import { createJobStore, createResultStore, keys } from '@lookup/store';
 import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { startService, stopService, waitFor, type ServiceProcess } from './support/processes.ts';
 import { rawAmqp } from './support/amqp.ts';
@@ -154,5 +154,28 @@ describe('saga', () => {
     expect(await amqp.drain(t.queues.lookup('geoip'))).toHaveLength(0);
     expect((await jobs.getRecord(jobId))!.status).toBe('Completed');
     expect(sagas.every((s) => s.child.exitCode === null)).toBe(true);
+  });
+
+  it("announces a job its workers completed (each recorded its outcome with its result), once, on the last one's task.completed", async () => {
+    const jobId = randomUUID();
+    await submit(jobId, [0, 1]);
+    await Promise.all([amqp.drain(t.queues.lookup('geoip'), 1), amqp.drain(t.queues.lookup('ping'), 1)]);
+    const results = createResultStore({ redis, namespace: ns, ttlSeconds: 600 });
+    const stored = (serviceType: ServiceType) => ({
+      jobId, serviceType, status: 'Succeeded' as const, success: true, data: {}, errorMessage: null, durationMs: 5, attempts: 1, completedAt: new Date().toISOString(),
+    });
+    // What the two workers' result scripts do: the first leaves the job open, the second completes it.
+    expect(await results.saveIfOpen(stored(0))).toMatchObject({ recorded: { disposition: 'recorded', status: 'Processing' } });
+    expect(await results.saveIfOpen(stored(1))).toMatchObject({ recorded: { disposition: 'recorded', status: 'Completed', notified: false } });
+    expect((await jobs.getRecord(jobId))!.notified).toBe(false);
+    // The second worker announces; a redelivery of that announcement (its command redelivered) changes nothing.
+    await publishCompleted(taskCompleted(jobId, 1));
+    const record = await completedJob(jobId);
+    expect([...record.outcomes.keys()].sort()).toEqual([0, 1]);
+    await publishCompleted(taskCompleted(jobId, 1));
+    await new Promise((r) => setTimeout(r, 500));
+    const announced = (await amqp.drain(completedQueue)).filter((m) => JSON.parse(m.content.toString()).jobId === jobId);
+    expect(announced).toHaveLength(1);
+    expect(await redis.hget(keys(ns).job(jobId), 'done')).toBe('2');
   });
 });

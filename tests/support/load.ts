@@ -92,6 +92,8 @@ export interface LoadReport {
   recordedTwice: number;
   /** Services whose result is not Succeeded (timed out, failed). */
   notSucceeded: number;
+  /** Completed jobs whose end was never announced (job.completed published: the job's `notified` field). */
+  unannounced: number;
 }
 
 /** What the user sees, plus a raw Redis check of the completion counters (on `raw`, else a client of REDIS_URL). */
@@ -99,13 +101,15 @@ export async function report(namespace: string, jobIds: string[], docs: Map<stri
   const redis = raw ?? rawRedis();
   try {
     const k = keys(namespace);
-    const counters = await Promise.all(jobIds.map((id) => redis.hmget(k.job(id), 'done', 'total')));
+    const counters = await Promise.all(jobIds.map((id) => redis.hmget(k.job(id), 'done', 'total', 'notified')));
     let terminal = 0;
     let notSucceeded = 0;
-    for (const id of jobIds) {
+    let unannounced = 0;
+    for (const [i, id] of jobIds.entries()) {
       const doc = docs.get(id);
       if (!doc || (doc.status !== 'Completed' && doc.status !== 'Cancelled')) continue;
       terminal++;
+      if (doc.status === 'Completed' && counters[i]![2] !== '1') unannounced++;
       if (doc.results.length !== servicesPerJob) notSucceeded += servicesPerJob - doc.results.length;
       notSucceeded += doc.results.filter((r) => r.status !== 'Succeeded').length;
     }
@@ -115,6 +119,7 @@ export async function report(namespace: string, jobIds: string[], docs: Map<stri
       lost: jobIds.length - terminal,
       recordedTwice: counters.filter(([done, total]) => Number(done) > Number(total)).length,
       notSucceeded,
+      unannounced,
     };
   } finally {
     if (!raw) redis.disconnect();

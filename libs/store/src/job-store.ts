@@ -115,11 +115,15 @@ export interface RecordOutcomeResult {
   status: JobStatus | '';
   /** Whether job.completed was already published for this job. */
   notified: boolean;
-  /** The job's creation time (ISO 8601), only when this call completed the job (for its duration). */
+  /**
+   * The job's creation time (ISO 8601), only while the job is Completed and not yet announced (for its duration):
+   * this call completed it, or an earlier one did (the worker that stored the last result, or a delivery that died
+   * before announcing). Absent for a job the deadline sweep finished (counted there).
+   */
   createdAt?: string;
   /** Whether the job has a completion callback (from the same script: announcing its end also sends its callback command). */
   hasCallback: boolean;
-  /** The job's tenant (TENANTS), only when this call ended the job: its slots were released, its window may take the next job. */
+  /** The job's tenant (TENANTS), only while the job is Completed and not yet announced: its slots were released, its window may take the next job. */
   tenant?: string;
 }
 
@@ -131,12 +135,12 @@ export interface ExpireResult {
   createdAt?: string;
   /** Whether the job has a completion callback. */
   hasCallback: boolean;
-  /** The job's tenant (TENANTS), only when this call ended the job: its slots were released, its window may take the next job. */
+  /** The job's tenant (TENANTS), only while the job is Completed and not yet announced: its slots were released, its window may take the next job. */
   tenant?: string;
 }
 
 /** The scripts' `{ disposition, status, notified, createdAt, callback }` answer ('' for absent), typed. */
-function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean; tenant?: string } {
+export function endAnswer<D extends string>(raw: unknown): { disposition: D; status: JobStatus | ''; notified: boolean; createdAt?: string; hasCallback: boolean; tenant?: string } {
   const [disposition, status, notified, createdAt, callback, tenant] = raw as [D, JobStatus | '', string, string | undefined, string | undefined, string | undefined];
   const base = { disposition, status, notified: notified === '1', hasCallback: callback === '1', ...(tenant ? { tenant } : {}) };
   return createdAt ? { ...base, createdAt } : base;
@@ -438,8 +442,9 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return out;
   }
 
-  async function markNotified(jobId: string): Promise<void> {
-    await redis.hset(k.job(jobId), 'notified', '1');
+  /** Records that job.completed was published; true for the first call only (its caller counts the job's end). */
+  async function markNotified(jobId: string): Promise<boolean> {
+    return (await redis.hsetnx(k.job(jobId), 'notified', '1')) === 1;
   }
 
   /**

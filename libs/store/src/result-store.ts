@@ -1,7 +1,8 @@
 import type { JobStatus, ResultLocation, ServiceType, StoredResult } from '@lookup/contracts';
-import { awaitReplicas } from '@lookup/contracts';
+import { awaitReplicas, outcomeOf } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
+import { endAnswer, type OutcomeDisposition, type OutcomeRecord, type RecordOutcomeResult } from './job-store.ts';
 
 export interface ResultStoreDeps {
   redis: Redis;
@@ -15,12 +16,27 @@ export interface SaveResultOutcome {
   result: StoredResult;
   /** False when an earlier delivery of the same command had already stored a result. */
   created: boolean;
+  /**
+   * saveIfOpen only, when it stored the result: the outcome recorded on the job in the same step (the answer of the
+   * saga's JobStore.recordOutcome). Absent when an earlier delivery had stored one (nothing recorded here).
+   */
+  recorded?: RecordOutcomeResult;
 }
 
-/** Why saveIfOpen stored nothing: the job is gone, or finished (Completed or Cancelled). */
+/** Why saveIfOpen stored nothing: the job is gone, finished (Completed or Cancelled), or did not request the service. */
 export interface SaveSkipped {
-  skipped: 'missing' | 'finished';
+  skipped: 'missing' | 'finished' | 'unrequested';
   status?: JobStatus;
+}
+
+/**
+ * Whether a saved result must still be announced to the saga (task.completed): unless its outcome was recorded on
+ * the job in the same step and did not complete it. The outcome that completes the job is announced (the saga
+ * publishes job.completed), and so is one this step did not record (an earlier delivery stored the result).
+ */
+export function needsAnnouncing(saved: SaveResultOutcome): boolean {
+  const r = saved.recorded;
+  return !r || r.disposition !== 'recorded' || r.status === 'Completed';
 }
 
 export type ResultStore = ReturnType<typeof createResultStore>;
@@ -47,19 +63,28 @@ export function createResultStore({ redis, namespace, ttlSeconds }: ResultStoreD
   }
 
   /**
-   * save(), but only while the job is open: nothing is stored for a job that is gone or already finished
-   * (Completed or Cancelled). The job's status check and the write are one round trip (a Lua script).
+   * save(), but only while the job is open and requested the service: nothing is stored for a job that is gone or
+   * already finished (Completed or Cancelled). A stored result's outcome is recorded on the job in the same step,
+   * as the saga records a task.completed (`recorded`; `at` stamps the job's completion if it completes it). One
+   * round trip (lua/save-result.lua).
    */
-  async function saveIfOpen(result: StoredResult): Promise<SaveResultOutcome | SaveSkipped> {
-    const location = locate(result.jobId, result.serviceType);
-    const [outcome, detail] = (await saveScript([k.job(result.jobId), location.key], [JSON.stringify(result), ttlSeconds])) as [string, string];
-    switch (outcome) {
+  async function saveIfOpen(result: StoredResult, at = new Date().toISOString()): Promise<SaveResultOutcome | SaveSkipped> {
+    const { jobId, serviceType } = result;
+    const location = locate(jobId, serviceType);
+    const outcome: OutcomeRecord = { ...outcomeOf(result), location };
+    const answer = (await saveScript(
+      [k.job(jobId), location.key, k.deadlines(jobId), k.jobEvents(jobId)],
+      [JSON.stringify(result), ttlSeconds, serviceType, JSON.stringify(outcome), at, jobId],
+    )) as string[];
+    switch (answer[0]) {
       case 'created':
-        return { location, result, created: true };
+        return { location, result, created: true, recorded: endAnswer<OutcomeDisposition>(answer.slice(2)) };
       case 'exists':
-        return { location, result: JSON.parse(detail) as StoredResult, created: false };
+        return { location, result: JSON.parse(answer[1]!) as StoredResult, created: false };
       case 'finished':
-        return { skipped: 'finished', status: detail as JobStatus };
+        return { skipped: 'finished', status: answer[1] as JobStatus };
+      case 'unrequested':
+        return { skipped: 'unrequested', status: answer[1] as JobStatus };
       default:
         return { skipped: 'missing' };
     }

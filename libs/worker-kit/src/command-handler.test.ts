@@ -11,7 +11,16 @@ const JOB = '0b6f3c9e-3f7e-4a52-9a39-5f1b7d1d2c11';
 
 /** A handler over in-memory fakes that records every store call, lookup and publish. */
 function harness(
-  opts: { status?: JobStatus; stored?: StoredResult; saveSays?: SaveSkipped; allowPrivate?: boolean; data?: Record<string, unknown>; log?: string[] } = {},
+  opts: {
+    status?: JobStatus;
+    stored?: StoredResult;
+    saveSays?: SaveSkipped;
+    /** The outcome recordOutcome's step inside saveIfOpen answers (absent: not recorded there, as an older store). */
+    recorded?: SaveResultOutcome['recorded'];
+    allowPrivate?: boolean;
+    data?: Record<string, unknown>;
+    log?: string[];
+  } = {},
 ) {
   const calls: string[] = [];
   const published: TaskCompleted[] = [];
@@ -46,7 +55,7 @@ function harness(
       saveIfOpen: async (result): Promise<SaveResultOutcome | SaveSkipped> => {
         calls.push('saveIfOpen');
         saved.push(result);
-        return opts.saveSays ?? { location, result, created: true };
+        return opts.saveSays ?? { location, result, created: true, ...(opts.recorded ? { recorded: opts.recorded } : {}) };
       },
     },
     publishTaskCompleted: async (event) => {
@@ -108,6 +117,21 @@ describe('command handler: when the job status is checked', () => {
       // A document stored before errorCode existed is re-announced with errorCode null.
       expect(h.published[0]).toMatchObject({ status: 'Succeeded', attempts: 1, errorCode: null });
     }
+  });
+
+  it('a redelivery for a Completed job re-announces its stored result (its first delivery may have completed the job and died before announcing)', async () => {
+    const stored: StoredResult = {
+      jobId: JOB, serviceType: 3, status: 'Succeeded', success: true, data: { hostname: 'first.test' }, errorMessage: null, durationMs: 1, attempts: 1, completedAt: new Date(NOW).toISOString(),
+    };
+    const h = harness({ status: 'Completed', stored });
+    await h.handle(delivery(command(5), true));
+    expect(h.calls.sort()).toEqual(['find', 'getStatus']);
+    expect(h.published).toHaveLength(1);
+    // Without a stored result of its own the command has nothing to announce.
+    const other = harness({ status: 'Completed' });
+    await other.handle(delivery(command(5), true));
+    expect(other.published).toEqual([]);
+    expect(other.calls).not.toContain('lookup');
   });
 
   it('a command for a job that no longer exists is skipped when checked, and not stored when not', async () => {
@@ -192,5 +216,35 @@ describe('command handler: the data schema', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'RESULT_DATA_INVALID', jobId: JOB, lookupService: 'ReverseDNS', msg: h.saved[0]!.errorMessage });
     expect(errors[0]!.problems).toEqual(expect.arrayContaining([expect.stringContaining(problem)]));
+  });
+});
+
+describe('command handler: who announces an outcome', () => {
+  const recorded = (status: JobStatus, disposition: 'recorded' | 'duplicate' = 'recorded') => ({ disposition, status, notified: false, hasCallback: false });
+
+  it('an outcome recorded with the result that leaves the job open is not announced: the saga has nothing to do yet', async () => {
+    const h = harness({ recorded: recorded('Processing') });
+    await h.handle(delivery(command(5)));
+    expect(h.calls).toEqual(['lookup', 'saveIfOpen']);
+    expect(h.published).toEqual([]);
+  });
+
+  it('the outcome that completes the job is announced (the saga publishes job.completed)', async () => {
+    const h = harness({ recorded: recorded('Completed') });
+    await h.handle(delivery(command(5)));
+    expect(h.published).toHaveLength(1);
+    expect(h.published[0]).toMatchObject({ jobId: JOB, serviceType: 3, status: 'Succeeded' });
+  });
+
+  it('an outcome the store found already recorded is announced (the saga sorts out duplicates)', async () => {
+    const h = harness({ recorded: recorded('Processing', 'duplicate') });
+    await h.handle(delivery(command(5)));
+    expect(h.published).toHaveLength(1);
+  });
+
+  it('a command for a service its job did not request is dead-lettered, nothing stored or announced', async () => {
+    const h = harness({ saveSays: { skipped: 'unrequested', status: 'Processing' } });
+    await expect(h.handle(delivery(command(5)))).rejects.toMatchObject({ code: 'MESSAGE_POISON', retryable: false });
+    expect(h.published).toEqual([]);
   });
 });

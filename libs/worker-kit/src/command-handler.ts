@@ -17,7 +17,7 @@ import {
 import { SpanStatusCode, withSpan, type Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
-import type { JobStore, ResultStore } from '@lookup/store';
+import { needsAnnouncing, type JobStore, type ResultStore } from '@lookup/store';
 import type { TaskInstruments } from '@lookup/metrics';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
@@ -33,7 +33,7 @@ export interface CommandHandlerDeps {
   dataSchema: TSchema;
   results: Pick<ResultStore, 'saveIfOpen' | 'find' | 'locate'>;
   jobs: Pick<JobStore, 'getStatus'>;
-  /** Announces one outcome to the saga (Publishers.taskCompleted). */
+  /** Announces an outcome to the saga (Publishers.taskCompleted): the one that completes the job, or one not recorded here. */
   publishTaskCompleted: (event: TaskCompleted) => Promise<void>;
   /** Sends the command back through the broker's delay queue for its next attempt (Publishers.commandRetry). */
   publishRetry: (command: LookupCommand, delayMs: number) => Promise<void>;
@@ -66,9 +66,10 @@ export const PRECHECK_AFTER_MS = 1000;
 
 /**
  * One command, one attempt: run the lookup; on a transient failure with attempts left, hand the command to
- * the broker's delay queue for the next attempt; otherwise store the result (first writer wins), publish
- * task.completed with its location, and only then return (the caller acks). Commands of cancelled or
- * finished jobs are skipped; a redelivered command whose result is already stored re-announces it.
+ * the broker's delay queue for the next attempt; otherwise store the result (first writer wins) and record its
+ * outcome on the job in the same step; if that outcome completed the job, publish task.completed with its location
+ * (the saga announces the job's end); only then return (the caller acks). Commands of cancelled or finished jobs
+ * are skipped; a redelivered command whose result is already stored re-announces it (the saga records it, once).
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
   const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, metrics, stopSignal, cancellations, reuse, now = Date.now } = deps;
@@ -88,7 +89,10 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         log.warn('command for a job that no longer exists; skipping');
         return;
       }
-      if (status === 'Cancelled' || status === 'Completed') {
+      // A Completed job with this task's result stored may be one this command's earlier delivery completed (its
+      // save recorded the last outcome) and died before announcing: re-announce it (the saga announces the job
+      // unless that was done).
+      if (status === 'Cancelled' || (status === 'Completed' && !existing)) {
         log.info({ status }, 'job already finished; skipping the lookup');
         return;
       }
@@ -147,6 +151,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
     };
     const saved = await results.saveIfOpen(stored);
     if ('skipped' in saved) {
+      if (saved.skipped === 'unrequested') throw new PoisonMessageError(`job ${cmd.jobId} did not request ${serviceName(service)}`);
       log.info({ status: saved.status ?? 'missing' }, 'job finished or gone during the lookup; result not stored');
       return;
     }
@@ -156,8 +161,10 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       (stored.success ? metrics.succeeded : metrics.failed).inc();
       metrics.duration.observe(stored.durationMs / 1000);
     }
-    await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
-    log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts }, 'lookup done');
+    // Recorded here and not the last outcome: the saga has nothing to do until the job's last outcome is in.
+    const announced = needsAnnouncing(saved);
+    if (announced) await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
+    log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts, jobStatus: saved.recorded?.status, announced }, 'lookup done');
   };
 }
 

@@ -6,7 +6,7 @@ import type { JobEndMetrics } from './saga.ts';
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
   /** Announces a job that the sweep finished (job.completed, and its callback command if it has one), then marks it notified. */
-  announce: (jobId: string, hasCallback: boolean) => Promise<void>;
+  announce: (jobId: string, hasCallback: boolean) => Promise<unknown>;
   intervalMs: number;
   logger: Logger;
   /** Jobs examined per pass. */

@@ -15,7 +15,7 @@ function harness() {
       recordOutcome: async () => {
         throw new Error('not in this test');
       },
-      markNotified: async () => undefined,
+      markNotified: async () => true,
       resultLocation: () => ({ storage: 'redis', key: 'k' }),
     } as never,
     publish: { command: async (c) => void commands.push(c), jobCompleted: async () => undefined, callbackDelivery: async () => undefined },
@@ -89,7 +89,7 @@ describe('saga fair dispatch (TENANT_DISPATCH_WINDOW)', () => {
           return { status, tenant: opts.tenant, overdue: false };
         },
         recordOutcome: async () => ({ disposition: 'recorded', status: 'Completed', notified: true, hasCallback: false, tenant: opts.tenant }),
-        markNotified: async () => undefined,
+        markNotified: async () => true,
         resultLocation: () => ({ storage: 'redis', key: 'k' }),
         getStatus: async () => 'Processing',
       } as never,

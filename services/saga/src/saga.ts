@@ -215,7 +215,12 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
     }
   }
 
-  /** task.completed: record the outcome atomically; announce job.completed once the last one is in. */
+  /**
+   * task.completed: record the outcome atomically; announce job.completed once the last one is in. A worker records
+   * its outcome itself when it stores the result (lua/save-result.lua) and announces only the one that completes the
+   * job, which arrives here as a duplicate of a Completed job not yet announced; an older worker announces every
+   * outcome, recorded here.
+   */
   async function onTaskCompleted(message: ReceivedMessage<TaskCompleted>): Promise<void> {
     const ev = message.body;
     const log = logger.child({ jobId: ev.jobId, messageId: ev.messageId, lookupService: serviceName(ev.serviceType) });
@@ -238,20 +243,21 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
       case 'unrequested':
         throw new PoisonMessageError(`job ${ev.jobId} did not request ${serviceName(ev.serviceType)}`);
       case 'duplicate':
-        log.debug('duplicate task.completed; already recorded');
+        log.debug('outcome already recorded');
         break;
       case 'late':
         log.info({ status: result.status }, 'outcome arrived after the job finished; not recorded');
         break;
       case 'recorded':
         log.info({ status: ev.status, jobStatus: result.status }, 'outcome recorded');
-        // Counted where the job completes: the one call whose outcome completed it.
-        if (result.status === 'Completed') metrics?.finished('Completed', result.createdAt, at);
         break;
     }
-    // Also on a duplicate: if a previous delivery completed the job but died before announcing it.
+    // Also on a duplicate: the worker that recorded the last outcome, or a delivery that completed the job but died
+    // before announcing it.
     if (result.status === 'Completed' && !result.notified) {
-      await announceCompleted(ev.jobId, result.hasCallback);
+      const first = await announceCompleted(ev.jobId, result.hasCallback);
+      // Counted once per job, by whoever announced it first (not for a job the deadline sweep finished: no createdAt).
+      if (first && result.createdAt) metrics?.finished('Completed', result.createdAt, at);
       log.info('job completed');
     }
     // This outcome ended a tenant's job: its window slot is free for the tenant's next waiting job.
@@ -262,15 +268,16 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
    * Publishes job.completed (and, for a job with a completion callback, its callback command), then records that
    * they were published: at-least-once, since a job not marked notified is announced again by the redelivered
    * message that finished it (or by the next deadline sweep). A job without a callback costs the callbacks queue nothing.
+   * Answers whether this call was the first to mark the job announced.
    */
-  async function announceCompleted(jobId: string, hasCallback: boolean): Promise<void> {
-    await withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
+  async function announceCompleted(jobId: string, hasCallback: boolean): Promise<boolean> {
+    return withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
       const now = new Date().toISOString();
       await Promise.all([
         publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', now)),
         hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, 'Completed', now)) : undefined,
       ]);
-      await jobs.markNotified(jobId);
+      return jobs.markNotified(jobId);
     });
   }
 
