@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
-import { createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
+import { EXPIRED_RECHECK_MS, createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
 
 const ns = newNamespace('jobstore');
@@ -185,11 +185,20 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     // The creation time comes back only from the call that finished the job (the saga's job duration).
     expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'expired', status: 'Completed', notified: false, createdAt, hasCallback: false });
     expect(await redis.hgetall(storeKeys(ns).job(jobId))).toMatchObject({ status: 'Completed', completedAt: now.toISOString(), done: '2', timedOut: '1' });
-    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
     expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
-    expect(await jobs.expire(jobId, now)).toEqual({ disposition: 'finished', status: 'Completed', notified: false, hasCallback: false });
+    // Not announced yet (the sweeper may die before it does): the job stays due, EXPIRED_RECHECK_MS later, and the next
+    // sweep finds it finished and not notified, which it announces; once announced, it leaves the index.
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(now.getTime() + EXPIRED_RECHECK_MS));
+    expect(await jobs.dueJobs(now.getTime() + EXPIRED_RECHECK_MS - 1, 1000)).not.toContain(jobId);
+    expect(await jobs.dueJobs(now.getTime() + EXPIRED_RECHECK_MS, 1000)).toContain(jobId);
+    const later = new Date(now.getTime() + EXPIRED_RECHECK_MS);
+    expect(await jobs.expire(jobId, later)).toEqual({ disposition: 'finished', status: 'Completed', notified: false, hasCallback: false });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(later.getTime() + EXPIRED_RECHECK_MS));
+    expect(await jobs.markNotified(jobId)).toBe(true);
+    expect(await jobs.expire(jobId, later)).toEqual({ disposition: 'finished', status: 'Completed', notified: true, hasCallback: false });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
   });
 
   it('recordOutcome returns the creation time with the outcome that completes the job, and only then', async () => {

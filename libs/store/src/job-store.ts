@@ -91,6 +91,9 @@ export interface ClaimedOutcome {
 }
 
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
+/** How long after expiring a job the deadline sweep checks that it was announced (expire-job.lua). */
+export const EXPIRED_RECHECK_MS = 5000;
+
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
 
@@ -408,11 +411,15 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return perShard.flat().slice(0, limit);
   }
 
-  /** Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. */
+  /**
+   * Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. A job it expired stays due
+   * (again after EXPIRED_RECHECK_MS) until a call finds it announced, so a sweeper dying before the announcement
+   * leaves it to the next sweep (`finished`, not notified: announce it).
+   */
   async function expire(jobId: string, now: Date): Promise<ExpireResult> {
     const answer = await expireScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString()))],
+      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString())), EXPIRED_RECHECK_MS],
     );
     await releaseTenantSlot(jobId, answer);
     return endAnswer<ExpireDisposition>(answer);

@@ -26,4 +26,26 @@ describe('sweepDeadlines', () => {
     expect(most).toBeLessThanOrEqual(1);
     expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
+
+  it('announces on a later pass a job it expired but could not announce (expire-job.lua keeps it due until announced)', async () => {
+    const controller = new AbortController();
+    const JOB = 'job-a';
+    let passes = 0;
+    const announced: string[] = [];
+    const jobs = {
+      // The store keeps an expired, unannounced job due (EXPIRED_RECHECK_MS later): due on both passes here.
+      dueJobs: async () => (++passes <= 2 ? [JOB] : (controller.abort(), [])),
+      expire: async () =>
+        passes === 1
+          ? { disposition: 'expired' as const, status: 'Completed' as const, notified: false, hasCallback: true, createdAt: new Date().toISOString() }
+          : { disposition: 'finished' as const, status: 'Completed' as const, notified: announced.length > 0, hasCallback: true },
+    };
+    const announce = async (jobId: string) => {
+      // The first announcement fails (the broker went away, or the sweeper died: the next pass is another sweeper's).
+      if (passes === 1) throw new Error('connection closed');
+      announced.push(jobId);
+    };
+    await sweepDeadlines({ jobs: jobs as never, announce, intervalMs: 1, logger: createLogger({ service: 't', level: 'silent' }) }, controller.signal);
+    expect(announced).toEqual([JOB]);
+  });
 });
