@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { rawRedis } from './support/redis.ts';
 import type { StoredResult } from '@lookup/contracts';
-import { EXPIRED_RECHECK_MS, createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
+import { ANNOUNCE_RECHECK_MS, createJobStore, createResultStore, deleteByPrefix, eventIdAfter, parseJobEventMessage, type OutcomeRecord, jobShard, keys as storeKeys, newIdInShard } from '@lookup/store';
 import { newNamespace } from './support/namespace.ts';
 
 const ns = newNamespace('jobstore');
@@ -157,14 +157,14 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     status, success: false, data: null, errorMessage, errorCode: null, durationMs: null, attempts: 0,
   });
 
-  it('cancel records every service still without an outcome Cancelled, counts it, and leaves the deadline index', async () => {
+  it('cancel records every service still without an outcome Cancelled, counts it, and is due again only to check its announcement', async () => {
     const jobId = await newJob([0, 1, 2]);
     await jobs.recordOutcome(jobId, 1, outcome(null, 'Failed'), at());
     const now = at();
     expect(await jobs.cancel(jobId, now)).toEqual({ disposition: 'cancelled', status: 'Cancelled', hasCallback: false });
     const hash = await redis.hgetall(storeKeys(ns).job(jobId));
     expect(hash).toMatchObject({ status: 'Cancelled', completedAt: now, done: '3' });
-    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(Date.parse(now) + ANNOUNCE_RECHECK_MS));
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results).toEqual([
       { serviceType: 'GeoIP', ...unreported('Cancelled', 'the job was cancelled'), completedAt: now },
@@ -188,17 +188,34 @@ describe('job store: finishing a job early (cancel-job.lua and expire-job.lua sh
     const doc = await jobs.getDocument(jobId);
     expect(doc!.results[0]).toEqual({ serviceType: 'ReverseDNS', ...unreported('TimedOut', 'no result before the job deadline'), completedAt: now.toISOString() });
     expect(doc!.results[1]).toMatchObject({ serviceType: 'GeoIP', status: 'Failed' });
-    // Not announced yet (the sweeper may die before it does): the job stays due, EXPIRED_RECHECK_MS later, and the next
+    // Not announced yet (the sweeper may die before it does): the job stays due, ANNOUNCE_RECHECK_MS later, and the next
     // sweep finds it finished and not notified, which it announces; once announced, it leaves the index.
-    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(now.getTime() + EXPIRED_RECHECK_MS));
-    expect(await jobs.dueJobs(now.getTime() + EXPIRED_RECHECK_MS - 1, 1000)).not.toContain(jobId);
-    expect(await jobs.dueJobs(now.getTime() + EXPIRED_RECHECK_MS, 1000)).toContain(jobId);
-    const later = new Date(now.getTime() + EXPIRED_RECHECK_MS);
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(now.getTime() + ANNOUNCE_RECHECK_MS));
+    expect(await jobs.dueJobs(now.getTime() + ANNOUNCE_RECHECK_MS - 1, 1000)).not.toContain(jobId);
+    expect(await jobs.dueJobs(now.getTime() + ANNOUNCE_RECHECK_MS, 1000)).toContain(jobId);
+    const later = new Date(now.getTime() + ANNOUNCE_RECHECK_MS);
     expect(await jobs.expire(jobId, later)).toEqual({ disposition: 'finished', status: 'Completed', notified: false, hasCallback: false });
-    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(later.getTime() + EXPIRED_RECHECK_MS));
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(later.getTime() + ANNOUNCE_RECHECK_MS));
     expect(await jobs.markNotified(jobId)).toBe(true);
     expect(await jobs.expire(jobId, later)).toEqual({ disposition: 'finished', status: 'Completed', notified: true, hasCallback: false });
     expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
+  });
+
+  it('a cancelled job stays due until its cancellation is announced (the sweep announces one the API could not)', async () => {
+    const jobId = randomUUID();
+    await jobs.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services: [0, 1], createdAt: at(), deadlineAt: Date.now() + 60_000 });
+    const cancelledAt = new Date();
+    expect(await jobs.cancel(jobId, cancelledAt.toISOString())).toMatchObject({ disposition: 'cancelled', status: 'Cancelled' });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBe(String(cancelledAt.getTime() + ANNOUNCE_RECHECK_MS));
+    const sweep = new Date(cancelledAt.getTime() + ANNOUNCE_RECHECK_MS);
+    expect(await jobs.dueJobs(sweep.getTime(), 1000)).toContain(jobId);
+    // Not announced: the sweep gets `finished` Cancelled, not notified (it announces it), and the job stays due.
+    expect(await jobs.expire(jobId, sweep)).toEqual({ disposition: 'finished', status: 'Cancelled', notified: false, hasCallback: false });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).not.toBeNull();
+    await jobs.markNotified(jobId);
+    expect(await jobs.expire(jobId, sweep)).toMatchObject({ disposition: 'finished', status: 'Cancelled', notified: true });
+    expect(await redis.zscore(storeKeys(ns).deadlines(jobId), jobId)).toBeNull();
+    expect(await redis.hget(storeKeys(ns).job(jobId), 'status')).toBe('Cancelled');
   });
 
   it('recordOutcome returns the creation time with the outcome that completes the job, and only then', async () => {

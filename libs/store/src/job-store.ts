@@ -91,8 +91,11 @@ export interface ClaimedOutcome {
 }
 
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
-/** How long after expiring a job the deadline sweep checks that it was announced (expire-job.lua). */
-export const EXPIRED_RECHECK_MS = 5000;
+/**
+ * How long after the deadline sweep expired a job, or the API cancelled one, the sweep checks that its end was
+ * announced (job.completed, its callback), and announces it if not (expire-job.lua, cancel-job.lua).
+ */
+export const ANNOUNCE_RECHECK_MS = 5000;
 
 export type ExpireDisposition = 'expired' | 'not-due' | 'finished' | 'missing';
 export type CancelDisposition = 'cancelled' | 'finished' | 'missing';
@@ -413,13 +416,13 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   /**
    * Finishes an overdue job; `createdAt` (ISO 8601) comes back when this call expired it. A job it expired stays due
-   * (again after EXPIRED_RECHECK_MS) until a call finds it announced, so a sweeper dying before the announcement
+   * (again after ANNOUNCE_RECHECK_MS) until a call finds it announced, so a sweeper dying before the announcement
    * leaves it to the next sweep (`finished`, not notified: announce it).
    */
   async function expire(jobId: string, now: Date): Promise<ExpireResult> {
     const answer = await expireScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString())), EXPIRED_RECHECK_MS],
+      [jobId, now.toISOString(), now.getTime(), JSON.stringify(unreportedOutcome('TimedOut', 'no result before the job deadline', now.toISOString())), ANNOUNCE_RECHECK_MS],
     );
     await releaseTenantSlot(jobId, answer);
     return endAnswer<ExpireDisposition>(answer);
@@ -429,7 +432,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   async function cancel(jobId: string, at: string): Promise<{ disposition: CancelDisposition; status: JobStatus | ''; hasCallback: boolean; tenant?: string }> {
     const [disposition, status, callback, tenant] = (await cancelScript(
       [k.job(jobId), k.deadlines(jobId), k.jobEvents(jobId)],
-      [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at))],
+      [jobId, at, JSON.stringify(unreportedOutcome('Cancelled', 'the job was cancelled', at)), Date.parse(at), ANNOUNCE_RECHECK_MS],
     )) as [CancelDisposition, JobStatus | '', string | undefined, string | undefined];
     await releaseTenant(jobId, tenant);
     return { disposition, status, hasCallback: callback === '1', ...(tenant ? { tenant } : {}) };

@@ -19,7 +19,7 @@ export interface ApiDeps {
   config: Readonly<Config>;
   /** Root logger; becomes Fastify's loggerInstance (each request gets a child with its reqId). */
   logger: Logger;
-  jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument' | 'cancel'> &
+  jobs: Pick<JobStore, 'create' | 'discard' | 'getDocument' | 'cancel' | 'markNotified'> &
     /** Some results alone, for event streams (without it they read the whole document). */
     Partial<Pick<JobStore, 'getResults'>>;
   /** Batch submissions (POST/GET /api/lookup/batch); when absent, those routes are not registered. */

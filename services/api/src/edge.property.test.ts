@@ -42,6 +42,7 @@ async function edgeApp(overrides: Partial<Config>): Promise<FastifyInstance> {
       create: async () => undefined,
       discard: async () => undefined,
       getDocument: async (id) => (id === KNOWN_JOB ? completed : undefined),
+      markNotified: async () => true,
       cancel: async (id) => (id === KNOWN_JOB ? { disposition: 'finished', status: 'Completed', hasCallback: false } : { disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },

@@ -36,6 +36,7 @@ async function listening(overrides: Partial<Config>) {
       create: async () => undefined,
       discard: async () => undefined,
       getDocument: async (id) => documents.get(id),
+      markNotified: async () => true,
       cancel: async () => ({ disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },

@@ -29,7 +29,7 @@ async function buildDocApp(overrides: Partial<Config>): Promise<FastifyInstance>
   const deps: ApiDeps = {
     config,
     logger: createLogger({ service: 'api-test', level: 'silent', destination: { write: () => undefined } }),
-    jobs: { create: unused, discard: unused, getDocument: unused, cancel: unused },
+    jobs: { create: unused, discard: unused, getDocument: unused, cancel: unused, markNotified: unused },
     jobList: { list: unused },
     batches: { createMany: unused, discardMany: unused, getBatch: unused },
     idempotency: { claim: unused, release: unused },

@@ -48,4 +48,22 @@ describe('sweepDeadlines', () => {
     await sweepDeadlines({ jobs: jobs as never, announce, intervalMs: 1, logger: createLogger({ service: 't', level: 'silent' }) }, controller.signal);
     expect(announced).toEqual([JOB]);
   });
+
+  it('announces a cancellation nobody announced as Cancelled (the API could not publish it, or was killed first)', async () => {
+    const controller = new AbortController();
+    const calls: unknown[][] = [];
+    let passes = 0;
+    const jobs = {
+      dueJobs: async () => (++passes === 1 ? ['job-c', 'job-d'] : (controller.abort(), [])),
+      expire: async (jobId: string) =>
+        jobId === 'job-c'
+          ? { disposition: 'finished' as const, status: 'Cancelled' as const, notified: false, hasCallback: true }
+          : { disposition: 'finished' as const, status: 'Cancelled' as const, notified: true, hasCallback: true },
+    };
+    await sweepDeadlines(
+      { jobs: jobs as never, announce: async (...args) => void calls.push(args), intervalMs: 1, logger: createLogger({ service: 't', level: 'silent' }) },
+      controller.signal,
+    );
+    expect(calls).toEqual([['job-c', true, 'Cancelled']]);
+  });
 });

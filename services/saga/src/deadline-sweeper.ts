@@ -6,7 +6,7 @@ import type { JobEndMetrics } from './saga.ts';
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;
   /** Announces a job that the sweep finished (job.completed, and its callback command if it has one), then marks it notified. */
-  announce: (jobId: string, hasCallback: boolean) => Promise<unknown>;
+  announce: (jobId: string, hasCallback: boolean, status?: 'Completed' | 'Cancelled') => Promise<unknown>;
   intervalMs: number;
   logger: Logger;
   /** Jobs examined per pass. */
@@ -38,6 +38,10 @@ export async function sweepDeadlines(deps: DeadlineSweeperDeps, signal: AbortSig
         }
         if ((result.disposition === 'expired' || result.disposition === 'finished') && result.status === 'Completed' && !result.notified) {
           await announce(jobId, result.hasCallback);
+        }
+        if (result.disposition === 'finished' && result.status === 'Cancelled' && !result.notified) {
+          logger.warn({ jobId }, 'a cancellation was never announced; announcing it');
+          await announce(jobId, result.hasCallback, 'Cancelled');
         }
         if (result.disposition === 'expired' && result.tenant) await tenantJobEnded?.(result.tenant);
       }

@@ -268,14 +268,15 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
    * Publishes job.completed (and, for a job with a completion callback, its callback command), then records that
    * they were published: at-least-once, since a job not marked notified is announced again by the redelivered
    * message that finished it (or by the next deadline sweep). A job without a callback costs the callbacks queue nothing.
-   * Answers whether this call was the first to mark the job announced.
+   * Answers whether this call was the first to mark the job announced. `status` Cancelled: the deadline sweep
+   * announcing a cancellation the API could not.
    */
-  async function announceCompleted(jobId: string, hasCallback: boolean): Promise<boolean> {
+  async function announceCompleted(jobId: string, hasCallback: boolean, status: 'Completed' | 'Cancelled' = 'Completed'): Promise<boolean> {
     return withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
       const now = new Date().toISOString();
       await Promise.all([
-        publish.jobCompleted(jobCompletedEvent(jobId, 'Completed', now)),
-        hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, 'Completed', now)) : undefined,
+        publish.jobCompleted(jobCompletedEvent(jobId, status, now)),
+        hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, status, now)) : undefined,
       ]);
       return jobs.markNotified(jobId);
     });

@@ -5,7 +5,9 @@
 -- job-store.ts); ARGV[5] ms after which a job this script completed comes back to the sweep, until it is announced
 -- A job this script completes stays in the deadline index (due again after ARGV[5] ms) until a later call finds it
 -- announced (field `notified`): a sweeper that dies between expiring a job and announcing it (job.completed, the
--- job's callback) leaves it for the next sweep, which announces it. Jobs finished any other way leave the index.
+-- job's callback) leaves it for the next sweep, which announces it. So does a job the API cancelled
+-- (cancel-job.lua) until the API has announced it. Jobs completed by their last outcome leave the index (whoever
+-- recorded it announces it, again on redelivery).
 -- Returns { disposition, status, notified, createdAt, callback, tenant }: disposition expired | not-due | finished | missing;
 -- createdAt (the job's creation time, for its duration) only when this call expired it, else ''; callback '1' when the
 -- job has a completion callback (field `callback`), else ''; tenant (TENANTS) only when this call expired it
@@ -19,7 +21,7 @@ end
 local notified = redis.call('HGET', job, 'notified') or ''
 local callback = redis.call('HEXISTS', job, 'callback') == 1 and '1' or ''
 if status == 'Completed' or status == 'Cancelled' then
-  if status == 'Completed' and notified == '' and redis.call('HGET', job, 'timedOut') == '1' then
+  if notified == '' and (status == 'Cancelled' or redis.call('HGET', job, 'timedOut') == '1') then
     redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[5]), ARGV[1])
   else
     redis.call('ZREM', KEYS[2], ARGV[1])

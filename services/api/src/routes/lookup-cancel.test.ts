@@ -23,6 +23,20 @@ describe('DELETE /api/lookup/:jobId (cancellation)', () => {
     expect(bad.json()).toMatchObject({ error: 'Invalid job id' });
   });
 
+  it("marks the cancellation announced once it is published, and leaves it to the deadline sweep when it could not be", async () => {
+    const h = await harness();
+    const { jobId } = (await post(h, { target: '8.8.8.8' })).json();
+    expect((await h.app.inject({ method: 'DELETE', url: `/api/lookup/${jobId}` })).statusCode).toBe(202);
+    expect(h.jobs.notified).toEqual([jobId]);
+
+    const down = await harness({}, { publishJobCompleted: async () => Promise.reject(new Error('channel closed')) });
+    const other = (await post(down, { target: '8.8.8.8' })).json().jobId;
+    // The cancellation itself stands (202); its announcement is the sweep's (cancel-job.lua keeps the job due).
+    expect((await down.app.inject({ method: 'DELETE', url: `/api/lookup/${other}` })).statusCode).toBe(202);
+    expect(down.jobs.notified).toEqual([]);
+    expect(down.logs).toContainEqual(expect.objectContaining({ msg: 'could not announce the cancellation; the deadline sweep will' }));
+  });
+
   it('gives the job a deadline JOB_DEADLINE_MS after submission', async () => {
     const h = await harness({ jobDeadlineMs: 12_345 });
     const before = Date.now();

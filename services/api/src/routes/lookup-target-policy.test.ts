@@ -42,6 +42,7 @@ async function harness(env: Record<string, string> = {}, limiter?: ApiDeps['rate
       create: async (job: NewJob) => void created.push(job),
       discard: async () => undefined,
       getDocument: async () => undefined,
+      markNotified: async () => true,
       cancel: async () => ({ disposition: 'missing', status: '', hasCallback: false }),
     },
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },

@@ -228,16 +228,22 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (result.disposition === 'finished') throw new JobAlreadyFinished(jobId, result.status);
       cancelled.inc();
       const event = jobCompletedEvent(jobId, 'Cancelled', now);
-      // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it.
+      // The cancellation is recorded; the announcement is a notification, so a broker outage does not undo it. One
+      // this process could not make (or never made: killed here) is made by the deadline sweep (cancel-job.lua keeps
+      // the job due until it is marked announced).
+      let announced = true;
+      const failed = (what: string, level: 'warn' | 'error') => (err: unknown) => {
+        announced = false;
+        log[level]({ err }, `could not ${what}; the deadline sweep will`);
+      };
       await Promise.all([
-        publishJobCompleted(event).catch((err) => log.warn({ err }, 'could not announce the cancellation')),
+        publishJobCompleted(event).catch(failed('announce the cancellation', 'warn')),
         // Workers running one of its lookups abort it; without the broadcast they finish it and its result is dropped.
         publishJobCancelled?.(event).catch((err) => log.warn({ err }, 'could not broadcast the cancellation to the workers')),
         // Only a job with a completion callback sends one (the saga's callbacks queue takes nothing else).
-        result.hasCallback
-          ? publishCallbackDelivery?.(firstCallbackDelivery(jobId, 'Cancelled', now)).catch((err) => log.error({ err }, 'could not send the cancellation callback'))
-          : undefined,
+        result.hasCallback ? publishCallbackDelivery?.(firstCallbackDelivery(jobId, 'Cancelled', now)).catch(failed('send the cancellation callback', 'error')) : undefined,
       ]);
+      if (announced) await jobs.markNotified(jobId).catch((err) => log.warn({ err }, 'could not mark the cancellation announced; the deadline sweep will announce it again'));
       log.info('job cancelled');
       return reply.code(202).header('X-Job-Id', jobId).send({
         jobId,

@@ -72,6 +72,13 @@ export class FakeJobs {
     this.statuses.set(jobId, 'Cancelled');
     return { disposition: 'cancelled', status: 'Cancelled', hasCallback: this.jobs.get(jobId)?.callback !== undefined };
   }
+  /** Jobs whose end this API announced (markNotified), in order. */
+  readonly notified: string[] = [];
+  async markNotified(jobId: string): Promise<boolean> {
+    if (this.notified.includes(jobId)) return false;
+    this.notified.push(jobId);
+    return true;
+  }
 }
 
 /** Same semantics as the Redis store: per client, first claim wins, same fingerprint replays. */
