@@ -141,7 +141,7 @@ export interface ExpireResult {
   createdAt?: string;
   /** Whether the job has a completion callback. */
   hasCallback: boolean;
-  /** The job's tenant (TENANTS), only while the job is Completed and not yet announced: its slots were released, its window may take the next job. */
+  /** The job's tenant (TENANTS), only when this call ended the job: its slots were released, its window may take the next job. */
   tenant?: string;
 }
 
