@@ -17,7 +17,7 @@ interface Summary { jobId: string; target: string; status: string; createdAt: st
 interface Page { jobs: Summary[]; nextCursor: string | null }
 
 beforeAll(async () => {
-  // The API alone: no saga, so jobs stay Pending unless cancelled.
+  // The API alone: no workers, so jobs stay Processing (the API dispatched their commands) unless cancelled.
   suite = await startSuite({
     namespace: ns,
     services: ['api'],
@@ -109,10 +109,10 @@ describe('GET /api/lookup', () => {
     expect(body.jobs[0]).toEqual({
       jobId: cancelled, target: 'example.test', targetType: 'Domain', status: 'Cancelled', createdAt: doc.createdAt, completedAt: doc.completedAt, requestedServices: ['DNS'],
     });
-    const pending = await list(`?target=127.0.1.1`);
-    expect(pending.body.jobs).toHaveLength(1);
-    expect(pending.body.jobs[0]).not.toHaveProperty('completedAt');
-    expect(pending.body.jobs[0]!.requestedServices).toEqual(['Ping', 'RDAP']);
+    const open = await list(`?target=127.0.1.1`);
+    expect(open.body.jobs).toHaveLength(1);
+    expect(open.body.jobs[0]).not.toHaveProperty('completedAt');
+    expect(open.body.jobs[0]!.requestedServices).toEqual(['Ping', 'RDAP']);
   });
 
   it('filters by status, target and since, and pages filtered results', async () => {
@@ -122,9 +122,9 @@ describe('GET /api/lookup', () => {
 
     const byTarget = await allPages('?target=127.0.0.5&limit=2');
     expect(byTarget.flatMap((p) => p.jobs.map((j) => j.jobId))).toEqual([...early].reverse());
-    expect(byTarget.flatMap((p) => p.jobs).every((j) => j.target === '127.0.0.5' && j.status === 'Pending')).toBe(true);
+    expect(byTarget.flatMap((p) => p.jobs).every((j) => j.target === '127.0.0.5' && j.status === 'Processing')).toBe(true);
 
-    const recent = await allPages(`?since=${encodeURIComponent(since)}&limit=10&status=Pending`);
+    const recent = await allPages(`?since=${encodeURIComponent(since)}&limit=10&status=Processing`);
     const recentIds = recent.flatMap((p) => p.jobs.map((j) => j.jobId));
     for (const id of batchIds) expect(recentIds).toContain(id);
     for (const id of [...early, cancelled]) expect(recentIds).not.toContain(id);

@@ -10,6 +10,9 @@ import { startSuite, waitFor, type Suite } from './support/processes.ts';
 const WORKERS = ['lookup-geoip', 'lookup-ping', 'lookup-rdap', 'lookup-reverse-dns', 'lookup-dns'];
 // RDAP answers 503 for this name (the fixture's `status-<code>` names): attempt 1 fails, attempt 2 is the retry.
 const RETRIED_TARGET = 'status-503.test';
+// A job without a tenant is dispatched by the API; a tenant's job (TENANTS) goes through the saga.
+const PLAIN_KEY = 'traces-plain-key';
+const TENANT_KEY = 'traces-tenant-key';
 
 let rdap: Awaited<ReturnType<typeof startRdapFixture>>;
 let dns: Awaited<ReturnType<typeof startDnsFixture>>;
@@ -24,6 +27,8 @@ const suiteEnv = () => ({
   RETRY_BASE_DELAY_MS: '10',
   RETRY_MAX_DELAY_MS: '20',
   RATE_LIMIT_SUBMIT_PER_MIN: '1000',
+  API_KEYS: PLAIN_KEY,
+  TENANTS: `traced:${TENANT_KEY}:0:0`,
   OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
   OTEL_BSP_SCHEDULE_DELAY: '100',
 });
@@ -36,12 +41,12 @@ afterAll(async () => {
   await Promise.all([rdap?.close(), dns?.close()]);
 });
 
-async function submitAndWait(suite: Suite, body: unknown): Promise<JobDocument> {
-  const res = await fetch(`${suite.apiUrl}/api/lookup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+async function submitAndWait(suite: Suite, body: unknown, key = PLAIN_KEY): Promise<JobDocument> {
+  const res = await fetch(`${suite.apiUrl}/api/lookup`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body) });
   expect(res.status).toBe(202);
   const { statusUrl } = (await res.json()) as { statusUrl: string };
   return waitFor(async () => {
-    const doc = (await (await fetch(`${suite.apiUrl}${statusUrl}`)).json()) as JobDocument;
+    const doc = (await (await fetch(`${suite.apiUrl}${statusUrl}`, { headers: { 'x-api-key': key } })).json()) as JobDocument;
     return doc.status === 'Completed' ? doc : undefined;
   }, 30_000);
 }
@@ -71,52 +76,65 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     await cleanupNamespace(ns);
   });
 
-  it('follows one job, retry included, in one trace across the API, the saga and every worker', async () => {
+  /** Waits until the job's one trace holds `done` and every span's parent has arrived (but the one root's). */
+  async function traceOf(jobId: string, done: (spans: ReceivedSpan[]) => boolean): Promise<ReceivedSpan[]> {
+    return waitFor(async () => {
+      const ids = new Set(receiver.spans.filter((s) => s.attributes['lookup.job_id'] === jobId).map((s) => s.traceId));
+      if (ids.size !== 1) return undefined;
+      const spans = receiver.spans.filter((s) => ids.has(s.traceId));
+      // A parent span ends (and is exported) after its children, and each process exports in its own batches: wait
+      // until no span points at a parent that has not arrived yet, but the one root (checked by the caller).
+      const ids2 = new Set(spans.map((s) => s.spanId));
+      const dangling = spans.filter((s) => !ids2.has(s.parentSpanId)).length;
+      return done(spans) && dangling <= 1 ? spans : undefined;
+    }, 20_000);
+  }
+
+  /** The trace's one root, the API's POST; every span hangs off it. */
+  function rootOf(trace: ReceivedSpan[], byId: Map<string, ReceivedSpan>): ReceivedSpan {
+    const roots = trace.filter((s) => !byId.has(s.parentSpanId));
+    expect(roots).toHaveLength(1);
+    expect(roots[0]).toMatchObject({ service: 'lookup-api', kind: SpanKinds.server });
+    expect(roots[0]!.attributes['http.request.method'] ?? roots[0]!.attributes['http.method']).toBe('POST');
+    return roots[0]!;
+  }
+
+  /** Linked across the broker: each consumer span of `name` in `consumer` has for parent a producer span of one of `publishers`. */
+  function hop(trace: ReceivedSpan[], byId: Map<string, ReceivedSpan>, name: string, publishers: string[], consumer: string): void {
+    const spans = trace.filter((s) => s.kind === SpanKinds.consumer && s.name === `process ${name}` && s.service === consumer);
+    expect(spans.length, `${consumer} consumed ${name}`).toBeGreaterThan(0);
+    for (const s of spans) {
+      const parent = byId.get(s.parentSpanId);
+      expect(parent, `${name} to ${consumer}`).toMatchObject({ kind: SpanKinds.producer });
+      expect(publishers, `${name} to ${consumer}`).toContain(parent!.service);
+      // A retry is published to its delay queue (`<slug>.delay.<ms>ms`), which hands it back to the command queue.
+      expect(parent!.name, `${name} to ${consumer}`).toMatch(parent!.service === consumer ? /^publish [a-z-]+\.delay\.\d+ms$/ : `publish ${name}`);
+    }
+  }
+
+  it('follows one job, retry included, in one trace across the API and every worker (the API dispatches, the last worker announces)', async () => {
     const doc = await submitAndWait(suite, { target: RETRIED_TARGET });
     expect(doc.results.find((r) => r.serviceType === 'RDAP')).toMatchObject({ status: 'Failed', attempts: 2 });
     const jobId = doc.jobId;
 
     // Spans arrive in batches: wait until the last hop (the API's job.completed) and both RDAP attempts are in.
-    const trace = await waitFor(async () => {
-      const ids = new Set(receiver.spans.filter((s) => s.attributes['lookup.job_id'] === jobId).map((s) => s.traceId));
-      if (ids.size !== 1) return undefined;
-      const spans = receiver.spans.filter((s) => ids.has(s.traceId));
-      const done = spans.some((s) => s.service === 'lookup-api' && s.name === 'process job.completed');
-      const attempts = spans.filter((s) => s.service === 'lookup-rdap' && s.name === 'lookup RDAP').length;
-      // A parent span ends (and is exported) after its children, and each process exports in its own batches: wait
-      // until no span points at a parent that has not arrived yet, but the one root (checked below).
-      const ids2 = new Set(spans.map((s) => s.spanId));
-      const dangling = spans.filter((s) => !ids2.has(s.parentSpanId)).length;
-      return done && attempts === 2 && dangling <= 1 ? spans : undefined;
-    }, 20_000);
+    const trace = await traceOf(
+      jobId,
+      (spans) => spans.some((s) => s.service === 'lookup-api' && s.name === 'process job.completed') && spans.filter((s) => s.service === 'lookup-rdap' && s.name === 'lookup RDAP').length === 2,
+    );
 
-    // Every process took part, and every span hangs off the one root: the API's POST.
-    expect(new Set(trace.map((s) => s.service))).toEqual(new Set(['lookup-api', 'lookup-saga', ...WORKERS]));
+    // Every process that handled the job took part (the saga takes no part in a job without a tenant), and every
+    // span hangs off the one root: the API's POST.
+    expect(new Set(trace.map((s) => s.service))).toEqual(new Set(['lookup-api', ...WORKERS]));
     const byId = new Map(trace.map((s) => [s.spanId, s]));
-    const roots = trace.filter((s) => !byId.has(s.parentSpanId));
-    expect(roots).toHaveLength(1);
-    expect(roots[0]).toMatchObject({ service: 'lookup-api', kind: SpanKinds.server });
-    expect(roots[0]!.attributes['http.request.method'] ?? roots[0]!.attributes['http.method']).toBe('POST');
+    const root = rootOf(trace, byId);
 
-    // Linked across the broker: each consumer span's parent is the producer span of the process that published.
-    const consumers = trace.filter((s) => s.kind === SpanKinds.consumer);
-    const hop = (name: string, publishers: string[], consumer: string) => {
-      const spans = consumers.filter((s) => s.name === `process ${name}` && s.service === consumer);
-      expect(spans.length, `${consumer} consumed ${name}`).toBeGreaterThan(0);
-      for (const s of spans) {
-        const parent = byId.get(s.parentSpanId);
-        expect(parent, `${name} to ${consumer}`).toMatchObject({ kind: SpanKinds.producer });
-        expect(publishers, `${name} to ${consumer}`).toContain(parent!.service);
-        // A retry is published to its delay queue (`<slug>.delay.<ms>ms`), which hands it back to the command queue.
-        expect(parent!.name, `${name} to ${consumer}`).toMatch(parent!.service === consumer ? /^publish [a-z-]+\.delay\.\d+ms$/ : `publish ${name}`);
-      }
-    };
-    hop('job.submitted', ['lookup-api'], 'lookup-saga');
-    // A command comes from the saga; RDAP's second attempt from the RDAP worker itself (its retry).
-    for (const worker of WORKERS) hop(`lookup.${worker.slice('lookup-'.length)}`, worker === 'lookup-rdap' ? ['lookup-saga', worker] : ['lookup-saga'], worker);
-    hop('task.completed', WORKERS, 'lookup-saga');
-    hop('job.completed', ['lookup-saga'], 'lookup-api');
-    for (const s of consumers) expect(byId.get(s.parentSpanId)?.service, s.name).toBeDefined();
+    // A command comes from the API; RDAP's second attempt from the RDAP worker itself (its retry). The worker whose
+    // outcome completed the job announced it.
+    for (const worker of WORKERS) hop(trace, byId, `lookup.${worker.slice('lookup-'.length)}`, worker === 'lookup-rdap' ? ['lookup-api', worker] : ['lookup-api'], worker);
+    hop(trace, byId, 'job.completed', WORKERS, 'lookup-api');
+    expect(trace.filter((s) => s.name === 'process task.completed' || s.name === 'process job.submitted')).toEqual([]);
+    for (const s of trace.filter((s) => s.kind === SpanKinds.consumer)) expect(byId.get(s.parentSpanId)?.service, s.name).toBeDefined();
 
     // The retry: attempt 2's delivery descends from attempt 1's lookup, through the RDAP worker's retry publish.
     const rdapLookups = trace.filter((s) => s.service === 'lookup-rdap' && s.name === 'lookup RDAP');
@@ -130,41 +148,59 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     expect(rdapHttp.length).toBeGreaterThanOrEqual(2);
     expect(trace.some((s) => s.service === 'lookup-dns' && s.kind === SpanKinds.client && s.name.startsWith('dns resolve'))).toBe(true);
     // The instrumented libraries, hooked in ESM by the telemetry module: Fastify's request span under the HTTP
-    // server span, and the Redis commands (ioredis) of the saga and the workers.
-    expect(trace.some((s) => s.service === 'lookup-api' && s.name === 'request' && s.parentSpanId === roots[0]!.spanId)).toBe(true);
+    // server span, and the Redis commands (ioredis) of the API and the workers.
+    expect(trace.some((s) => s.service === 'lookup-api' && s.name === 'request' && s.parentSpanId === root.spanId)).toBe(true);
     const redisBy = (service: string) => trace.some((s) => s.service === service && s.kind === SpanKinds.client && (s.attributes['db.system.name'] ?? s.attributes['db.system']) === 'redis');
-    for (const service of ['lookup-api', 'lookup-saga', 'lookup-rdap']) expect(redisBy(service), `${service} Redis spans`).toBe(true);
-    // The saga's steps.
-    for (const step of ['saga dispatch commands', 'saga record outcome', 'saga complete job']) {
-      expect(trace.some((s) => s.service === 'lookup-saga' && s.name === step), step).toBe(true);
-    }
+    for (const service of ['lookup-api', 'lookup-rdap']) expect(redisBy(service), `${service} Redis spans`).toBe(true);
+    // The dispatch and the announcement of the job's end, each once.
+    expect(trace.filter((s) => s.service === 'lookup-api' && s.name === 'api dispatch commands')).toHaveLength(1);
+    expect(trace.filter((s) => WORKERS.includes(s.service) && s.name === 'worker complete job')).toHaveLength(1);
 
-    // Log lines about the job carry its trace id, in every process.
-    const traceId = roots[0]!.traceId;
-    for (const p of suite.processes) {
+    // Log lines about the job carry its trace id, in every process that handled it.
+    for (const p of suite.processes.filter((p) => p.name !== 'saga')) {
       const lines = p.lines.filter((l) => l.includes(jobId)).map((l) => JSON.parse(l) as { traceId?: string });
       expect(lines.length, p.name).toBeGreaterThan(0);
-      expect(lines.some((l) => l.traceId === traceId), p.name).toBe(true);
+      expect(lines.some((l) => l.traceId === root.traceId), p.name).toBe(true);
     }
   });
 
-  it('links each message carried in an envelope to its own publish (a batch: job.submitted, commands and task.completed share envelopes)', async () => {
+  it("follows a tenant's job through the saga in one trace: job.submitted, its commands, the last task.completed, job.completed", async () => {
+    const doc = await submitAndWait(suite, { target: '127.0.0.2', services: ['GeoIP', 'Ping'] }, TENANT_KEY);
+    const jobId = doc.jobId;
+    const trace = await traceOf(jobId, (spans) => spans.some((s) => s.service === 'lookup-api' && s.name === 'process job.completed'));
+    expect(new Set(trace.map((s) => s.service))).toEqual(new Set(['lookup-api', 'lookup-saga', 'lookup-geoip', 'lookup-ping']));
+    const byId = new Map(trace.map((s) => [s.spanId, s]));
+    const root = rootOf(trace, byId);
+    hop(trace, byId, 'job.submitted', ['lookup-api'], 'lookup-saga');
+    for (const worker of ['lookup-geoip', 'lookup-ping']) hop(trace, byId, `lookup.${worker.slice('lookup-'.length)}`, ['lookup-saga'], worker);
+    // The outcome that completed the job goes to the saga (it frees the tenant's window slot), which announces it.
+    hop(trace, byId, 'task.completed', ['lookup-geoip', 'lookup-ping'], 'lookup-saga');
+    hop(trace, byId, 'job.completed', ['lookup-saga'], 'lookup-api');
+    for (const step of ['saga dispatch commands', 'saga record outcome', 'saga complete job']) {
+      expect(trace.some((s) => s.service === 'lookup-saga' && s.name === step), step).toBe(true);
+    }
+    expect(trace.some((s) => s.service === 'lookup-saga' && s.kind === SpanKinds.client && (s.attributes['db.system.name'] ?? s.attributes['db.system']) === 'redis')).toBe(true);
+    const saga = suite.processes.find((p) => p.name === 'saga')!;
+    const lines = saga.lines.filter((l) => l.includes(jobId)).map((l) => JSON.parse(l) as { traceId?: string });
+    expect(lines.some((l) => l.traceId === root.traceId)).toBe(true);
+  });
+
+  it('links each message carried in an envelope to its own publish (a batch: commands share envelopes)', async () => {
     const n = 8;
     const res = await fetch(`${suite.apiUrl}/api/lookup/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-api-key': PLAIN_KEY },
       body: JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ target: `127.0.1.${i + 2}` })), services: ['GeoIP'] }),
     });
     expect(res.status).toBe(202);
     const jobIds = ((await res.json()) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId);
     await waitFor(async () => {
-      const docs = await Promise.all(jobIds.map(async (id) => (await (await fetch(`${suite.apiUrl}/api/lookup/${id}`)).json()) as JobDocument));
+      const docs = await Promise.all(jobIds.map(async (id) => (await (await fetch(`${suite.apiUrl}/api/lookup/${id}`, { headers: { 'x-api-key': PLAIN_KEY } })).json()) as JobDocument));
       return docs.every((d) => d.status === 'Completed') ? true : undefined;
     }, 30_000);
     const hops: [string, string, string][] = [
-      ['job.submitted', 'lookup-api', 'lookup-saga'],
-      ['lookup.geoip', 'lookup-saga', 'lookup-geoip'],
-      ['task.completed', 'lookup-geoip', 'lookup-saga'],
+      ['lookup.geoip', 'lookup-api', 'lookup-geoip'],
+      ['job.completed', 'lookup-geoip', 'lookup-api'],
     ];
     // Every job's delivery span on each hop, whose parent is the publish span of that same job (not of a sibling).
     const linked = await waitFor(async () => {

@@ -1,5 +1,5 @@
-import { SCHEMA_VERSION, type CallbackDelivery, type JobCompleted } from './messages.ts';
-import { callbackAttemptMessageId, callbackDeliveryId, jobCompletedMessageId } from './message-ids.ts';
+import { SCHEMA_VERSION, type CallbackDelivery, type JobCompleted, type JobSubmitted, type LookupCommand } from './messages.ts';
+import { callbackAttemptMessageId, callbackDeliveryId, commandMessageId, jobCompletedMessageId } from './message-ids.ts';
 import type { CallbackEvent } from './callbacks.ts';
 
 /**
@@ -36,4 +36,38 @@ export function firstCallbackDelivery(jobId: string, status: JobCompleted['statu
     event,
     attempt: 1,
   };
+}
+
+/** What dispatching a job needs: what its commands carry (a job.submitted's fields, kept in Redis while a tenant's job waits). */
+export type DispatchSpec = Pick<JobSubmitted, 'target' | 'targetType' | 'services' | 'fresh' | 'priority'>;
+
+/** The dispatch spec of a job.submitted (fresh and priority only where they say something). */
+export function dispatchSpecOf(ev: DispatchSpec): DispatchSpec {
+  return {
+    target: ev.target,
+    targetType: ev.targetType,
+    services: ev.services,
+    ...(ev.fresh ? { fresh: true } : {}),
+    ...(ev.priority && ev.priority !== 'normal' ? { priority: ev.priority } : {}),
+  };
+}
+
+/**
+ * A job's first commands, one per requested service (attempt 1, message id fixed per job, service and attempt), as
+ * whoever dispatches it sends them: the API for a job without a tenant, the saga for a tenant's job (its window).
+ */
+export function firstCommands(jobId: string, spec: DispatchSpec, now: string = new Date().toISOString()): LookupCommand[] {
+  return spec.services.map((service) => ({
+    messageId: commandMessageId(jobId, service, 1),
+    correlationId: jobId,
+    schemaVersion: SCHEMA_VERSION,
+    occurredAt: now,
+    jobId,
+    target: spec.target,
+    targetType: spec.targetType,
+    serviceType: service,
+    attempt: 1,
+    ...(spec.fresh ? { fresh: true } : {}),
+    ...(spec.priority && spec.priority !== 'normal' ? { priority: spec.priority } : {}),
+  }));
 }

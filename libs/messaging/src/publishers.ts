@@ -1,4 +1,4 @@
-import { RoutingKeys, jobCancelledMessageId, serviceInfo, type CallbackDelivery, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
+import { RoutingKeys, firstCallbackDelivery, jobCancelledMessageId, jobCompletedEvent, serviceInfo, type CallbackDelivery, type JobCompleted, type JobSubmitted, type LookupCommand, type TaskCompleted } from '@lookup/contracts';
 import type { Broker } from './broker.ts';
 import { PUBLICATIONS } from './defaults.ts';
 import { CALLBACK_DELAY_SLUG, delaySlug } from './topology.ts';
@@ -17,7 +17,7 @@ export interface Publishers {
   commandRetry(message: LookupCommand, delayMs: number): Promise<void>;
   /** Worker to saga: one service's outcome. */
   taskCompleted(message: TaskCompleted): Promise<void>;
-  /** Saga or the API's cancel to every API process: the job finished (nobody has to be listening). */
+  /** Whoever announces a job's end (announceJobEnd) to every API process: the job finished (nobody has to be listening). */
   jobCompleted(message: JobCompleted): Promise<void>;
   /** The API's cancel to every worker process: abort the job's lookups in flight (nobody has to be listening). */
   jobCancelled(message: JobCompleted): Promise<void>;
@@ -57,4 +57,24 @@ export function createPublishers(broker: Pick<Broker, 'publish' | 'publishDelaye
     jobCancelled: (m) =>
       broker.publish(exchanges.events, RoutingKeys.jobCancelled, m, { ...props(m, PUBLICATIONS.jobCancelled), messageId: jobCancelledMessageId(m.jobId) }),
   };
+}
+
+/**
+ * Publishes a job's end: job.completed and, for a job with a completion callback, its first callback delivery (the
+ * saga's callbacks queue takes nothing else); resolves once both are confirmed. Used by whoever announces a completed
+ * job: the worker whose outcome completed it (a job without a tenant), else the saga (also at the deadline). The
+ * caller then marks the job announced (JobStore.markNotified); both messages have ids fixed per job, so announcing
+ * again after a crash in between repeats the same messages.
+ */
+export async function announceJobEnd(
+  publish: Pick<Publishers, 'jobCompleted' | 'callbackDelivery'>,
+  jobId: string,
+  status: JobCompleted['status'],
+  hasCallback: boolean,
+  now: string = new Date().toISOString(),
+): Promise<void> {
+  await Promise.all([
+    publish.jobCompleted(jobCompletedEvent(jobId, status, now)),
+    hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, status, now)) : undefined,
+  ]);
 }

@@ -30,6 +30,11 @@ export interface NewJob {
   callback?: CallbackSpec;
   /** The tenant whose in-flight quota the job holds (TENANTS); its end releases the slot (tenant-quota.ts). */
   tenant?: string;
+  /**
+   * Set when the API publishes the job's commands itself (a job without a tenant): the job is created Processing,
+   * dispatched at this time (ISO 8601). Absent: created Pending, for the saga to dispatch on its job.submitted.
+   */
+  dispatchedAt?: string;
 }
 
 /**
@@ -176,7 +181,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
       jobId: job.jobId,
       target: job.target,
       targetType: job.targetType,
-      status: 'Pending',
+      status: job.dispatchedAt ? 'Processing' : 'Pending',
       createdAt: job.createdAt,
       services: job.services.join(','),
       total: job.services.length,
@@ -185,6 +190,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     };
     if (job.callback) fields.callback = JSON.stringify(job.callback);
     if (job.tenant) fields.tenant = job.tenant;
+    if (job.dispatchedAt) fields.dispatchedAt = job.dispatchedAt;
     return fields;
   }
 

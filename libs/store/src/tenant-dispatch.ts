@@ -1,9 +1,6 @@
-import type { JobSubmitted } from '@lookup/contracts';
+import type { DispatchSpec } from '@lookup/contracts';
 import { defineScript, type Redis } from './redis.ts';
 import { keys as makeKeys } from './keys.ts';
-
-/** What dispatching a job needs (its job.submitted without the envelope): kept while the job waits. */
-export type DispatchSpec = Pick<JobSubmitted, 'target' | 'targetType' | 'services' | 'fresh' | 'priority'>;
 
 /**
  * admit's answer: `dispatch` (a slot was taken now: publish the job's commands), `dispatched` (the job already holds a

@@ -20,10 +20,15 @@ function harness(
     allowPrivate?: boolean;
     data?: Record<string, unknown>;
     log?: string[];
+    /** Give the handler announceJobEnd, answering this (whether the call marked the job announced first). */
+    announcesJobs?: boolean;
   } = {},
 ) {
   const calls: string[] = [];
   const published: TaskCompleted[] = [];
+  const jobEnds: { jobId: string; hasCallback: boolean }[] = [];
+  const counted: { how: string; createdAt: string | undefined; completedAt: string }[] = [];
+  const stampedAt: (string | undefined)[] = [];
   const saved: StoredResult[] = [];
   const location = { storage: 'redis' as const, key: `ns:result:${JOB}:3` };
   const handle = createCommandHandler({
@@ -52,9 +57,10 @@ function harness(
         calls.push('find');
         return opts.stored;
       },
-      saveIfOpen: async (result): Promise<SaveResultOutcome | SaveSkipped> => {
+      saveIfOpen: async (result, at): Promise<SaveResultOutcome | SaveSkipped> => {
         calls.push('saveIfOpen');
         saved.push(result);
+        stampedAt.push(at);
         return opts.saveSays ?? { location, result, created: true, ...(opts.recorded ? { recorded: opts.recorded } : {}) };
       },
     },
@@ -64,8 +70,17 @@ function harness(
     publishRetry: async () => {
       calls.push('retry');
     },
+    ...(opts.announcesJobs === undefined
+      ? {}
+      : {
+          announceJobEnd: async (jobId: string, hasCallback: boolean) => {
+            jobEnds.push({ jobId, hasCallback });
+            return opts.announcesJobs!;
+          },
+          jobEnd: { finished: (how, createdAt, completedAt) => void counted.push({ how, createdAt, completedAt }) },
+        }),
   });
-  return { handle, calls, published, saved };
+  return { handle, calls, published, saved, jobEnds, counted, stampedAt };
 }
 
 const command = (ageMs: number, attempt = 1): LookupCommand => ({
@@ -234,6 +249,34 @@ describe('command handler: who announces an outcome', () => {
     await h.handle(delivery(command(5)));
     expect(h.published).toHaveLength(1);
     expect(h.published[0]).toMatchObject({ jobId: JOB, serviceType: 3, status: 'Succeeded' });
+  });
+
+  it("the outcome that completes a job without a tenant announces the job's end here, counted once; no task.completed", async () => {
+    const created = '2026-11-22T11:59:59.000Z';
+    for (const first of [true, false]) {
+      const h = harness({ recorded: { ...recorded('Completed'), hasCallback: true, createdAt: created }, announcesJobs: first });
+      await h.handle(delivery(command(5)));
+      expect(h.published).toEqual([]);
+      expect(h.jobEnds).toEqual([{ jobId: JOB, hasCallback: true }]);
+      // Counted by whoever marked the job announced first, with the completion time its save stamped.
+      expect(h.stampedAt).toEqual([expect.any(String)]);
+      expect(h.counted).toEqual(first ? [{ how: 'Completed', createdAt: created, completedAt: h.stampedAt[0] }] : []);
+    }
+  });
+
+  it("a tenant's completed job, and an outcome not recorded here, go to the saga even where the worker announces jobs", async () => {
+    const tenant = harness({ recorded: { ...recorded('Completed'), tenant: 'acme', createdAt: '2026-11-22T11:59:59.000Z' }, announcesJobs: true });
+    await tenant.handle(delivery(command(5)));
+    expect(tenant.jobEnds).toEqual([]);
+    expect(tenant.published).toHaveLength(1);
+    const open = harness({ recorded: recorded('Processing'), announcesJobs: true });
+    await open.handle(delivery(command(5)));
+    expect(open.jobEnds).toEqual([]);
+    expect(open.published).toEqual([]);
+    const earlier = harness({ announcesJobs: true });
+    await earlier.handle(delivery(command(5)));
+    expect(earlier.jobEnds).toEqual([]);
+    expect(earlier.published).toHaveLength(1);
   });
 
   it('an outcome the store found already recorded is announced (the saga sorts out duplicates)', async () => {

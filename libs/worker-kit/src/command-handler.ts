@@ -18,7 +18,7 @@ import { SpanStatusCode, withSpan, type Logger } from '@lookup/logging';
 import type { ReceivedMessage } from '@lookup/messaging';
 import { PoisonMessageError } from '@lookup/messaging';
 import { needsAnnouncing, type JobStore, type ResultStore } from '@lookup/store';
-import type { TaskInstruments } from '@lookup/metrics';
+import type { JobEndMetrics, TaskInstruments } from '@lookup/metrics';
 import type { TSchema } from '@sinclair/typebox';
 import type { LookupFn } from './types.ts';
 import { backoffMs, checkLookupData, runAttempt, type AttemptPolicy } from './run-lookup.ts';
@@ -33,8 +33,20 @@ export interface CommandHandlerDeps {
   dataSchema: TSchema;
   results: Pick<ResultStore, 'saveIfOpen' | 'find' | 'locate'>;
   jobs: Pick<JobStore, 'getStatus'>;
-  /** Announces an outcome to the saga (Publishers.taskCompleted): the one that completes the job, or one not recorded here. */
+  /**
+   * Announces an outcome to the saga (Publishers.taskCompleted): one not recorded here (an earlier delivery stored
+   * the result), or the one that completes a tenant's job (the saga frees its window slot) or any job when
+   * `announceJobEnd` is absent.
+   */
   publishTaskCompleted: (event: TaskCompleted) => Promise<void>;
+  /**
+   * Announces the end of a job without a tenant whose last outcome this worker recorded: job.completed (and its
+   * callback: messaging's announceJobEnd), then marks it announced (JobStore.markNotified); answers whether this call
+   * marked it first. The saga takes no part in such a job.
+   */
+  announceJobEnd?: (jobId: string, hasCallback: boolean) => Promise<boolean>;
+  /** Counts a job whose end this worker announced first (lookup_jobs_completed_total, lookup_job_duration_seconds). */
+  jobEnd?: JobEndMetrics;
   /** Sends the command back through the broker's delay queue for its next attempt (Publishers.commandRetry). */
   publishRetry: (command: LookupCommand, delayMs: number) => Promise<void>;
   policy: AttemptPolicy;
@@ -67,12 +79,13 @@ export const PRECHECK_AFTER_MS = 1000;
 /**
  * One command, one attempt: run the lookup; on a transient failure with attempts left, hand the command to
  * the broker's delay queue for the next attempt; otherwise store the result (first writer wins) and record its
- * outcome on the job in the same step; if that outcome completed the job, publish task.completed with its location
- * (the saga announces the job's end); only then return (the caller acks). Commands of cancelled or finished jobs
- * are skipped; a redelivered command whose result is already stored re-announces it (the saga records it, once).
+ * outcome on the job in the same step; if that outcome completed the job, announce the job's end here (a job without
+ * a tenant: announceJobEnd) or publish task.completed with its location (the saga announces it); only then return
+ * (the caller acks). Commands of cancelled or finished jobs are skipped; a redelivered command whose result is
+ * already stored re-announces it to the saga (which records it once, and announces the job unless that was done).
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { service, results, jobs, publishTaskCompleted, publishRetry, policy, logger, metrics, stopSignal, cancellations, reuse, now = Date.now } = deps;
+  const { service, results, jobs, publishTaskCompleted, announceJobEnd, jobEnd, publishRetry, policy, logger, metrics, stopSignal, cancellations, reuse, now = Date.now } = deps;
   const lookup = guardTarget(deps.lookup, deps.targetPolicy);
   const dataSchema = { name: serviceName(service), validator: compileValidator(deps.dataSchema) };
   return async function handleCommand(message: ReceivedMessage<LookupCommand>): Promise<void> {
@@ -149,7 +162,8 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       completedAt: new Date().toISOString(),
       ...(outcome.ok && attempt.cached ? { cached: true, ageMs: attempt.ageMs } : {}),
     };
-    const saved = await results.saveIfOpen(stored);
+    const at = new Date().toISOString();
+    const saved = await results.saveIfOpen(stored, at);
     if ('skipped' in saved) {
       if (saved.skipped === 'unrequested') throw new PoisonMessageError(`job ${cmd.jobId} did not request ${serviceName(service)}`);
       log.info({ status: saved.status ?? 'missing' }, 'job finished or gone during the lookup; result not stored');
@@ -161,10 +175,21 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       (stored.success ? metrics.succeeded : metrics.failed).inc();
       metrics.duration.observe(stored.durationMs / 1000);
     }
-    // Recorded here and not the last outcome: the saga has nothing to do until the job's last outcome is in.
-    const announced = needsAnnouncing(saved);
-    if (announced) await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
-    log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts, jobStatus: saved.recorded?.status, announced }, 'lookup done');
+    // Recorded here and not the last outcome: nothing to announce until the job's last outcome is in.
+    const r = saved.recorded;
+    let announced: 'job' | 'task' | false = false;
+    if (announceJobEnd && r?.disposition === 'recorded' && r.status === 'Completed' && !r.notified && !r.tenant) {
+      // This outcome completed a job without a tenant: announce its end here (a crash before it is marked announced
+      // leaves the command unacked; its redelivery finds the result stored and hands the announcement to the saga).
+      const first = await withSpan('worker complete job', { 'lookup.job_id': cmd.jobId }, () => announceJobEnd(cmd.jobId, r.hasCallback));
+      if (first) jobEnd?.finished('Completed', r.createdAt, at);
+      announced = 'job';
+      log.info('job completed');
+    } else if (needsAnnouncing(saved)) {
+      await publishTaskCompleted(eventFor(saved.result, saved.location, cmd));
+      announced = 'task';
+    }
+    log.info({ status: saved.result.status, durationMs: saved.result.durationMs, attempts: saved.result.attempts, jobStatus: r?.status, announced }, 'lookup done');
   };
 }
 

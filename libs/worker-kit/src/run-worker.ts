@@ -5,9 +5,9 @@ import { loadConfigOrExit } from '@lookup/config';
 import { MessageValidators, RoutingKeys, serviceInfo, targetPolicyFromConfig, UUID_RE, type JobCompleted, type LookupCommand } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { CONSUME_DEFAULTS, brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
+import { CONSUME_DEFAULTS, announceJobEnd, brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { createDeliveryCounter, createJobStore, createRedis, createResultCache, createResultStore, redisAnswers } from '@lookup/store';
-import { serveMetrics, taskInstruments } from '@lookup/metrics';
+import { jobEndMetrics, serveMetrics, taskInstruments } from '@lookup/metrics';
 import { createCommandHandler, eventFor } from './command-handler.ts';
 import { createCancellations } from './cancellations.ts';
 import { createResultReuse } from './reuse.ts';
@@ -82,6 +82,11 @@ export async function runWorker(definition: LookupService): Promise<void> {
       maxBackoffMs: config.retryMaxDelayMs,
     },
     publishTaskCompleted: publishers.taskCompleted,
+    announceJobEnd: async (jobId, hasCallback) => {
+      await announceJobEnd(publishers, jobId, 'Completed', hasCallback);
+      return jobs.markNotified(jobId);
+    },
+    jobEnd: jobEndMetrics(),
     publishRetry: publishers.commandRetry,
   });
   // One consumer per priority queue (README, Priorities): high and normal with PREFETCH each, low with a quarter of

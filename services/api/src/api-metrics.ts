@@ -2,16 +2,16 @@ import { SERVICE_CATALOGUE, type ResultStatus, type ServiceType } from '@lookup/
 import { apiServiceDuration, apiServiceOutcomes, jobsSubmitted, zeroed, type ServiceOutcome } from '@lookup/metrics';
 import type { Logger } from '@lookup/logging';
 import type { ClaimedOutcome } from '@lookup/store';
-import type { ApiDeps } from './deps.ts';
+import type { DispatchJob } from './dispatch-job.ts';
 
 /**
- * lookup_jobs_submitted_total: `publish` (publishJobSubmitted) counting each job whose job.submitted the broker
- * confirmed, which is when a single or batch submission's job is accepted.
+ * lookup_jobs_submitted_total: `dispatch` (dispatch-job.ts) counting each job whose dispatch the broker confirmed,
+ * which is when a single or batch submission's job is accepted.
  */
-export function countSubmitted(publish: ApiDeps['publishJobSubmitted']): ApiDeps['publishJobSubmitted'] {
+export function countSubmitted(dispatch: DispatchJob): DispatchJob {
   const submitted = jobsSubmitted();
-  return async (message) => {
-    await publish(message);
+  return async (message, viaSaga) => {
+    await dispatch(message, viaSaga);
     submitted.inc();
   };
 }

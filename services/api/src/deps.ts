@@ -1,5 +1,5 @@
 import type { Config } from '@lookup/config';
-import type { CallbackDelivery, JobCompleted, JobSubmitted } from '@lookup/contracts';
+import type { CallbackDelivery, JobCompleted, JobSubmitted, LookupCommand } from '@lookup/contracts';
 import type { DeadLetter, DeadLetterSelector } from '@lookup/messaging';
 import type { Logger } from '@lookup/logging';
 import type { IdempotencyStore, JobStore, RateLimiter, TenantQuota } from '@lookup/store';
@@ -28,8 +28,10 @@ export interface ApiDeps {
   jobList?: Pick<JobStore, 'list'>;
   /** Remembers Idempotency-Key headers of submissions. */
   idempotency: Pick<IdempotencyStore, 'claim' | 'release'>;
-  /** Publishes job.submitted with a publisher confirm; rejects if the broker does not confirm in time. */
+  /** Publishes job.submitted (a tenant's job, for the saga) with a publisher confirm; rejects if the broker does not confirm in time. */
   publishJobSubmitted(message: JobSubmitted): Promise<void>;
+  /** Publishes a job's command to its service's work queue (a job without a tenant: dispatch-job.ts), confirmed likewise. */
+  publishCommand(message: LookupCommand): Promise<void>;
   /** Announces a job's end (here: a cancellation) on job.completed. */
   publishJobCompleted(message: JobCompleted): Promise<void>;
   /** Broadcasts a cancellation to every worker process (job.cancelled), which aborts the job's lookups in flight. */

@@ -48,6 +48,7 @@ async function edgeApp(overrides: Partial<Config>): Promise<FastifyInstance> {
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 }) },
     publishJobSubmitted: async () => undefined,
+    publishCommand: async () => undefined,
     publishJobCompleted: async () => undefined,
     readiness: async () => ({ rabbitmq: true, redis: true }),
     jobEvents: createJobEventHub().source,

@@ -12,7 +12,7 @@ describe('rate limits', () => {
     expect(res.headers['retry-after']).toBe('17');
     expect(res.json()).toEqual({ error: 'Rate limit exceeded', message: expect.stringMatching(/17/), code: 'RATE_LIMITED', retryAfter: 17 });
     expect(h.jobs.jobs.size).toBe(0);
-    expect(h.published).toHaveLength(0);
+    expect(h.dispatched).toHaveLength(0);
   });
 
   it('checks the submission quota after validation: an invalid submission is a 400 and is not counted', async () => {

@@ -42,6 +42,7 @@ async function listening(overrides: Partial<Config>) {
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 0, remaining: 0 }) },
     publishJobSubmitted: async () => undefined,
+    publishCommand: async () => undefined,
     publishJobCompleted: async () => undefined,
     readiness: async () => ({ rabbitmq: true, redis: true }),
     jobEvents: hub.source,

@@ -77,6 +77,7 @@ const app = await buildApp({
     },
   }),
   publishJobSubmitted: publishers.jobSubmitted,
+  publishCommand: publishers.command,
   publishJobCompleted: publishers.jobCompleted,
   publishJobCancelled: publishers.jobCancelled,
   publishCallbackDelivery: publishers.callbackDelivery,

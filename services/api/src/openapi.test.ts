@@ -35,6 +35,7 @@ async function buildDocApp(overrides: Partial<Config>): Promise<FastifyInstance>
     idempotency: { claim: unused, release: unused },
     rateLimiter: { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },
     publishJobSubmitted: unused,
+    publishCommand: unused,
     publishJobCompleted: unused,
     readiness: async () => ({ rabbitmq: true, redis: true }),
     jobEvents: createJobEventHub().source,

@@ -74,8 +74,8 @@ const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
  *    (a refusal is the whole batch's 429, and frees the key; slots of jobs not created later are freed);
  * 4. the DNS pre-check of each domain item (BATCH_PRECHECK_CONCURRENCY at a time; a refused domain has spent its
  *    unit, as for a single submission); none left: BatchRejected;
- * 5. every job and the batch record created in one Redis script (StoreUnavailable), then one job.submitted per job
- *    published with confirms, all awaited; if any is not confirmed, every job of the batch and the batch record are
+ * 5. every job and the batch record created in one Redis script (StoreUnavailable), then every job dispatched with
+ *    confirms (dispatch-job.ts: its commands, or a tenant's job.submitted), all awaited; if any is not confirmed, every job of the batch and the batch record are
  *    discarded and BrokerUnavailable (503) thrown. Whenever the batch creates nothing, the claimed key is released.
  */
 export async function submitBatch(
@@ -83,7 +83,7 @@ export async function submitBatch(
   input: SubmitBatchInput,
   options: SubmitBatchOptions,
 ): Promise<{ accepted: BatchAccepted; replayed: boolean }> {
-  const { batches, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
+  const { batches, idempotency, dispatchJob, targetPolicy, precheckDomain } = deps;
   const batchId = randomUUID();
   const log = options.log.child({ batchId });
 
@@ -178,9 +178,11 @@ export async function submitBatch(
     throw new BatchRejected(rejected);
   }
 
-  // 5. Every job and the batch record in one step, then the announcements.
+  // 5. Every job and the batch record in one step, then the announcements. A tenant's jobs are dispatched by the
+  // saga (its window); any other job here, so it starts Processing.
   const now = Date.now();
   const createdAt = new Date(now).toISOString();
+  const viaSaga = options.tenant !== undefined;
   const jobs: (NewJob & { index: number })[] = accepted.map((v) => ({
     index: v.index,
     // In the batch's shard: one script creates them all, on a Redis Cluster too.
@@ -191,7 +193,7 @@ export async function submitBatch(
     createdAt,
     deadlineAt: now + deps.config.jobDeadlineMs,
     ...(v.item.callback ? { callback: v.item.callback } : {}),
-    ...(options.tenant ? { tenant: options.tenant.tenant } : {}),
+    ...(options.tenant ? { tenant: options.tenant.tenant } : { dispatchedAt: createdAt }),
   }));
   const jobIds = jobs.map((j) => j.jobId);
   try {
@@ -205,7 +207,7 @@ export async function submitBatch(
     throw new StoreUnavailable();
   }
 
-  const occurredAt = new Date().toISOString();
+  const occurredAt = createdAt;
   const results = await Promise.allSettled(
     jobs.map((job) => {
       const message: JobSubmitted = {
@@ -220,12 +222,12 @@ export async function submitBatch(
         ...(input.fresh ? { fresh: true } : {}),
         ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
       };
-      return publishJobSubmitted(message);
+      return dispatchJob(message, viaSaga);
     }),
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
-    log.error({ err: failed.reason, jobs: jobs.length }, 'a job.submitted of the batch was not confirmed; discarding the batch and answering 503');
+    log.error({ err: failed.reason, jobs: jobs.length }, 'a dispatch of the batch was not confirmed; discarding the batch and answering 503');
     try {
       await batches.discardMany(batchId, jobIds);
     } catch (discardErr) {

@@ -11,6 +11,7 @@ import {
 import type { Config } from '@lookup/config';
 import type { ApiDeps } from './deps.ts';
 import { countSubmitted } from './api-metrics.ts';
+import { createDispatchJob, type DispatchJob } from './dispatch-job.ts';
 import {
   BrokerUnavailable,
   IdempotencyConflict,
@@ -31,7 +32,8 @@ export interface SubmitLookupDeps {
   config: Pick<Readonly<Config>, 'jobDeadlineMs' | 'callbackSecret'>;
   jobs: Pick<ApiDeps['jobs'], 'create' | 'discard'>;
   idempotency: ApiDeps['idempotency'];
-  publishJobSubmitted: ApiDeps['publishJobSubmitted'];
+  /** Announces an accepted job: its commands, or a tenant's job.submitted (dispatch-job.ts). */
+  dispatchJob: DispatchJob;
   targetPolicy: Pick<TargetPolicy, 'checkAddress'>;
   /** The DNS pre-check of a domain (routes/lookup.ts createDomainPrecheck): the refusal message, or undefined. */
   precheckDomain: ((name: string) => Promise<string | undefined>) | undefined;
@@ -97,8 +99,8 @@ export const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function createSubmitLookupDeps(deps: ApiDeps, targetPolicy: TargetPolicy, precheckDomain: SubmitLookupDeps['precheckDomain']): SubmitLookupDeps {
   const { config, jobs, idempotency } = deps;
-  // Every accepted job, single or from a batch, is published through here: lookup_jobs_submitted_total counts it.
-  return { config, jobs, idempotency, publishJobSubmitted: countSubmitted(deps.publishJobSubmitted), targetPolicy, precheckDomain };
+  // Every accepted job, single or from a batch, is dispatched through here: lookup_jobs_submitted_total counts it.
+  return { config, jobs, idempotency, dispatchJob: countSubmitted(createDispatchJob(deps)), targetPolicy, precheckDomain };
 }
 
 export function acceptedBody(jobId: string, target: string, services: JobSubmitted['services']): SubmitLookupAccepted {
@@ -162,15 +164,16 @@ export function validateSubmission(
  * 3. `options.spendQuota()`, then the tenant's quota (`options.tenant`, TenantQuotaExceeded): only now is the
  *    submission counted (a refusal frees the claimed key and is rethrown);
  * 4. a domain's DNS pre-check (TargetNotAllowed; it spent quota, since it cost a DNS query);
- * 5. the job is stored (StoreUnavailable) and job.submitted published with a confirm; when that fails the job is
- *    discarded and BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
+ * 5. the job is stored (StoreUnavailable) and dispatched with confirms (dispatch-job.ts: its commands, Processing;
+ *    a tenant's job, Pending, as job.submitted to the saga); when that fails the job is discarded and
+ *    BrokerUnavailable thrown. Whenever the submission does not create its job, the claimed key is
  *    released so a retry can use it.
  *
  * The batch endpoint (`POST /api/lookup/batch`, submit-batch.ts) shares step 1 (validateSubmission, per item) and
  * does the rest for the whole batch at once: one Idempotency-Key, one quota spend of N, one Redis step for every job.
  */
 export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupInput, options: SubmitLookupOptions): Promise<SubmitLookupResult> {
-  const { jobs, idempotency, publishJobSubmitted, targetPolicy, precheckDomain } = deps;
+  const { jobs, idempotency, dispatchJob, targetPolicy, precheckDomain } = deps;
   const valid = validateSubmission(targetPolicy, input, options.log, deps.config.callbackSecret !== undefined);
 
   const jobId = randomUUID();
@@ -225,16 +228,19 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   }
 
   const now = Date.now();
+  const createdAt = new Date(now).toISOString();
+  // A tenant's job is dispatched by the saga (its window); any other is dispatched here, so it starts Processing.
+  const viaSaga = options.tenant !== undefined;
   try {
     await jobs.create({
       jobId,
       target: valid.target,
       targetType: valid.targetType,
       services: valid.services,
-      createdAt: new Date(now).toISOString(),
+      createdAt,
       deadlineAt: now + deps.config.jobDeadlineMs,
       ...(valid.callback ? { callback: valid.callback } : {}),
-      ...(options.tenant ? { tenant: options.tenant.tenant } : {}),
+      ...(options.tenant ? { tenant: options.tenant.tenant } : { dispatchedAt: createdAt }),
     });
   } catch (err) {
     log.error({ err }, 'could not store the job; answering 503');
@@ -246,7 +252,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     messageId: randomUUID(),
     correlationId: jobId,
     schemaVersion: SCHEMA_VERSION,
-    occurredAt: new Date().toISOString(),
+    occurredAt: createdAt,
     jobId,
     target: valid.target,
     targetType: valid.targetType,
@@ -255,9 +261,9 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
   };
   try {
-    await publishJobSubmitted(message);
+    await dispatchJob(message, viaSaga);
   } catch (err) {
-    log.error({ err }, 'job.submitted was not confirmed; discarding the job and answering 503');
+    log.error({ err }, viaSaga ? 'job.submitted was not confirmed; discarding the job and answering 503' : "the job's commands were not confirmed; discarding the job and answering 503");
     try {
       await jobs.discard(jobId);
     } catch (discardErr) {
@@ -268,7 +274,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
   }
 
   log.info(
-    { target: valid.target, targetType: valid.targetType, services: valid.services.map(serviceName), messageId: message.messageId },
+    { target: valid.target, targetType: valid.targetType, services: valid.services.map(serviceName), ...(viaSaga ? { messageId: message.messageId } : {}) },
     'job accepted',
   );
   return result(jobId, false);

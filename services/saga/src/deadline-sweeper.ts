@@ -1,7 +1,7 @@
 import type { Logger } from '@lookup/logging';
 import type { JobStore } from '@lookup/store';
 import { sleep } from '@lookup/coordination';
-import type { JobEndMetrics } from './saga.ts';
+import type { JobEndMetrics } from '@lookup/metrics';
 
 export interface DeadlineSweeperDeps {
   jobs: Pick<JobStore, 'dueJobs' | 'expire'>;

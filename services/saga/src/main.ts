@@ -4,12 +4,11 @@ import { createShutdown, installSignalHandlers } from '@lookup/runtime';
 import { brokerOptionsFromConfig, createBroker, createPublishers } from '@lookup/messaging';
 import { LeaderElection, leaseTimings } from '@lookup/coordination';
 import { createCallbackStore, createDeliveryCounter, createJobStore, createRedis, createTenantDispatch, redisAnswers } from '@lookup/store';
-import { serveMetrics, tenantJobsHeld, zeroed } from '@lookup/metrics';
+import { jobEndMetrics, serveMetrics, tenantJobsHeld, zeroed } from '@lookup/metrics';
 import { resolverSettings } from '@lookup/dns';
 import { targetPolicyFromConfig } from '@lookup/contracts';
 import { createSaga } from './saga.ts';
 import { sweepDeadlines } from './deadline-sweeper.ts';
-import { jobEndMetrics } from './job-metrics.ts';
 import { createCallbackDispatcher, CallbackUndeliverable } from './callbacks.ts';
 import { createCallbackSender } from './callback-sender.ts';
 

@@ -1,26 +1,19 @@
 import {
   MessageValidators,
   RoutingKeys,
-  SCHEMA_VERSION,
-  commandMessageId,
-  firstCallbackDelivery,
-  jobCompletedEvent,
+  dispatchSpecOf,
+  firstCommands,
   outcomeOf,
   serviceName,
+  type DispatchSpec,
   type JobSubmitted,
-  type LookupCommand,
   type TaskCompleted,
   type Validator,
 } from '@lookup/contracts';
 import { withSpan, type Logger } from '@lookup/logging';
-import { PoisonMessageError, type Publishers, type ReceivedMessage } from '@lookup/messaging';
-import type { DispatchSpec, JobStore, TenantDispatch } from '@lookup/store';
-
-/** The saga's job-end metrics (jobEndMetrics): each job it finishes, once, with its duration. */
-export interface JobEndMetrics {
-  /** A job completed: `how` is Completed (every outcome in) or TimedOut (the deadline sweeper finished it). */
-  finished(how: 'Completed' | 'TimedOut', createdAt: string | undefined, completedAt: string): void;
-}
+import type { JobEndMetrics } from '@lookup/metrics';
+import { PoisonMessageError, announceJobEnd, type Publishers, type ReceivedMessage } from '@lookup/messaging';
+import type { JobStore, TenantDispatch } from '@lookup/store';
 
 export interface SagaDeps {
   jobs: Pick<JobStore, 'startDispatch' | 'recordOutcome' | 'markNotified' | 'resultLocation' | 'getStatus'>;
@@ -39,19 +32,8 @@ export interface SagaDeps {
   tenantMetrics?: { held(): void };
 }
 
-/** What the saga queue carries: job.submitted from the API, task.completed from the workers. */
+/** What the saga queue carries: job.submitted from the API (a tenant's job), task.completed from the workers. */
 export type SagaMessage = JobSubmitted | TaskCompleted;
-
-/** What dispatching needs from a job.submitted (kept in Redis while a tenant's job waits for its window). */
-function specOf(ev: JobSubmitted): DispatchSpec {
-  return {
-    target: ev.target,
-    targetType: ev.targetType,
-    services: ev.services,
-    ...(ev.fresh ? { fresh: true } : {}),
-    ...(ev.priority && ev.priority !== 'normal' ? { priority: ev.priority } : {}),
-  };
-}
 
 /**
  * The orchestrator. Stateless between messages: job state lives in Redis and every step is idempotent,
@@ -61,24 +43,7 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
   /** One command per requested service, published (confirmed) to the work queue of the job's priority. */
   async function publishCommands(jobId: string, spec: DispatchSpec): Promise<void> {
     await withSpan('saga dispatch commands', { 'lookup.job_id': jobId, 'lookup.services': spec.services.map(serviceName) }, () =>
-      Promise.all(
-        spec.services.map((service) => {
-          const command: LookupCommand = {
-            messageId: commandMessageId(jobId, service, 1),
-            correlationId: jobId,
-            schemaVersion: SCHEMA_VERSION,
-            occurredAt: new Date().toISOString(),
-            jobId,
-            target: spec.target,
-            targetType: spec.targetType,
-            serviceType: service,
-            attempt: 1,
-            ...(spec.fresh ? { fresh: true } : {}),
-            ...(spec.priority && spec.priority !== 'normal' ? { priority: spec.priority } : {}),
-          };
-          return publish.command(command);
-        }),
-      ),
+      Promise.all(firstCommands(jobId, spec).map((command) => publish.command(command))),
     );
   }
 
@@ -100,7 +65,7 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
       log.info({ status }, 'job already finished; not dispatching');
       return;
     }
-    const spec = specOf(ev);
+    const spec = dispatchSpecOf(ev);
     if (!tenant || !tenantDispatch) {
       await publishCommands(ev.jobId, spec);
       log.info({ services: ev.services.map(serviceName) }, 'commands dispatched');
@@ -273,11 +238,7 @@ export function createSaga({ jobs, publish, logger, metrics, tenantDispatch, unp
    */
   async function announceCompleted(jobId: string, hasCallback: boolean, status: 'Completed' | 'Cancelled' = 'Completed'): Promise<boolean> {
     return withSpan('saga complete job', { 'lookup.job_id': jobId }, async () => {
-      const now = new Date().toISOString();
-      await Promise.all([
-        publish.jobCompleted(jobCompletedEvent(jobId, status, now)),
-        hasCallback ? publish.callbackDelivery(firstCallbackDelivery(jobId, status, now)) : undefined,
-      ]);
+      await announceJobEnd(publish, jobId, status, hasCallback);
       return jobs.markNotified(jobId);
     });
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InjectOptions } from 'fastify';
 import type { Config } from '@lookup/config';
-import type { JobSubmitted } from '@lookup/contracts';
+import type { LookupCommand } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
 import { harness, UUID_RE, type Harness } from '../testing/app-harness.ts';
 import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
@@ -33,7 +33,7 @@ describe('POST /api/lookup/batch', () => {
     expect(a).toMatchObject({ target: '127.0.0.2', targetType: 'IPAddress', services: [0] });
     expect(b).toMatchObject({ target: '127.0.0.3', services: [1, 0] }); // Ping, GeoIP: in request order
     expect(h.jobs.batches.get(body.batchId)).toMatchObject({ total: 2, jobs: body.jobs.map(({ index, jobId }: { index: number; jobId: string }) => ({ index, jobId })) });
-    expect(h.published.map((m) => m.jobId).sort()).toEqual(body.jobs.map((j: { jobId: string }) => j.jobId).sort());
+    expect(h.dispatched.map((m) => m.jobId).sort()).toEqual(body.jobs.map((j: { jobId: string }) => j.jobId).sort());
   });
 
   it('without any services, an item gets every service', async () => {
@@ -64,7 +64,7 @@ describe('POST /api/lookup/batch', () => {
     }
     expect(body.rejected[1].error.code).toBe('TARGET_REFUSED');
     expect(h.jobs.jobs.size).toBe(2 + 0); // the single submissions above were all refused
-    expect(h.published).toHaveLength(2);
+    expect(h.dispatched).toHaveLength(2);
   });
 
   it('answers 400 BATCH_REJECTED with every item\'s error when none is valid, creating and spending nothing', async () => {
@@ -97,7 +97,7 @@ describe('POST /api/lookup/batch', () => {
     const res = await postBatch(h, { items: items(1000), services: ['GeoIP'] });
     expect(res.statusCode).toBe(202);
     expect(res.json().jobs).toHaveLength(1000);
-    expect(h.published).toHaveLength(1000);
+    expect(h.dispatched).toHaveLength(1000);
     expect((await postBatch(h, { items: items(1001) })).statusCode).toBe(400);
     const huge = await postBatch(h, { items: [{ target: 'a'.repeat(1_300_000) }] });
     expect(huge.statusCode).toBe(413);
@@ -133,29 +133,29 @@ describe('POST /api/lookup/batch', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json()).toEqual(first.json());
     expect(h.jobs.jobs.size).toBe(2);
-    expect(h.published).toHaveLength(2);
+    expect(h.dispatched).toHaveLength(2);
     expect(h.limiter.counted.get('submit ip:127.0.0.1')).toBe(2);
     const conflict = await postBatch(h, { items: [{ target: '127.0.0.4' }] }, { 'idempotency-key': 'batch-1' });
     expect(conflict.statusCode).toBe(409);
     expect((await postBatch(h, body, { 'idempotency-key': 'bad key' })).statusCode).toBe(400);
   });
 
-  it('undoes the whole batch when a job.submitted is not confirmed midway: 503, no job and no batch left, key freed', async () => {
+  it('undoes the whole batch when a command is not confirmed midway: 503, no job and no batch left, key freed', async () => {
     let calls = 0;
-    const published: JobSubmitted[] = [];
-    const publishJobSubmitted: ApiDeps['publishJobSubmitted'] = async (message) => {
+    const published: LookupCommand[] = [];
+    const publishCommand: ApiDeps['publishCommand'] = async (message) => {
       calls += 1;
       if (calls === 3) throw new Error('publish not confirmed');
       published.push(message);
     };
-    const h = await harness(CONFIG, { publishJobSubmitted });
+    const h = await harness(CONFIG, { publishCommand });
     const res = await postBatch(h, { items: items(5) }, { 'idempotency-key': 'undo-me' });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ code: 'BROKER_UNAVAILABLE' });
     expect(res.headers['retry-after']).toBeDefined();
     expect(h.jobs.jobs.size).toBe(0);
     expect(h.jobs.batches.size).toBe(0);
-    // Every job of the batch was discarded, including the ones whose job.submitted had been confirmed.
+    // Every job of the batch was discarded, including the ones whose commands had been confirmed.
     expect(new Set(h.jobs.discarded).size).toBe(5);
     expect(published.length).toBeGreaterThan(0);
     for (const m of published) expect(h.jobs.discarded).toContain(m.jobId);
@@ -172,7 +172,7 @@ describe('POST /api/lookup/batch', () => {
     const res = await postBatch(h, { items: items(3) });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ code: 'STORE_UNAVAILABLE' });
-    expect(h.published).toHaveLength(0);
+    expect(h.dispatched).toHaveLength(0);
   });
 
   it('requires an API key like every /api route when API_KEYS is set', async () => {
@@ -207,7 +207,7 @@ describe('POST /api/lookup/batch: domains pre-checked through DNS_SERVERS (the l
     }
     // The pre-check costs DNS queries, so every valid item spent its unit (as a single submission does), once.
     expect(h.limiter.calls[0]).toEqual({ tier: 'submit', client: 'ip:127.0.0.1', cost: 4 });
-    expect(h.published.map((m) => m.target)).toEqual(['public.example.test', 'public.example.test']);
+    expect(h.dispatched.map((m) => m.target)).toEqual(['public.example.test', 'public.example.test']);
   });
 
   it('answers BATCH_REJECTED when every domain is refused, freeing the Idempotency-Key', async () => {

@@ -16,7 +16,7 @@ describe('Idempotency-Key', () => {
     expect(second.headers['idempotent-replayed']).toBe('true');
     expect(second.headers.location).toBe(`/api/lookup/${first.json().jobId}`);
     expect(h.jobs.jobs.size).toBe(1);
-    expect(h.published).toHaveLength(1);
+    expect(h.dispatched).toHaveLength(1);
   });
 
   it('answers 409 for the same key with a different body; other keys and no key are independent', async () => {

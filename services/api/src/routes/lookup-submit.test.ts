@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MessageValidators } from '@lookup/contracts';
+import { MessageValidators, commandMessageId } from '@lookup/contracts';
 import { harness, post, UUID_RE } from '../testing/app-harness.ts';
 
 describe('POST /api/lookup accepted', () => {
@@ -20,12 +20,15 @@ describe('POST /api/lookup accepted', () => {
     expect(job).toMatchObject({ jobId: body.jobId, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3, 4] });
     expect(Number.isNaN(Date.parse(job.createdAt))).toBe(false);
 
-    expect(h.published).toHaveLength(1);
-    const msg = h.published[0]!;
-    expect(MessageValidators.jobSubmitted.errors(msg)).toEqual([]);
-    expect(msg).toMatchObject({ jobId: body.jobId, correlationId: body.jobId, schemaVersion: 1, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3, 4] });
-    expect(msg.messageId).toMatch(UUID_RE);
-    expect(msg.messageId).not.toBe(body.jobId);
+    // No tenant: the API dispatches the job itself, one command per service (submit-lookup.test.ts: a tenant's job).
+    expect(h.dispatched).toEqual([{ jobId: body.jobId, target: '8.8.8.8', targetType: 'IPAddress', services: [0, 1, 2, 3, 4], via: 'commands' }]);
+    expect(h.published).toEqual([]);
+    for (const msg of h.commands) {
+      expect(MessageValidators.lookupCommand.errors(msg)).toEqual([]);
+      expect(msg).toMatchObject({ jobId: body.jobId, correlationId: body.jobId, schemaVersion: 1, target: '8.8.8.8', targetType: 'IPAddress', attempt: 1 });
+      expect(msg.messageId).toBe(commandMessageId(body.jobId, msg.serviceType, 1));
+    }
+    expect(job.dispatchedAt).toBe(job.createdAt);
   });
 
   it('logs the acceptance with the job id on the line', async () => {
@@ -40,7 +43,7 @@ describe('POST /api/lookup accepted', () => {
     const res = await post(h.app, { target: 'example.com', services: ['rdap', 'GEOIP', 1, '3'] });
     expect(res.statusCode).toBe(202);
     expect(h.jobs.jobs.get(res.json().jobId)!.services).toEqual([2, 0, 1, 3]);
-    expect(h.published[0]!.services).toEqual([2, 0, 1, 3]);
+    expect(h.dispatched[0]!.services).toEqual([2, 0, 1, 3]);
   });
 
   it('runs every catalogue service when services is omitted', async () => {
@@ -54,7 +57,7 @@ describe('POST /api/lookup accepted', () => {
     const res = await post(h.app, { target: '  8.8.4.4 \n' });
     expect(res.statusCode).toBe(202);
     expect(h.jobs.jobs.get(res.json().jobId)!.target).toBe('8.8.4.4');
-    expect(h.published[0]!.target).toBe('8.8.4.4');
+    expect(h.dispatched[0]!.target).toBe('8.8.4.4');
   });
 
   it('converts an IDN to punycode and lower-cases domains', async () => {
@@ -104,7 +107,7 @@ describe('POST /api/lookup refused (400 with a JSON body saying what is wrong)',
     expect(body.error).toBe('Invalid target');
     expect(body.message).toMatch(message);
     expect(h.jobs.jobs.size).toBe(0);
-    expect(h.published).toHaveLength(0);
+    expect(h.dispatched).toHaveLength(0);
   });
 
   it('missing target', async () => {
@@ -312,7 +315,7 @@ describe('POST /api/lookup when a dependency fails', () => {
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(res.json().error).toBe('Service unavailable');
-    expect(h.published).toHaveLength(0);
+    expect(h.dispatched).toHaveLength(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '@lookup/config';
-import type { JobSubmitted } from '@lookup/contracts';
+import type { JobSubmitted, LookupCommand } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
 import type { NewJob } from '@lookup/store';
 import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
@@ -34,7 +34,7 @@ afterEach(async () => {
 async function harness(env: Record<string, string> = {}, limiter?: ApiDeps['rateLimiter']) {
   const config = loadConfig({ DNS_SERVERS: dns.address, ...env });
   const created: NewJob[] = [];
-  const published: JobSubmitted[] = [];
+  const published: (JobSubmitted | LookupCommand)[] = [];
   const deps: ApiDeps = {
     config,
     logger: createLogger({ service: 'api-test', level: 'silent' }),
@@ -48,6 +48,7 @@ async function harness(env: Record<string, string> = {}, limiter?: ApiDeps['rate
     idempotency: { claim: async () => ({ state: 'new' }), release: async () => undefined },
     rateLimiter: limiter ?? { check: async () => ({ allowed: true, retryAfterSeconds: 0, limit: 100, remaining: 99 }) },
     publishJobSubmitted: async (m) => void published.push(m),
+    publishCommand: async (m) => void published.push(m),
     publishJobCompleted: async () => undefined,
     readiness: async () => ({ rabbitmq: true, redis: true }),
   };

@@ -99,8 +99,9 @@ export function registerLookupRoutes(app: FastifyInstance, deps: ApiDeps): void 
         tags: ['lookup'],
         summary: 'Submit a lookup',
         description:
-          'Validates the target (IPv4, IPv6 or domain; trimmed, domains converted to punycode), stores the job as ' +
-          'Pending and announces it. Poll the statusUrl (also in the Location header) for the results. The target ' +
+          'Validates the target (IPv4, IPv6 or domain; trimmed, domains converted to punycode), stores the job and ' +
+          "dispatches it: Processing, its lookups sent to the workers (a tenant's job: Pending until its tenant's " +
+          'dispatch window has room). Poll the statusUrl (also in the Location header) for the results. The target ' +
           'policy refuses loopback, private, link-local, multicast, documentation and other special-purpose ' +
           'addresses (IANA registries, every IPv4/IPv6 encoding) unless ALLOW_PRIVATE_TARGETS or TARGET_ALLOW_CIDRS ' +
           'allow them, and always refuses TARGET_DENY_CIDRS; a domain with any refused address is refused ' +

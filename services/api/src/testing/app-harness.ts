@@ -5,7 +5,7 @@
 import { afterEach } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '@lookup/config';
-import { serviceName, type JobCompleted, type JobDocument, type JobSubmitted, type ServiceResult, type ServiceType } from '@lookup/contracts';
+import { serviceName, type JobCompleted, type JobDocument, type JobSubmitted, type LookupCommand, type ServiceResult, type ServiceType } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
 import type { BatchRecord, CancelDisposition, IdempotencyClaim, JobListPage, JobListQuery, NewBatch, NewJob, RateLimitDecision, RateLimiter, RateLimitTier } from '@lookup/store';
 import { buildApp } from '../app.ts';
@@ -119,10 +119,18 @@ export class FakeLimiter implements RateLimiter {
   }
 }
 
+/** A job as the API dispatched it: by its commands (a job without a tenant), or by job.submitted to the saga. */
+export type DispatchedJob = Pick<JobSubmitted, 'jobId' | 'target' | 'targetType' | 'services' | 'fresh' | 'priority'> & { via: 'commands' | 'saga' };
+
 export interface Harness {
   app: FastifyInstance;
   jobs: FakeJobs;
+  /** job.submitted messages published (tenants' jobs). */
   published: JobSubmitted[];
+  /** Commands published (jobs without a tenant), in order. */
+  commands: LookupCommand[];
+  /** Every job dispatched, either way, in order (commands grouped by job). */
+  dispatched: DispatchedJob[];
   completed: JobCompleted[];
   limiter: FakeLimiter;
   logs: Record<string, unknown>[];
@@ -148,6 +156,9 @@ export async function harness(overrides: Partial<Config> = {}, extraDeps: Partia
   });
   const jobs = new FakeJobs();
   const published: JobSubmitted[] = [];
+  const commands: LookupCommand[] = [];
+  const dispatched: DispatchedJob[] = [];
+  const byCommands = new Map<string, DispatchedJob>();
   const completed: JobCompleted[] = [];
   const limiter = new FakeLimiter();
   let publishFails = false;
@@ -163,6 +174,21 @@ export async function harness(overrides: Partial<Config> = {}, extraDeps: Partia
     async publishJobSubmitted(message) {
       if (publishFails) throw new Error('publish not confirmed');
       published.push(message);
+      const { jobId, target, targetType, services, fresh, priority } = message;
+      dispatched.push({ jobId, target, targetType, services, ...(fresh ? { fresh } : {}), ...(priority ? { priority } : {}), via: 'saga' });
+    },
+    async publishCommand(command) {
+      if (publishFails) throw new Error('publish not confirmed');
+      commands.push(command);
+      const { jobId, target, targetType, serviceType, fresh, priority } = command;
+      const job = byCommands.get(jobId);
+      if (job) {
+        job.services.push(serviceType);
+        return;
+      }
+      const first: DispatchedJob = { jobId, target, targetType, services: [serviceType], ...(fresh ? { fresh } : {}), ...(priority ? { priority } : {}), via: 'commands' };
+      byCommands.set(jobId, first);
+      dispatched.push(first);
     },
     async publishJobCompleted(message) {
       completed.push(message);
@@ -178,6 +204,8 @@ export async function harness(overrides: Partial<Config> = {}, extraDeps: Partia
     app,
     jobs,
     published,
+    commands,
+    dispatched,
     completed,
     limiter,
     logs,

@@ -1,5 +1,11 @@
-import { jobDuration, jobsCompleted, zeroed } from '@lookup/metrics';
-import type { JobEndMetrics } from './saga.ts';
+import { jobDuration, jobsCompleted } from './catalogue.ts';
+import { zeroed } from './registry.ts';
+
+/** A job's end, counted once, by whoever announced it first: the worker whose outcome completed it, or the saga. */
+export interface JobEndMetrics {
+  /** A job completed: `how` is Completed (every outcome in) or TimedOut (the deadline sweeper finished it). */
+  finished(how: 'Completed' | 'TimedOut', createdAt: string | undefined, completedAt: string): void;
+}
 
 /**
  * lookup_jobs_completed_total{status="Completed"|"TimedOut"} and lookup_job_duration_seconds, label children bound

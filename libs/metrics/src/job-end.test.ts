@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { exposition, parseExposition, sampleValue } from '@lookup/metrics';
-import { jobEndMetrics } from './job-metrics.ts';
+import { exposition } from './registry.ts';
+import { parseExposition, sampleValue } from './parse.ts';
+import { jobEndMetrics } from './job-end.ts';
 
 const read = async () => parseExposition((await exposition()).body);
 
-describe("the saga's job-end metrics", () => {
+describe("the job-end metrics (the saga's and the workers')", () => {
   it('counts each ending by status and times it from creation to completion', async () => {
     const m = jobEndMetrics();
     const before = await read();
