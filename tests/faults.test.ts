@@ -8,6 +8,7 @@ import { cleanupNamespace, newNamespace } from './support/namespace.ts';
 import { ChaosSuite } from './support/chaos.ts';
 import { awaitJobs, report, submitLoad } from './support/load.ts';
 import { rawAmqp } from './support/amqp.ts';
+import { keysEverywhere, rawRedis } from './support/redis.ts';
 import { waitFor } from './support/processes.ts';
 import { fixtureEnv } from './support/env.ts';
 
@@ -80,6 +81,34 @@ describe('fault tolerance under load', () => {
         await suite.add(name);
       }
     });
+  });
+
+  it('SIGKILL the API mid-load and start it again: every accepted job completes, and a job it stored without answering ends too', async () => {
+    const redis = rawRedis();
+    try {
+      const jobKey = /:job:([0-9a-f-]{36})$/;
+      const stored = async () => (await keysEverywhere(redis, `${ns}:*:job:*`)).map((k) => jobKey.exec(k)?.[1]).filter((id): id is string => id !== undefined);
+      const before = new Set(await stored());
+      const { ids } = await loadWith('api killed and restarted', 120, async () => {
+        await suite.kill('api');
+        await pause(300);
+        await suite.add('api');
+      });
+      // A job the killed API had stored (Processing: the API dispatches it) but not answered was never accepted; its
+      // commands may or may not have gone out. It must end all the same: it completes, or its deadline finishes it
+      // (brought forward here, as the sweeper would find it at JOB_DEADLINE_MS).
+      const strays = (await stored()).filter((id) => !before.has(id) && !ids.includes(id));
+      console.log(`[fault figures] ${JSON.stringify({ scenario: 'api killed: jobs stored but not answered', strays: strays.length })}`);
+      for (const id of strays) {
+        if ((await redis.hget(keys(ns).job(id), 'status')) === 'Completed') continue;
+        await redis.hset(keys(ns).job(id), 'deadlineAt', '1');
+        await redis.zadd(keys(ns).deadlines(id), 1, id);
+      }
+      const ended = await awaitJobs(suite.apiUrl, strays, 30_000);
+      for (const id of strays) expect(ended.get(id)?.status, id).toBe('Completed');
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('duplicate and out-of-order task.completed, redelivered commands and job.submitted change nothing', async () => {
