@@ -16,6 +16,8 @@ import { IDEMPOTENCY_KEY_RE, claimIdempotencyKey, validateSubmission, type Submi
 
 /** How many domain items of one batch are pre-checked in DNS at a time. */
 export const BATCH_PRECHECK_CONCURRENCY = 8;
+/** How many jobs of one batch are being dispatched (published, confirms awaited) at a time. */
+export const BATCH_DISPATCH_CONCURRENCY = 64;
 
 export interface SubmitBatchDeps extends SubmitLookupDeps {
   batches: NonNullable<ApiDeps['batches']>;
@@ -75,8 +77,9 @@ const statusUrl = (jobId: string) => `/api/lookup/${jobId}`;
  * 4. the DNS pre-check of each domain item (BATCH_PRECHECK_CONCURRENCY at a time; a refused domain has spent its
  *    unit, as for a single submission); none left: BatchRejected;
  * 5. every job and the batch record created in one Redis script (StoreUnavailable), then every job dispatched with
- *    confirms (dispatch-job.ts: its commands, or a tenant's job.submitted), all awaited; if any is not confirmed, every job of the batch and the batch record are
- *    discarded and BrokerUnavailable (503) thrown. Whenever the batch creates nothing, the claimed key is released.
+ *    confirms (dispatch-job.ts: its commands, or a tenant's job.submitted), BATCH_DISPATCH_CONCURRENCY jobs at a time;
+ *    if any is not confirmed, the rest is not dispatched, every job of the batch and the batch record are discarded
+ *    and BrokerUnavailable (503) thrown. Whenever the batch creates nothing, the claimed key is released.
  */
 export async function submitBatch(
   deps: SubmitBatchDeps,
@@ -207,27 +210,28 @@ export async function submitBatch(
     throw new StoreUnavailable();
   }
 
-  const occurredAt = createdAt;
-  const results = await Promise.allSettled(
-    jobs.map((job) => {
-      const message: JobSubmitted = {
-        messageId: randomUUID(),
-        correlationId: job.jobId,
-        schemaVersion: SCHEMA_VERSION,
-        occurredAt,
-        jobId: job.jobId,
-        target: job.target,
-        targetType: job.targetType,
-        services: job.services,
-        ...(input.fresh ? { fresh: true } : {}),
-        ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
-      };
-      return dispatchJob(message, viaSaga);
-    }),
-  );
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    log.error({ err: failed.reason, jobs: jobs.length }, 'a dispatch of the batch was not confirmed; discarding the batch and answering 503');
+  // A few jobs at a time (each one's commands coalesce with the others' of the same turn into envelopes): a batch of
+  // 1000 jobs would otherwise hold 4000 commands, their bodies and their confirms in memory at once. After a failure
+  // the rest is not dispatched: the whole batch is discarded.
+  let failure: { reason: unknown } | undefined;
+  await mapBounded(jobs, BATCH_DISPATCH_CONCURRENCY, async (job) => {
+    if (failure) return;
+    const message: JobSubmitted = {
+      messageId: randomUUID(),
+      correlationId: job.jobId,
+      schemaVersion: SCHEMA_VERSION,
+      occurredAt: createdAt,
+      jobId: job.jobId,
+      target: job.target,
+      targetType: job.targetType,
+      services: job.services,
+      ...(input.fresh ? { fresh: true } : {}),
+      ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
+    };
+    await dispatchJob(message, viaSaga).catch((reason: unknown) => void (failure ??= { reason }));
+  });
+  if (failure) {
+    log.error({ err: failure.reason, jobs: jobs.length }, 'a dispatch of the batch was not confirmed; discarding the batch and answering 503');
     try {
       await batches.discardMany(batchId, jobIds);
     } catch (discardErr) {

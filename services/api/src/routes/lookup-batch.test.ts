@@ -3,6 +3,7 @@ import type { InjectOptions } from 'fastify';
 import type { Config } from '@lookup/config';
 import type { LookupCommand } from '@lookup/contracts';
 import type { ApiDeps } from '../deps.ts';
+import { BATCH_DISPATCH_CONCURRENCY } from '../submit-batch.ts';
 import { harness, UUID_RE, type Harness } from '../testing/app-harness.ts';
 import { startDnsFixture, type DnsFixture } from '../../../../tests/fixtures/index.ts';
 
@@ -164,6 +165,27 @@ describe('POST /api/lookup/batch', () => {
     expect(retry.statusCode).toBe(202);
     expect(retry.headers['idempotent-replayed']).toBeUndefined();
     expect(h.jobs.jobs.size).toBe(5);
+  });
+
+  it(`dispatches ${BATCH_DISPATCH_CONCURRENCY} jobs at a time, and none after a failure (the batch is discarded anyway)`, async () => {
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    const publishCommand: ApiDeps['publishCommand'] = async () => {
+      calls += 1;
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight -= 1;
+      if (calls === 2 * BATCH_DISPATCH_CONCURRENCY + 1) throw new Error('publish not confirmed');
+    };
+    const h = await harness(CONFIG, { publishCommand });
+    const res = await postBatch(h, { items: items(600), services: ['GeoIP'] });
+    expect(res.statusCode).toBe(503);
+    expect(most).toBe(BATCH_DISPATCH_CONCURRENCY);
+    // The failure stopped the dispatch: the jobs already started finish, no new one starts.
+    expect(calls).toBeLessThan(4 * BATCH_DISPATCH_CONCURRENCY);
+    expect(h.jobs.jobs.size).toBe(0);
   });
 
   it('answers 503 and creates nothing when Redis fails', async () => {
