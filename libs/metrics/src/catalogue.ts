@@ -21,15 +21,15 @@ export type ServiceOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
 /** How a resource worker answered a request. */
 export type ResourceOutcome = 'succeeded' | 'failed' | 'refused';
 
-export const jobsSubmitted = lazyCounter('lookup_jobs_submitted_total', 'Jobs accepted (202) whose job.submitted the broker confirmed, by the API');
+export const jobsSubmitted = lazyCounter('lookup_jobs_submitted_total', 'Jobs accepted (202) whose dispatch (commands, or a tenant\'s job.submitted) the broker confirmed, by the API');
 export const jobsCompleted = lazyCounter(
   'lookup_jobs_completed_total',
-  'Jobs finished, by how: Completed (every outcome in) and TimedOut (finished at its deadline) by the saga, Cancelled by the API',
+  'Jobs finished, by how, where first announced: Completed (every outcome in) by the worker that completed it or the saga, TimedOut (at its deadline) by the saga, Cancelled by the API',
   ['status'] as const,
 );
 export const jobDuration = lazyHistogram(
   'lookup_job_duration_seconds',
-  'Time from submission to completion of the jobs the saga completed (Completed and TimedOut)',
+  'Time from submission to completion of the jobs counted Completed or TimedOut here',
   JOB_DURATION_BUCKETS,
 );
 
