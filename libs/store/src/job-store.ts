@@ -175,6 +175,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const createBatchScript = defineScript(redis, 'create-batch');
   const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
   const jobStatusesScript = defineScript(redis, 'job-statuses');
+  const markNotifiedScript = defineScript(redis, 'mark-notified');
 
   function jobFields(job: NewJob): Record<string, string | number> {
     const fields: Record<string, string | number> = {
@@ -458,9 +459,12 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return out;
   }
 
-  /** Records that job.completed was published; true for the first call only (its caller counts the job's end). */
+  /**
+   * Records that job.completed was published; true for the first call only (its caller counts the job's end). With
+   * REDIS_WAIT_REPLICAS it waits for the replicas like every change of a job (a failover then keeps the flag).
+   */
   async function markNotified(jobId: string): Promise<boolean> {
-    return (await redis.hsetnx(k.job(jobId), 'notified', '1')) === 1;
+    return Number(await markNotifiedScript([k.job(jobId)], [])) === 1;
   }
 
   /**
