@@ -76,9 +76,10 @@ export type LookupCommand = Static<typeof LookupCommandSchema>;
 
 /**
  * Worker to saga: an outcome and where its result is. A worker records its outcome on the job itself when it stores
- * the result, so it sends this only for the outcome that completed the job (the saga then announces the job), for
- * an outcome it could not record (its result was already stored by an earlier delivery), or for a dead-lettered
- * command (Failed); the saga records whatever it gets, idempotently.
+ * the result, and announces the end of a job without a tenant itself (job.completed), so it sends this only for the
+ * outcome that completed a tenant's job (the saga frees its window slot and announces the job), for an outcome it
+ * could not record (its result was already stored by an earlier delivery), or for a dead-lettered command (Failed);
+ * the saga records whatever it gets, idempotently.
  */
 export const TaskCompletedSchema = Type.Object(
   {

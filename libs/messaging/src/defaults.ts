@@ -62,15 +62,15 @@ export const QUEUE_DEFAULTS = Object.freeze({
  * (`coalesce`, with MESSAGE_BATCH_MAX > 1: the per-job traffic only; envelope.ts).
  */
 export const PUBLICATIONS = Object.freeze({
-  /** API to saga: a job nobody dispatches would wait for its deadline, so an unroutable one fails the submit. */
+  /** API to saga (a tenant's job): a job nobody dispatches would wait for its deadline, so an unroutable one fails the submit. */
   jobSubmitted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true, coalesce: true }),
-  /** Saga to one worker type (routing key `lookup.<slug>`). */
+  /** API (a job without a tenant) or saga (a tenant's job) to one worker type (routing key `lookup.<slug>`). */
   command: Object.freeze({ exchange: 'commands', persistent: true, mandatory: true, coalesce: true, workQueue: true }),
   /** A command's next attempt, through a delay queue (routing key `<slug>.delay.<bucket>ms`); alone (its TTL is its own). */
   commandRetry: Object.freeze({ exchange: 'retry', persistent: true, mandatory: true, coalesce: false }),
-  /** Worker to saga. */
+  /** Worker to saga (a tenant's job's last outcome, a redelivery's, a dead-lettered command's). */
   taskCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: true, coalesce: true }),
-  /** Saga (and the API's cancel) to the API processes: a notification nobody has to be listening to. */
+  /** Whoever announces a job's end (the worker that completed it, the saga, the API's cancel) to the API processes: a notification nobody has to be listening to. */
   jobCompleted: Object.freeze({ exchange: 'events', persistent: true, mandatory: false, coalesce: false }),
   /**
    * The API's cancel to every worker process (each hears it on its private queue): abort that job's lookups in

@@ -9,13 +9,13 @@ import { CALLBACK_DELAY_SLUG, delaySlug } from './topology.ts';
  * when the broker confirmed the message and rejects as Broker.publish does.
  */
 export interface Publishers {
-  /** API to saga: a new job. */
+  /** API to saga: a new tenant's job (its dispatch window decides when its commands go). */
   jobSubmitted(message: JobSubmitted): Promise<void>;
-  /** Saga to the worker of the command's service (routing key `lookup.<slug>`). */
+  /** API or saga to the worker of the command's service (routing key `lookup.<slug>`). */
   command(message: LookupCommand): Promise<void>;
   /** A command's next attempt, after waiting `delayMs` (rounded up to a delay bucket) in the broker. */
   commandRetry(message: LookupCommand, delayMs: number): Promise<void>;
-  /** Worker to saga: one service's outcome. */
+  /** Worker to saga: one service's outcome (see TaskCompleted for when). */
   taskCompleted(message: TaskCompleted): Promise<void>;
   /** Whoever announces a job's end (announceJobEnd) to every API process: the job finished (nobody has to be listening). */
   jobCompleted(message: JobCompleted): Promise<void>;

@@ -30,9 +30,10 @@ export interface SaveSkipped {
 }
 
 /**
- * Whether a saved result must still be announced to the saga (task.completed): unless its outcome was recorded on
- * the job in the same step and did not complete it. The outcome that completes the job is announced (the saga
- * publishes job.completed), and so is one this step did not record (an earlier delivery stored the result).
+ * Whether a saved result must still be announced: unless its outcome was recorded on the job in the same step and
+ * did not complete it. The outcome that completes the job is announced (by the worker itself for a job without a
+ * tenant, else by task.completed to the saga: command-handler.ts), and so is one this step did not record (an
+ * earlier delivery stored the result: task.completed).
  */
 export function needsAnnouncing(saved: SaveResultOutcome): boolean {
   const r = saved.recorded;

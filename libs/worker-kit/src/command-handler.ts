@@ -162,7 +162,8 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       completedAt: new Date().toISOString(),
       ...(outcome.ok && attempt.cached ? { cached: true, ageMs: attempt.ageMs } : {}),
     };
-    const at = new Date().toISOString();
+    // The result's completion time also stamps the job's, when this outcome completes it.
+    const at = stored.completedAt;
     const saved = await results.saveIfOpen(stored, at);
     if ('skipped' in saved) {
       if (saved.skipped === 'unrequested') throw new PoisonMessageError(`job ${cmd.jobId} did not request ${serviceName(service)}`);

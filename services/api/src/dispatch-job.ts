@@ -1,4 +1,5 @@
-import { dispatchSpecOf, firstCommands, serviceName, type JobSubmitted } from '@lookup/contracts';
+import { randomUUID } from 'node:crypto';
+import { SCHEMA_VERSION, dispatchSpecOf, firstCommands, serviceName, type DispatchSpec, type JobSubmitted } from '@lookup/contracts';
 import { withSpan } from '@lookup/logging';
 import type { ApiDeps } from './deps.ts';
 
@@ -10,6 +11,11 @@ import type { ApiDeps } from './deps.ts';
  */
 export type DispatchJob = (message: JobSubmitted, viaSaga: boolean) => Promise<void>;
 
+/** The job.submitted of a stored job (what dispatchJob takes, single or batch): `fresh` and `priority` only where they say something. */
+export function jobSubmittedMessage(jobId: string, spec: DispatchSpec, occurredAt: string): JobSubmitted {
+  return { messageId: randomUUID(), correlationId: jobId, schemaVersion: SCHEMA_VERSION, occurredAt, jobId, ...dispatchSpecOf(spec) };
+}
+
 /**
  * Why the API publishes the commands itself: the saga's dispatch step (a job.submitted delivered, a Redis call, the
  * commands published, an ack) was one persistent message and one hop per job that did nothing a job without a tenant
@@ -19,7 +25,7 @@ export type DispatchJob = (message: JobSubmitted, viaSaga: boolean) => Promise<v
 export function createDispatchJob(deps: Pick<ApiDeps, 'publishJobSubmitted' | 'publishCommand'>): DispatchJob {
   return async (message, viaSaga) => {
     if (viaSaga) return deps.publishJobSubmitted(message);
-    const commands = firstCommands(message.jobId, dispatchSpecOf(message), message.occurredAt);
+    const commands = firstCommands(message.jobId, message, message.occurredAt);
     await withSpan('api dispatch commands', { 'lookup.job_id': message.jobId, 'lookup.services': message.services.map(serviceName) }, () =>
       Promise.all(commands.map((command) => deps.publishCommand(command))),
     );

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { SCHEMA_VERSION, mapBounded, type ErrorBody, type JobSubmitted } from '@lookup/contracts';
+import { mapBounded, type ErrorBody } from '@lookup/contracts';
 import { jobShard, newIdInShard, type NewJob } from '@lookup/store';
 import type { TenantSpend } from './tenant-quota.ts';
 import type { ApiDeps } from './deps.ts';
+import { jobSubmittedMessage } from './dispatch-job.ts';
 import {
   BatchNotFound,
   BatchRejected,
@@ -216,18 +217,7 @@ export async function submitBatch(
   let failure: { reason: unknown } | undefined;
   await mapBounded(jobs, BATCH_DISPATCH_CONCURRENCY, async (job) => {
     if (failure) return;
-    const message: JobSubmitted = {
-      messageId: randomUUID(),
-      correlationId: job.jobId,
-      schemaVersion: SCHEMA_VERSION,
-      occurredAt: createdAt,
-      jobId: job.jobId,
-      target: job.target,
-      targetType: job.targetType,
-      services: job.services,
-      ...(input.fresh ? { fresh: true } : {}),
-      ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
-    };
+    const message = jobSubmittedMessage(job.jobId, { ...job, fresh: input.fresh, priority: input.priority }, createdAt);
     await dispatchJob(message, viaSaga).catch((reason: unknown) => void (failure ??= { reason }));
   });
   if (failure) {

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  SCHEMA_VERSION,
   serviceName,
   validateTarget,
   type JobSubmitted,
@@ -11,7 +10,7 @@ import {
 import type { Config } from '@lookup/config';
 import type { ApiDeps } from './deps.ts';
 import { countSubmitted } from './api-metrics.ts';
-import { createDispatchJob, type DispatchJob } from './dispatch-job.ts';
+import { createDispatchJob, jobSubmittedMessage, type DispatchJob } from './dispatch-job.ts';
 import {
   BrokerUnavailable,
   IdempotencyConflict,
@@ -248,18 +247,7 @@ export async function submitLookup(deps: SubmitLookupDeps, input: SubmitLookupIn
     throw new StoreUnavailable();
   }
 
-  const message: JobSubmitted = {
-    messageId: randomUUID(),
-    correlationId: jobId,
-    schemaVersion: SCHEMA_VERSION,
-    occurredAt: createdAt,
-    jobId,
-    target: valid.target,
-    targetType: valid.targetType,
-    services: valid.services,
-    ...(input.fresh ? { fresh: true } : {}),
-    ...(input.priority && input.priority !== 'normal' ? { priority: input.priority } : {}),
-  };
+  const message = jobSubmittedMessage(jobId, { ...valid, fresh: input.fresh, priority: input.priority }, createdAt);
   try {
     await dispatchJob(message, viaSaga);
   } catch (err) {
