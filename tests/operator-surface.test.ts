@@ -95,6 +95,9 @@ describe('npm start output and the API queue', () => {
     }, 30_000);
     // The worker's lines about the job are written by now (it logs the job's end after announcing it).
     await waitFor(async () => (run.stdout().includes('"msg":"job completed"') ? true : undefined), 10_000);
+    // The API writes a request's line once the response is sent, from another process than the worker: the poll
+    // that saw Completed (the first one, when the job is quick) may reach the supervisor's output a moment later.
+    await waitFor(async () => (run.stdout().includes(`"url":"/api/lookup/${jobId}"`) ? true : undefined), 10_000);
   });
   afterAll(async () => {
     if (run.child.exitCode === null && run.child.signalCode === null) {
