@@ -93,8 +93,9 @@ describe('npm start output and the API queue', () => {
       const doc = (await (await fetch(`${api}/api/lookup/${jobId}`)).json()) as { status: string };
       return doc.status === 'Completed' ? true : undefined;
     }, 30_000);
-    // The worker's lines about the job are written by now (it logs the job's end after announcing it).
-    await waitFor(async () => (run.stdout().includes('"msg":"job completed"') ? true : undefined), 10_000);
+    // The worker's lines about the job: it logs the job's end after announcing it, then its `lookup done` (two writes
+    // to its stdout, which the supervisor may pass on in separate reads).
+    await waitFor(async () => (run.stdout().includes('"msg":"job completed"') && run.stdout().includes('"msg":"lookup done"') ? true : undefined), 10_000);
     // The API writes a request's line once the response is sent, from another process than the worker: the poll
     // that saw Completed (the first one, when the job is quick) may reach the supervisor's output a moment later.
     await waitFor(async () => (run.stdout().includes(`"url":"/api/lookup/${jobId}"`) ? true : undefined), 10_000);
