@@ -37,7 +37,27 @@ export interface ServiceProcess {
   exited: Promise<number | null>;
 }
 
+/**
+ * A port to hand to a process that binds it later (API_PORT and the like). Not one the kernel picks for `listen(0)`:
+ * that is the ephemeral range, where any outgoing connection of the busy test machine may take it as its local port
+ * before the process binds it (a CI run failed so, EADDRINUSE 5 s later). Ports below the range are never assigned to
+ * outgoing connections; each vitest worker draws from its own slice of them, and never hands out one port twice.
+ */
 export async function freePort(): Promise<number> {
+  const [low, high] = belowEphemeral();
+  if (high - low >= SLICES * 16) {
+    const span = Math.floor((high - low + 1) / SLICES);
+    const start = low + (Number(process.env.VITEST_POOL_ID ?? process.pid) % SLICES) * span;
+    for (let tries = 0; tries < 100; tries++) {
+      const port = start + Math.floor(Math.random() * span);
+      if (handedOut.has(port)) continue;
+      if (await bindable(port)) {
+        handedOut.add(port);
+        return port;
+      }
+    }
+  }
+  // A machine whose ephemeral range leaves no room below it: the kernel's choice.
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -46,6 +66,29 @@ export async function freePort(): Promise<number> {
       const { port } = srv.address() as { port: number };
       srv.close(() => resolve(port));
     });
+  });
+}
+
+const SLICES = 32;
+const handedOut = new Set<number>();
+
+/** The ports from 10000 to just below the kernel's ephemeral range (Linux: ip_local_port_range; 32768 elsewhere). */
+function belowEphemeral(): [number, number] {
+  let first = 32768;
+  try {
+    first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || first;
+  } catch {
+    // not Linux: IANA's dynamic range starts at 49152, so 32768 is conservative
+  }
+  return [10_000, first - 1];
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
