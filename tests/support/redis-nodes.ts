@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -94,15 +94,10 @@ export function clusterBasePort(): number | undefined {
   return port;
 }
 
-/** `n` different free loopback ports (all held open together while they are picked, so none repeats). */
+/** `n` different free loopback ports, outside the kernel's ephemeral range (freePort never hands out one twice). */
 async function distinctFreePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve(srv));
-  })));
-  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
-  await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+  const ports: number[] = [];
+  while (ports.length < n) ports.push(await freePort());
   return ports;
 }
 
