@@ -41,15 +41,14 @@ export function firstCallbackDelivery(jobId: string, status: JobCompleted['statu
 /** What dispatching a job needs: what its commands carry (a job.submitted's fields, kept in Redis while a tenant's job waits). */
 export type DispatchSpec = Pick<JobSubmitted, 'target' | 'targetType' | 'services' | 'fresh' | 'priority'>;
 
+/** A spec's `fresh` and `priority`, only where they say something (what a job.submitted and a command carry of them). */
+function dispatchFlags(spec: DispatchSpec): Pick<DispatchSpec, 'fresh' | 'priority'> {
+  return { ...(spec.fresh ? { fresh: true } : {}), ...(spec.priority && spec.priority !== 'normal' ? { priority: spec.priority } : {}) };
+}
+
 /** The dispatch spec of a job.submitted (fresh and priority only where they say something). */
 export function dispatchSpecOf(ev: DispatchSpec): DispatchSpec {
-  return {
-    target: ev.target,
-    targetType: ev.targetType,
-    services: ev.services,
-    ...(ev.fresh ? { fresh: true } : {}),
-    ...(ev.priority && ev.priority !== 'normal' ? { priority: ev.priority } : {}),
-  };
+  return { target: ev.target, targetType: ev.targetType, services: ev.services, ...dispatchFlags(ev) };
 }
 
 /**
@@ -57,6 +56,7 @@ export function dispatchSpecOf(ev: DispatchSpec): DispatchSpec {
  * whoever dispatches it sends them: the API for a job without a tenant, the saga for a tenant's job (its window).
  */
 export function firstCommands(jobId: string, spec: DispatchSpec, now: string = new Date().toISOString()): LookupCommand[] {
+  const flags = dispatchFlags(spec);
   return spec.services.map((service) => ({
     messageId: commandMessageId(jobId, service, 1),
     correlationId: jobId,
@@ -67,7 +67,6 @@ export function firstCommands(jobId: string, spec: DispatchSpec, now: string = n
     targetType: spec.targetType,
     serviceType: service,
     attempt: 1,
-    ...(spec.fresh ? { fresh: true } : {}),
-    ...(spec.priority && spec.priority !== 'normal' ? { priority: spec.priority } : {}),
+    ...flags,
   }));
 }
