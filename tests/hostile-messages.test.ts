@@ -332,11 +332,6 @@ function hostileMessages(): Hostile[] {
   for (const m of sample(hostileArb(completed, [forgedLocation]), PER_CONSUMER)) {
     out.push({ kind: `saga/task.completed: ${m.kind}`, exchange: t.exchanges.events, routingKey: RoutingKeys.taskCompleted, content: m.content, props: { contentType: m.contentType } });
   }
-  // The API's job.completed consumer (a private queue per API replica).
-  const jobCompleted = () => ({ messageId: 'm', correlationId: uuid(), schemaVersion: SCHEMA_VERSION, occurredAt: now(), jobId: uuid(), status: 'Completed', completedAt: now() });
-  for (const m of sample(hostileArb(jobCompleted, []), PER_CONSUMER)) {
-    out.push({ kind: `api/job.completed: ${m.kind}`, exchange: t.exchanges.events, routingKey: RoutingKeys.jobCompleted, content: m.content, props: { contentType: m.contentType } });
-  }
   for (const s of SERVICE_CATALOGUE) {
     const cmd = () => command(uuid(), s.value, 1) as unknown as Record<string, unknown>;
     for (const m of sample(hostileArb(cmd, []), PER_CONSUMER)) {

@@ -329,3 +329,53 @@ describe("job store: the job's event stream (lua/includes/job-event.lua)", () =>
     expect(eventIdAfter('0-0', '1-0')).toBe(false);
   });
 });
+
+describe("job store: finished jobs' outcomes for the API's metrics (mark-notified.lua, drainOutcomes)", () => {
+  // A namespace of its own: the other tests here mark jobs notified too, which queues their outcomes.
+  const own = newNamespace('jobstore-ended');
+  const store = createJobStore({ redis, namespace: own, ttlSeconds: 300 });
+  afterAll(async () => {
+    await deleteByPrefix(redis, `${own}:`);
+  });
+  const create = async (services: Array<0 | 1 | 2 | 3>, jobId: string = randomUUID()) => {
+    await store.create({ jobId, target: '127.0.0.2', targetType: 'IPAddress', services, createdAt: at(), deadlineAt: Date.now() + 60_000 });
+    return jobId;
+  };
+
+  it("queues a job's outcomes once, when its end is first marked announced, and hands them to one drain", async () => {
+    const jobId = await create([3, 0, 2]);
+    await store.recordOutcome(jobId, 0, outcome(null), at());
+    await store.recordOutcome(jobId, 2, { ...outcome(null, 'Failed'), durationMs: 1234.5 }, at());
+    await store.cancel(jobId, at());
+    expect(await store.drainOutcomes(100)).toEqual({ outcomes: [], jobs: 0, full: false });
+    expect(await store.markNotified(jobId)).toBe(true);
+    expect(await store.markNotified(jobId)).toBe(false);
+    // In requested order; an outcome recorded without a duration (the cancel's) has none.
+    expect(await store.drainOutcomes(100)).toEqual({
+      outcomes: [
+        { service: 3, status: 'Cancelled', durationMs: null },
+        { service: 0, status: 'Succeeded', durationMs: 2 },
+        { service: 2, status: 'Failed', durationMs: 1234.5 },
+      ],
+      jobs: 1,
+      full: false,
+    });
+    expect(await store.drainOutcomes(100)).toEqual({ outcomes: [], jobs: 0, full: false });
+  });
+
+  it('gives each job to exactly one of several drains at once (API replicas), and says when a shard had more', async () => {
+    const shard = 7;
+    const ids = await Promise.all(Array.from({ length: 5 }, () => create([1], newIdInShard(shard))));
+    for (const id of ids) {
+      await store.recordOutcome(id, 1, outcome(null), at());
+      expect(await store.markNotified(id)).toBe(true);
+    }
+    expect(ids.every((id) => jobShard(id) === shard)).toBe(true);
+    const first = await store.drainOutcomes(2);
+    expect(first).toMatchObject({ jobs: 2, full: true });
+    const [a, b] = await Promise.all([store.drainOutcomes(2), store.drainOutcomes(2)]);
+    expect(a.jobs + b.jobs).toBe(3);
+    expect([...first.outcomes, ...a.outcomes, ...b.outcomes]).toEqual(ids.map(() => ({ service: 1, status: 'Succeeded', durationMs: 2 })));
+    expect(await store.drainOutcomes(2)).toEqual({ outcomes: [], jobs: 0, full: false });
+  });
+});

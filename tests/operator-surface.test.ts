@@ -143,16 +143,16 @@ describe('npm start output and the API queue', () => {
     expect(parsed().filter((l) => 'config' in l)).toEqual([]);
   });
 
-  it("names the API's job.completed queue <ns>.api.<instance> (exclusive, gone with the process)", async () => {
-    const consuming = parsed().find((l) => l.service === 'api' && l.msg === 'consuming');
-    const queue = String(consuming?.queue);
-    expect(queue).toMatch(new RegExp(`^${ns}\\.api\\.[A-Za-z0-9_-]+-\\d+-[0-9a-f]{6}$`));
-    expect(run.stdout()).not.toContain('amq.gen-');
-    expect(await queueState(queue)).toBe('exclusive');
+  it('the API consumes nothing from RabbitMQ: no private queue per replica (its metrics of finished jobs come from Redis)', async () => {
+    const starting = parsed().find((l) => l.service === 'api' && l.msg === 'starting');
+    const instanceId = String(starting?.instanceId);
+    expect(instanceId).toMatch(/^[A-Za-z0-9_-]+-\d+-[0-9a-f]{6}$/);
+    expect(parsed().filter((l) => l.service === 'api' && l.msg === 'consuming')).toEqual([]);
+    // The queue earlier versions declared for job.completed.
+    expect(await queueState(`${ns}.api.${instanceId}`)).toBe('missing');
     run.child.kill('SIGTERM');
     stopped.code = await run.exited;
     expect(stopped.code).toBe(0);
-    expect(await queueState(queue)).toBe('missing');
   });
 });
 

@@ -84,7 +84,7 @@ export interface ConsumeOptions<T> {
   queue: string;
   /**
    * Declare a private queue for this process (exclusive, deleted with its connection, re-declared on every
-   * reconnect) bound to these routing keys: for notifications every replica must see (e.g. job.completed).
+   * reconnect) bound to these routing keys: for notifications every replica must see (e.g. job.cancelled).
    */
   exclusive?: { bindings: { exchange: string; routingKey: string }[] };
   /** The message's schema; a function picks one by routing key (a queue that takes several message types). */

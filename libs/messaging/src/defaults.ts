@@ -47,7 +47,7 @@ export const QUEUE_DEFAULTS = Object.freeze({
    */
   durable: Object.freeze({ durable: true }),
   /**
-   * A process's private queue (the API's job.completed queue, the resource RPC's request and reply queues):
+   * A process's private queue (a lookup worker's job.cancelled queue, the resource RPC's request and reply queues):
    * exclusive to its connection and gone with it, so nothing waits in a queue nobody reads.
    */
   exclusive: Object.freeze({ exclusive: true, autoDelete: true, durable: false }),
@@ -108,8 +108,8 @@ export const PUBLISH_DEFAULTS = Object.freeze({
 /** Consuming (broker.ts). */
 export const CONSUME_DEFAULTS = Object.freeze({
   /**
-   * Prefetch of the API's job.completed notifications: each one only wakes event streams (no I/O to wait for),
-   * so a burst is taken at once. (Work queues use PREFETCH from the config.)
+   * Prefetch of notifications (a lookup worker's job.cancelled): each one only aborts lookups in flight (no I/O to
+   * wait for), so a burst is taken at once. (Work queues use PREFETCH from the config.)
    */
   notificationPrefetch: 512,
   /** A handler that failed with a retryable error: its message is requeued after this wait. */

@@ -17,7 +17,8 @@ export interface Publishers {
   commandRetry(message: LookupCommand, delayMs: number): Promise<void>;
   /** Worker to saga: one service's outcome (see TaskCompleted for when). */
   taskCompleted(message: TaskCompleted): Promise<void>;
-  /** Whoever announces a job's end (announceJobEnd) to every API process: the job finished (nobody has to be listening). */
+  /** Whoever announces a job's end (announceJobEnd): the job finished, for any listener (nobody has to be listening; the
+   *  suite's own processes learn of a job's end from Redis). */
   jobCompleted(message: JobCompleted): Promise<void>;
   /** The API's cancel to every worker process: abort the job's lookups in flight (nobody has to be listening). */
   jobCancelled(message: JobCompleted): Promise<void>;

@@ -30,8 +30,9 @@ export function topology(namespace: string) {
       delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
       /**
-       * An API process's private queue for `job.completed` (exclusive, auto-deleted with its connection, so not in
-       * declarations()): it wakes that process's event streams. `instanceId` is unique per process.
+       * An API process's private queue for `job.completed` in earlier versions (exclusive, auto-deleted with its
+       * connection, so not in declarations()); the API now consumes nothing. Kept so that an older replica's queue is
+       * still named for its role (queueRole) during a rolling upgrade.
        */
       api: (instanceId: string) => `${ns}.api.${instanceId}`,
       /**

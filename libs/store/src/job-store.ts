@@ -87,7 +87,13 @@ export function eventIdAfter(a: string, b: string): boolean {
   return am! > bm! || (am === bm && as! > bs!);
 }
 
-/** One service's outcome of a finished job, as claimOutcomes hands it out. */
+/**
+ * The most finished jobs each shard's outcome list keeps for the API's metrics (lua/mark-notified.lua): 16 shards of
+ * 10,000 short entries, a few MB at most, for when no API replica drains them (none running).
+ */
+export const ENDED_OUTCOMES_CAP = 10_000;
+
+/** One service's outcome of a finished job, as drainOutcomes hands it out. */
 export interface ClaimedOutcome {
   service: ServiceType;
   status: ResultStatus;
@@ -173,7 +179,6 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   const cancelScript = defineScript(redis, 'cancel-job');
   const createScript = defineScript(redis, 'create-job');
   const createBatchScript = defineScript(redis, 'create-batch');
-  const claimOutcomesScript = defineScript(redis, 'claim-outcomes');
   const jobStatusesScript = defineScript(redis, 'job-statuses');
   const markNotifiedScript = defineScript(redis, 'mark-notified');
 
@@ -446,25 +451,36 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
   }
 
   /**
-   * A finished job's per-service outcomes (status and lookup duration), for the first caller only: undefined for
-   * every later caller, and for a job that is missing or not finished (lua/claim-outcomes.lua).
+   * The per-service outcomes of jobs whose end was announced since the last drain, taken off every shard's outcome
+   * list (queued by markNotified): each job's to exactly one caller, whichever API replica drains first. At most
+   * `max` jobs per shard per call; `full` says whether a shard had that many (drain again).
    */
-  async function claimOutcomes(jobId: string): Promise<ClaimedOutcome[] | undefined> {
-    const flat = (await claimOutcomesScript([k.job(jobId)], [])) as string[];
-    if (flat.length === 0) return undefined;
-    const out: ClaimedOutcome[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      out.push({ service: Number(flat[i]) as ServiceType, status: flat[i + 1] as ResultStatus, durationMs: flat[i + 2] === '' ? null : Number(flat[i + 2]) });
+  async function drainOutcomes(max: number): Promise<{ outcomes: ClaimedOutcome[]; jobs: number; full: boolean }> {
+    const lists = await Promise.all(k.allEndedOutcomes.map((key) => redis.lpop(key, max)));
+    const outcomes: ClaimedOutcome[] = [];
+    let jobs = 0;
+    let full = false;
+    for (const entries of lists) {
+      if (!entries) continue;
+      jobs += entries.length;
+      if (entries.length >= max) full = true;
+      for (const entry of entries) {
+        for (const item of entry.split(',')) {
+          const [service, status, duration] = item.split(' ');
+          if (!service || !status) continue;
+          outcomes.push({ service: Number(service) as ServiceType, status: status as ResultStatus, durationMs: duration ? Number(duration) : null });
+        }
+      }
     }
-    return out;
+    return { outcomes, jobs, full };
   }
 
   /**
-   * Records that job.completed was published; true for the first call only (its caller counts the job's end). With
-   * REDIS_WAIT_REPLICAS it waits for the replicas like every change of a job (a failover then keeps the flag).
+   * Records that job.completed was published; true for the first call only (its caller counts the job's end), which
+   * also queues the job's outcomes for the API's metrics (drainOutcomes). With REDIS_WAIT_REPLICAS it waits for the replicas like every change of a job (a failover then keeps the flag).
    */
   async function markNotified(jobId: string): Promise<boolean> {
-    return Number(await markNotifiedScript([k.job(jobId)], [])) === 1;
+    return Number(await markNotifiedScript([k.job(jobId), k.endedOutcomes(jobId)], [ENDED_OUTCOMES_CAP])) === 1;
   }
 
   /**
@@ -483,7 +499,7 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
     return events;
   }
 
-  return { create, createMany, discard, discardMany, getBatch, getCallback, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, startDispatch, recordOutcome, markNotified, dueJobs, expire, cancel, claimOutcomes };
+  return { create, createMany, discard, discardMany, getBatch, getCallback, list, resultLocation, getStatus, getRecord, getDocument, getResults, readEvents, markProcessing, startDispatch, recordOutcome, markNotified, dueJobs, expire, cancel, drainOutcomes };
 }
 
 /** One service's result as the HTTP contract shows it: its outcome, and the data stored for it when it has a location. */

@@ -41,6 +41,10 @@ export function keys(namespace: string) {
     deadlines: (jobId: string) => `${jobTag(jobId)}:deadlines`,
     /** Every shard's deadline index (the sweeper reads them all). */
     allDeadlines: Array.from({ length: JOB_SHARDS }, (_, s) => `${shardTag(s)}:deadlines`),
+    /** The outcomes of the shard's finished jobs, one entry per job, queued when its end is announced
+     *  (lua/mark-notified.lua) for the API's metrics, which drain every shard's (JobStore.drainOutcomes). */
+    endedOutcomes: (jobId: string) => `${jobTag(jobId)}:ended-outcomes`,
+    allEndedOutcomes: Array.from({ length: JOB_SHARDS }, (_, s) => `${shardTag(s)}:ended-outcomes`),
     /** A batch submission (POST /api/lookup/batch): its job ids in item order, kept as long as its jobs; in the
      *  shard of its id, which is its jobs' shard too (newIdInShard). */
     batch: (batchId: string) => `${jobTag(batchId)}:batch:${batchId}`,

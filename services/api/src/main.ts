@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { loadConfigOrExit } from '@lookup/config';
-import { MessageValidators, RoutingKeys, type JobCompleted } from '@lookup/contracts';
 import { createLogger, logStartup } from '@lookup/logging';
 import { createShutdown, installSignalHandlers } from '@lookup/runtime';
-import { CONSUME_DEFAULTS, PUBLISH_DEFAULTS, brokerOptionsFromConfig, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
+import { PUBLISH_DEFAULTS, brokerOptionsFromConfig, createBroker, createPublishers, deadLetterOps } from '@lookup/messaging';
 import { enableProcessMetrics } from '@lookup/metrics';
 import { createCallbackStore, createIdempotencyStore, createJobStore, createRateLimiter, createRedis, createTenantQuota, redisAnswers } from '@lookup/store';
 import { buildApp } from './app.ts';
@@ -17,7 +16,7 @@ import { callbackStatusSource } from './routes/lookup-callbacks.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger({ service: 'api', level: config.logLevel, format: config.logFormat });
-// Names this process's private queues (`<ns>.api.<instance>`, `<ns>.resource-reply.<instance>`).
+// Names this process's private queue (`<ns>.resource-reply.<instance>`).
 const instanceId = `${hostname().replace(/[^a-zA-Z0-9_-]/g, '-').slice(0, 30) || 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
 logStartup(logger, config, { instanceId });
 enableProcessMetrics();
@@ -27,26 +26,15 @@ for (const warning of startupWarnings(config)) logger.warn(warning);
 const redis = createRedis({ target: config, logger, name: `${config.namespace}-api`, failFast: true });
 const broker = createBroker(brokerOptionsFromConfig(config, { logger, name: `${config.namespace}-api`, publishTimeoutMs: PUBLISH_DEFAULTS.httpConfirmTimeoutMs }));
 // Event streams read each job's Redis Stream and are woken through Redis pub/sub on one dedicated subscriber
-// connection (job-events.ts says why). Every API replica also hears every job.completed (a private queue each):
-// a second wake-up for the end of a job.
+// connection (job-events.ts says why). The API consumes nothing from RabbitMQ: the per-service outcome metrics come
+// from Redis too (api-metrics.ts), so a job's end costs no message per API replica.
 const jobStore = createJobStore({ redis, namespace: config.namespace, ttlSeconds: config.jobTtlSeconds });
 const subscriber = createRedis({ target: config, logger, name: `${config.namespace}-api-events`, failFast: true });
 const jobEvents = createJobEventHub({
   read: (jobId, afterId) => jobStore.readEvents(jobId, afterId),
   subscriber: { redis: subscriber, namespace: config.namespace, logger },
 });
-const serviceOutcomes = createServiceOutcomeMetrics({ claim: (jobId) => jobStore.claimOutcomes(jobId), logger });
-await broker.consume<JobCompleted>({
-  queue: broker.topology.queues.api(instanceId),
-  exclusive: { bindings: [{ exchange: broker.topology.exchanges.events, routingKey: RoutingKeys.jobCompleted }] },
-  validator: MessageValidators.jobCompleted,
-  prefetch: CONSUME_DEFAULTS.notificationPrefetch,
-  handler: async (message) => {
-    jobEvents.notify(message.body.jobId);
-    await serviceOutcomes.jobFinished(message.body.jobId);
-  },
-});
-broker.on('connected', () => jobEvents.notifyAll());
+const stopOutcomeDrain = createServiceOutcomeMetrics({ drain: (max) => jobStore.drainOutcomes(max), logger }).start();
 void broker.start();
 const publishers = createPublishers(broker);
 
@@ -101,6 +89,7 @@ const shutdown = createShutdown({
   logger,
   timeoutMs: config.shutdownTimeoutMs,
   steps: [
+    { name: 'stop draining job outcomes', run: async () => stopOutcomeDrain() },
     { name: 'close http server', run: () => app.close() },
     { name: 'close resource router', run: () => resources.close() },
     { name: 'close broker', run: () => broker.close() },

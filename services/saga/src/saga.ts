@@ -17,7 +17,7 @@ import type { JobStore, TenantDispatch } from '@lookup/store';
 
 export interface SagaDeps {
   jobs: Pick<JobStore, 'startDispatch' | 'recordOutcome' | 'markNotified' | 'resultLocation' | 'getStatus'>;
-  /** Commands to the workers, job.completed to the API processes, a job's callback to the callbacks queue (createPublishers). */
+  /** Commands to the workers, job.completed (for any listener), a job's callback to the callbacks queue (createPublishers). */
   publish: Pick<Publishers, 'command' | 'jobCompleted' | 'callbackDelivery'>;
   logger: Logger;
   metrics?: JobEndMetrics;
