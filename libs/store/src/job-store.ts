@@ -477,7 +477,8 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
 
   /**
    * Records that job.completed was published; true for the first call only (its caller counts the job's end), which
-   * also queues the job's outcomes for the API's metrics (drainOutcomes). With REDIS_WAIT_REPLICAS it waits for the replicas like every change of a job (a failover then keeps the flag).
+   * also queues the job's outcomes for the API's metrics (drainOutcomes). With REDIS_WAIT_REPLICAS it waits for the
+   * replicas like every change of a job (a failover then keeps the flag).
    */
   async function markNotified(jobId: string): Promise<boolean> {
     return Number(await markNotifiedScript([k.job(jobId), k.endedOutcomes(jobId)], [ENDED_OUTCOMES_CAP])) === 1;

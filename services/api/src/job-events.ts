@@ -24,8 +24,7 @@ import type { Logger } from '@lookup/logging';
  * listeners: pub/sub on one connection delivers every message published after the SUBSCRIBE, in publish order, so
  * a listener that read the stream after subscribing needs no XRANGE to follow it (the entries after its position,
  * from the messages, are exactly the stream's next entries). Pub/sub is lossy across a reconnect: after the
- * subscriber connection (or the broker, whose job.completed also wakes streams) reconnects, every listener gets a
- * bare wake-up (no entries) and re-reads its stream.
+ * subscriber connection reconnects, every listener gets a bare wake-up (no entries) and re-reads its stream.
  */
 export interface JobEventSource {
   /**
