@@ -33,15 +33,19 @@ describe('tenant quota store', () => {
   });
 
   it('refuses past the daily quota with the seconds until the UTC day ends, and the counter expires after the day', async () => {
-    const now = Date.UTC(2026, 11, 1, 23, 59, 0);
+    // The last minute of a UTC day a year ahead: the holds' key expires at an absolute time (PEXPIREAT now + holdMs),
+    // so `now` must lie ahead of the wall clock (a fixed date in the past made Redis drop the holds at once).
+    const year = new Date().getUTCFullYear() + 1;
+    const now = Date.UTC(year, 11, 30, 23, 59, 0);
+    const [today, tomorrow] = [`${year}-12-30`, `${year}-12-31`];
     const limits = { jobsPerDay: 3, jobsInFlight: 0 };
-    expect(await quota.acquire('d', limits, ids(2), now)).toMatchObject({ allowed: true, jobsToday: 2, day: '2026-12-01' });
-    expect(await quota.acquire('d', limits, ids(2), now)).toEqual({ allowed: false, reason: 'day', retryAfterSeconds: 60, day: '2026-12-01', jobsToday: 2, jobsInFlight: 2 });
-    const ttl = await redis.ttl(k.tenantDay('d', '2026-12-01'));
+    expect(await quota.acquire('d', limits, ids(2), now)).toMatchObject({ allowed: true, jobsToday: 2, day: today });
+    expect(await quota.acquire('d', limits, ids(2), now)).toEqual({ allowed: false, reason: 'day', retryAfterSeconds: 60, day: today, jobsToday: 2, jobsInFlight: 2 });
+    const ttl = await redis.ttl(k.tenantDay('d', today));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60 + 3600);
     // The next UTC day has its own counter.
-    expect(await quota.acquire('d', limits, ids(3), now + 120_000)).toMatchObject({ allowed: true, jobsToday: 3, day: '2026-12-02' });
+    expect(await quota.acquire('d', limits, ids(3), now + 120_000)).toMatchObject({ allowed: true, jobsToday: 3, day: tomorrow });
   });
 
   it('drops a hold that lapsed (its end was never released) before counting', async () => {
