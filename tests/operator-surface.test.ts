@@ -57,7 +57,7 @@ async function queueState(queue: string): Promise<'exists' | 'exclusive' | 'miss
   }
 }
 
-describe('npm start output and the API queue', () => {
+describe("npm start output, and the API's queues", () => {
   let run: ReturnType<typeof supervisor>;
   let ns: string;
   let api: string;

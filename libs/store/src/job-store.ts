@@ -94,11 +94,18 @@ export function eventIdAfter(a: string, b: string): boolean {
 export const ENDED_OUTCOMES_CAP = 10_000;
 
 /** One service's outcome of a finished job, as drainOutcomes hands it out. */
-export interface ClaimedOutcome {
+export interface EndedOutcome {
   service: ServiceType;
   status: ResultStatus;
   /** The lookup's duration; null for an outcome recorded without one (cancelled, timed out at the deadline). */
   durationMs: number | null;
+}
+
+/** What one drainOutcomes call took: the outcomes of `jobs` finished jobs; `full` when a shard had `max` (drain again). */
+export interface DrainedOutcomes {
+  outcomes: EndedOutcome[];
+  jobs: number;
+  full: boolean;
 }
 
 export type OutcomeDisposition = 'recorded' | 'duplicate' | 'late' | 'missing' | 'unrequested';
@@ -455,9 +462,9 @@ export function createJobStore({ redis, namespace, ttlSeconds }: JobStoreDeps) {
    * list (queued by markNotified): each job's to exactly one caller, whichever API replica drains first. At most
    * `max` jobs per shard per call; `full` says whether a shard had that many (drain again).
    */
-  async function drainOutcomes(max: number): Promise<{ outcomes: ClaimedOutcome[]; jobs: number; full: boolean }> {
+  async function drainOutcomes(max: number): Promise<DrainedOutcomes> {
     const lists = await Promise.all(k.allEndedOutcomes.map((key) => redis.lpop(key, max)));
-    const outcomes: ClaimedOutcome[] = [];
+    const outcomes: EndedOutcome[] = [];
     let jobs = 0;
     let full = false;
     for (const entries of lists) {

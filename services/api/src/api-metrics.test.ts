@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ServiceType } from '@lookup/contracts';
 import { createLogger } from '@lookup/logging';
 import { exposition, parseExposition, sampleValue } from '@lookup/metrics';
-import type { ClaimedOutcome } from '@lookup/store';
+import type { DrainedOutcomes } from '@lookup/store';
 import { createServiceOutcomeMetrics } from './api-metrics.ts';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
@@ -10,7 +10,7 @@ const read = async () => parseExposition((await exposition()).body);
 
 describe("the API's per-service outcomes of finished jobs", () => {
   it('counts the outcomes it drains, with the durations they have, and drains again while a shard was full', async () => {
-    const batches: { outcomes: ClaimedOutcome[]; jobs: number; full: boolean }[] = [
+    const batches: DrainedOutcomes[] = [
       {
         outcomes: [
           { service: ServiceType.Ping, status: 'Succeeded', durationMs: 12 },

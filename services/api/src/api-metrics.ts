@@ -1,7 +1,7 @@
 import { SERVICE_CATALOGUE, type ResultStatus, type ServiceType } from '@lookup/contracts';
 import { apiServiceDuration, apiServiceOutcomes, jobsSubmitted, zeroed, type ServiceOutcome } from '@lookup/metrics';
 import type { Logger } from '@lookup/logging';
-import type { ClaimedOutcome } from '@lookup/store';
+import type { DrainedOutcomes, EndedOutcome } from '@lookup/store';
 import type { DispatchJob } from './dispatch-job.ts';
 
 /**
@@ -20,7 +20,7 @@ const OUTCOME: Record<ResultStatus, ServiceOutcome> = { Succeeded: 'succeeded', 
 
 export interface ServiceOutcomeDeps {
   /** The job store's drainOutcomes: the outcomes of jobs whose end was announced, each job's to one API replica. */
-  drain: (max: number) => Promise<{ outcomes: ClaimedOutcome[]; jobs: number; full: boolean }>;
+  drain: (max: number) => Promise<DrainedOutcomes>;
   logger: Logger;
 }
 
@@ -79,7 +79,7 @@ export function createServiceOutcomeMetrics({ drain, logger }: ServiceOutcomeDep
     return jobs;
   }
 
-  function count(service: ServiceType, o: ClaimedOutcome): void {
+  function count(service: ServiceType, o: EndedOutcome): void {
     const b = bound.get(service);
     const child = b?.outcome[o.status];
     if (!b || !child) return;

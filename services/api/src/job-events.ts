@@ -181,7 +181,6 @@ export function createJobEventHub(options: JobEventHubOptions = {}) {
   return {
     source,
     notify,
-    notifyAll,
     get subscribers(): number {
       let n = 0;
       for (const entry of entries.values()) n += entry.listeners.size;
