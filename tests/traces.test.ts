@@ -76,8 +76,12 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     await cleanupNamespace(ns);
   });
 
-  /** Waits until the job's one trace holds `done` and every span's parent has arrived (but the one root's). */
-  async function traceOf(jobId: string, done: (spans: ReceivedSpan[]) => boolean): Promise<ReceivedSpan[]> {
+  /**
+   * Waits until the job's one trace holds `done`, a span from each of `services`, and every span's parent has arrived
+   * (but the one root's). Each process exports in its own batches, and a process whose spans are all leaves (a worker
+   * whose outcome was not the last) leaves nothing dangling while its batch is still on the way: hence `services`.
+   */
+  async function traceOf(jobId: string, services: string[], done: (spans: ReceivedSpan[]) => boolean): Promise<ReceivedSpan[]> {
     return waitFor(async () => {
       const ids = new Set(receiver.spans.filter((s) => s.attributes['lookup.job_id'] === jobId).map((s) => s.traceId));
       if (ids.size !== 1) return undefined;
@@ -86,7 +90,8 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
       // until no span points at a parent that has not arrived yet, but the one root (checked by the caller).
       const ids2 = new Set(spans.map((s) => s.spanId));
       const dangling = spans.filter((s) => !ids2.has(s.parentSpanId)).length;
-      return done(spans) && dangling <= 1 ? spans : undefined;
+      const arrived = services.every((service) => spans.some((s) => s.service === service));
+      return arrived && done(spans) && dangling <= 1 ? spans : undefined;
     }, 20_000);
   }
 
@@ -132,6 +137,7 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     // Spans arrive in batches: wait until the last step (a worker's job.completed) and both RDAP attempts are in.
     const trace = await traceOf(
       jobId,
+      ['lookup-api', ...WORKERS],
       (spans) => spans.some((s) => WORKERS.includes(s.service) && s.name === 'publish job.completed') && spans.filter((s) => s.service === 'lookup-rdap' && s.name === 'lookup RDAP').length === 2,
     );
 
@@ -179,7 +185,7 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
   it("follows a tenant's job through the saga in one trace: job.submitted, its commands, the last task.completed, job.completed", async () => {
     const doc = await submitAndWait(suite, { target: '127.0.0.2', services: ['GeoIP', 'Ping'] }, TENANT_KEY);
     const jobId = doc.jobId;
-    const trace = await traceOf(jobId, (spans) => spans.some((s) => s.service === 'lookup-saga' && s.name === 'publish job.completed'));
+    const trace = await traceOf(jobId, ['lookup-api', 'lookup-saga', 'lookup-geoip', 'lookup-ping'], (spans) => spans.some((s) => s.service === 'lookup-saga' && s.name === 'publish job.completed'));
     expect(new Set(trace.map((s) => s.service))).toEqual(new Set(['lookup-api', 'lookup-saga', 'lookup-geoip', 'lookup-ping']));
     const byId = new Map(trace.map((s) => [s.spanId, s]));
     const root = rootOf(trace, byId);
