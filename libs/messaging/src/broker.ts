@@ -348,7 +348,7 @@ export class Broker extends EventEmitter {
     if (consumer.options.exclusive) {
       // Non-durable and unmirrored by design: a notification missed while disconnected is recovered by the
       // subscriber re-reading state after a reconnect, not by the queue.
-      // Named by the caller (e.g. `<ns>.api.<instance>`), or by the server (`amq.gen-...`) when the name is ''.
+      // Named by the caller (e.g. `<ns>.resource-reply.<instance>`), or by the server (`amq.gen-...`) when the name is ''.
       const declared = await channel.assertQueue(consumer.options.queue, QUEUE_DEFAULTS.exclusive);
       queue = declared.queue;
       for (const b of consumer.options.exclusive.bindings) await channel.bindQueue(queue, b.exchange, b.routingKey);

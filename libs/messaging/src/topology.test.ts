@@ -80,7 +80,6 @@ describe('topology names', () => {
       t.queues.deadLetter,
       t.queues.lookup('geoip'),
       t.queues.delay('geoip', 16),
-      t.queues.api('i1'),
       t.queues.resource('w1'),
       t.queues.resourceReply('i1'),
     ];
@@ -136,7 +135,7 @@ describe('queueRole (the queue label of lookup_dead_letters_total)', () => {
     expect(t.queueRole(t.queues.lookupPriority('reverse-dns', 'high'))).toBe('lookup.reverse-dns.high');
     expect(t.queueRole(t.queues.lookupPriority('ping', 'low'))).toBe('lookup.ping.low');
     expect(t.queueRole(t.queues.callbacks)).toBe('callbacks');
-    expect(t.queueRole(t.queues.api('host-42-abcdef'))).toBe('api');
+    expect(t.queueRole('ns1.api.host-42-abcdef')).toBe('api'); // an earlier version's API queue
     expect(t.queueRole(t.queues.resource('w-1'))).toBe('resource');
     expect(t.queueRole(t.queues.resourceReply('host-42'))).toBe('resource-reply');
     expect(t.queueRole('amq.gen-XYZ')).toBe('other');

@@ -30,12 +30,6 @@ export function topology(namespace: string) {
       delay: (slug: string, bucketMs: number) => `${ns}.delay.${slug}.${bucketMs}ms`,
       deadLetter: `${ns}.dead-letter`,
       /**
-       * An API process's private queue for `job.completed` in earlier versions (exclusive, auto-deleted with its
-       * connection, so not in declarations()); the API now consumes nothing. Kept so that an older replica's queue is
-       * still named for its role (queueRole) during a rolling upgrade.
-       */
-      api: (instanceId: string) => `${ns}.api.${instanceId}`,
-      /**
        * A resource worker's request queue for the resource RPC (exclusive, auto-deleted, declared by the worker's
        * RpcServer on its own connection, so not in declarations()). `workerId` is unique per process.
        */
@@ -52,7 +46,8 @@ export function topology(namespace: string) {
     delayKey: (slug: string, delayMs: number) => `${slug}.delay.${delayMsBucket(delayMs)}ms`,
     /**
      * A queue's role, for metric labels: its name without the namespace, with a process's private queues reduced to
-     * their kind (`saga`, `callbacks`, `lookup.ping`, `lookup.ping.high`, `api`, `resource`, `resource-reply`);
+     * their kind (`saga`, `callbacks`, `lookup.ping`, `lookup.ping.high`, `resource`, `resource-reply`; `api` for the
+     * `<ns>.api.<instance>` queue an API replica of an earlier version declared, still seen during a rolling upgrade);
      * `other` for a name outside the suite.
      */
     queueRole: (queue: string): string => {

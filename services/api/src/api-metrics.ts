@@ -1,4 +1,4 @@
-import { SERVICE_CATALOGUE, type ResultStatus, type ServiceType } from '@lookup/contracts';
+import { SERVICE_CATALOGUE, type ResultStatus } from '@lookup/contracts';
 import { apiServiceDuration, apiServiceOutcomes, jobsSubmitted, zeroed, type ServiceOutcome } from '@lookup/metrics';
 import type { Logger } from '@lookup/logging';
 import type { DrainedOutcomes, EndedOutcome } from '@lookup/store';
@@ -69,7 +69,7 @@ export function createServiceOutcomeMetrics({ drain, logger }: ServiceOutcomeDep
     try {
       for (let round = 0; round < DRAIN_ROUNDS; round++) {
         const got = await drain(DRAIN_MAX);
-        for (const o of got.outcomes) count(o.service, o);
+        for (const o of got.outcomes) count(o);
         jobs += got.jobs;
         if (!got.full) break;
       }
@@ -79,8 +79,8 @@ export function createServiceOutcomeMetrics({ drain, logger }: ServiceOutcomeDep
     return jobs;
   }
 
-  function count(service: ServiceType, o: EndedOutcome): void {
-    const b = bound.get(service);
+  function count(o: EndedOutcome): void {
+    const b = bound.get(o.service);
     const child = b?.outcome[o.status];
     if (!b || !child) return;
     child.inc();
